@@ -1,0 +1,36 @@
+# f2p: two commands set up and run everything on a fresh machine (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Every ROS process we start stays on loopback, in a domain of its own per make run.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+ROS_DOMAIN_ID ?= $(shell echo $$(( ($$$$ % 100) + 1 )))
+export ROS_DOMAIN_ID
+
+PYTEST_ARGS ?=
+ENV := . ./env.sh
+
+.PHONY: help setup test lock clean distclean
+
+help:
+	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
+	@echo "make test    setup, then run the test suite (pytest over test/)"
+	@echo "make lock    re-resolve requirements.in into requirements.lock"
+	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
+
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \
+	  && python -m pytest test $(PYTEST_ARGS)
+
+lock:
+	@bash tools/lock.sh
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf .venv .cache

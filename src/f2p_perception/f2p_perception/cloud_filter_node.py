@@ -1,0 +1,119 @@
+"""`cloud_filter` lifecycle node: validates, crops and down-samples the camera cloud.
+
+Topics (remap as usual):
+  sub  points            sensor_msgs/PointCloud2   camera cloud (any frame; x/y/z float)
+  pub  points_filtered   sensor_msgs/PointCloud2   cropped, voxelised, finite, same frame
+  pub  /diagnostics      diagnostic_msgs/DiagnosticArray  one status per input cloud:
+                         OK, or ERROR with the reason a cloud was rejected (never silent)
+Lifecycle (ros2/demos lifecycle_py pattern): configure reads and validates parameters and
+creates the publishers; activate subscribes; deactivate unsubscribes; cleanup destroys
+the publishers. Parameters: see PARAMS (and config/f2p_params.yaml).
+"""
+from __future__ import annotations
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import PointCloud2
+
+from f2p_common import parameters as P
+from f2p_common.pointcloud import PointCloudError, cloud_to_xyz, xyz_to_cloud
+from f2p_perception.cloud_filter import CloudFilterConfig, filter_points
+
+PARAMS = [
+    P.Param("crop_min", [-2.0, -2.0, -0.5], "workspace box minimum corner [x, y, z], metres, cloud frame", P.vector3),
+    P.Param("crop_max", [2.0, 2.0, 2.0], "workspace box maximum corner [x, y, z], metres, cloud frame", P.vector3),
+    P.Param("voxel_size", 0.01, "voxel edge for down-sampling, metres (0 disables)", P.positive_or_zero),
+    P.Param("min_points", 50, "clouds with fewer points left after cropping are rejected", P.positive_or_zero),
+    P.Param("nan_policy", "drop", "'drop' discards NaN/Inf points (organised depth clouds); 'raise' rejects the cloud",
+            P.one_of("drop", "raise")),
+]
+
+
+class CloudFilterNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("cloud_filter", **kwargs)
+        P.declare(self, PARAMS)
+        self._pub = self._diag = self._sub = None
+        self._cfg: CloudFilterConfig | None = None
+        self._nan_policy = "drop"
+        self.accepted = 0
+        self.rejected = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            values = P.load(self, PARAMS)
+            self._cfg = CloudFilterConfig(tuple(values["crop_min"]), tuple(values["crop_max"]),
+                                          float(values["voxel_size"]), int(values["min_points"]))
+        except ValueError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._nan_policy = values["nan_policy"]
+        self._pub = self.create_lifecycle_publisher(PointCloud2, "points_filtered", 10)
+        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.get_logger().info(f"configured: {self._cfg}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._sub = self.create_subscription(PointCloud2, "points", self._on_cloud, qos_profile_sensor_data)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_subscription(self._sub)
+        self._sub = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_lifecycle_publisher(self._pub)
+        self.destroy_lifecycle_publisher(self._diag)
+        self._pub = self._diag = self._cfg = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- data ------------------------------------------------------------------------
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        try:
+            xyz = cloud_to_xyz(msg, nan_policy=self._nan_policy)
+            out = filter_points(xyz, self._cfg)
+        except PointCloudError as exc:
+            self.rejected += 1
+            self.get_logger().warning(f"rejected cloud (frame {msg.header.frame_id!r}): {exc}",
+                                   throttle_duration_sec=5.0)
+            self._report(DiagnosticStatus.ERROR, str(exc), msg)
+            return
+        self.accepted += 1
+        self._pub.publish(xyz_to_cloud(out, frame_id=msg.header.frame_id, stamp=msg.header.stamp))
+        self._report(DiagnosticStatus.OK, f"{len(xyz)} -> {len(out)} points", msg)
+
+    def _report(self, level: int, message: str, msg: PointCloud2) -> None:
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [DiagnosticStatus(
+            level=level, name=f"{self.get_name()}: input cloud", message=message, hardware_id="",
+            values=[KeyValue(key="accepted", value=str(self.accepted)),
+                    KeyValue(key="rejected", value=str(self.rejected)),
+                    KeyValue(key="frame_id", value=msg.header.frame_id)])]
+        self._diag.publish(arr)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = CloudFilterNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

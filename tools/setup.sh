@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Prepare the f2p environment: system libraries, the pinned Python virtualenv (ROS 2 Kilted
+# wheels, torch, mujoco, open3d, ...), the ROS wheels' CMake path fix, and `colcon build`.
+# Idempotent and cached: a second run with nothing changed only checks stamps.
+#
+# Environment knobs:
+#   F2P_PYTHON      interpreter to build the venv from (default: python3.11, else python3)
+#   F2P_CACHE_DIR   where venvs live (default: ${XDG_CACHE_HOME:-~/.cache}/f2p); the venv is
+#                   keyed by the hash of requirements.lock, so clones share it and a changed
+#                   lock file builds a new one.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCK="$ROOT/requirements.lock"
+T0=$(date +%s)
+
+say()  { printf '\033[1m[f2p setup]\033[0m %s\n' "$*"; }
+die()  { printf '\033[31m[f2p setup] FAILED: %s\033[0m\n' "$1" >&2; shift
+         for hint in "$@"; do printf '  try: %s\n' "$hint" >&2; done; exit 1; }
+
+# --- interpreter ---------------------------------------------------------------------
+PY=${F2P_PYTHON:-}
+if [ -z "$PY" ]; then
+  if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
+fi
+command -v "$PY" >/dev/null 2>&1 || die "no Python interpreter '$PY'" \
+  "install Python 3.11 (the ROS 2 Kilted wheels are cp311), or set F2P_PYTHON=/path/to/python3.11"
+PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[ "$PYVER" = "3.11" ] || die "Python $PYVER found at '$PY'; the ROS 2 Kilted wheels need Python 3.11" \
+  "set F2P_PYTHON=/path/to/python3.11"
+"$PY" -c 'import venv, ensurepip' 2>/dev/null || die "'$PY' lacks venv/ensurepip" \
+  "apt-get install python3.11-venv"
+
+# --- system libraries ------------------------------------------------------------------
+# open3d needs libusb-1.0 to import and libgomp; MuJoCo's headless renderer needs EGL
+# with Mesa's driver (MUJOCO_GL=egl in env.sh).
+need_libs=()
+for pair in "libusb-1.0.so.0:libusb-1.0-0" "libgomp.so.1:libgomp1" "libEGL.so.1:libegl1" \
+            "libEGL_mesa.so.0:libegl-mesa0" "libGL.so.1:libgl1"; do
+  so=${pair%%:*}; deb=${pair#*:}
+  ldconfig -p 2>/dev/null | grep -q "$so" || need_libs+=("$deb")
+done
+if [ ${#need_libs[@]} -gt 0 ]; then
+  say "installing system libraries: ${need_libs[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  command -v apt-get >/dev/null 2>&1 || die "missing system libraries ${need_libs[*]} and no apt-get" \
+    "install the packages providing: ${need_libs[*]}"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_libs[@]}"; } \
+    >/tmp/f2p-apt.log 2>&1 || die "apt-get install ${need_libs[*]} (log: /tmp/f2p-apt.log)" \
+    "sudo apt-get update && sudo apt-get install -y ${need_libs[*]}"
+fi
+
+# --- virtualenv (cached by lock hash) ---------------------------------------------------
+[ -f "$LOCK" ] || die "requirements.lock is missing" "git checkout requirements.lock, or 'make lock'"
+HASH=$(cat "$LOCK" "$ROOT/tools/fix_ros_cmake.py" | sha256sum | cut -c1-16)
+CACHE=${F2P_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/f2p}
+VENV="$CACHE/venv-py311-$HASH"
+if [ -f "$VENV/.f2p-ready" ]; then
+  say "python environment: cached ($VENV)"
+else
+  say "python environment: building $VENV"
+  say "  first run downloads ~6 GB (torch with CUDA libraries, ROS 2 wheels, open3d, ...); later runs reuse the pip cache"
+  mkdir -p "$CACHE"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV" || die "python -m venv $VENV" "apt-get install python3.11-venv"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade "pip>=24" \
+    || die "upgrading pip in the venv" "check network access to PyPI"
+  # Progress: pip prints one line per collected/installed package.
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        -r "$LOCK" 2>&1 | tee "$CACHE/pip-install-$HASH.log" \
+        | grep --line-buffered -E '^(Collecting|Installing collected|Successfully installed|ERROR)' \
+        | sed -u 's/^/  /' | cut -c1-160; then :; fi
+  grep -q '^Successfully installed' "$CACHE/pip-install-$HASH.log" \
+    || die "pip install -r requirements.lock (full log: $CACHE/pip-install-$HASH.log)" \
+      "check network access to PyPI and free disk space (~12 GB)" \
+      "if a pinned version vanished from PyPI, regenerate the lock: make lock"
+  say "  fixing the ROS wheels' CMake paths"
+  "$VENV/bin/python" "$ROOT/tools/fix_ros_cmake.py" "$VENV" || die "CMake path fix" \
+    "see tools/fix_ros_cmake.py"
+  touch "$VENV/.f2p-ready"
+fi
+ln -sfn "$VENV" "$ROOT/.venv"
+
+# --- colcon build (skipped when no input changed) --------------------------------------
+cd "$ROOT"
+STAMP="$ROOT/install/.f2p-build-stamp"
+INPUTS=$( { echo "$VENV"; find src msg srv action colcon.meta -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+            | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$INPUTS" ]; then
+  say "workspace: up to date"
+else
+  say "workspace: colcon build (log: log/latest_build)"
+  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+  export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
+  # The interfaces generate C/C++ type support too; two jobs keep a 2-core machine usable.
+  if ! colcon --log-base log build --symlink-install --event-handlers console_direct- console_cohesion- status- summary+ \
+        --parallel-workers "${F2P_BUILD_JOBS:-2}" \
+        --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF --no-warn-unused-cli; then
+    die "colcon build (per-package logs under log/latest_build/)" \
+      "read the failing package's log: ls log/latest_build/*/stdout_stderr.log" \
+      "after changing the lock file or the venv: rm -rf build install && make setup"
+  fi
+  echo "$INPUTS" > "$STAMP"
+fi
+say "ready in $(( $(date +%s) - T0 )) s — enter it with: . ./env.sh"
