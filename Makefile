@@ -11,11 +11,12 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup test lock clean distclean
+.PHONY: help setup test bench-sim lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
 	@echo "make test    setup, then run the test suite (pytest over test/)"
+	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
@@ -25,6 +26,9 @@ setup:
 test: setup
 	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \
 	  && python -m pytest test $(PYTEST_ARGS)
+
+bench-sim: setup
+	@$(ENV) && python benchmarks/sim_datagen.py
 
 lock:
 	@bash tools/lock.sh

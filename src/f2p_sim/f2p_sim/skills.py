@@ -1,0 +1,119 @@
+"""Skills of paper 000 A.10 as motions of a floating gripper, planned from segment boxes.
+
+The skill library, parameter order and boxes come from ``f2p_common.vocabulary.SKILLS``;
+parameters are validated with ``SkillSpec.check`` before anything moves. This module plans
+the *geometry* (grasp point, pre-push pose, pull axis) and holds the report type; a backend
+executes the motion with real contact physics (``mujoco_backend``).
+
+pick_place (dx, dy, dz)  Grasp point g: the top center of a solid object, or the middle of
+    the front (-x) rim of an open container (so the pad does not land on its contents).
+    The pad descends onto g and a weld constraint grasps (paper: "grasp pose"); the gripper
+    lifts to a transfer height, moves over g + (dx, dy, dz), descends and releases when the
+    carried object touches something or g + (dx, dy, dz) is reached (placement offset =
+    "difference between the placement pose and the grasp pose", A.10). Anything resting in a
+    carried container moves only through contact and friction.
+push (direction, distance)  The pad is placed beside the target on the side opposite to the
+    heading ``direction`` (rad about +z, 0 = +x), low above the support, then moves along
+    the heading by ``distance`` plus the approach gap, so a free object moves by about
+    ``distance``; a row of touching objects is pushed through contacts.
+open_drawer / close_drawer (distance)  The pad grasps the drawer's front panel (a handle
+    grasp) and pulls it out along the slide axis by ``distance`` (open) or pushes it in by
+    ``distance`` (close). The joint limits decide what is achieved.
+
+Free-space approach and retreat motions (gripper to pre-grasp / pre-push pose, back home)
+are teleports of the mocap gripper: nothing is in contact then, and they are not part of
+the effect being learned; they keep a transition at a few hundred physics steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from f2p_common.vocabulary import SKILLS, skill as skill_spec
+
+
+class SkillError(ValueError):
+    """A skill request that cannot be executed as asked (bad parameters or target)."""
+
+
+@dataclass
+class SkillReport:
+    """What happened during a skill.
+
+    executed        the motion ran (False: refused before moving, see ``message``).
+    grasp_success   pick_place/open_drawer: the target followed the gripper; None otherwise.
+    gripper_contacts segment indices the gripper pad touched.
+    moved           segment indices displaced by more than 5 mm or 5 degrees.
+    displacement    (S, 3) change of each segment's box center.
+    achieved        skill-specific outcome: pick_place the target's final center minus its
+                    start center; push the target's displacement along the heading; drawer
+                    skills the change of the drawer opening (m).
+    flags           stability problems found after settling (empty when trustworthy).
+    steps           physics steps simulated.
+    """
+
+    skill: str
+    target: int
+    params: tuple[float, ...]
+    executed: bool = True
+    grasp_success: bool | None = None
+    gripper_contacts: list[int] = field(default_factory=list)
+    moved: list[int] = field(default_factory=list)
+    displacement: np.ndarray | None = None
+    achieved: np.ndarray | float | None = None
+    flags: list[str] = field(default_factory=list)
+    steps: int = 0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.executed and not self.flags
+
+
+def check_skill(name: str, params) -> tuple[float, ...]:
+    """Validate a skill name and its parameters against the vocabulary box (SkillError)."""
+    try:
+        spec = skill_spec(name)
+        spec.check(params)
+    except ValueError as e:
+        raise SkillError(str(e)) from None
+    return tuple(float(p) for p in params)
+
+
+SKILL_NAMES: tuple[str, ...] = tuple(SKILLS)
+
+
+def grasp_point(lower: np.ndarray, upper: np.ndarray, container_wall: float | None) -> np.ndarray:
+    """Top center of a box, or the middle of the front (-x) rim of an open container."""
+    c = 0.5 * (lower + upper)
+    if container_wall is None:
+        return np.array([c[0], c[1], upper[2]])
+    return np.array([lower[0] + 0.5 * container_wall, c[1], upper[2]])
+
+
+def push_start(lower: np.ndarray, upper: np.ndarray, direction: float, pad_half: np.ndarray,
+               gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """(pad center before the push, unit heading) for pushing a box along ``direction``."""
+    u = np.array([np.cos(direction), np.sin(direction), 0.0])
+    c = 0.5 * (lower + upper)
+    half = 0.5 * (upper - lower)
+    reach = abs(u[0]) * half[0] + abs(u[1]) * half[1]
+    pad_reach = abs(u[0]) * pad_half[0] + abs(u[1]) * pad_half[1]
+    start = c - u * (reach + pad_reach + gap)
+    # Pad bottom 5 mm above the support so it never scrapes the table.
+    start[2] = lower[2] + pad_half[2] + 0.005
+    return start, u
+
+
+def smooth_path(points: list[np.ndarray], speed: float, dt: float) -> np.ndarray:
+    """Positions every ``dt`` along straight segments, each with a smooth (cosine) speed profile."""
+    out = []
+    for a, b in zip(points[:-1], points[1:]):
+        length = float(np.linalg.norm(b - a))
+        n = max(2, int(np.ceil(1.5 * length / max(speed, 1e-6) / dt)))  # 1.5: peak/average of cosine profile
+        s = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))[1:]
+        out.append(a[None, :] + s[:, None] * (b - a)[None, :])
+    if not out:
+        return np.zeros((0, 3))
+    return np.concatenate(out, axis=0)

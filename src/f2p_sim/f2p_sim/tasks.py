@@ -1,0 +1,200 @@
+"""The three tasks of paper 000 (§6, A.2), randomised by seed, with relation-conjunction goals.
+
+A goal G = g_1 ∧ ... ∧ g_M (paper 000 §3) is a list of :class:`Literal` over object names;
+:meth:`Task.success` evaluates it on the simulator's ground-truth relations.
+
+``transport``  Multi-object Transport: a container (bin or bag) on table ``table_a`` holds
+               n-1 items; goal: every item inside the container and the container on
+               ``table_b`` (one pick-and-place of the container, if the model knows that
+               contents move with it).
+``organize``   Hierarchical Tabletop Organization: k cups (1, 2, 3 for n = 3, 5, 7) on
+               ``table_a`` hold n-k small items; goal: every item still inside its cup, every
+               cup on ``table_b``, and the cups ordered left to right as numbered.
+``packing``    Constrained Packing: n-1 items stand spread along a shelf so that no gap
+               fits the last item, which waits on ``table_a``; goal: the shelf items pushed
+               into a row of contacts and the last item inside the shelf compartment.
+
+n counts every movable object (containers included): 3, 5 or 7.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from f2p_relations.relations import Relations
+from f2p_sim.backend import SimBackend
+from f2p_sim.scene import ObjectSpec, SceneError, SceneSpec, inner_footprint, shelf_board_height
+
+TASK_KINDS: tuple[str, ...] = ("transport", "organize", "packing")
+OBJECT_COUNTS: tuple[int, ...] = (3, 5, 7)
+TABLE_HEIGHT = 0.45
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A goal literal ``predicate(subject[, object])`` over object names; ``value`` False negates."""
+
+    predicate: str
+    subject: str
+    object: str | None = None
+    value: bool = True
+
+    def __str__(self) -> str:
+        args = self.subject if self.object is None else f"{self.subject}, {self.object}"
+        return f"{'' if self.value else 'not '}{self.predicate}({args})"
+
+
+@dataclass
+class Task:
+    kind: str
+    n_objects: int
+    seed: int
+    scene: SceneSpec
+    goal: list[Literal] = field(default_factory=list)
+
+    def unmet(self, relations: Relations, segment_names: list[str]) -> list[Literal]:
+        """Goal literals that do not hold in ``relations``."""
+        idx = {n: i for i, n in enumerate(segment_names)}
+        out = []
+        for lit in self.goal:
+            obj = None if lit.object is None else idx[lit.object]
+            if relations.holds(lit.predicate, idx[lit.subject], obj) != lit.value:
+                out.append(lit)
+        return out
+
+    def success(self, backend: SimBackend) -> bool:
+        """True when every goal literal holds in the backend's current state."""
+        return not self.unmet(backend.relations(), [s.name for s in backend.segments])
+
+
+def _uniform_size(rng: np.random.Generator, cfg: dict, cls: str, scale: float = 1.0) -> tuple[float, float, float]:
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in cfg["classes"][cls]["size_range"])
+    return tuple(float(v) for v in np.round(rng.uniform(lo, hi) * scale, 4))
+
+
+def _mass(rng, cfg, cls):
+    mr = cfg["classes"][cls].get("mass_range")
+    return None if mr is None else float(np.round(rng.uniform(*mr), 4))
+
+
+def _tables(rng) -> list[ObjectSpec]:
+    jitter = rng.uniform(-0.03, 0.03, 2)
+    return [
+        ObjectSpec("table_a", "table", (0.5, 0.5, TABLE_HEIGHT), (0.55 + jitter[0], -0.32, TABLE_HEIGHT / 2)),
+        ObjectSpec("table_b", "table", (0.5, 0.5, TABLE_HEIGHT), (0.55 + jitter[1], 0.34, TABLE_HEIGHT / 2)),
+    ]
+
+
+def _grid_cells(n: int, lo_xy: np.ndarray, hi_xy: np.ndarray) -> tuple[int, np.ndarray]:
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    return cols, (hi_xy - lo_xy) / np.array([rows, cols])
+
+
+def _items_inside(container: ObjectSpec, names: list[str], cfg, rng, scale: float, margin: float = 0.006) -> list[ObjectSpec]:
+    """Cuboids standing in a jittered grid on the container's floor, sized to fit their cells."""
+    lo, hi = inner_footprint(container, cfg)
+    wall = float(cfg["classes"][container.cls]["wall_thickness"])
+    floor = container.pos[2] - container.size[2] / 2 + wall
+    max_h = container.size[2] - wall - 0.005
+    cols, cell = _grid_cells(len(names), lo, hi)
+    out = []
+    for k, name in enumerate(names):
+        s = np.array(_uniform_size(rng, cfg, "cuboid", scale))
+        s[:2] = np.minimum(s[:2], cell - 2 * margin)
+        # At least 60% of the wall height: an item hidden below the rim is invisible to a
+        # camera looking down at ~45 degrees, and unseen segments make unusable data.
+        s[2] = rng.uniform(0.6, 1.0) * max_h
+        if np.any(s < 0.015):
+            raise SceneError(f"items do not fit {container.name}")
+        r, c = divmod(k, cols)
+        slack = np.maximum((cell - s[:2]) / 2 - margin, 0.0)
+        center = lo + cell * (np.array([r, c]) + 0.5) + rng.uniform(-slack, slack)
+        out.append(ObjectSpec(name, "cuboid", tuple(float(v) for v in np.round(s, 4)),
+                              (float(center[0]), float(center[1]), floor + float(np.round(s[2], 4)) / 2 + 0.001),
+                              mass=_mass(rng, cfg, "cuboid")))
+    return out
+
+
+def make_transport(n: int, rng, cfg) -> tuple[SceneSpec, list[Literal]]:
+    ta, tb = _tables(rng)
+    cls = "bin" if rng.random() < 0.6 else "bag"
+    size = _uniform_size(rng, cfg, cls)
+    pos = (ta.pos[0] + rng.uniform(-0.08, 0.08), ta.pos[1] + rng.uniform(-0.05, 0.05), TABLE_HEIGHT + size[2] / 2)
+    box = ObjectSpec("container", cls, size, pos)
+    items = _items_inside(box, [f"item_{i}" for i in range(n - 1)], cfg, rng, scale=0.85 if n > 5 else 1.0)
+    goal = [Literal("inside", it.name, "container") for it in items] + [Literal("above", "container", "table_b")]
+    return SceneSpec([ta, tb, box, *items]), goal
+
+
+def make_organize(n: int, rng, cfg) -> tuple[SceneSpec, list[Literal]]:
+    ta, tb = _tables(rng)
+    k = {3: 1, 5: 2, 7: 3}[n]
+    cups, items, goal = [], [], []
+    ys = np.linspace(-0.15, 0.15, k) if k > 1 else np.array([0.0])
+    xs = rng.permutation(np.linspace(-0.1, 0.1, k)) if k > 1 else np.array([0.0])
+    for c in range(k):
+        size = _uniform_size(rng, cfg, "cup")
+        cups.append(ObjectSpec(f"cup_{c}", "cup", size, (ta.pos[0] + xs[c] + rng.uniform(-0.02, 0.02),
+                                                         ta.pos[1] + ys[c], TABLE_HEIGHT + size[2] / 2)))
+    per_cup = np.array_split(np.arange(n - k), k)
+    for c, idx in enumerate(per_cup):
+        names = [f"item_{i}" for i in idx]
+        # Two items side by side must fit a 9-11 cm cup: use the small end of the cuboid range.
+        inside = _items_inside(cups[c], names, cfg, rng, scale=0.7)
+        items += inside
+        goal += [Literal("inside", it.name, cups[c].name) for it in inside]
+    goal += [Literal("above", c.name, "table_b") for c in cups]
+    goal += [Literal("left", cups[c + 1].name, cups[c].name) for c in range(k - 1)]
+    return SceneSpec([ta, tb, *cups, *items]), goal
+
+
+def make_packing(n: int, rng, cfg) -> tuple[SceneSpec, list[Literal]]:
+    ta, _ = _tables(rng)
+    new_size = np.array(_uniform_size(rng, cfg, "cuboid"))
+    widths = [np.array(_uniform_size(rng, cfg, "cuboid")) for _ in range(n - 1)]
+    for s in (new_size, *widths):
+        s[2] = min(s[2], 0.06)
+    # Free length = new item + slack < 2 * new item, spread over n gaps (ends included):
+    # no single gap fits the new item, so items must be pushed together first.
+    free = new_size[1] + rng.uniform(0.02, 0.035)
+    gaps = rng.dirichlet(np.full(n, 5.0)) * free
+    if gaps.max() >= new_size[1] - 0.005:
+        gaps = np.full(n, free / n)
+    inner = free + sum(s[1] for s in widths)
+    shelf_size = list(_uniform_size(rng, cfg, "shelf"))
+    shelf_size[1] = float(np.round(inner, 4))
+    shelf = ObjectSpec("shelf", "shelf", tuple(shelf_size), (0.6, 0.2 + shelf_size[1] / 2, shelf_size[2] / 2))
+    board = shelf_board_height(shelf, cfg)
+    lo, hi = inner_footprint(shelf, cfg)
+    items, y = [], lo[1]
+    for i, s in enumerate(widths):
+        y += gaps[i]
+        x = 0.5 * (lo[0] + hi[0]) + rng.uniform(-0.03, 0.03)
+        items.append(ObjectSpec(f"item_{i}", "cuboid", tuple(float(v) for v in s),
+                                (float(x), float(y + s[1] / 2), board + s[2] / 2 + 0.001), mass=_mass(rng, cfg, "cuboid")))
+        y += s[1]
+    new = ObjectSpec("new_item", "cuboid", tuple(float(v) for v in new_size),
+                     (ta.pos[0] + rng.uniform(-0.1, 0.1), ta.pos[1] + rng.uniform(-0.1, 0.1), TABLE_HEIGHT + new_size[2] / 2),
+                     mass=_mass(rng, cfg, "cuboid"))
+    goal = [Literal("in_contact", items[i].name, items[i + 1].name) for i in range(len(items) - 1)]
+    goal += [Literal("inside", "new_item", "shelf")]
+    return SceneSpec([ta, shelf, *items, new]), goal
+
+
+_MAKERS = {"transport": make_transport, "organize": make_organize, "packing": make_packing}
+
+
+def make_task(kind: str, n_objects: int, seed: int, cfg: dict) -> Task:
+    """A randomised task instance; the same (kind, n_objects, seed) always gives the same task."""
+    if kind not in _MAKERS:
+        raise ValueError(f"unknown task {kind!r}; known: {', '.join(TASK_KINDS)}")
+    if n_objects not in OBJECT_COUNTS:
+        raise ValueError(f"n_objects must be one of {OBJECT_COUNTS}, got {n_objects}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), TASK_KINDS.index(kind), n_objects]))
+    scene, goal = _MAKERS[kind](n_objects, rng, cfg)
+    scene.validate(cfg, movable_range=(3, 7))
+    if scene.movable_count() != n_objects:
+        raise AssertionError(f"{kind}: built {scene.movable_count()} movable objects, wanted {n_objects}")
+    return Task(kind=kind, n_objects=n_objects, seed=int(seed), scene=scene, goal=goal)
