@@ -67,3 +67,28 @@ def test_rendered_images_when_gl_exists(backend, cfg):
     except RuntimeError as e:
         pytest.skip(str(e))
     assert images["rgb"].shape == (48, 64, 3) and images["depth"].shape == (48, 64)
+
+
+def test_rendering_then_training_share_a_process():
+    # Regression: Mesa's EGL (LLVM) loaded before triton made torch segfault on Adam().
+    # A fresh interpreter reproduces the order a demo uses: render first, then train.
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import torch
+        from f2p_sim.config import load_world_config
+        from f2p_sim.mujoco_backend import MujocoBackend
+        from f2p_sim.observation import Camera, render_images
+        from f2p_sim.scene import ObjectSpec, SceneSpec
+        cfg = load_world_config()
+        b = MujocoBackend(cfg)
+        b.load(SceneSpec([ObjectSpec("table", "table", (0.6, 0.8, 0.45), (0.55, 0.0, 0.225)),
+                          ObjectSpec("a", "cuboid", (0.05, 0.05, 0.05), (0.55, 0.0, 0.475))]))
+        render_images(b, Camera.from_config(cfg, "front", width=32, height=24))
+        torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -232,6 +232,21 @@ def observe(backend: SimBackend, camera: Camera, noise: NoiseModel | None = None
     return Observation(points=fixed, counts=counts, raw_points=pts, raw_segments=segs, camera=camera.name)
 
 
+def _load_triton_before_gl() -> None:
+    """Import triton (if installed) before Mesa's GL driver loads its LLVM.
+
+    Measured with torch 2.15 / triton and Mesa EGL (llvmpipe): once Mesa's LLVM is in the
+    process, a later `import triton` (torch does it lazily, e.g. when an optimizer is
+    built) segfaults while loading libtriton; in the other order both work. Rendering and
+    training share a process in the learner and the demo, so rendering goes second.
+    """
+    import importlib.util
+    import sys
+
+    if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 def render_images(backend, camera: Camera) -> dict:
     """RGB (H, W, 3) uint8, depth (H, W) m and segment ids (H, W) via mujoco.Renderer.
 
@@ -240,6 +255,7 @@ def render_images(backend, camera: Camera) -> dict:
     """
     import mujoco
 
+    _load_triton_before_gl()
     model, data = backend.model, backend.data
     try:
         renderer = mujoco.Renderer(model, height=camera.height, width=camera.width)
