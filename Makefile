@@ -11,12 +11,13 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup test bench-sim lock clean distclean
+.PHONY: help setup test bench-sim bench-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
 	@echo "make test    setup, then run the test suite (pytest over test/)"
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
+	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
@@ -29,6 +30,9 @@ test: setup
 
 bench-sim: setup
 	@$(ENV) && python benchmarks/sim_datagen.py
+
+bench-model: setup
+	@$(ENV) && python benchmarks/skill_effect.py --repeats 10
 
 lock:
 	@bash tools/lock.sh

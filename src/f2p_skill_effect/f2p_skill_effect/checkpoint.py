@@ -1,0 +1,152 @@
+"""The one checkpoint format of the skill-effect model Γ (design notes: "one checkpoint format").
+
+A checkpoint is one file written by ``torch.save`` holding only tensors and strings::
+
+    {"format": FORMAT, "metadata": "<JSON text>", "state_dict": {name: tensor, ...}}
+
+so it loads with ``torch.load(weights_only=True)``: no pickled code ever runs. The JSON
+metadata holds ``model_config`` (ModelConfig), the relation and skill vocabularies
+(names, order, parameter boxes), ``training_data`` (free-form description), ``metrics``,
+``version`` and ``parent_version`` (the checkpoint this one was fine-tuned from, paper 000
+§5), and ``content_sha256``: a digest over the metadata and every tensor's bytes.
+
+Beside the file, ``<file>.sha256`` holds the SHA-256 of the file in ``sha256sum`` format.
+Loading verifies the sidecar (file bytes), the content digest, that the archive is complete,
+that the vocabularies equal f2p_common.vocabulary's and, when given, that the model config
+equals the expected one. Any failure raises :class:`CheckpointError` saying which.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
+
+from .model import ModelConfig, SkillEffectModel, build_model
+
+FORMAT = "f2p-skill-effect-checkpoint/1"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be trusted or used: missing, truncated, tampered with, or
+    made for another architecture or vocabulary."""
+
+
+def vocabulary_json() -> dict:
+    """The relation and skill vocabularies a model's output/input layout depends on."""
+    return {
+        "unary_relations": list(UNARY_RELATIONS),
+        "binary_relations": list(BINARY_RELATIONS),
+        "skills": [{"name": s.name, "targets": s.targets, "parameter_names": list(s.parameter_names),
+                    "low": list(s.low), "high": list(s.high)} for s in SKILLS.values()],
+    }
+
+
+@dataclass
+class Checkpoint:
+    config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    version: str
+    parent_version: str | None = None
+    training_data: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    vocabulary: dict = field(default_factory=vocabulary_json)
+
+
+def _content_digest(metadata_wo_digest: dict, state_dict: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(metadata_wo_digest, sort_keys=True).encode())
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(name.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".sha256")
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
+    """Write ``path`` atomically (temporary name, then rename) and its sidecar; return the
+    file's SHA-256."""
+    path = Path(path)
+    sd = {k: v.detach().cpu().clone() for k, v in ckpt.state_dict.items()}
+    meta = {"format": FORMAT, "model_config": ckpt.config.to_json(), "vocabulary": ckpt.vocabulary,
+            "training_data": ckpt.training_data, "metrics": ckpt.metrics,
+            "version": ckpt.version, "parent_version": ckpt.parent_version}
+    meta["content_sha256"] = _content_digest(meta, sd)
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "metadata": json.dumps(meta, sort_keys=True), "state_dict": sd}, buf)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    side = sidecar_path(path)
+    side.with_name(side.name + ".tmp").write_text(f"{digest}  {path.name}\n")
+    os.replace(side.with_name(side.name + ".tmp"), side)
+    return digest
+
+
+def load_checkpoint(path: str | os.PathLike, expected_config: ModelConfig | None = None,
+                    require_sidecar: bool = True) -> Checkpoint:
+    """Read and verify a checkpoint; :class:`CheckpointError` on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    data = path.read_bytes()
+    side = sidecar_path(path)
+    if side.is_file():
+        want = side.read_text().split()[0] if side.read_text().split() else ""
+        got = hashlib.sha256(data).hexdigest()
+        if want != got:
+            raise CheckpointError(f"{path}: SHA-256 {got} does not match {side.name} ({want}): "
+                                  "file truncated or modified after it was written")
+    elif require_sidecar:
+        raise CheckpointError(f"{path}: missing {side.name}; cannot verify the file's integrity")
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle content, ... all mean "unusable"
+        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format {obj.get('format') if isinstance(obj, dict) else type(obj)!r}, expected {FORMAT!r}")
+    try:
+        meta = json.loads(obj["metadata"])
+        sd = obj["state_dict"]
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: malformed checkpoint ({e})") from e
+    digest = meta.pop("content_sha256", None)
+    if digest != _content_digest(meta, sd):
+        raise CheckpointError(f"{path}: content digest mismatch: metadata or weights were modified")
+    if meta.get("vocabulary") != vocabulary_json():
+        raise CheckpointError(f"{path}: relation/skill vocabulary differs from f2p_common.vocabulary; "
+                              f"checkpoint has {meta.get('vocabulary')}")
+    try:
+        cfg = ModelConfig.from_json(meta["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad model_config ({e})") from e
+    if expected_config is not None and cfg != expected_config:
+        diff = {k: (v, getattr(expected_config, k)) for k, v in cfg.__dict__.items() if getattr(expected_config, k) != v}
+        raise CheckpointError(f"{path}: architecture config differs from the expected one: {diff} (checkpoint, expected)")
+    return Checkpoint(cfg, sd, meta.get("version"), meta.get("parent_version"),
+                      meta.get("training_data", {}), meta.get("metrics", {}), meta["vocabulary"])
+
+
+def load_model(path: str | os.PathLike, expected_config: ModelConfig | None = None,
+               require_sidecar: bool = True) -> tuple[SkillEffectModel, Checkpoint]:
+    """Build the model a checkpoint describes and load its weights (strict), in eval mode."""
+    ckpt = load_checkpoint(path, expected_config, require_sidecar)
+    model = build_model(ckpt.config)
+    try:
+        model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the architecture: {e}") from e
+    return model.eval(), ckpt

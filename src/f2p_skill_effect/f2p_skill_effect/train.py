@@ -1,0 +1,191 @@
+"""``f2p-train``: pre-train or fine-tune the skill-effect model Γ (paper 000 A.11.2, §5).
+
+Pre-training: ``f2p-train --data DATASET --out model.pt`` (paper: 10 epochs, Adam 1e-4).
+Fine-tuning on new (e.g. SVGD-targeted) data D+: ``--init-checkpoint old.pt --epochs 200
+--lr 1e-4`` (paper 000 §5 / A.11.2), optionally ``--replay-data ORIGINAL
+--replay-fraction 0.3`` so that fraction of every epoch's training set comes from the
+original data (guards against forgetting). The written checkpoint records the parent's
+version.
+
+Data: f2p_sim dataset folders (f2p_sim.dataset), each transition padded to the model's
+``max_objects`` with a mask, ``--points`` points sampled per object (seeded). A fixed
+fraction is held out for validation; training stops early after ``--patience`` epochs
+without improvement and the best-validation weights are written. ``--seed`` makes runs
+repeatable; CPU by default, CUDA when available (``--device``).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from f2p_sim.dataset import SimDataset
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .model import ModelConfig, build_model, compute_losses
+
+KEYS = ("points_t", "points_t1", "mask", "skill", "target", "params", "unary_t", "unary_t1",
+        "binary_t", "binary_t1", "pos_t", "pos_t1")
+
+
+def load_transitions(folders, n_points: int, max_objects: int, seed: int) -> dict[str, np.ndarray]:
+    """Stack every usable transition of ``folders`` into padded arrays (see compute_losses)."""
+    rng = np.random.default_rng(seed)
+    rows = {k: [] for k in KEYS}
+    for folder in folders:
+        for tr in SimDataset(folder).transitions():
+            n = tr["seg_class"].shape[0]
+            if n > max_objects:
+                raise ValueError(f"{folder}: a scene has {n} segments > max_objects={max_objects}")
+            k = tr["obs_t_points"].shape[1]
+            for key, src in (("points_t", "obs_t_points"), ("points_t1", "obs_t1_points")):
+                pts = np.zeros((max_objects, n_points, 3), np.float32)
+                for i in range(n):
+                    pts[i] = tr[src][i][rng.choice(k, n_points, replace=k < n_points)]
+                rows[key].append(pts)
+            mask = np.zeros(max_objects, bool)
+            mask[:n] = True
+            rows["mask"].append(mask)
+            rows["skill"].append(int(tr["skill"]))
+            rows["target"].append(int(tr["target"]))
+            rows["params"].append(np.asarray(tr["params"], np.float32))
+            for s, d in (("t", "t"), ("t1", "t1")):
+                u = np.zeros((max_objects, 3), np.float32)
+                u[:n] = tr[f"rel_{d}_unary"]
+                b = np.zeros((max_objects, max_objects, 9), np.float32)
+                b[:n, :n] = tr[f"rel_{d}_binary"]
+                p = np.zeros((max_objects, 3), np.float32)
+                p[:n] = tr[f"state_{d}_pose"][:, :3]
+                rows[f"unary_{s}"].append(u)
+                rows[f"binary_{s}"].append(b)
+                rows[f"pos_{s}"].append(p)
+    if not rows["mask"]:
+        raise ValueError(f"no usable transitions in {list(map(str, folders))}")
+    return {k: np.stack(v) for k, v in rows.items()}
+
+
+def _to_torch(arrays, idx, device):
+    out = {}
+    for k in KEYS:
+        t = torch.from_numpy(arrays[k][idx])
+        out[k] = (t.long() if k in ("skill", "target") else t).to(device)
+    return out
+
+
+def _run_epoch(model, arrays, idx, batch_size, device, opt=None, gen=None):
+    model.train(opt is not None)
+    if opt is not None:
+        idx = idx[torch.randperm(len(idx), generator=gen).numpy()]
+    sums, n = {}, 0
+    with torch.set_grad_enabled(opt is not None):
+        for s in range(0, len(idx), batch_size):
+            b = _to_torch(arrays, idx[s:s + batch_size], device)
+            losses = compute_losses(model, b)
+            if opt is not None:
+                opt.zero_grad()
+                losses["total"].backward()
+                opt.step()
+            m = len(idx[s:s + batch_size])
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * m
+            n += m
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="f2p-train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", required=True, help="f2p_sim dataset folder(s)")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--init-checkpoint", default=None, help="fine-tune from this checkpoint")
+    p.add_argument("--replay-data", nargs="*", default=[], help="original data to mix in while fine-tuning")
+    p.add_argument("--replay-fraction", type=float, default=0.0, help="fraction of each epoch from --replay-data")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--points", type=int, default=256, help="points sampled per object")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without val improvement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--version", default=None, help="version string (default: sha of weights)")
+    p.add_argument("--config-json", default=None, help="ModelConfig overrides as JSON (pre-training only)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    if not 0.0 <= a.replay_fraction < 1.0:
+        p.error("--replay-fraction must be in [0, 1)")
+    if a.replay_fraction > 0 and not a.replay_data:
+        p.error("--replay-fraction needs --replay-data")
+    if not 0.0 < a.val_fraction < 1.0:
+        p.error("--val-fraction must be in (0, 1)")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    log = (lambda *x: None) if a.quiet else (lambda *x: print(*x, flush=True))
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    gen = torch.Generator().manual_seed(a.seed)
+    parent = None
+    if a.init_checkpoint:
+        parent = load_checkpoint(a.init_checkpoint)
+        cfg = parent.config
+    else:
+        cfg = ModelConfig(**json.loads(a.config_json)) if a.config_json else ModelConfig()
+    model = build_model(cfg).to(a.device)
+    if parent is not None:
+        model.load_state_dict(parent.state_dict)
+    data = load_transitions(a.data, a.points, cfg.max_objects, a.seed)
+    n = len(data["mask"])
+    perm = np.random.default_rng(a.seed).permutation(n)
+    n_val = max(1, int(round(a.val_fraction * n))) if n > 1 else 0
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    if a.replay_fraction > 0:
+        replay = load_transitions(a.replay_data, a.points, cfg.max_objects, a.seed + 1)
+        n_rep = int(round(a.replay_fraction / (1 - a.replay_fraction) * len(train_idx)))
+        pick = np.random.default_rng(a.seed + 2).choice(len(replay["mask"]), n_rep, replace=n_rep > len(replay["mask"]))
+        data = {k: np.concatenate([data[k], replay[k][pick]]) for k in KEYS}
+        train_idx = np.concatenate([train_idx, n + np.arange(n_rep)])
+    log(f"[f2p-train] {len(train_idx)} train / {len(val_idx)} val transitions, device {a.device}, "
+        f"{sum(p.numel() for p in model.parameters())} parameters")
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    best, best_sd, history, stale = float("inf"), None, [], 0
+    t0 = time.time()
+    for ep in range(1, a.epochs + 1):
+        tr = _run_epoch(model, data, train_idx, a.batch_size, a.device, opt, gen)
+        va = _run_epoch(model, data, val_idx, a.batch_size, a.device) if len(val_idx) else tr
+        history.append({"epoch": ep, "train": tr, "val": va})
+        log(f"[f2p-train] epoch {ep}/{a.epochs} train {tr['total']:.4f} val {va['total']:.4f} "
+            f"(det {va['detection']:.3f} reg {va['regularization']:.3f} pos {va['pos']:.3f} "
+            f"pred {va['prediction']:.3f}) {time.time() - t0:.1f}s")
+        if va["total"] < best:
+            best, stale = va["total"], 0
+            best_sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= a.patience:
+                log(f"[f2p-train] early stop: no val improvement for {a.patience} epochs")
+                break
+    h = hashlib.sha256()
+    for k in sorted(best_sd):
+        h.update(best_sd[k].numpy().tobytes())
+    version = a.version or h.hexdigest()[:16]
+    ck = Checkpoint(cfg, best_sd, version, parent.version if parent else None,
+                    training_data={"data": [str(Path(d)) for d in a.data], "replay_data": a.replay_data,
+                                   "replay_fraction": a.replay_fraction, "transitions": int(n),
+                                   "points_per_object": a.points, "seed": a.seed},
+                    metrics={"best_val_total": best, "epochs_run": len(history), "lr": a.lr,
+                             "history": history})
+    digest = save_checkpoint(a.out, ck)
+    log(f"[f2p-train] wrote {a.out} version {version} sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
