@@ -19,6 +19,7 @@ setup(
     entry_points={
         "console_scripts": [
             "f2p-train = f2p_skill_effect.train:main",
+            "f2p-evaluate = f2p_skill_effect.evaluate:main",
         ],
     },
 )
