@@ -17,6 +17,22 @@ Usage::
     python -m f2p_sim.datagen --help
 
 Interrupted runs resume: rerun the same command; completed shards are skipped.
+
+**The pre-training distribution holds out the tasks' failure modes** (``--hold-out-failure-modes``,
+issue 4 / paper 000 §6: the pre-trained model must meet them out of distribution). With it,
+sampling never
+
+* moves (picks or pushes) a container or cup that has anything inside it — so the data never
+  shows contents moving with their container (transport) or items moving with their cup
+  (organize); such a draw becomes "take one item out of it and put it on a table", which
+  empties containers so that *empty* ones do get moved;
+* pushes an object that touches another movable object — so touching objects are never seen
+  moving together under a push (packing); such a draw pushes an isolated object instead, or
+  becomes a pick-and-place when none is isolated.
+
+Everything else (picking items out of and into containers, moving empty containers and cups,
+pushes of free objects, placements on tables and shelves) stays, so the model learns the
+skills and the relations, and fails only where Fail2Progress has to teach it.
 """
 from __future__ import annotations
 
@@ -61,6 +77,7 @@ class DatagenParams:
     point_std: float = 0.0
     dropout: float = 0.0
     targeted_fraction: float = 0.6
+    hold_out_failure_modes: bool = False
     config_path: str | None = None
 
     def validate(self) -> None:
@@ -85,8 +102,11 @@ class DatagenParams:
 
 
 # ---------------------------------------------------------------------------- sampling
-def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fraction: float):
-    """(skill name, target segment, params) drawn for the backend's current scene."""
+def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fraction: float,
+                  hold_out_failure_modes: bool = False):
+    """(skill name, target segment, params) drawn for the backend's current scene.
+
+    ``hold_out_failure_modes``: see the module docstring (the pre-training distribution)."""
     segs = backend.segments
     movable = [i for i, s in enumerate(segs) if s.cls in MOVABLE_CLASSES]
     drawers = [i for i, s in enumerate(segs) if s.cls == "drawer"]
@@ -98,6 +118,24 @@ def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fra
     if skill in ("open_drawer", "close_drawer"):
         return skill, int(rng.choice(drawers)), tuple(float(v) for v in rng.uniform(lo, hi))
     target = int(rng.choice(movable))
+    only_to_table = False
+    if hold_out_failure_modes:
+        rel = backend.relations().binary
+        inside = rel[:, :, BINARY_RELATIONS.index("inside")]           # [content, container]
+        contact = rel[:, :, BINARY_RELATIONS.index("in_contact")]
+        if inside[:, target].any():
+            # A loaded container: take one of its contents out onto a table instead.
+            skill, spec = "pick_place", SKILLS["pick_place"]
+            lo, hi = np.array(spec.low), np.array(spec.high)
+            target = int(rng.choice(np.flatnonzero(inside[:, target])))
+            targeted_fraction, only_to_table = 1.0, True
+        elif skill == "push":
+            free = [i for i in movable if not inside[:, i].any() and not any(contact[i, j] for j in movable if j != i)]
+            if free:
+                target = int(rng.choice(free)) if target not in free else target
+            else:
+                skill, spec = "pick_place", SKILLS["pick_place"]
+                lo, hi = np.array(spec.low), np.array(spec.high)
     if skill == "push":
         return skill, target, tuple(float(v) for v in rng.uniform(lo, hi))
     params = rng.uniform(lo, hi)
@@ -105,7 +143,8 @@ def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fra
         st = backend.segment_state()
         inside_target = backend.relations().binary[:, target, BINARY_RELATIONS.index("inside")]
         dests = [j for j, s in enumerate(segs) if j != target and not inside_target[j]
-                 and (s.cls in ("table", "shelf") or s.cls in CONTAINER_CLASSES)]
+                 and (s.cls in ("table", "shelf") or s.cls in CONTAINER_CLASSES)
+                 and not (only_to_table and s.cls != "table")]
         if dests:
             j = int(rng.choice(dests))
             lo_j, hi_j = st.box_lower[j], st.box_upper[j]
@@ -121,7 +160,8 @@ def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fra
 
 
 # ---------------------------------------------------------------------------- one shard
-def _snapshot(backend, camera, noise, rng, k):
+def snapshot(backend, camera, noise, rng, k):
+    """(O, s, R) of the backend's current state: the row half datagen and D+ record."""
     obs = observe(backend, camera, noise=noise, rng=rng, points_per_segment=k)
     st = backend.segment_state()
     rel = backend.relations()
@@ -154,39 +194,48 @@ def generate_shard(params: DatagenParams, index: int) -> dict[str, np.ndarray]:
                        "segments": [s.name for s in segs], "classes": [s.cls for s in segs],
                        "scene": task.scene.to_dict()})
         cls_idx = np.array([OBJECT_CLASSES.index(s.cls) for s in segs], dtype=np.int8)
-        before = _snapshot(backend, camera, noise, rng, k)
+        before = snapshot(backend, camera, noise, rng, k)
         for step in range(params.steps_per_scene):
             if len(rows) >= n_target:
                 break
-            skill, target, a = sample_action(rng, backend, params.targeted_fraction)
+            skill, target, a = sample_action(rng, backend, params.targeted_fraction,
+                                              params.hold_out_failure_modes)
             try:
-                report = backend.execute_skill(skill, target, a)
+                row, report = record_step(backend, skill, target, a, before, camera, noise, rng, k)
             except SkillError as e:  # sampling only draws valid requests; a refusal here is a bug
                 raise RuntimeError(f"datagen drew an invalid skill request: {e}") from None
-            after = _snapshot(backend, camera, noise, rng, k)
-            flags = 0
-            if not report.executed:
-                flags |= ds.FLAG_NOT_EXECUTED
-            if report.flags:
-                flags |= ds.FLAG_UNSTABLE
-            if (before[0].counts == 0).any() or (after[0].counts == 0).any():
-                flags |= ds.FLAG_UNSEEN_SEGMENT
-            achieved = np.zeros(3, dtype=np.float32)
-            achieved[:np.size(report.achieved)] = np.ravel(report.achieved)
-            pa = np.zeros(3, dtype=np.float32)
-            pa[:len(a)] = a
-            rows.append({"scene_index": len(scenes) - 1, "step": step, "cls": cls_idx,
-                         "skill": SKILL_NAMES.index(skill), "target": target, "params": pa,
-                         "before": before, "after": after, "executed": report.executed,
-                         "grasp": -1 if report.grasp_success is None else int(report.grasp_success),
-                         "achieved": achieved, "flags": flags})
+            row.update(scene_index=len(scenes) - 1, step=step, cls=cls_idx)
+            rows.append(row)
             if report.flags:
                 break  # an unstable state is no start state for the next step
-            before = after
-    return _pack(rows, scenes, k)
+            before = row["after"]
+    return pack_rows(rows, scenes, k)
 
 
-def _pack(rows: list[dict], scenes: list[dict], k: int) -> dict[str, np.ndarray]:
+def record_step(backend, skill: str, target: int, a, before, camera, noise, rng, k: int) -> tuple[dict, object]:
+    """Execute one skill from snapshot ``before`` and return the transition row (without its
+    scene_index / step / cls, which the caller knows) and the SkillReport."""
+    report = backend.execute_skill(skill, target, a)
+    after = snapshot(backend, camera, noise, rng, k)
+    flags = 0
+    if not report.executed:
+        flags |= ds.FLAG_NOT_EXECUTED
+    if report.flags:
+        flags |= ds.FLAG_UNSTABLE
+    if (before[0].counts == 0).any() or (after[0].counts == 0).any():
+        flags |= ds.FLAG_UNSEEN_SEGMENT
+    achieved = np.zeros(3, dtype=np.float32)
+    achieved[:np.size(report.achieved)] = np.ravel(report.achieved)
+    pa = np.zeros(3, dtype=np.float32)
+    pa[:len(a)] = a
+    return ({"skill": SKILL_NAMES.index(skill), "target": int(target), "params": pa,
+             "before": before, "after": after, "executed": report.executed,
+             "grasp": -1 if report.grasp_success is None else int(report.grasp_success),
+             "achieved": achieved, "flags": flags}, report)
+
+
+def pack_rows(rows: list[dict], scenes: list[dict], k: int) -> dict[str, np.ndarray]:
+    """Shard arrays (see f2p_sim.dataset) from recorded rows and their scenes."""
     t = len(rows)
     s = max(len(r["cls"]) for r in rows)
     out = {
@@ -307,19 +356,40 @@ def generate(params: DatagenParams, folder: str | os.PathLike, workers: int = 1,
             pool.join()
         if bar is not None:
             bar.close()
-    cfg = load_world_config(params.config_path)
-    manifest = {
+    manifest = build_manifest(record, load_world_config(params.config_path), [done[i] for i in sorted(done)])
+    ds.write_manifest(folder, manifest)
+    return manifest
+
+
+def build_manifest(record: dict, world_config: dict, shards: list[dict]) -> dict:
+    """The manifest of a dataset folder (f2p_sim.dataset) from its parameters and shard infos."""
+    return {
         "format": ds.FORMAT,
         "params": record,
-        "world_config": cfg,
+        "world_config": world_config,
         "vocabulary": {"relations": list(RELATIONS), "unary": list(UNARY_RELATIONS), "binary": list(BINARY_RELATIONS),
                        "skills": {n: {"parameters": list(s.parameter_names), "low": list(s.low), "high": list(s.high)}
                                   for n, s in SKILLS.items()},
                        "classes": list(OBJECT_CLASSES)},
-        "transitions": sum(d["transitions"] for d in done.values()),
-        "flagged": sum(d["flagged"] for d in done.values()),
-        "shards": [done[i] for i in sorted(done)],
+        "transitions": sum(d["transitions"] for d in shards),
+        "flagged": sum(d["flagged"] for d in shards),
+        "shards": shards,
     }
+
+
+def write_rows(folder: str | os.PathLike, rows: list[dict], scenes: list[dict], k: int, record: dict,
+               world_config: dict) -> dict:
+    """A one-shard dataset folder from recorded rows (used for targeted datasets D+)."""
+    if not rows:
+        raise ValueError("no transitions to write")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = pack_rows(rows, scenes, k)
+    path = folder / ds.shard_name(0)
+    digest = ds.write_shard(path, arrays)
+    info = {"index": 0, "file": path.name, "sha256": digest, "transitions": len(rows),
+            "flagged": int(np.count_nonzero(arrays["flags"]))}
+    manifest = build_manifest(record, world_config, [info])
     ds.write_manifest(folder, manifest)
     return manifest
 
@@ -342,6 +412,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--point-std", type=float, default=d.point_std, help="m, isotropic point noise")
     p.add_argument("--dropout", type=float, default=d.dropout, help="ray dropout probability")
     p.add_argument("--targeted-fraction", type=float, default=d.targeted_fraction)
+    p.add_argument("--hold-out-failure-modes", action="store_true",
+                   help="the pre-training distribution: never move loaded containers or push touching objects")
     p.add_argument("--config", default=None, help="world config YAML (default: config/sim/world.yaml)")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -353,7 +425,8 @@ def params_from_args(args) -> DatagenParams:
                          steps_per_scene=args.steps_per_scene, cameras=tuple(args.cameras),
                          points_per_segment=args.points_per_segment, depth_std=args.depth_std,
                          point_std=args.point_std, dropout=args.dropout,
-                         targeted_fraction=args.targeted_fraction, config_path=args.config)
+                         targeted_fraction=args.targeted_fraction,
+                         hold_out_failure_modes=args.hold_out_failure_modes, config_path=args.config)
 
 
 def main(argv=None) -> int:

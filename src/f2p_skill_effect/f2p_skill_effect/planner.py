@@ -12,7 +12,10 @@ parameters clipped to the box. The best sample ever seen is returned.
 
 Skeletons: given, or enumerated over the skill library up to a horizon, pruned by the
 detected unary relations of O_0 (pick_place/push need a movable target, drawer skills a
-drawer), each optimised as above; the most probable plan wins.
+drawer), each optimised as above; the most probable plan wins. ``targets`` narrows the
+enumeration to the objects a goal is about, each acted on at most once per skeleton
+(the search then grows with the number of goal objects, not with the scene), and
+``PlannerConfig.skills`` to a task's skill library.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class PlannerConfig:
     horizon: int = 2            # for enumerated skeletons
     max_skeletons: int = 64
     require_threshold: float = 0.5   # detected unary prob for a target to qualify
+    skills: tuple[str, ...] | None = None   # skill library for enumeration (None: all)
     seed: int = 0
 
 
@@ -123,18 +127,25 @@ def optimise_skeleton(model: SkillEffectModel, latent: torch.Tensor, mask: torch
     return best_a.numpy(), best_v, n_eval
 
 
-def enumerate_skeletons(detected: RelationProbs, n_objects: int, cfg: PlannerConfig) -> list[list[tuple[str, int]]]:
-    """All skeletons of length 1..horizon whose targets meet TARGET_REQUIREMENT, shortest first."""
+def enumerate_skeletons(detected: RelationProbs, n_objects: int, cfg: PlannerConfig,
+                        targets: Sequence[int] | None = None) -> list[list[tuple[str, int]]]:
+    """Skeletons of length 1..horizon whose targets meet TARGET_REQUIREMENT, shortest first.
+
+    With ``targets``, steps act only on those objects and each at most once per skeleton."""
     from f2p_common.vocabulary import UNARY_RELATIONS
+    names = [n for n in SKILLS if cfg.skills is None or n in cfg.skills]
+    allowed = range(n_objects) if targets is None else sorted({int(t) for t in targets})
     steps = []
-    for name in SKILLS:
+    for name in names:
         req = UNARY_RELATIONS.index(TARGET_REQUIREMENT[name])
-        for t in range(n_objects):
+        for t in allowed:
             if float(detected.unary[0, t, req]) >= cfg.require_threshold:
                 steps.append((name, t))
     out: list[list[tuple[str, int]]] = []
     for hzn in range(1, cfg.horizon + 1):
         for sk in itertools.product(steps, repeat=hzn):
+            if targets is not None and len({t for _, t in sk}) < hzn:
+                continue
             out.append(list(sk))
             if len(out) >= cfg.max_skeletons:
                 return out
@@ -143,7 +154,8 @@ def enumerate_skeletons(detected: RelationProbs, n_objects: int, cfg: PlannerCon
 
 @torch.no_grad()
 def plan(model: SkillEffectModel, obs: Observation, goal: Sequence[GoalLiteral],
-         skeleton: Sequence[tuple[str, int]] | None = None, cfg: PlannerConfig = PlannerConfig()) -> Plan:
+         skeleton: Sequence[tuple[str, int]] | None = None, cfg: PlannerConfig = PlannerConfig(),
+         targets: Sequence[int] | None = None) -> Plan:
     """Best plan for ``goal`` from ``obs`` (B = 1); see the module docstring."""
     t0 = time.perf_counter()
     if not goal:
@@ -157,7 +169,7 @@ def plan(model: SkillEffectModel, obs: Observation, goal: Sequence[GoalLiteral],
     if skeleton is not None:
         candidates = [list(skeleton)]
     else:
-        candidates = enumerate_skeletons(model.detect(latent, obs.mask), n, cfg)
+        candidates = enumerate_skeletons(model.detect(latent, obs.mask), n, cfg, targets)
         if not candidates:
             raise ValueError("no skeleton: no detected target satisfies any skill's requirement")
     best = None
@@ -174,7 +186,9 @@ def plan(model: SkillEffectModel, obs: Observation, goal: Sequence[GoalLiteral],
                                           torch.from_numpy(a[i:i + 1])) for i, (nm, t) in enumerate(sk)],
                          latent=latent)
     p_goal = float(torch.exp(goal_log_probability(rels[-1], goal))[0])
-    params = [[float(x) for x in a[i, :skill_spec(nm).dim]] for i, (nm, _) in enumerate(sk)]
+    # float32 rounding can put a clipped value a hair outside its float64 box edge: clip again.
+    params = [[float(np.clip(float(x), lo, hi)) for x, lo, hi in zip(a[i, :skill_spec(nm).dim], skill_spec(nm).low, skill_spec(nm).high)]
+              for i, (nm, _) in enumerate(sk)]
     t1 = time.perf_counter()
     return Plan([(nm, int(t)) for nm, t in sk], params,
                 [{"unary": r.unary[0, :n].numpy(), "binary": r.binary[0, :n, :n].numpy()} for r in rels],

@@ -70,10 +70,22 @@ def load_transitions(folders, n_points: int, max_objects: int, seed: int) -> dic
     return {k: np.stack(v) for k, v in rows.items()}
 
 
+#: Keys whose axes 1 (and 2 for binary relations) index objects.
+_OBJECT_AXES = {"points_t": 1, "points_t1": 1, "mask": 1, "unary_t": 1, "unary_t1": 1,
+                "binary_t": 2, "binary_t1": 2, "pos_t": 1, "pos_t1": 1}
+
+
 def _to_torch(arrays, idx, device):
+    """A batch, trimmed to the most objects any of its scenes has (the rest is padding)."""
+    n = max(1, int(arrays["mask"][idx].sum(1).max()))
     out = {}
     for k in KEYS:
-        t = torch.from_numpy(arrays[k][idx])
+        a = arrays[k][idx]
+        if _OBJECT_AXES.get(k) == 1:
+            a = a[:, :n]
+        elif _OBJECT_AXES.get(k) == 2:
+            a = a[:, :n, :n]
+        t = torch.from_numpy(np.ascontiguousarray(a))
         out[k] = (t.long() if k in ("skill", "target") else t).to(device)
     return out
 
@@ -108,13 +120,16 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--points", type=int, default=256, help="points sampled per object")
+    p.add_argument("--points", type=int, default=128,
+                   help="points sampled per object (128 = the first set-abstraction layer's centroids)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--patience", type=int, default=10, help="early stopping: epochs without val improvement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--version", default=None, help="version string (default: sha of weights)")
     p.add_argument("--config-json", default=None, help="ModelConfig overrides as JSON (pre-training only)")
+    p.add_argument("--lineage-json", default=None,
+                   help="JSON object stored as training_data.lineage (e.g. the failure event a fine-tune learns from)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     if not 0.0 <= a.replay_fraction < 1.0:
@@ -179,7 +194,8 @@ def main(argv=None) -> int:
     ck = Checkpoint(cfg, best_sd, version, parent.version if parent else None,
                     training_data={"data": [str(Path(d)) for d in a.data], "replay_data": a.replay_data,
                                    "replay_fraction": a.replay_fraction, "transitions": int(n),
-                                   "points_per_object": a.points, "seed": a.seed},
+                                   "points_per_object": a.points, "seed": a.seed,
+                                   "lineage": json.loads(a.lineage_json) if a.lineage_json else None},
                     metrics={"best_val_total": best, "epochs_run": len(history), "lr": a.lr,
                              "history": history})
     digest = save_checkpoint(a.out, ck)
