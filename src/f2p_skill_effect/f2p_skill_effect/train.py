@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from f2p_sim.dataset import SimDataset
+from f2p_sim.dataset import DEFAULT_SKIP_FLAGS, FLAG_UNSEEN_SEGMENT, SimDataset
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .model import ModelConfig, build_model, compute_losses
@@ -34,12 +34,13 @@ KEYS = ("points_t", "points_t1", "mask", "skill", "target", "params", "unary_t",
         "binary_t", "binary_t1", "pos_t", "pos_t1")
 
 
-def load_transitions(folders, n_points: int, max_objects: int, seed: int) -> dict[str, np.ndarray]:
+def load_transitions(folders, n_points: int, max_objects: int, seed: int,
+                     skip_flags: int = DEFAULT_SKIP_FLAGS) -> dict[str, np.ndarray]:
     """Stack every usable transition of ``folders`` into padded arrays (see compute_losses)."""
     rng = np.random.default_rng(seed)
     rows = {k: [] for k in KEYS}
     for folder in folders:
-        for tr in SimDataset(folder).transitions():
+        for tr in SimDataset(folder).transitions(skip_flags):
             n = tr["seg_class"].shape[0]
             if n > max_objects:
                 raise ValueError(f"{folder}: a scene has {n} segments > max_objects={max_objects}")
@@ -128,6 +129,9 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--version", default=None, help="version string (default: sha of weights)")
     p.add_argument("--config-json", default=None, help="ModelConfig overrides as JSON (pre-training only)")
+    p.add_argument("--keep-unstable", action="store_true",
+                   help="train on --data transitions flagged unstable too (e.g. a loaded bin resting tilted on a "
+                        "table edge, penetration > max_penetration): only transitions with an unseen segment are skipped")
     p.add_argument("--lineage-json", default=None,
                    help="JSON object stored as training_data.lineage (e.g. the failure event a fine-tune learns from)")
     p.add_argument("--quiet", action="store_true")
@@ -156,7 +160,8 @@ def main(argv=None) -> int:
     model = build_model(cfg).to(a.device)
     if parent is not None:
         model.load_state_dict(parent.state_dict)
-    data = load_transitions(a.data, a.points, cfg.max_objects, a.seed)
+    data = load_transitions(a.data, a.points, cfg.max_objects, a.seed,
+                            FLAG_UNSEEN_SEGMENT if a.keep_unstable else DEFAULT_SKIP_FLAGS)
     n = len(data["mask"])
     perm = np.random.default_rng(a.seed).permutation(n)
     n_val = max(1, int(round(a.val_fraction * n))) if n > 1 else 0
