@@ -11,18 +11,23 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup test bench-sim bench-model lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
+	@echo "make demo    setup, then the learn-from-failure loop on the simulated robot -> out/demo/report.md"
 	@echo "make test    setup, then run the test suite (pytest over test/)"
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
+	@echo "make bench-f2p  Fail2Progress vs baselines after one failure -> benchmarks/results/fail2progress.{json,md,png}"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
 setup:
 	@bash tools/setup.sh
+
+demo: setup
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python -m f2p_learning.demo --out out/demo
 
 test: setup
 	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \
@@ -33,6 +38,9 @@ bench-sim: setup
 
 bench-model: setup
 	@$(ENV) && python benchmarks/skill_effect.py --repeats 10
+
+bench-f2p: setup
+	@$(ENV) && python benchmarks/fail2progress.py
 
 lock:
 	@bash tools/lock.sh
