@@ -12,7 +12,10 @@ This is the on-robot loop of paper 000 §3-4 with the MuJoCo world standing in f
 3. Execute step k, observe O_k and R̂_k, compare with R'_k (:mod:`f2p_failure.detection`). A
    mismatch stops the attempt and yields the failure event F = (O_{k-1}, R̂_{k-1}, φ_k(a_k),
    R̂_k) with the prediction, the model version and the task as context.
-4. After the last step the attempt succeeds when every goal literal holds.
+4. After the last step the attempt succeeds when every goal literal holds. A detected failure
+   ends the attempt as a failure (the robot stops: its model no longer describes the world),
+   unless ``replans`` > 0 (the §6 Replanning baseline): then the robot plans again from the
+   current observation with the same model, and succeeds if the goal eventually holds.
 
 Outcomes: ``success``, ``failure_detected`` (an event), ``goal_not_reached`` (the plan ran as
 predicted but the planner's best plan did not reach the goal), ``unobservable`` (a segment
@@ -49,6 +52,7 @@ class TrialConfig:
     max_skeletons: int = 64
     noise: NoiseModel | None = None
     robot_id: str = "sim"
+    replans: int = 0                      # after a detected failure, plan again from the current state (§6 "Replanning")
 
 
 @dataclass
@@ -106,48 +110,66 @@ def run_trial(model: SkillEffectModel, model_version: str, task: Task, backend, 
         return res
     rel = backend.relations()
     goal = goal_literals(task, names)
-    targets = plan_targets(task, rel, names, classes)
-    if not targets:
-        res.outcome = "success" if task.success(backend) else "no_plan"
-        return res
-    pcfg = PlannerConfig(samples=cfg.samples, iterations=cfg.iterations, horizon=min(len(targets), cfg.max_horizon),
-                         max_skeletons=cfg.max_skeletons, skills=TASK_SKILLS[task.kind], seed=seed)
     clouds = _clouds(obs)
-    o = Observation.from_clouds(clouds, cfg.n_points, seed=seed, max_objects=model.cfg.max_objects)
-    t0 = time.perf_counter()
-    try:
-        p = plan(model, o, goal, cfg=pcfg, targets=targets)
-    except ValueError as e:
-        res.detail = str(e)
-        return res
-    res.plan, res.plan_seconds, res.goal_probability = p, time.perf_counter() - t0, p.goal_probability
     plan_id = plan_id or f"{task.kind}-{task.n_objects}-{task.seed}-{seed}"
-    for k, ((skill, target), params) in enumerate(zip(p.skeleton, p.parameters)):
-        backend.execute_skill(skill, target, params)
-        obs_k = observe(backend, camera, noise=cfg.noise, rng=rng)
-        rel_k = backend.relations()
-        res.steps_executed = k + 1
-        mism = find_mismatches(p.step_relations[k], rel_k.unary, rel_k.binary, goal)
-        if mism:
+    failed = False
+    for attempt in range(cfg.replans + 1):
+        targets = plan_targets(task, rel, names, classes)
+        if not targets:            # (after a replan) the world already satisfies the goal
+            failed = False
+            break
+        pcfg = PlannerConfig(samples=cfg.samples, iterations=cfg.iterations, horizon=min(len(targets), cfg.max_horizon),
+                             max_skeletons=cfg.max_skeletons, skills=TASK_SKILLS[task.kind], seed=seed + attempt)
+        o = Observation.from_clouds(clouds, cfg.n_points, seed=seed, max_objects=model.cfg.max_objects)
+        t0 = time.perf_counter()
+        try:
+            p = plan(model, o, goal, cfg=pcfg, targets=targets)
+        except ValueError as e:
+            res.detail = str(e)
+            return res
+        res.plan, res.goal_probability = p, p.goal_probability
+        res.plan_seconds += time.perf_counter() - t0
+        failed = False
+        for k, ((skill, target), params) in enumerate(zip(p.skeleton, p.parameters)):
+            backend.execute_skill(skill, target, params)
+            obs_k = observe(backend, camera, noise=cfg.noise, rng=rng)
+            rel_k = backend.relations()
+            res.steps_executed += 1
+            mism = find_mismatches(p.step_relations[k], rel_k.unary, rel_k.binary, goal)
             seen_all = not (obs_k.counts == 0).any()
-            res.outcome = "failure_detected"
-            res.failure = FailureEvent(
-                event_id=FailureEvent.new_id(), robot_id=cfg.robot_id, plan_id=plan_id, step_index=k,
-                model_version=model_version, segment_ids=names, segment_labels=classes,
-                observation_before=clouds,
-                relations_before_unary=rel.unary.astype(bool), relations_before_binary=rel.binary.astype(bool),
-                skill=skill, target=int(target), params=[float(v) for v in params],
-                predicted_after_unary=p.step_relations[k]["unary"].astype(np.float32),
-                predicted_after_binary=p.step_relations[k]["binary"].astype(np.float32),
-                observed_after_unary=rel_k.unary.astype(bool), observed_after_binary=rel_k.binary.astype(bool),
-                observation_after=_clouds(obs_k) if seen_all else [], mismatches=mism,
-                context={"task": task.kind, "n_objects": task.n_objects, "task_seed": task.seed,
-                         "goal": [str(l) for l in task.goal], "camera": cfg.camera, "trial_seed": seed,
-                         "plan": [[s, int(t), [float(v) for v in a]] for (s, t), a in zip(p.skeleton, p.parameters)]})
-            return res
-        clouds, rel = _clouds(obs_k), rel_k
-        if (obs_k.counts == 0).any() and k + 1 < len(p.skeleton):
-            res.outcome, res.detail = "unobservable", f"a segment left the view after step {k}"
-            return res
+            if mism:
+                failed = True
+                if res.failure is None:   # the first failure is the one the robot records
+                    res.failure = FailureEvent(
+                        event_id=FailureEvent.new_id(), robot_id=cfg.robot_id, plan_id=plan_id, step_index=k,
+                        model_version=model_version, segment_ids=names, segment_labels=classes,
+                        observation_before=clouds,
+                        relations_before_unary=rel.unary.astype(bool), relations_before_binary=rel.binary.astype(bool),
+                        skill=skill, target=int(target), params=[float(v) for v in params],
+                        predicted_after_unary=p.step_relations[k]["unary"].astype(np.float32),
+                        predicted_after_binary=p.step_relations[k]["binary"].astype(np.float32),
+                        observed_after_unary=rel_k.unary.astype(bool), observed_after_binary=rel_k.binary.astype(bool),
+                        observation_after=_clouds(obs_k) if seen_all else [], mismatches=mism,
+                        context={"task": task.kind, "n_objects": task.n_objects, "task_seed": task.seed,
+                                 "goal": [str(l) for l in task.goal], "camera": cfg.camera, "trial_seed": seed,
+                                 "plan": [[s_, int(t_), [float(v) for v in a_]] for (s_, t_), a_ in zip(p.skeleton, p.parameters)]})
+            if not seen_all and (failed or k + 1 < len(p.skeleton)):
+                res.outcome = "failure_detected" if failed else "unobservable"
+                res.detail = f"a segment left the view after step {k}"
+                return res
+            clouds, rel = _clouds(obs_k), rel_k
+            if failed:
+                break
+        if not failed:
+            break
+    if failed:
+        # The robot stops at a detected failure (its predictions no longer describe the world),
+        # whatever the world looks like: success means the plan worked as the model predicted.
+        res.outcome = "failure_detected"
+        return res
+    return _finish(res, task, backend)
+
+
+def _finish(res: TrialResult, task: Task, backend) -> TrialResult:
     res.outcome = "success" if task.success(backend) else "goal_not_reached"
     return res

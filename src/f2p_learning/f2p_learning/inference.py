@@ -11,7 +11,8 @@ relation of every ordered pair, with the value observed in R_F (the relations ho
 the absent ones stay absent: "the transformed point clouds match the relations in the
 failure case"), and the prior P(s) is uniform over feasible states, made differentiable as
 penalties: each offset within ``OFFSET_BOX`` (beyond it, a quadratic wall), segment
-centroids inside the world config's workspace, and no interpenetration — the overlap
+centroids inside the world config's workspace, contents of a container (``inside`` in R_F)
+within its footprint less ``CONTAINMENT_MARGIN``, and no interpenetration — the overlap
 volume of two segments' boxes, for every pair that is not inside one another in R_F, costs
 ``OVERLAP_WEIGHT`` per cube-root metre. Particles start at O_F's own state plus a small
 spread (``init_std``), since O_F satisfies R_F by construction.
@@ -61,6 +62,9 @@ OVERLAP_WEIGHT = 200.0
 OVERLAP_TOL = 0.005
 #: Std of the action prior around the failed action, in box-normalised units ([-1, 1]).
 ACTION_PRIOR_STD = 0.3
+#: An item inside a container keeps this much (m) from the container's outer box in x and y
+#: (about a wall's thickness), so Real2Sim can build it without touching the wall.
+CONTAINMENT_MARGIN = 0.012
 
 
 @dataclass
@@ -73,6 +77,7 @@ class FailureScene:
     rel_binary: torch.Tensor      # (S, S, 9)
     inside_pairs: torch.Tensor    # (S, S) bool: i inside j or j inside i in R_F (may overlap)
     workspace: tuple[np.ndarray, np.ndarray]
+    contents: list[tuple[int, int]] = field(default_factory=list)   # (item, container) inside in R_F
 
     @staticmethod
     def from_event(event: FailureEvent, n_points: int, workspace, seed: int = 0) -> "FailureScene":
@@ -85,7 +90,8 @@ class FailureScene:
         if not movable:
             raise ValueError(f"event {event.event_id}: no movable segment to vary")
         lo, hi = (np.asarray(v, np.float64) for v in workspace)
-        return FailureScene(obs.points[0], movable, ru, rb, ins | ins.t(), (lo, hi))
+        contents = [(int(i), int(j)) for i, j in torch.nonzero(ins).tolist()]
+        return FailureScene(obs.points[0], movable, ru, rb, ins | ins.t(), (lo, hi), contents)
 
     @property
     def dim(self) -> int:
@@ -126,6 +132,14 @@ class FailureScene:
         mov[self.movable] = True
         pair = pair & (mov[:, None] | mov[None, :])                     # furniture pairs never move
         overlap = ((vol + 1e-12).pow(1.0 / 3.0) * pair).sum((1, 2)) / 2
+        # Contents stay within their container's footprint (inside pairs may not overlap-check:
+        # pushed into a wall, Real2Sim rejects the scene — measured: half of D+ lost without this).
+        if self.contents:
+            ci, cj = zip(*self.contents)
+            ci, cj = list(ci), list(cj)
+            out_lo = torch.relu(blo[:, cj, :2] + CONTAINMENT_MARGIN - blo[:, ci, :2])
+            out_hi = torch.relu(bhi[:, ci, :2] - bhi[:, cj, :2] + CONTAINMENT_MARGIN)
+            wall = wall + (out_lo.pow(2) + out_hi.pow(2)).sum((1, 2))
         return -WALL_WEIGHT * wall - OVERLAP_WEIGHT * overlap
 
 

@@ -1,0 +1,303 @@
+"""SVGD state/action inference around a real failure event, and the targeted pairs of every
+method (paper 000 §5.1-5.3), with a tiny random-weight model."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
+from f2p_learning.inference import (OFFSET_BOX, FailureScene, action_log_prob, failure_literals, from_unit,
+                                    infer_actions, infer_states, offsets_for_real2sim, state_log_prob, to_unit)
+from f2p_learning.targeted import TARGETED_METHODS, infer_pairs, simulate_pairs
+from f2p_relations.relations import MOVABLE_CLASSES
+from f2p_sim.dataset import SimDataset
+from support.failure_fixtures import (TINY_POINTS, failure_event, one_torch_thread, tiny_model, workspace,
+                                      world)
+
+_one_thread = pytest.fixture(autouse=True)(one_torch_thread)
+
+
+@pytest.fixture(scope="module")
+def event():
+    return failure_event()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def scene(event):
+    return FailureScene.from_event(event, TINY_POINTS, workspace())
+
+
+def furniture(event):
+    return [i for i, l in enumerate(event.segment_labels) if l not in MOVABLE_CLASSES]
+
+
+def random_particles(scene, m=5, seed=0, scale=0.1):
+    gen = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(m, scene.dim, generator=gen)
+
+
+# ------------------------------------------------------------------ the scene
+def test_scene_from_event(event, scene):
+    s = event.num_segments
+    assert scene.points.shape == (s, TINY_POINTS, 3)
+    assert scene.movable == [i for i, l in enumerate(event.segment_labels) if l in MOVABLE_CLASSES]
+    assert furniture(event), "the transport scene has tables"
+    assert scene.dim == 3 * len(scene.movable)
+    assert torch.equal(scene.rel_unary, torch.from_numpy(event.relations_before_unary.astype(np.float32)))
+    assert torch.equal(scene.rel_binary, torch.from_numpy(event.relations_before_binary.astype(np.float32)))
+    assert torch.equal(scene.inside_pairs, scene.inside_pairs.t())
+    ins = event.relations_before_binary[:, :, BINARY_RELATIONS.index("inside")]
+    for i, j in zip(*np.nonzero(ins)):
+        assert scene.inside_pairs[i, j] and scene.inside_pairs[j, i]
+
+
+def test_scene_without_movable_segment_refused(event):
+    only_tables = dataclasses.replace(event, segment_labels=["table"] * event.num_segments)
+    with pytest.raises(ValueError, match="no movable segment"):
+        FailureScene.from_event(only_tables, TINY_POINTS, workspace())
+
+
+def test_zero_particles_leave_the_clouds_unchanged(scene, event):
+    out = scene.transform(torch.zeros(3, scene.dim))
+    assert out.shape == (3, *scene.points.shape)
+    for k in range(3):
+        assert torch.allclose(out[k], scene.points, atol=1e-6, rtol=0)
+    fur = furniture(event)
+    assert torch.equal(out[:, fur], scene.points[None, fur].expand(3, -1, -1, -1))
+    assert torch.equal(out[..., 2], scene.points[None, ..., 2].expand(3, -1, -1))   # z never moves
+
+
+def test_furniture_never_moves(scene, event):
+    s = random_particles(scene, m=6, seed=1, scale=0.5)
+    out = scene.transform(s)
+    fur = furniture(event)
+    assert torch.equal(out[:, fur], scene.points[None, fur].expand(6, -1, -1, -1))
+    assert torch.equal(out[..., 2], scene.points[None, ..., 2].expand(6, -1, -1))
+    # every movable segment did move
+    moved = (out[:, scene.movable] - scene.points[None, scene.movable]).abs().amax((-1, -2))
+    assert (moved > 1e-4).all()
+
+
+def test_translation_moves_each_segment_by_its_own_offset(scene):
+    n = len(scene.movable)
+    off = torch.zeros(1, n, 3)
+    off[0, :, 0] = torch.linspace(-0.1, 0.1, n)
+    off[0, :, 1] = torch.linspace(0.05, -0.05, n)
+    out = scene.transform(off.reshape(1, -1))[0]
+    for k, seg in enumerate(scene.movable):
+        d = out[seg] - scene.points[seg]
+        assert torch.allclose(d[:, 0], off[0, k, 0].expand(TINY_POINTS), atol=1e-6)
+        assert torch.allclose(d[:, 1], off[0, k, 1].expand(TINY_POINTS), atol=1e-6)
+        assert torch.equal(d[:, 2], torch.zeros(TINY_POINTS))
+
+
+def test_pure_yaw_keeps_each_centroid_and_shape(scene):
+    n = len(scene.movable)
+    s = torch.zeros(2, n, 3)
+    s[0, :, 2] = 0.4
+    s[1, :, 2] = torch.linspace(-0.5, 0.5, n)
+    out = scene.transform(s.reshape(2, -1))
+    for m in range(2):
+        for k, seg in enumerate(scene.movable):
+            before, after = scene.points[seg], out[m, seg]
+            assert torch.allclose(after.mean(0), before.mean(0), atol=1e-5)
+            # rigid: distances to the centroid are kept, and the cloud did rotate
+            assert torch.allclose((after - after.mean(0)).norm(dim=-1), (before - before.mean(0)).norm(dim=-1), atol=1e-5)
+            if abs(float(s[m, k, 2])) > 0.1:
+                assert not torch.allclose(after, before, atol=1e-3)
+            # the rotation angle about z is the particle's yaw
+            rb, ra = (before - before.mean(0))[:, :2], (after - after.mean(0))[:, :2]
+            i = int(rb.norm(dim=-1).argmax())
+            ang = torch.atan2(ra[i, 1], ra[i, 0]) - torch.atan2(rb[i, 1], rb[i, 0])
+            ang = (ang + np.pi) % (2 * np.pi) - np.pi
+            assert float(ang) == pytest.approx(float(s[m, k, 2]), abs=1e-4)
+
+
+def test_state_log_prob_gradients_reach_the_particles(model, scene):
+    s = random_particles(scene, m=4, seed=2, scale=0.03).requires_grad_(True)
+    lp = state_log_prob(model, scene)(s)
+    assert lp.shape == (4,)
+    assert torch.isfinite(lp).all()
+    (g,) = torch.autograd.grad(lp.sum(), s)
+    assert torch.isfinite(g).all()
+    assert (g.abs().sum(-1) > 0).all()
+
+
+def test_prior_walls_lower_the_state_log_prob(model, scene):
+    lp = state_log_prob(model, scene)
+    inside = torch.zeros(1, scene.dim)
+    outside = torch.zeros(1, scene.dim)
+    outside[0, 0] = OFFSET_BOX[0] + 0.1           # beyond the offset box (and far from the others)
+    with torch.no_grad():
+        assert (lp(outside) < lp(inside) - 5).all()
+        prior = scene.log_prior(outside, scene.transform(outside))
+    assert float(prior) < 0
+
+
+# ------------------------------------------------------------------ inference
+def test_infer_states(model, scene):
+    res = infer_states(model, scene, particles=6, steps=5, seed=0)
+    assert res.particles.shape == (6, scene.dim)
+    assert torch.isfinite(res.particles).all() and torch.isfinite(res.log_prob).all()
+    assert res.log_prob.shape == (6,)
+    assert len(res.history) == 5 and all("at_bound" in h for h in res.history)
+    box = torch.tensor(OFFSET_BOX).repeat(len(scene.movable))
+    assert (res.particles.abs() <= 2 * box + 1e-6).all()          # the projection's limit
+    again = infer_states(model, scene, particles=6, steps=5, seed=0)
+    assert torch.equal(res.particles, again.particles)             # seeded
+
+
+def test_infer_actions(model, scene, event):
+    states = infer_states(model, scene, particles=6, steps=2, seed=0).particles
+    res = infer_actions(model, scene, states, event, steps=5, seed=0)
+    d = SKILLS[event.skill].dim
+    assert res.particles.shape == (6, d)
+    assert torch.isfinite(res.particles).all() and torch.isfinite(res.log_prob).all()
+    assert (res.particles >= -1).all() and (res.particles <= 1).all()
+    actions = np.stack([from_unit(event, u) for u in res.particles.numpy()])
+    spec = SKILLS[event.skill]
+    assert (actions >= np.asarray(spec.low)).all() and (actions <= np.asarray(spec.high)).all()
+    for a in actions:
+        spec.check(list(a))
+
+
+def test_action_log_prob_is_differentiable(model, scene, event):
+    states = torch.zeros(3, scene.dim)
+    obj = action_log_prob(model, scene, states, event)
+    u = torch.zeros(3, SKILLS[event.skill].dim, requires_grad=True)
+    lp = obj(u)
+    assert lp.shape == (3,) and torch.isfinite(lp).all()
+    (g,) = torch.autograd.grad(lp.sum(), u)
+    assert torch.isfinite(g).all() and (g.abs().sum(-1) > 0).all()
+    # the entropy term is at most |R'_F| log 2; the prior term is 0 at the failed action
+    u_f = torch.from_numpy(to_unit(event, event.params).astype(np.float32))[None].expand(3, -1)
+    with torch.no_grad():
+        at_f = obj(u_f)
+    assert (at_f <= len(failure_literals(event)) * np.log(2) + 1e-4).all() and (at_f > 0).all()
+
+
+def test_unit_round_trip_and_clipping(event):
+    spec = SKILLS[event.skill]
+    lo, hi = np.asarray(spec.low), np.asarray(spec.high)
+    rng = np.random.default_rng(0)
+    for a in rng.uniform(lo, hi, (20, spec.dim)):
+        assert np.allclose(from_unit(event, to_unit(event, a)), a, atol=1e-9, rtol=0)
+    assert np.allclose(to_unit(event, lo), -1) and np.allclose(to_unit(event, hi), 1)
+    assert np.array_equal(from_unit(event, -np.ones(spec.dim)), lo)
+    assert np.array_equal(from_unit(event, np.ones(spec.dim)), hi)
+    # slightly (or far) outside [-1, 1]: clipped to the skill box, never beyond it
+    u = np.array([1.0 + 1e-7, -1.0 - 1e-7, 3.0][:spec.dim])
+    a = from_unit(event, u)
+    assert a[0] == hi[0] and a[1] == lo[1]
+    assert (a >= lo).all() and (a <= hi).all()
+    spec.check(list(a))
+
+
+def test_offsets_for_real2sim(scene, event):
+    s = random_particles(scene, m=3, seed=4)
+    off = offsets_for_real2sim(scene, s)
+    assert off.shape == (3, event.num_segments, 4) and off.dtype == np.float64
+    per = s.numpy().reshape(3, len(scene.movable), 3)
+    assert np.allclose(off[:, scene.movable][..., [0, 1, 3]], per)
+    assert (off[:, furniture(event)] == 0).all()
+    assert (off[..., 2] == 0).all()
+
+
+# ------------------------------------------------------------------ R'_F
+def test_failure_literals_are_the_mismatches(event):
+    assert event.mismatches
+    lits = failure_literals(event)
+    assert lits == [(m["predicate"], m["subject"], m["object"]) for m in event.mismatches]
+
+
+def test_failure_literals_without_mismatches_cover_the_target(event):
+    ev = dataclasses.replace(event, mismatches=[])
+    lits = failure_literals(ev)
+    t, n = ev.target, ev.num_segments
+    want = {(u, t, None) for u in UNARY_RELATIONS}
+    want |= {(b, t, j) for j in range(n) if j != t for b in BINARY_RELATIONS}
+    want |= {(b, j, t) for j in range(n) if j != t for b in BINARY_RELATIONS}
+    assert len(lits) == len(set(lits)) == len(UNARY_RELATIONS) + 2 * (n - 1) * len(BINARY_RELATIONS)
+    assert set(lits) == want
+
+
+# ------------------------------------------------------------------ targeted pairs
+@pytest.mark.parametrize("method", TARGETED_METHODS)
+def test_infer_pairs(method, model, event):
+    pairs = infer_pairs(method, model, event, TINY_POINTS, workspace(), particles=4, steps=3, oversample=3, seed=0)
+    spec = SKILLS[event.skill]
+    n_mov = sum(l in MOVABLE_CLASSES for l in event.segment_labels)
+    assert pairs.method == method
+    assert pairs.offsets.shape == (4, event.num_segments, 4)
+    assert np.isfinite(pairs.offsets).all()
+    assert (pairs.offsets[:, furniture(event)] == 0).all()
+    assert (pairs.offsets[..., 2] == 0).all()
+    assert pairs.state_particles.shape == (4, 3 * n_mov)
+    assert pairs.actions.shape == (4, spec.dim)
+    assert (pairs.actions >= np.asarray(spec.low)).all() and (pairs.actions <= np.asarray(spec.high)).all()
+    assert pairs.state_objective.shape == (4,) and np.isfinite(pairs.state_objective).all()
+    assert pairs.action_objective.shape == (4,) and np.isfinite(pairs.action_objective).all()
+    assert pairs.seconds >= 0
+    if method in ("fail2progress", "gradient"):
+        assert len(pairs.history["states"]) == 3 and len(pairs.history["actions"]) == 3
+        box = np.tile(2 * np.asarray(OFFSET_BOX), n_mov)
+        assert (np.abs(pairs.state_particles) <= box + 1e-6).all()
+    else:
+        box = np.tile(np.asarray(OFFSET_BOX), n_mov)        # candidates from the prior box
+        assert (np.abs(pairs.state_particles) <= box + 1e-6).all()
+    if method == "sampling":
+        assert len({tuple(r) for r in pairs.state_particles}) == 4    # drawn without replacement
+
+
+def test_infer_pairs_unknown_method(model, event):
+    with pytest.raises(ValueError, match="unknown method"):
+        infer_pairs("small", model, event, TINY_POINTS, workspace(), particles=2, steps=1)
+
+
+def test_simulate_pairs_writes_a_dataset(model, event, tmp_path):
+    cfg, backend = world()
+    pairs = infer_pairs("domain_randomization", model, event, TINY_POINTS, workspace(), particles=4, steps=1, seed=0)
+    # O_F itself (zero offsets) always builds: Real2Sim replays it for classification
+    pairs = dataclasses.replace(pairs, offsets=np.zeros_like(pairs.offsets))
+    man = simulate_pairs(event, pairs, backend, tmp_path / "d_plus", points_per_segment=32, seed=0)
+    assert man["built"] == 4 and man["skipped"] == []
+    ds = SimDataset(tmp_path / "d_plus", verify=True)
+    assert len(ds) == 4
+    rows = list(ds.transitions(skip_flags=0))
+    assert len(rows) == 4
+    skill = list(SKILLS).index(event.skill)
+    for k, row in enumerate(rows):
+        assert int(row["skill"]) == skill
+        assert np.allclose(row["params"][:SKILLS[event.skill].dim], pairs.actions[k], atol=1e-6)
+        assert row["seg_class"].shape == (event.num_segments,)
+        assert row["scene"]["event_id"] == event.event_id and row["scene"]["particle"] == k
+        assert row["scene"]["task"] == "d+:domain_randomization"
+        assert row["obs_t_points"].shape == (event.num_segments, 32, 3)
+    assert ds.manifest["params"]["method"] == "domain_randomization"
+    assert ds.manifest["params"]["event_id"] == event.event_id
+    assert ds.manifest["params"]["source"] == "targeted"
+
+
+def test_simulate_pairs_reports_unbuildable_particles(model, event, tmp_path):
+    cfg, backend = world()
+    pairs = infer_pairs("domain_randomization", model, event, TINY_POINTS, workspace(), particles=3, steps=1, seed=0)
+    off = np.zeros_like(pairs.offsets)
+    mov = [i for i, l in enumerate(event.segment_labels) if l in MOVABLE_CLASSES]
+    off[1, mov[-1], :2] = 5.0                       # particle 1: an object far outside the workspace
+    man = simulate_pairs(event, dataclasses.replace(pairs, offsets=off), backend, tmp_path / "d", points_per_segment=16)
+    assert man["built"] == 2
+    assert [s["particle"] for s in man["skipped"]] == [1]
+    assert len(SimDataset(tmp_path / "d")) == 2
+    # nothing buildable at all: an error, not an empty dataset
+    off_all = np.zeros_like(pairs.offsets)
+    off_all[:, mov[-1], :2] = 5.0
+    with pytest.raises(ValueError, match="none of the 3 particles"):
+        simulate_pairs(event, dataclasses.replace(pairs, offsets=off_all), backend, tmp_path / "e", points_per_segment=16)
+    assert not (tmp_path / "e" / "manifest.json").exists()
+
