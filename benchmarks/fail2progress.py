@@ -46,8 +46,7 @@ from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import NoiseModel
 from f2p_sim.tasks import make_task
 from f2p_skill_effect import train as f2p_train
-from f2p_skill_effect.checkpoint import load_checkpoint
-from f2p_skill_effect.model import build_model
+from f2p_skill_effect.checkpoint import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LEARNED = ("small", "large", "sampling", "gradient", "fail2progress", "domain_randomization")
@@ -55,11 +54,8 @@ ALL_METHODS = ("original", "replanning", *LEARNED)
 
 
 def load(path):
-    ck = load_checkpoint(path)
-    m = build_model(ck.config)
-    m.load_state_dict(ck.state_dict)
-    m.eval()
-    return ck, m
+    model, ck = load_model(path)
+    return ck, model
 
 
 def success_rate(model, version, kind, n, trials, backend, tcfg):

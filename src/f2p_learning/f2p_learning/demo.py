@@ -48,13 +48,9 @@ class Stage:
 
 
 def _load(path):
-    from f2p_skill_effect.checkpoint import load_checkpoint
-    from f2p_skill_effect.model import build_model
-    ck = load_checkpoint(path)
-    m = build_model(ck.config)
-    m.load_state_dict(ck.state_dict)
-    m.eval()
-    return ck, m
+    from f2p_skill_effect.checkpoint import load_model
+    model, ck = load_model(path)
+    return ck, model
 
 
 def _render(backend, camera, path: Path) -> str | None:
