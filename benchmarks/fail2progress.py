@@ -19,16 +19,23 @@ with every step as predicted and the goal held (f2p_failure.episode).
 
 Writes benchmarks/results/fail2progress.{json,md,png}. ``--quick`` is a smoke setting and is
 never the one reported.
+
+Long runs restart where they stopped: every finished cell (a fine-tune, a success rate) is
+written to ``<work>/progress.json`` and reused when the same command runs again with the same
+settings (``--fresh`` discards it). Trials run in ``--workers`` processes, one torch thread each.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import multiprocessing
 import os
 import platform
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +43,7 @@ import torch
 
 from f2p_common.vocabulary import BINARY_RELATIONS
 from f2p_failure.episode import TrialConfig, run_trial
-from f2p_failure.events import save_event
+from f2p_failure.events import load_event, save_event
 from f2p_learning import learn
 from f2p_learning.targeted import random_dataset
 from f2p_sim.config import load_world_config
@@ -58,12 +65,71 @@ def load(path):
     return ck, model
 
 
-def success_rate(model, version, kind, n, trials, backend, tcfg):
-    wins = 0
-    for i in range(trials):
-        seed = 30000 + 1000 * n + i
-        wins += run_trial(model, version, make_task(kind, n, seed, backend.cfg), backend, tcfg, seed=i).success
-    return {"successes": wins, "trials": trials, "success_rate": wins / trials}
+_WORKER: dict = {}
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+    _WORKER["backend"] = MujocoBackend(load_world_config())
+    _WORKER["models"] = {}
+
+
+def _trial(ckpt: str, kind: str, n: int, i: int, tcfg: TrialConfig) -> str:
+    """One evaluation trial (task seed 30000 + 1000·n + i, trial seed i); returns its outcome."""
+    if ckpt not in _WORKER["models"]:
+        model, ck = load_model(ckpt)
+        _WORKER["models"][ckpt] = (model, ck.version)
+    model, version = _WORKER["models"][ckpt]
+    backend = _WORKER["backend"]
+    r = run_trial(model, version, make_task(kind, n, 30000 + 1000 * n + i, backend.cfg), backend, tcfg, seed=i)
+    return "success" if r.success else r.outcome
+
+
+class Evaluator:
+    """Success rates over fixed evaluation seeds, trials spread over worker processes (spawned, so
+    MuJoCo and torch start clean in each)."""
+
+    def __init__(self, workers: int):
+        self.pool = None
+        if workers > 1:
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_init)
+        else:
+            _worker_init()
+            torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+
+    def rate(self, ckpt: Path, kind: str, n: int, trials: int, tcfg: TrialConfig) -> dict:
+        if self.pool is None:
+            outcomes = [_trial(str(ckpt), kind, n, i, tcfg) for i in range(trials)]
+        else:
+            outcomes = list(self.pool.map(_trial, *zip(*[(str(ckpt), kind, n, i, tcfg) for i in range(trials)])))
+        wins = outcomes.count("success")
+        return {"successes": wins, "trials": trials, "success_rate": wins / trials,
+                "outcomes": dict(collections.Counter(outcomes))}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+class Progress:
+    """Finished cells of a run, persisted after each one so an interrupted run resumes."""
+
+    def __init__(self, path: Path, settings: dict, fresh: bool):
+        self.path, self.settings, self.cells = path, settings, {}
+        if path.is_file() and not fresh:
+            saved = json.loads(path.read_text())
+            if saved.get("settings") == settings:
+                self.cells = saved["cells"]
+                print(f"[bench-f2p] resuming: {len(self.cells)} finished cells from {path}", flush=True)
+
+    def get(self, key: str, compute):
+        if key not in self.cells:
+            self.cells[key] = compute()
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"settings": self.settings, "cells": self.cells}, default=float))
+            tmp.replace(self.path)   # atomic: a kill mid-write leaves the previous file
+        return self.cells[key]
 
 
 def dataset_quality(d_plus: Path, event) -> dict:
@@ -109,6 +175,8 @@ def parse_args(argv=None):
     p.add_argument("--work", default="/tmp/f2p-bench")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fail2progress"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="processes running evaluation trials")
+    p.add_argument("--fresh", action="store_true", help="ignore <work>/progress.json from an earlier run")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny settings, never reported")
     a = p.parse_args(argv)
     if a.quick:
@@ -132,6 +200,12 @@ def main(argv=None) -> int:
     backend = MujocoBackend(cfg)
     tcfg = TrialConfig(n_points=n_points)
     ab_trials = a.ablation_trials or a.trials
+    settings = {"parent": ck0.version, "trials": a.trials, "ablation_trials": ab_trials, "epochs": a.epochs,
+                "large_epochs": a.large_epochs, "seed": a.seed, "quick": a.quick}
+    run_dir = work / "quick" if a.quick else work     # events, models, progress; the generated data is shared
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(run_dir / "progress.json", settings, a.fresh)
+    evaluator = Evaluator(a.workers)
     data = {}
     for name, seed, n in (("replay", 2, 400), ("regression", 3, 300)):
         folder = work / "data" / name
@@ -141,94 +215,111 @@ def main(argv=None) -> int:
         data[name] = str(folder)
     result: dict = {"command": "python benchmarks/fail2progress.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
                     "quick": a.quick, "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                                                  "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-                    "parent_version": ck0.version, "trials_per_cell": a.trials, "epochs": a.epochs,
-                    "large_epochs": a.large_epochs, "seeds": {"evaluation": "30000 + 1000*n + i, i < trials",
-                                                              "failure_search": "1000..1019", "learning": a.seed},
+                                                  "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                                                  "trial_workers": a.workers},
+                    "parent_version": ck0.version, "trials_per_cell": a.trials, "ablation_trials": ab_trials,
+                    "epochs": a.epochs, "large_epochs": a.large_epochs,
+                    "seeds": {"evaluation": "task 30000 + 1000*n + i, trial i, i < trials",
+                              "failure_search": "task 1000..1019, trial 0", "learning": a.seed},
                     "tasks": {}}
-    for kind in a.tasks:
-        log(f"== {kind}: finding the failure to learn from")
-        event = None
-        for s in range(1000, 1020):
-            r = run_trial(m0, ck0.version, make_task(kind, 3, s, cfg), backend, tcfg, seed=0)
-            if r.failure is not None:
-                event = r.failure
-                break
-        if event is None:
-            log(f"{kind}: the pre-trained model did not fail on 20 instances; skipping")
-            continue
-        ev_path = save_event(event, work / kind / "events")
-        tres: dict = {"event": {"id": event.event_id, "task_seed": event.context["task_seed"], "mismatches": event.mismatches},
-                      "methods": {}}
-        models = {"original": (ck0, m0), "replanning": (ck0, m0)}
-        for method in [m for m in a.methods if m in LEARNED]:
-            t0 = time.perf_counter()
-            out = work / kind / method
-            info: dict = {}
-            if method in ("small", "large"):
-                n_rand = 20 if method == "small" else 2000
-                rdir = work / "data" / f"random_{n_rand}"
-                if not (rdir / "manifest.json").is_file():
-                    random_dataset(rdir, n_rand, seed=a.seed + 50, workers=2)
-                out.mkdir(parents=True, exist_ok=True)
-                fine_tune_random(parent_path, rdir, out / "model.pt", a.epochs if method == "small" else a.large_epochs,
-                                 data["replay"], a.seed, n_points)
-            else:
-                rc = learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
-                                 "--method", method, "--epochs", str(a.epochs), "--replay-data", data["replay"],
-                                 "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet"])
-                if rc:
-                    log(f"{kind}/{method}: f2p-learn exit {rc}")
-                    tres["methods"][method] = {"error": f"f2p-learn exit {rc}"}
+
+    def learn_cell(kind: str, method: str, ev_path: Path, out: Path, extra=()) -> dict:
+        t0 = time.perf_counter()
+        info: dict = {}
+        if method in ("small", "large"):
+            n_rand = 20 if method == "small" else 2000
+            rdir = work / "data" / f"random_{n_rand}"
+            if not (rdir / "manifest.json").is_file():
+                random_dataset(rdir, n_rand, seed=a.seed + 50, workers=2)
+            out.mkdir(parents=True, exist_ok=True)
+            fine_tune_random(parent_path, rdir, out / "model.pt", a.epochs if method == "small" else a.large_epochs,
+                             data["replay"], a.seed, n_points)
+        else:
+            rc = learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
+                             "--method", method, "--epochs", str(a.epochs), "--replay-data", data["replay"],
+                             "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet", *extra])
+            if rc:
+                return {"error": f"f2p-learn exit {rc}"}
+            rep = json.loads((out / "learn_report.json").read_text())
+            info["optimization_time_s"] = rep["stages"]["infer"]["optimisation_seconds"]
+            info["deployable"] = rep["deployable"]
+            info["dataset_quality"] = dataset_quality(out / "d_plus", event)
+        info["learn_seconds"] = time.perf_counter() - t0
+        info["checkpoint"] = str(out / "model.pt")
+        return info
+
+    def rate(ckpt: Path, kind: str, n: int, trials: int, tc: TrialConfig) -> dict:
+        key = f"rate/{ckpt}/{kind}/{n}/{trials}/{tc.camera}/{tc.noise}/{tc.replans}"
+        return progress.get(key, lambda: evaluator.rate(ckpt, kind, n, trials, tc))
+
+    try:
+        for kind in a.tasks:
+            ev_dir = run_dir / kind / "events"
+
+            def find_event() -> str | None:
+                log(f"== {kind}: finding the failure to learn from")
+                for s in range(1000, 1020):
+                    r = run_trial(m0, ck0.version, make_task(kind, 3, s, cfg), backend, tcfg, seed=0)
+                    if r.failure is not None:
+                        return str(save_event(r.failure, ev_dir))
+                return None
+
+            ev_path = progress.get(f"{kind}/event", find_event)
+            if ev_path is None:
+                log(f"{kind}: the pre-trained model did not fail on 20 instances; skipping")
+                continue
+            event = load_event(ev_path)
+            tres: dict = {"event": {"id": event.event_id, "task_seed": event.context["task_seed"],
+                                    "mismatches": event.mismatches}, "methods": {}}
+            ckpts = {"original": parent_path, "replanning": parent_path}
+            for method in [m for m in a.methods if m in LEARNED]:
+                info = progress.get(f"{kind}/learn/{method}",
+                                    lambda: learn_cell(kind, method, Path(ev_path), run_dir / kind / method))
+                tres["methods"][method] = dict(info)
+                if "error" in info:
+                    log(f"{kind}/{method}: {info['error']}")
                     continue
-                rep = json.loads((out / "learn_report.json").read_text())
-                info["optimization_time_s"] = rep["stages"]["infer"]["optimisation_seconds"]
-                info["deployable"] = rep["deployable"]
-                info["dataset_quality"] = dataset_quality(out / "d_plus", event)
-            info["learn_seconds"] = time.perf_counter() - t0
-            models[method] = load(out / "model.pt")
-            tres["methods"][method] = info
-            log(f"{kind}/{method}: learned in {info['learn_seconds']:.0f}s")
-        for method in a.methods:
-            ck, m = models[method]
-            cfg_m = TrialConfig(n_points=n_points, replans=2 if method == "replanning" else 0)
-            cells = {}
-            for n in a.object_counts:
-                cells[str(n)] = success_rate(m, ck.version, kind, n, a.trials, backend, cfg_m)
-                log(f"{kind}/{method}/{n} objects: {cells[str(n)]['successes']}/{a.trials}")
-            tres["methods"].setdefault(method, {})["success"] = cells
-        # Table 2 / A.14: fine-tuned on the 3-object failure, tested on 5/7 objects (above) and unseen viewpoints.
-        if "fail2progress" in models:
-            ck, m = models["fail2progress"]
+                ckpts[method] = Path(info["checkpoint"])
+                log(f"{kind}/{method}: learned in {info['learn_seconds']:.0f}s")
+            for method in [m for m in a.methods if m in ckpts]:
+                cfg_m = TrialConfig(n_points=n_points, replans=2 if method == "replanning" else 0)
+                cells = {}
+                for n in a.object_counts:
+                    cells[str(n)] = rate(ckpts[method], kind, n, a.trials, cfg_m)
+                    log(f"{kind}/{method}/{n} objects: {cells[str(n)]['successes']}/{a.trials} {cells[str(n)]['outcomes']}")
+                tres["methods"].setdefault(method, {})["success"] = cells
+            if "fail2progress" not in ckpts:
+                result["tasks"][kind] = tres
+                continue
+            compare = [m for m in ("original", "fail2progress") if m in ckpts]
+            # Table 2 / A.14: fine-tuned on the 3-object failure, tested on 5/7 objects (above) and unseen viewpoints.
             gen = {"objects": {n: tres["methods"]["fail2progress"]["success"].get(str(n)) for n in (5, 7)}, "viewpoints": {}}
             for cam in a.viewpoints:
-                gen["viewpoints"][cam] = {meth: success_rate(models[meth][1], models[meth][0].version, kind, 3, ab_trials, backend,
-                                                             TrialConfig(n_points=n_points, camera=cam))
-                                          for meth in ("original", "fail2progress")}
+                gen["viewpoints"][cam] = {m: rate(ckpts[m], kind, 3, ab_trials, TrialConfig(n_points=n_points, camera=cam)) for m in compare}
                 log(f"{kind} viewpoint {cam}: {gen['viewpoints'][cam]}")
             tres["generalization"] = gen
             # Fig. 3b: success vs point-cloud noise (isotropic Gaussian on every point).
             tres["noise_study"] = {}
             for sd in a.noise_levels:
                 nz = NoiseModel(0.0, sd, 0.0) if sd > 0 else None
-                tres["noise_study"][str(sd)] = {meth: success_rate(models[meth][1], models[meth][0].version, kind, 3, ab_trials,
-                                                                   backend, TrialConfig(n_points=n_points, noise=nz))
-                                                for meth in ("original", "fail2progress")}
+                tres["noise_study"][str(sd)] = {m: rate(ckpts[m], kind, 3, ab_trials, TrialConfig(n_points=n_points, noise=nz)) for m in compare}
                 log(f"{kind} noise {sd}: {tres['noise_study'][str(sd)]}")
-            # A.5: number of particles vs success and optimisation time.
+            # A.5: number of particles vs success and optimisation time (M = 20 is the fail2progress run above).
             tres["particles_ablation"] = {}
             for mp in a.particles_ablation:
-                out = work / kind / f"fail2progress_M{mp}"
-                learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
-                            "--particles", str(mp), "--epochs", str(a.epochs), "--replay-data", data["replay"],
-                            "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet"])
-                rep = json.loads((out / "learn_report.json").read_text())
-                ckm, mm = load(out / "model.pt")
-                tres["particles_ablation"][str(mp)] = {
-                    "optimization_time_s": rep["stages"]["infer"]["optimisation_seconds"],
-                    **success_rate(mm, ckm.version, kind, 3, ab_trials, backend, tcfg)}
-                log(f"{kind} M={mp}: {tres['particles_ablation'][str(mp)]}")
-        result["tasks"][kind] = tres
+                info = tres["methods"]["fail2progress"] if mp == 20 else progress.get(
+                    f"{kind}/learn/fail2progress_M{mp}", lambda: learn_cell(
+                        kind, "fail2progress", Path(ev_path), run_dir / kind / f"fail2progress_M{mp}", ("--particles", str(mp))))
+                if "error" in info:
+                    tres["particles_ablation"][str(mp)] = info
+                    continue
+                cell = {"optimization_time_s": info["optimization_time_s"],
+                        **rate(Path(info["checkpoint"]), kind, 3, ab_trials, tcfg)}
+                tres["particles_ablation"][str(mp)] = cell
+                log(f"{kind} M={mp}: {cell}")
+            result["tasks"][kind] = tres
+    finally:
+        evaluator.close()
     result["total_seconds"] = time.perf_counter() - t_start
     write_outputs(result, Path(a.out))
     log(f"wrote {a.out}.json/.md/.png in {result['total_seconds']:.0f}s")
@@ -246,50 +337,90 @@ def write_outputs(result: dict, out: Path) -> None:
     for kind, tres in result["tasks"].items():
         counts = sorted({n for m in tres["methods"].values() for n in m.get("success", {})}, key=int)
         lines += [f"## {kind} (learned from event {tres['event']['id']}, task seed {tres['event']['task_seed']})", "",
-                  "| method | " + " | ".join(f"{n} objects" for n in counts) + " | optimisation s | D+ failure-relation sat. | action std |",
-                  "|---|" + "---|" * (len(counts) + 3)]
-        for meth, info in tres["methods"].items():
-            cells = [f"{info['success'][n]['successes']}/{info['success'][n]['trials']}" if n in info.get("success", {}) else "–"
-                     for n in counts]
+                  "| method | " + " | ".join(f"{n} objects" for n in counts) + " | mean | learn s | optimisation s "
+                  "| D+ failure-relation sat. | action std |",
+                  "|---|" + "---|" * (len(counts) + 5)]
+        for meth in [m for m in ALL_METHODS if m in tres["methods"]]:
+            info = tres["methods"][meth]
+            succ = info.get("success", {})
+            cells = [f"{succ[n]['successes']}/{succ[n]['trials']}" if n in succ else "–" for n in counts]
+            mean = (f"{np.mean([succ[n]['success_rate'] for n in succ]):.0%}" if succ else "–")
             dq = info.get("dataset_quality") or {}
-            sat = dq.get("failure_relation_satisfaction")
-            spread = dq.get("action_spread_std")
-            lines.append(f"| {meth} | " + " | ".join(cells) + f" | {info.get('optimization_time_s', '–') if 'optimization_time_s' not in info else round(info['optimization_time_s'], 2)} | "
+            sat, spread = dq.get("failure_relation_satisfaction"), dq.get("action_spread_std")
+            fmt = lambda v: "–" if v is None else f"{v:.1f}"
+            lines.append(f"| {meth} | " + " | ".join(cells) + f" | {mean} | {fmt(info.get('learn_seconds'))} | "
+                         f"{'–' if info.get('optimization_time_s') is None else round(info['optimization_time_s'], 2)} | "
                          f"{'–' if sat is None else f'{sat:.2f}'} | {'–' if not spread else ', '.join(f'{v:.2f}' for v in spread)} |")
-        for key, title in (("noise_study", "Point noise (m) vs success, 3 objects"),
-                           ("particles_ablation", "Particles M vs success and optimisation time, 3 objects")):
-            if key in tres:
-                lines += ["", f"**{title}:** " + "; ".join(f"{k}: {json.dumps(v, default=float)}" for k, v in tres[key].items())]
+        outcomes = {m: collections.Counter() for m in tres["methods"]}
+        for m, info in tres["methods"].items():
+            for c in info.get("success", {}).values():
+                outcomes[m].update(c.get("outcomes", {}))
+        lines += ["", "**Trial outcomes, all object counts:** " + "; ".join(
+            f"{m}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) for m, c in outcomes.items() if c)]
+        frac = lambda c: f"{c['successes']}/{c['trials']}" if "successes" in c else c.get("error", "–")
         if "generalization" in tres:
-            lines += ["", "**Unseen viewpoints, 3 objects:** " + "; ".join(
-                f"{cam}: " + ", ".join(f"{m} {v['successes']}/{v['trials']}" for m, v in res.items())
-                for cam, res in tres["generalization"]["viewpoints"].items())]
+            vp = tres["generalization"]["viewpoints"]
+            lines += ["", "**Unseen viewpoints (Table 2), 3 objects:**", "", "| viewpoint | original | fail2progress |", "|---|---|---|"]
+            lines += [f"| {cam} | {frac(r.get('original', {}))} | {frac(r.get('fail2progress', {}))} |" for cam, r in vp.items()]
+        if tres.get("noise_study"):
+            lines += ["", "**Point noise σ (Fig. 3b), 3 objects:**", "", "| σ (m) | original | fail2progress |", "|---|---|---|"]
+            lines += [f"| {sd} | {frac(r.get('original', {}))} | {frac(r.get('fail2progress', {}))} |"
+                      for sd, r in tres["noise_study"].items()]
+        if tres.get("particles_ablation"):
+            lines += ["", "**Particles M (A.5), 3 objects:**", "", "| M | optimisation s | success |", "|---|---|---|"]
+            lines += [f"| {mp} | {r.get('optimization_time_s', float('nan')):.2f} | {frac(r)} |"
+                      for mp, r in tres["particles_ablation"].items()]
         lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        tasks = list(result["tasks"])
-        fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(7 * max(1, len(tasks)), 4), squeeze=False)
-        for ax, kind in zip(axes[0], tasks):
-            meths = [m for m, i in result["tasks"][kind]["methods"].items() if "success" in i]
-            counts = sorted({n for m in meths for n in result["tasks"][kind]["methods"][m]["success"]}, key=int)
-            w = 0.8 / max(1, len(counts))
-            for j, n in enumerate(counts):
-                ax.bar(np.arange(len(meths)) + j * w, [result["tasks"][kind]["methods"][m]["success"][n]["success_rate"] for m in meths],
-                       w, label=f"{n} objects")
-            ax.set_xticks(np.arange(len(meths)) + w * (len(counts) - 1) / 2)
-            ax.set_xticklabels(meths, rotation=30, ha="right", fontsize=8)
-            ax.set_ylim(0, 1)
-            ax.set_ylabel("success rate")
-            ax.set_title(kind)
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out.with_suffix(".png"), dpi=100)
-        plt.close(fig)
+        write_plot(result, out.with_suffix(".png"))
     except Exception as e:  # the JSON and markdown are the result; the plot is a convenience
         print(f"[bench-f2p] no plot: {e}")
+
+
+def write_plot(result: dict, path: Path) -> None:
+    """Row 1: success per method and object count (Table 1); row 2: noise (Fig. 3b) and particles (A.5)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks = list(result["tasks"]) or ["none"]
+    fig, axes = plt.subplots(2, len(tasks), figsize=(7 * len(tasks), 8), squeeze=False)
+    for col, kind in enumerate(tasks):
+        tres = result["tasks"].get(kind, {"methods": {}})
+        ax = axes[0][col]
+        meths = [m for m in ALL_METHODS if "success" in tres["methods"].get(m, {})]
+        counts = sorted({n for m in meths for n in tres["methods"][m]["success"]}, key=int)
+        w = 0.8 / max(1, len(counts))
+        for j, n in enumerate(counts):
+            ax.bar(np.arange(len(meths)) + j * w, [tres["methods"][m]["success"].get(n, {}).get("success_rate", 0) for m in meths],
+                   w, label=f"{n} objects")
+        ax.set_xticks(np.arange(len(meths)) + w * (len(counts) - 1) / 2)
+        ax.set_xticklabels(meths, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("success rate")
+        ax.set_title(f"{kind}: after learning from one failure")
+        ax.legend(fontsize=8)
+        ax = axes[1][col]
+        for m in ("original", "fail2progress"):
+            pts = [(float(sd), r[m]["success_rate"]) for sd, r in tres.get("noise_study", {}).items() if m in r]
+            if pts:
+                ax.plot(*zip(*pts), "o-", label=f"{m} vs point noise σ (m)")
+        pa = [(int(mp), r["success_rate"], r["optimization_time_s"]) for mp, r in tres.get("particles_ablation", {}).items()
+              if "success_rate" in r]
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("point noise σ (m)")
+        ax.set_ylabel("success rate, 3 objects")
+        if pa:
+            twin = ax.twiny()
+            twin.plot([p[0] for p in pa], [p[1] for p in pa], "s--", color="tab:green", label="fail2progress vs particles M")
+            for mp, sr, t in pa:
+                twin.annotate(f"{t:.1f}s", (mp, sr), fontsize=7, textcoords="offset points", xytext=(0, 5))
+            twin.set_xlabel("particles M (labels: optimisation s)")
+            twin.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
