@@ -43,14 +43,14 @@ def test_write_outputs_marks_quick_runs_and_tabulates(bench, tmp_path):
     cell = {"successes": 7, "trials": 10, "success_rate": 0.7, "outcomes": {"success": 7, "failure_detected": 3}}
     result = {"command": "python benchmarks/fail2progress.py --quick", "quick": True, "trials_per_cell": 10, "epochs": 5,
               "large_epochs": 1, "parent_version": "abc", "machine": {"platform": "x", "cpu_count": 2},
-              "tasks": {"transport": {"event": {"id": "e1", "task_seed": 1000}, "methods": {
+              "tasks": {"transport": {"events": {"3": {"id": "e1", "task_seed": 1000}}, "methods": {
                   "original": {"success": {"3": dict(cell, successes=1, success_rate=0.1)}},
-                  "fail2progress": {"success": {"3": cell}, "optimization_time_s": 4.2,
-                                    "dataset_quality": {"failure_relation_satisfaction": 0.95,
-                                                        "action_spread_std": [0.1, 0.2, 0.05]}}}}}}
+                  "fail2progress": {"success": {"3": cell}, "learning": {"3": {
+                      "learn_seconds": 40.0, "optimization_time_s": 4.2,
+                      "dataset_quality": {"failure_relation_satisfaction": 0.95, "action_spread_std": [0.1, 0.2, 0.05]}}}}}}}}
     bench.write_outputs(result, tmp_path / "out" / "fail2progress")
     md = (tmp_path / "out" / "fail2progress.md").read_text()
     assert "QUICK SMOKE RUN" in md
-    assert "| fail2progress | 7/10 | 70% | – | 4.2 | 0.95 | 0.10, 0.20, 0.05 |" in md
+    assert "| fail2progress | 7/10 | 70% | 40.00 | 4.20 | – | 0.95 | 0.10, 0.20, 0.05 |" in md
     assert "| original | 1/10 | 10% |" in md
-    assert json.loads((tmp_path / "out" / "fail2progress.json").read_text())["tasks"]["transport"]["event"]["id"] == "e1"
+    assert json.loads((tmp_path / "out" / "fail2progress.json").read_text())["tasks"]["transport"]["events"]["3"]["id"] == "e1"

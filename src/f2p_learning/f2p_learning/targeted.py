@@ -14,6 +14,9 @@ Methods (``METHODS``), all with the same objective, the same M and the same simu
                    ``oversample``·M candidates from the prior (uniform offsets in the prior
                    box; uniform actions in the skill box), keep M drawn with probability
                    ∝ exp(log p) without replacement — states first, then one action per state.
+                   ``oversample`` defaults to ``steps``: the same number of objective
+                   evaluations as the M particles of SVGD over its steps. (With 10x, every
+                   state drawn for a 5-object transport failure had two objects overlapping.)
 ``domain_randomization``  (A.16) uniform offsets and uniform actions, no objective.
 
 ``small`` / ``large`` (random transitions from the tasks' own distribution, 20 / 2,000) do
@@ -70,11 +73,12 @@ def _resample(logp: torch.Tensor, m: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def infer_pairs(method: str, model: SkillEffectModel, event: FailureEvent, n_points: int, workspace,
-                particles: int = 20, steps: int = 60, oversample: int = 10, seed: int = 0,
+                particles: int = 20, steps: int = 60, oversample: int | None = None, seed: int = 0,
                 progress=None) -> Pairs:
     """The M (s_i, a_i) pairs of ``method`` for ``event`` (see the module docstring)."""
     if method not in TARGETED_METHODS:
         raise ValueError(f"unknown method {method!r}; targeted methods: {', '.join(TARGETED_METHODS)}")
+    oversample = steps if oversample is None else oversample
     t0 = time.perf_counter()
     scene = FailureScene.from_event(event, n_points, workspace, seed=seed)
     gen = torch.Generator().manual_seed(seed + 17)
