@@ -121,8 +121,8 @@ class Evaluator:
 class Progress:
     """Finished cells of a run, persisted after each one so an interrupted run resumes."""
 
-    def __init__(self, path: Path, settings: dict, fresh: bool):
-        self.path, self.settings, self.cells = path, settings, {}
+    def __init__(self, path: Path, settings: dict, fresh: bool, report_only: bool = False):
+        self.path, self.settings, self.cells, self.report_only = path, settings, {}, report_only
         if path.is_file() and not fresh:
             saved = json.loads(path.read_text())
             if saved.get("settings") == settings:
@@ -130,6 +130,8 @@ class Progress:
                 print(f"[bench-f2p] resuming: {len(self.cells)} finished cells from {path}", flush=True)
 
     def get(self, key: str, compute):
+        if key not in self.cells and self.report_only:
+            return {"error": "not run"}
         if key not in self.cells:
             self.cells[key] = compute()
             tmp = self.path.with_suffix(".tmp")
@@ -183,6 +185,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes running evaluation trials")
     p.add_argument("--fresh", action="store_true", help="ignore <work>/progress.json from an earlier run")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the results from the finished cells in <work>/progress.json, computing nothing "
+                        "(cells not finished read 'not run')")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny settings, never reported")
     a = p.parse_args(argv)
     if a.quick:
@@ -210,7 +215,7 @@ def main(argv=None) -> int:
                 "large_epochs": a.large_epochs, "seed": a.seed, "quick": a.quick}
     run_dir = work / "quick" if a.quick else work     # events, models, progress; the generated data is shared
     run_dir.mkdir(parents=True, exist_ok=True)
-    progress = Progress(run_dir / "progress.json", settings, a.fresh)
+    progress = Progress(run_dir / "progress.json", settings, a.fresh, a.report_only)
     evaluator = Evaluator(a.workers)
     data = {}
     for name, seed, n in (("replay", 2, 400), ("regression", 3, 300)):
@@ -270,8 +275,11 @@ def main(argv=None) -> int:
         shared = {"original": parent_path, "replanning": parent_path}
         for method in [m for m in a.methods if m in ("small", "large")]:
             info = progress.get(f"random/learn/{method}", lambda: learn_cell(method, run_dir / "random" / method))
-            shared[method] = Path(info["checkpoint"])
             result.setdefault("random_baselines", {})[method] = info
+            if "error" in info:
+                log(f"{method}: {info['error']}")
+                continue
+            shared[method] = Path(info["checkpoint"])
             log(f"{method}: learned in {info['learn_seconds']:.0f}s")
         for kind in a.tasks:
             tres: dict = {"events": {}, "methods": {m: dict(result.get("random_baselines", {}).get(m, {}))
@@ -279,7 +287,7 @@ def main(argv=None) -> int:
             models3: dict = {}
             for n in a.object_counts:
                 ev_path = progress.get(f"{kind}/{n}/event", lambda: find_event(kind, n))
-                if ev_path is None:
+                if not isinstance(ev_path, str):
                     log(f"{kind}/{n}: the pre-trained model did not fail on 20 instances; no learning at {n} objects")
                     continue
                 event = load_event(ev_path)
@@ -299,7 +307,7 @@ def main(argv=None) -> int:
                     cfg_m = TrialConfig(n_points=n_points, replans=2 if method == "replanning" else 0)
                     cell = rate(ckpts[method], kind, n, a.trials, cfg_m)
                     tres["methods"][method].setdefault("success", {})[str(n)] = cell
-                    log(f"{kind}/{method}/{n} objects: {cell['successes']}/{a.trials} {cell['outcomes']}")
+                    log(f"{kind}/{method}/{n} objects: {cell.get('successes', '-')}/{a.trials} {cell.get('outcomes', cell)}")
                 if n == 3:
                     models3 = ckpts
             if "fail2progress" not in models3:
@@ -367,8 +375,10 @@ def write_outputs(result: dict, out: Path) -> None:
         for meth in [m for m in ALL_METHODS if m in tres["methods"]]:
             info = tres["methods"][meth]
             succ = info.get("success", {})
-            cells = [f"{succ[n]['successes']}/{succ[n]['trials']}" if n in succ else "–" for n in counts]
-            mean = (f"{np.mean([succ[n]['success_rate'] for n in succ]):.0%}" if succ else "–")
+            cells = [f"{succ[n]['successes']}/{succ[n]['trials']}" if "successes" in succ.get(n, {}) else
+                     succ.get(n, {}).get("error", "–") for n in counts]
+            rates = [c["success_rate"] for c in succ.values() if "success_rate" in c]
+            mean = f"{np.mean(rates):.0%}" if rates else "–"
             runs = [r for r in info.get("learning", {}).values() if "error" not in r] or ([info] if "learn_seconds" in info else [])
             avg = lambda get: (lambda v: "–" if not v else f"{np.mean(v):.2f}")([x for x in map(get, runs) if x is not None])
             dq3 = (info.get("learning", {}).get("3") or {}).get("dataset_quality") or {}
@@ -399,7 +409,7 @@ def write_outputs(result: dict, out: Path) -> None:
                       for sd, r in tres["noise_study"].items()]
         if tres.get("particles_ablation"):
             lines += ["", "**Particles M (A.5), 3 objects:**", "", "| M | optimisation s | success |", "|---|---|---|"]
-            lines += [f"| {mp} | {r.get('optimization_time_s', float('nan')):.2f} | {frac(r)} |"
+            lines += [f"| {mp} | {'–' if r.get('optimization_time_s') is None else round(r['optimization_time_s'], 2)} | {frac(r)} |"
                       for mp, r in tres["particles_ablation"].items()]
         lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -433,7 +443,8 @@ def write_plot(result: dict, path: Path) -> None:
         ax.legend(fontsize=8)
         ax = axes[1][col]
         for m in ("original", "fail2progress"):
-            pts = [(float(sd), r[m]["success_rate"]) for sd, r in tres.get("noise_study", {}).items() if m in r]
+            pts = [(float(sd), r[m]["success_rate"]) for sd, r in tres.get("noise_study", {}).items()
+                   if "success_rate" in r.get(m, {})]
             if pts:
                 ax.plot(*zip(*pts), "o-", label=f"{m} vs point noise σ (m)")
         pa = [(int(mp), r["success_rate"], r["optimization_time_s"]) for mp, r in tres.get("particles_ablation", {}).items()
