@@ -225,7 +225,7 @@ def main(argv=None) -> int:
                      "--steps-per-scene", "8", "--workers", "2", "--no-progress"])
         data[name] = str(folder)
     result: dict = {"command": "python benchmarks/fail2progress.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-                    "quick": a.quick, "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "quick": a.quick, "report_only": a.report_only, "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                                                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                                                   "trial_workers": a.workers},
                     "parent_version": ck0.version, "trials_per_cell": a.trials, "ablation_trials": ab_trials,
@@ -363,7 +363,9 @@ def write_outputs(result: dict, out: Path) -> None:
              f"`{result['parent_version']}`; fine-tuning {result['epochs']} epochs (large: {result['large_epochs']}); "
              f"{result.get('ablation_trials', result['trials_per_cell'])} trials per ablation cell; "
              f"machine {result['machine']['platform']}, {result['machine']['cpu_count']} cores."
-             + (" **QUICK SMOKE RUN — not a result.**" if result["quick"] else ""), ""]
+             + (" **QUICK SMOKE RUN — not a result.**" if result["quick"] else "")
+             + (" Written with `--report-only` from the cells that runs with these settings finished; "
+                "'not run' marks the cells they did not reach." if result.get("report_only") else ""), ""]
     for kind, tres in result["tasks"].items():
         counts = sorted({n for m in tres["methods"].values() for n in m.get("success", {})}, key=int)
         evs = ", ".join(f"{n} objects: task seed {e['task_seed']}" for n, e in tres["events"].items())
