@@ -377,8 +377,10 @@ def write_outputs(result: dict, out: Path) -> None:
         for meth in [m for m in ALL_METHODS if m in tres["methods"]]:
             info = tres["methods"][meth]
             succ = info.get("success", {})
+            learn_err = {n: r["error"] for n, r in info.get("learning", {}).items() if "error" in r}
             cells = [f"{succ[n]['successes']}/{succ[n]['trials']}" if "successes" in succ.get(n, {}) else
-                     succ.get(n, {}).get("error", "–") for n in counts]
+                     f"learning failed ({learn_err[n]})" if n in learn_err else succ.get(n, {}).get("error", "–")
+                     for n in counts]
             rates = [c["success_rate"] for c in succ.values() if "success_rate" in c]
             mean = f"{np.mean(rates):.0%}" if rates else "–"
             runs = [r for r in info.get("learning", {}).values() if "error" not in r] or ([info] if "learn_seconds" in info else [])
