@@ -66,11 +66,6 @@ LEARNED = ("small", "large", "sampling", "gradient", "fail2progress", "domain_ra
 ALL_METHODS = ("original", "replanning", *LEARNED)
 
 
-def load(path):
-    model, ck = load_model(path)
-    return ck, model
-
-
 _WORKER: dict = {}
 
 
@@ -205,7 +200,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     log = lambda *x: print("[bench-f2p]", *x, flush=True)
     parent_path = ROOT / "models" / "skill_effect_pretrained.pt"
-    ck0, m0 = load(parent_path)
+    m0, ck0 = load_model(parent_path)
     n_points = int(ck0.training_data.get("points_per_object", 128))
     cfg = load_world_config()
     backend = MujocoBackend(cfg)
