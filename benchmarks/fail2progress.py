@@ -395,6 +395,14 @@ def write_outputs(result: dict, out: Path) -> None:
                          f"{avg(lambda r: (r.get('dataset_quality') or {}).get('transitions'))} | "
                          f"{avg(lambda r: (r.get('dataset_quality') or {}).get('failure_relation_satisfaction'))} | "
                          f"{'–' if not spread else ', '.join(f'{v:.2f}' for v in spread)} |")
+        means = {m: np.mean(r) for m, info in tres["methods"].items()
+                 if (r := [c["success_rate"] for c in info.get("success", {}).values() if "success_rate" in c])}
+        base = {m: v for m, v in means.items() if m not in ("fail2progress", "large_task")}
+        if "fail2progress" in means and base:
+            best = max(base, key=base.get)
+            lines += ["", f"**Fail2Progress mean {means['fail2progress']:.0%}; best baseline of paper §6 / A.16: "
+                      f"{best} {base[best]:.0%}.** `large_task` is a reference, not a §6 baseline: 2,000 random "
+                      "transitions of the tasks' own distribution, in which the held-out failure mode is common."]
         outcomes = {m: collections.Counter() for m in tres["methods"]}
         for m, info in tres["methods"].items():
             for c in info.get("success", {}).values():
