@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
-from f2p_learning.inference import (OFFSET_BOX, FailureScene, action_log_prob, failure_literals, from_unit,
-                                    infer_actions, infer_states, offsets_for_real2sim, state_log_prob, to_unit)
+from f2p_learning.inference import (OFFSET_BOX, ActionPrior, FailureScene, action_log_prob, failure_literals,
+                                    from_unit, infer_actions, infer_states, offsets_for_real2sim, state_log_prob,
+                                    to_unit)
 from f2p_learning.targeted import TARGETED_METHODS, infer_pairs, simulate_pairs
 from f2p_relations.relations import MOVABLE_CLASSES
 from f2p_sim.dataset import SimDataset
@@ -160,26 +161,72 @@ def test_infer_actions(model, scene, event):
     assert res.particles.shape == (6, d)
     assert torch.isfinite(res.particles).all() and torch.isfinite(res.log_prob).all()
     assert (res.particles >= -1).all() and (res.particles <= 1).all()
+    assert len(res.history) == 5 and all("at_bound" in h for h in res.history)
     actions = np.stack([from_unit(event, u) for u in res.particles.numpy()])
     spec = SKILLS[event.skill]
     assert (actions >= np.asarray(spec.low)).all() and (actions <= np.asarray(spec.high)).all()
     for a in actions:
         spec.check(list(a))
+    # started from the feasible prior, five small steps keep them (nearly: the wall is soft) feasible
+    assert (ActionPrior(scene, states, event).violation(res.particles) < 0.03).all()
+    again = infer_actions(model, scene, states, event, steps=5, seed=0)
+    assert torch.equal(res.particles, again.particles)              # seeded
+
+
+def support_footprints(event):
+    fixed = [np.asarray(c)[:, :2] for c, l in zip(event.observation_before, event.segment_labels) if l not in MOVABLE_CLASSES]
+    return [(c.min(0), c.max(0)) for c in fixed]
+
+
+def test_action_prior_feasible_means_the_target_ends_over_a_support(model, scene, event):
+    assert event.skill == "pick_place"
+    states = torch.zeros(4, scene.dim)
+    prior = ActionPrior(scene, states, event)
+    sup = support_footprints(event)
+    assert torch.allclose(scene.supports, torch.tensor(np.array([[lo, hi] for lo, hi in sup]), dtype=torch.float32))
+    u = prior.sample(50, torch.Generator().manual_seed(0))            # (50, 4, d)
+    assert u.shape == (50, 4, SKILLS[event.skill].dim) and (u.abs() <= 1).all()
+    c = prior.center[0].numpy()
+    for draw in u[:, 0]:
+        assert bool(prior.feasible(draw[None].expand(4, -1))[0])
+        end = c + from_unit(event, draw.numpy())[:2]
+        assert any((lo <= end).all() and (end <= hi).all() for lo, hi in sup)
+    # the draws cover more than one support (the tables are the scene's furniture)
+    ends = c + np.stack([from_unit(event, x)[:2] for x in u[:, 0].numpy()])
+    on = {next(k for k, (lo, hi) in enumerate(sup) if (lo <= e).all() and (e <= hi).all()) for e in ends}
+    assert len(on) >= 2
+    # an action throwing the target 10 cm past every support is infeasible, with a wall that
+    # grows with the distance and a gradient pointing back
+    far = np.asarray(SKILLS[event.skill].low, dtype=np.float64).copy()
+    lo_all = min(lo[1] for lo, _ in sup)
+    far[1] = lo_all - 0.1 - c[1]
+    far[1] = max(far[1], SKILLS[event.skill].low[1])
+    uf = torch.tensor(to_unit(event, far), dtype=torch.float32)[None].repeat(4, 1).requires_grad_(True)
+    assert not prior.feasible(uf).any() and (prior.violation(uf) > 0.05).all()
+    (g,) = torch.autograd.grad(prior.log_prob(uf).sum(), uf)
+    assert (g[:, 1] > 0).all()                                    # back towards the supports (+y)
+
+
+def test_action_prior_without_supports_is_the_box(model, scene, event):
+    bare = dataclasses.replace(scene, supports=torch.zeros(0, 2, 2))
+    prior = ActionPrior(bare, torch.zeros(3, scene.dim), event)
+    u = torch.ones(3, SKILLS[event.skill].dim)
+    assert prior.feasible(u).all() and torch.equal(prior.log_prob(u), torch.zeros(3))
 
 
 def test_action_log_prob_is_differentiable(model, scene, event):
     states = torch.zeros(3, scene.dim)
-    obj = action_log_prob(model, scene, states, event)
-    u = torch.zeros(3, SKILLS[event.skill].dim, requires_grad=True)
+    prior = ActionPrior(scene, states, event)
+    obj = action_log_prob(model, scene, states, event, prior)
+    u = prior.sample(1, torch.Generator().manual_seed(1))[0].requires_grad_(True)
     lp = obj(u)
     assert lp.shape == (3,) and torch.isfinite(lp).all()
     (g,) = torch.autograd.grad(lp.sum(), u)
     assert torch.isfinite(g).all() and (g.abs().sum(-1) > 0).all()
-    # the entropy term is at most |R'_F| log 2; the prior term is 0 at the failed action
-    u_f = torch.from_numpy(to_unit(event, event.params).astype(np.float32))[None].expand(3, -1)
+    # at feasible actions the prior adds nothing: the objective is the entropy sum, at most |R'_F| log 2
     with torch.no_grad():
-        at_f = obj(u_f)
-    assert (at_f <= len(failure_literals(event)) * np.log(2) + 1e-4).all() and (at_f > 0).all()
+        at = obj(u)
+    assert (at <= len(failure_literals(event)) * np.log(2) + 1e-4).all() and (at > 0).all()
 
 
 def test_unit_round_trip_and_clipping(event):
@@ -253,6 +300,13 @@ def test_infer_pairs(method, model, event):
         assert (np.abs(pairs.state_particles) <= box + 1e-6).all()
     if method == "sampling":
         assert len({tuple(r) for r in pairs.state_particles}) == 4    # drawn without replacement
+    if method == "domain_randomization":                            # A.16: the failed action, held constant
+        assert np.allclose(pairs.actions, np.asarray(event.params)[None].repeat(4, 0), atol=1e-6)
+    else:
+        prior = ActionPrior(FailureScene.from_event(event, TINY_POINTS, workspace()),
+                            torch.from_numpy(pairs.state_particles), event)
+        units = torch.from_numpy(np.stack([to_unit(event, a) for a in pairs.actions]).astype(np.float32))
+        assert prior.feasible(units).all()
 
 
 def test_infer_pairs_unknown_method(model, event):
