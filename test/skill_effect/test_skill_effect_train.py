@@ -53,3 +53,56 @@ def test_pretrain_then_finetune(tmp_path, capsys):
                  "--out", str(tmp_path / "c.pt"), "--version", "v2", "--quiet"]) == 0
     model, c = load_model(tmp_path / "c.pt", expected_config=TINY)
     assert c.parent_version == "v1" and c.version == "v2" and c.training_data["replay_fraction"] == 0.5
+
+
+def _arrays(b, n, max_objects, seed):
+    """Padded training arrays (train.KEYS) with n real objects of distinct values per slot."""
+    rng = np.random.default_rng(seed)
+    a = {"points_t": rng.normal(size=(b, max_objects, 4, 3)), "points_t1": rng.normal(size=(b, max_objects, 4, 3)),
+         "unary_t": rng.normal(size=(b, max_objects, 3)), "unary_t1": rng.normal(size=(b, max_objects, 3)),
+         "binary_t": rng.normal(size=(b, max_objects, max_objects, 9)),
+         "binary_t1": rng.normal(size=(b, max_objects, max_objects, 9)),
+         "pos_t": rng.normal(size=(b, max_objects, 3)), "pos_t1": rng.normal(size=(b, max_objects, 3)),
+         "skill": np.zeros(b, np.int64), "target": rng.integers(0, n, b), "params": rng.normal(size=(b, 3))}
+    a["mask"] = np.zeros((b, max_objects), bool)
+    a["mask"][:, :n] = True
+    return a
+
+
+def test_relabel_objects_permutes_real_slots_consistently():
+    from f2p_skill_effect.train import relabel_objects
+    a = _arrays(4, 3, 5, seed=0)
+    rows = np.array([True, False, True, True])
+    out = relabel_objects(a, rows, np.random.default_rng(0))
+    moved = 0
+    for b in range(4):
+        # where did old slot k go? (each slot's cloud is unique)
+        where = [int(np.flatnonzero((out["points_t"][b] == a["points_t"][b, k]).all((1, 2)))[0]) for k in range(5)]
+        assert sorted(where) == list(range(5))
+        assert where[3:] == [3, 4]                                   # padding stays put
+        assert sorted(where[:3]) == [0, 1, 2]                        # real objects stay in real slots
+        assert np.array_equal(out["mask"][b], a["mask"][b])
+        assert out["target"][b] == where[a["target"][b]]
+        for k in ("points_t1", "unary_t", "unary_t1", "pos_t", "pos_t1"):
+            assert all(np.array_equal(out[k][b, where[i]], a[k][b, i]) for i in range(5))
+        for k in ("binary_t", "binary_t1"):
+            assert all(np.array_equal(out[k][b, where[i], where[j]], a[k][b, i, j]) for i in range(5) for j in range(5))
+        assert np.array_equal(out["params"][b], a["params"][b])
+        if not rows[b]:
+            assert where == list(range(5))
+        moved += where != list(range(5))
+    assert moved >= 2                                               # some permutation was not the identity
+    assert np.array_equal(a["target"], _arrays(4, 3, 5, seed=0)["target"])   # the input is not modified
+
+
+def test_relabel_objects_flag_is_recorded_and_changes_training(tmp_path):
+    data = _write_dataset(tmp_path / "d", 1)
+    args = ["--data", str(data), "--epochs", "2", "--lr", "3e-3", "--points", "32", "--batch-size", "4",
+            "--val-fraction", "0.25", "--seed", "0", "--config-json", TINY_JSON, "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "plain.pt")]) == 0
+    assert main(args + ["--out", str(tmp_path / "r1.pt"), "--relabel-objects"]) == 0
+    assert main(args + ["--out", str(tmp_path / "r2.pt"), "--relabel-objects"]) == 0
+    plain, r1, r2 = (load_checkpoint(tmp_path / f) for f in ("plain.pt", "r1.pt", "r2.pt"))
+    assert plain.training_data["relabel_objects"] is False and r1.training_data["relabel_objects"] is True
+    assert all(torch.equal(r1.state_dict[k], r2.state_dict[k]) for k in r1.state_dict)       # seeded
+    assert any(not torch.equal(plain.state_dict[k], r1.state_dict[k]) for k in r1.state_dict)
