@@ -140,3 +140,28 @@ def test_too_few_particles_is_a_usage_error(inputs, tmp_path):
         learn.main(["--event", str(inputs["event_path"]), "--checkpoint", str(inputs["checkpoint"]),
                     "--out-dir", str(tmp_path / "out"), "--particles", "1"])
     assert e.value.code == 2
+
+
+def test_diverging_inference_is_reported_and_learns_nothing(inputs, tmp_path, capsys):
+    # a checkpoint that loads (hashes intact) but whose weights are NaN: e.g. a fine-tune that blew up
+    import torch
+    from f2p_skill_effect.checkpoint import Checkpoint, save_checkpoint
+    from support.failure_fixtures import TINY_POINTS, tiny_model
+    sd = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in tiny_model().state_dict().items()}
+    bad = tmp_path / "nan.pt"
+    save_checkpoint(bad, Checkpoint(TINY_CONFIG, sd, TINY_VERSION, training_data={"points_per_object": TINY_POINTS}))
+    out = tmp_path / "out"
+    assert learn.main(learn_args(inputs["event_path"], bad, out)) == learn.EXIT_DIVERGED == 4
+    assert "inference diverged" in capsys.readouterr().err
+    report = json.loads((out / "learn_report.json").read_text())
+    assert report["deployable"] is False and report["result"].startswith("inference diverged")
+    assert "infer" not in report["stages"]
+    assert not (out / "model.pt").exists() and not (out / "d_plus").exists()
+
+
+def test_infer_stage_reports_particles_outside_the_feasible_set(inputs, tmp_path):
+    out = tmp_path / "out"
+    assert learn.main(learn_args(inputs["event_path"], inputs["checkpoint"], out, "--skip-classification")) == 0
+    st = json.loads((out / "learn_report.json").read_text())["stages"]["infer"]
+    assert isinstance(st["states_at_bound"], int) and 0 <= st["states_at_bound"] <= 4
+    assert isinstance(st["actions_infeasible"], int) and 0 <= st["actions_infeasible"] <= 4

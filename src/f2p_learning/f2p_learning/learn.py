@@ -9,6 +9,8 @@ Stages (each printed with its time):
    simulated data would teach the wrong effect;
 3. **infer** the M (state, action) pairs with the chosen method (``fail2progress``: SVGD on
    states, eq. 5, then on actions, eq. 7; or a §6 baseline), see :mod:`f2p_learning.targeted`;
+   a diverging inference (NaN/inf log-density or particles, e.g. from a NaN checkpoint) stops
+   here (exit 4); particles held at the edge of the feasible set are counted and reported;
 4. **simulate** the pairs into D+ (Real2Sim scenes, φ_F executed, transitions recorded);
 5. **fine-tune** Γ on all of D+ (paper: 200 epochs, Adam 1e-4; the last epoch's weights) with
    replay of original data drawn afresh each epoch, every D+ transition shown under random
@@ -50,10 +52,12 @@ from f2p_skill_effect.evaluate import evaluate_arrays
 from f2p_skill_effect.model import build_model
 from f2p_skill_effect.train import load_transitions
 
+from .svgd import SVGDDivergedError
 from .targeted import TARGETED_METHODS, infer_pairs, simulate_pairs
 
 EXIT_SIM_TO_REAL = 3
 EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 4
 
 
 def regression_scores(model, data) -> dict:
@@ -145,13 +149,26 @@ def main(argv=None) -> int:
             return EXIT_SIM_TO_REAL
 
     t0 = time.perf_counter()
-    pairs = infer_pairs(a.method, model, event, n_points, (cfg["workspace"]["lower"], cfg["workspace"]["upper"]),
-                        particles=a.particles, steps=a.svgd_steps, seed=a.seed)
+    try:
+        pairs = infer_pairs(a.method, model, event, n_points, (cfg["workspace"]["lower"], cfg["workspace"]["upper"]),
+                            particles=a.particles, steps=a.svgd_steps, seed=a.seed)
+    except SVGDDivergedError as e:   # NaN/inf log-density or particles: nothing to simulate, nothing to learn
+        print(f"f2p-learn: error: {a.method} inference diverged: {e}", file=sys.stderr)
+        report.update(result=f"inference diverged: {e}", deployable=False)
+        (out / "learn_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+        return EXIT_DIVERGED
     np.savez(out / "particles.npz", offsets=pairs.offsets, actions=pairs.actions, states=pairs.state_particles,
              state_objective=pairs.state_objective, action_objective=pairs.action_objective)
+    # Particles the priors' walls hold at the edge of the feasible set at the last step (SVGD
+    # and Gradient): states beyond the offset box, actions leaving the target off every support.
+    last = {k: h[-1].get("at_bound") for k, h in pairs.history.items() if h}
     stage("infer", t0, optimisation_seconds=round(pairs.seconds, 3), particles=a.particles,
           state_objective_mean=float(np.mean(pairs.state_objective)),
-          action_objective_mean=float(np.mean(pairs.action_objective)))
+          action_objective_mean=float(np.mean(pairs.action_objective)),
+          states_at_bound=last.get("states"), actions_infeasible=last.get("actions"))
+    if any(last.values()):
+        log(f"[f2p-learn] warning: at the last SVGD step {last.get('states')} state and {last.get('actions')} action "
+            f"particles of {a.particles} sit outside the feasible set (their D+ scenes may not build)")
 
     t0 = time.perf_counter()
     d_plus = out / "d_plus"
