@@ -325,14 +325,16 @@ def infer_actions(model: SkillEffectModel, scene: FailureScene, states: torch.Te
     The box is handled by a change of variables, u = tanh(v), with SVGD run on
     log p(v) = log p(u(v)) + Σ log(1 - u²): the same distribution over u, on an unbounded
     space. (Clamping u instead, the kernel's repulsion piles particles up on the box faces:
-    measured, 8 of 20 at the largest dy.)"""
+    measured, 8 of 20 at the largest dy.) ``kernel=False`` (the Gradient baseline) maximises
+    log p(u) itself: the Jacobian term belongs to a density, not to an objective, and would
+    pull every independent particle towards the box centre."""
     gen = torch.Generator().manual_seed(seed + 1)
     prior = ActionPrior(scene, states, event)
     target = action_log_prob(model, scene, states, event, prior)
 
     def log_prob_v(v: torch.Tensor) -> torch.Tensor:
         u = torch.tanh(v)
-        return target(u) + torch.log1p(-u.pow(2) + 1e-6).sum(-1)
+        return target(u) + (torch.log1p(-u.pow(2) + 1e-6).sum(-1) if kernel else 0.0)
 
     v0 = torch.atanh(prior.sample(1, gen)[0].clamp(-0.999, 0.999))
     model.eval()
