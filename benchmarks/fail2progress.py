@@ -445,12 +445,13 @@ def write_outputs(result: dict, out: Path) -> None:
 
 
 def write_plot(result: dict, path: Path) -> None:
-    """Row 1: success per method and object count (Table 1); row 2: noise (Fig. 3b) and particles (A.5)."""
+    """Row 1: success per method and object count (Table 1); row 2: noise (Fig. 3b) and particles (A.5);
+    row 3: optimisation time per method (Fig. 6)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     tasks = list(result["tasks"]) or ["none"]
-    fig, axes = plt.subplots(2, len(tasks), figsize=(7 * len(tasks), 8), squeeze=False)
+    fig, axes = plt.subplots(3, len(tasks), figsize=(7 * len(tasks), 11.5), squeeze=False)
     for col, kind in enumerate(tasks):
         tres = result["tasks"].get(kind, {"methods": {}})
         ax = axes[0][col]
@@ -485,6 +486,14 @@ def write_plot(result: dict, path: Path) -> None:
             twin.set_xlabel("particles M (labels: optimisation s)")
             twin.legend(fontsize=8, loc="lower right")
         ax.legend(fontsize=8, loc="lower left")
+        ax = axes[2][col]
+        times = {m: [r["optimization_time_s"] for r in tres["methods"].get(m, {}).get("learning", {}).values()
+                     if r.get("optimization_time_s") is not None] for m in ALL_METHODS}
+        times = {m: v for m, v in times.items() if v}
+        ax.bar(list(times), [np.mean(v) for v in times.values()],
+               yerr=[np.std(v) for v in times.values()], color="tab:gray", capsize=3)
+        ax.set_ylabel("optimisation s (mean over events)")
+        ax.set_title(f"{kind}: time to generate the 20 (state, action) pairs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
