@@ -10,7 +10,8 @@ from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
 from f2p_learning.inference import (OFFSET_BOX, ActionPrior, FailureScene, action_log_prob, failure_literals,
                                     from_unit, infer_actions, infer_states, offsets_for_real2sim, state_log_prob,
                                     to_unit)
-from f2p_learning.targeted import TARGETED_METHODS, infer_pairs, simulate_pairs
+from f2p_learning.inference import state_scores
+from f2p_learning.targeted import TARGETED_METHODS, _rejection_actions, infer_pairs, simulate_pairs
 from f2p_relations.relations import MOVABLE_CLASSES
 from f2p_sim.dataset import SimDataset
 from support.failure_fixtures import (TINY_POINTS, failure_event, one_torch_thread, tiny_model, workspace,
@@ -277,7 +278,7 @@ def test_failure_literals_without_mismatches_cover_the_target(event):
 # ------------------------------------------------------------------ targeted pairs
 @pytest.mark.parametrize("method", TARGETED_METHODS)
 def test_infer_pairs(method, model, event):
-    pairs = infer_pairs(method, model, event, TINY_POINTS, workspace(), particles=4, steps=3, oversample=3, seed=0)
+    pairs = infer_pairs(method, model, event, TINY_POINTS, workspace(), particles=4, steps=3, seed=0)
     spec = SKILLS[event.skill]
     n_mov = sum(l in MOVABLE_CLASSES for l in event.segment_labels)
     assert pairs.method == method
@@ -308,6 +309,46 @@ def test_infer_pairs(method, model, event):
         units = torch.from_numpy(np.stack([to_unit(event, a) for a in pairs.actions]).astype(np.float32))
         # the wall is soft: an Adam step (lr 0.05 in atanh space, up to 4 cm of placement) may overshoot it
         assert (prior.violation(units) < 0.05).all()
+
+
+@pytest.mark.parametrize("method", ["sampling", "domain_randomization"])
+def test_rejection_baselines_keep_feasible_states(method, model, event):
+    pairs = infer_pairs(method, model, event, TINY_POINTS, workspace(), particles=4, seed=0)
+    rej = pairs.history["state_rejection"]
+    assert rej["drawn"] >= 4 and rej["drawn"] % 4 == 0 and 0 <= rej["accepted"] <= 4
+    scene = FailureScene.from_event(event, TINY_POINTS, workspace())
+    states = torch.from_numpy(pairs.state_particles)
+    assert scene.feasible(states[:rej["accepted"]]).all()
+    if method == "sampling":     # accepted: Γ's relation decisions no worse than on O_F itself
+        with torch.no_grad():
+            bar = state_scores(model, scene, torch.zeros(1, scene.dim))[1][0]
+            assert (state_scores(model, scene, states[:rej["accepted"]])[1] <= bar).all()
+        assert 0 <= pairs.history["action_rejection"]["accepted"] <= 4
+
+
+def test_state_feasibility_matches_the_prior(scene):
+    zero = torch.zeros(1, scene.dim)
+    assert scene.feasible(zero).all()                                  # O_F itself is feasible
+    assert float(scene.log_prior(zero, scene.transform(zero))[0]) == 0.0
+    far = zero.clone()
+    far[0, 0] = OFFSET_BOX[0] + 0.05
+    assert not scene.feasible(far).any()
+    # an item shifted onto its neighbour: overlap, infeasible
+    lo, hi = scene.points.min(1).values, scene.points.max(1).values
+    a, b = scene.movable[-2], scene.movable[-1]
+    shift = torch.zeros(1, len(scene.movable), 3)
+    shift[0, -1, :2] = ((lo[a] + hi[a]) / 2 - (lo[b] + hi[b]) / 2)[:2]
+    assert not scene.feasible(shift.reshape(1, -1)).any()
+
+
+def test_rejection_actions_accept_by_the_objective(model, scene, event):
+    states = torch.zeros(5, scene.dim)
+    prior = ActionPrior(scene, states, event)
+    # a made-up objective at its maximum where u_x > 0, 50 nats lower elsewhere: only u_x > 0 is accepted
+    obj = lambda u: torch.where(u[:, 0] > 0, torch.tensor(1.0), torch.tensor(-49.0))
+    units, h, accepted = _rejection_actions(prior, obj, 1.0, torch.Generator().manual_seed(0))
+    assert accepted == 5 and (units[:, 0] > 0).all() and torch.equal(h, torch.ones(5))
+    assert prior.feasible(units).all()
 
 
 def test_infer_pairs_unknown_method(model, event):

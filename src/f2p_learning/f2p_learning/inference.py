@@ -124,8 +124,10 @@ class FailureScene:
         out[:, self.movable] = moved
         return out
 
-    def log_prior(self, s: torch.Tensor, clouds: torch.Tensor) -> torch.Tensor:
-        """(M,) the feasibility penalties (0 inside the feasible set)."""
+    def violations(self, s: torch.Tensor, clouds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M,) squared wall distances (offset box, workspace, containment) and (M,) summed
+        cube roots of the overlap volumes of pairs that may not interpenetrate; both 0 exactly
+        inside the feasible set."""
         m = s.shape[0]
         off = s.reshape(m, len(self.movable), 3)
         box = torch.tensor(OFFSET_BOX, dtype=s.dtype)
@@ -142,7 +144,8 @@ class FailureScene:
         mov = torch.zeros(n, dtype=torch.bool)
         mov[self.movable] = True
         pair = pair & (mov[:, None] | mov[None, :])                     # furniture pairs never move
-        overlap = ((vol + 1e-12).pow(1.0 / 3.0) * pair).sum((1, 2)) / 2
+        # the cube root keeps a gradient for small overlaps; exactly 0 when nothing overlaps
+        overlap = (torch.where(vol > 0, (vol + 1e-12).pow(1.0 / 3.0), torch.zeros_like(vol)) * pair).sum((1, 2)) / 2
         # Contents stay within their container's footprint (inside pairs may not overlap-check:
         # pushed into a wall, Real2Sim rejects the scene — measured: half of D+ lost without this).
         if self.contents:
@@ -151,27 +154,41 @@ class FailureScene:
             out_lo = torch.relu(blo[:, cj, :2] + CONTAINMENT_MARGIN - blo[:, ci, :2])
             out_hi = torch.relu(bhi[:, ci, :2] - bhi[:, cj, :2] + CONTAINMENT_MARGIN)
             wall = wall + (out_lo.pow(2) + out_hi.pow(2)).sum((1, 2))
+        return wall, overlap
+
+    def log_prior(self, s: torch.Tensor, clouds: torch.Tensor) -> torch.Tensor:
+        """(M,) the feasibility penalties (0 inside the feasible set)."""
+        wall, overlap = self.violations(s, clouds)
         return -WALL_WEIGHT * wall - OVERLAP_WEIGHT * overlap
 
+    def feasible(self, s: torch.Tensor) -> torch.Tensor:
+        """(M,) bool: the particles lie in the feasible set of the state prior P(s)."""
+        wall, overlap = self.violations(s, self.transform(s))
+        return (wall == 0) & (overlap == 0)
 
 def _bernoulli_loglik(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     p = p.clamp(1e-6, 1 - 1e-6)
     return y * torch.log(p) + (1 - y) * torch.log1p(-p)
 
 
-def state_log_prob(model: SkillEffectModel, scene: FailureScene):
-    """The eq. 4 target as a function of (M, 3n) particles."""
+def state_scores(model: SkillEffectModel, scene: FailureScene, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M,) the eq. 4 log-density of particles ``s`` (M, 3n), and (M,) how many relation
+    decisions of Γ on ξ(s)O_F (p ≥ 0.5) differ from R_F — one pass through Γ for both."""
     n = scene.points.shape[0]
     pair = ~torch.eye(n, dtype=torch.bool)
+    clouds = scene.transform(s)
+    mask = torch.ones(s.shape[0], n, dtype=torch.bool)
+    rel = model.detect(model.encode(Observation(clouds, mask)), mask)
+    lu = _bernoulli_loglik(rel.unary, scene.rel_unary).sum((1, 2))
+    lb = (_bernoulli_loglik(rel.binary, scene.rel_binary).sum(-1) * pair).sum((1, 2))
+    eu = ((rel.unary >= 0.5) != (scene.rel_unary > 0.5)).sum((1, 2))
+    eb = (((rel.binary >= 0.5) != (scene.rel_binary > 0.5)) & pair[..., None]).sum((1, 2, 3))
+    return lu + lb + scene.log_prior(s, clouds), eu + eb
 
-    def log_prob(s: torch.Tensor) -> torch.Tensor:
-        clouds = scene.transform(s)
-        mask = torch.ones(s.shape[0], n, dtype=torch.bool)
-        rel = model.detect(model.encode(Observation(clouds, mask)), mask)
-        lu = _bernoulli_loglik(rel.unary, scene.rel_unary).sum((1, 2))
-        lb = (_bernoulli_loglik(rel.binary, scene.rel_binary).sum(-1) * pair).sum((1, 2))
-        return lu + lb + scene.log_prior(s, clouds)
-    return log_prob
+
+def state_log_prob(model: SkillEffectModel, scene: FailureScene):
+    """The eq. 4 target as a function of (M, 3n) particles."""
+    return lambda s: state_scores(model, scene, s)[0]
 
 
 def infer_states(model: SkillEffectModel, scene: FailureScene, particles: int = 20, steps: int = 60,

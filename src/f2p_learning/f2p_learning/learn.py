@@ -161,11 +161,12 @@ def main(argv=None) -> int:
              state_objective=pairs.state_objective, action_objective=pairs.action_objective)
     # Particles the priors' walls hold at the edge of the feasible set at the last step (SVGD
     # and Gradient): states beyond the offset box, actions leaving the target off every support.
-    last = {k: h[-1].get("at_bound") for k, h in pairs.history.items() if h}
+    last = {k: pairs.history[k][-1].get("at_bound") for k in ("states", "actions") if pairs.history.get(k)}
     stage("infer", t0, optimisation_seconds=round(pairs.seconds, 3), particles=a.particles,
           state_objective_mean=float(np.mean(pairs.state_objective)),
           action_objective_mean=float(np.mean(pairs.action_objective)),
-          states_at_bound=last.get("states"), actions_infeasible=last.get("actions"))
+          states_at_bound=last.get("states"), actions_infeasible=last.get("actions"),
+          rejection={k: v for k, v in pairs.history.items() if k.endswith("_rejection")} or None)
     if any(last.values()):
         log(f"[f2p-learn] warning: at the last SVGD step {last.get('states')} state and {last.get('actions')} action "
             f"particles of {a.particles} sit outside the feasible set (their D+ scenes may not build)")
