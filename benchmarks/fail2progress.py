@@ -257,11 +257,16 @@ def main(argv=None) -> int:
             fine_tune_random(parent_path, rdir, out / "model.pt", a.epochs if n_rand <= 20 else a.large_epochs,
                              data["replay"], a.seed, n_points)
         else:
-            rc = learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
-                             "--method", method, "--epochs", str(a.epochs), "--replay-data", data["replay"],
-                             "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet", *extra])
+            try:
+                rc = learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
+                                 "--method", method, "--epochs", str(a.epochs), "--replay-data", data["replay"],
+                                 "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet", *extra])
+            except Exception as e:   # one method's crash is that cell's result, not the end of the benchmark
+                return {"error": f"f2p-learn raised {type(e).__name__}: {e}"}
             if rc:
-                return {"error": f"f2p-learn exit {rc}"}
+                report = out / "learn_report.json"
+                why = json.loads(report.read_text()).get("result") if report.is_file() else None
+                return {"error": f"f2p-learn exit {rc}" + (f": {why}" if why else "")}
             rep = json.loads((out / "learn_report.json").read_text())
             info["optimization_time_s"] = rep["stages"]["infer"]["optimisation_seconds"]
             info["deployable"] = rep["deployable"]

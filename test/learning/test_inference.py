@@ -11,9 +11,10 @@ from f2p_learning.inference import (OFFSET_BOX, ActionPrior, FailureScene, actio
                                     from_unit, infer_actions, infer_states, offsets_for_real2sim, state_log_prob,
                                     to_unit)
 from f2p_learning.inference import state_scores
-from f2p_learning.targeted import TARGETED_METHODS, _rejection_actions, infer_pairs, simulate_pairs
+import f2p_learning.targeted as targeted
+from f2p_learning.targeted import TARGETED_METHODS, _prior_states, _rejection_actions, infer_pairs, simulate_pairs
 from f2p_relations.relations import MOVABLE_CLASSES
-from f2p_sim.dataset import SimDataset
+from f2p_sim.dataset import FLAG_UNSEEN_SEGMENT, SimDataset
 from support.failure_fixtures import (TINY_POINTS, failure_event, one_torch_thread, tiny_model, workspace,
                                       world)
 
@@ -341,6 +342,20 @@ def test_state_feasibility_matches_the_prior(scene):
     assert not scene.feasible(shift.reshape(1, -1)).any()
 
 
+def test_prior_states_are_feasible_draws_of_the_offset_box(scene):
+    s = _prior_states(scene, 64, torch.Generator().manual_seed(3))
+    assert s.shape == (64, scene.dim)
+    assert scene.feasible(s).all()                 # the Gibbs sweep starts at O_F and never leaves the set
+    box = torch.tensor(OFFSET_BOX).repeat(len(scene.movable))
+    assert (s.abs() <= box).all()
+    moved = (s.reshape(64, len(scene.movable), 3) != 0).all(-1)   # (draw, object) redrawn at least once
+    assert moved.float().mean() > 0.8
+    assert len({tuple(r.tolist()) for r in s}) == 64
+    # every object's offsets spread over its box, not stuck near O_F
+    per_obj = s.reshape(64, len(scene.movable), 3)[..., :2]
+    assert (per_obj.std(0) > 0.2 * torch.tensor(OFFSET_BOX[:2])).all()
+
+
 def test_rejection_actions_accept_by_the_objective(model, scene, event):
     states = torch.zeros(5, scene.dim)
     prior = ActionPrior(scene, states, event)
@@ -409,3 +424,25 @@ def test_gradient_actions_maximise_the_objective_itself(model, scene, event):
         before = action_log_prob(model, scene, states, event)(start)
     assert (res.log_prob >= before - 0.05).all()
     assert float(res.particles.abs().mean()) > 0.5 * float(start.abs().mean())
+
+
+def test_simulate_pairs_refuses_when_no_transition_is_usable(model, event, tmp_path, monkeypatch):
+    """Every built transition has a segment the camera did not see: f2p-train would skip them
+    all, so simulate_pairs says so instead of writing a dataset nothing can learn from."""
+    cfg, backend = world()
+    pairs = infer_pairs("domain_randomization", model, event, TINY_POINTS, workspace(), particles=2, steps=1, seed=0)
+    pairs = dataclasses.replace(pairs, offsets=np.zeros_like(pairs.offsets))
+    real = targeted.record_step
+
+    def unseen(*args, **kw):
+        row, info = real(*args, **kw)
+        row["flags"] = np.uint8(int(row["flags"]) | FLAG_UNSEEN_SEGMENT)
+        return row, info
+
+    monkeypatch.setattr(targeted, "record_step", unseen)
+    with pytest.raises(ValueError, match="none of the 2 built transitions is usable"):
+        simulate_pairs(event, pairs, backend, tmp_path / "d", points_per_segment=16)
+    assert not (tmp_path / "d" / "manifest.json").exists()
+    monkeypatch.setattr(targeted, "record_step", real)
+    man = simulate_pairs(event, pairs, backend, tmp_path / "ok", points_per_segment=16)
+    assert man["built"] == 2 and man["usable"] == 2

@@ -175,12 +175,12 @@ def main(argv=None) -> int:
     d_plus = out / "d_plus"
     try:
         manifest = simulate_pairs(event, pairs, backend, d_plus, seed=a.seed)
-    except ValueError as e:   # no particle gave a scene Real2Sim can build
+    except ValueError as e:   # no particle gave a scene Real2Sim can build, or one the camera saw whole
         print(f"f2p-learn: error: {e}", file=sys.stderr)
         report.update(result=f"no D+: {e}", deployable=False)
         (out / "learn_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
         return EXIT_BAD_INPUT
-    stage("simulate", t0, transitions=manifest["built"], skipped=len(manifest["skipped"]),
+    stage("simulate", t0, transitions=manifest["built"], usable=manifest["usable"], skipped=len(manifest["skipped"]),
           flagged=manifest["flagged"], skipped_reasons=manifest["skipped"])
 
     t0 = time.perf_counter()
