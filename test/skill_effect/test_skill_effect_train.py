@@ -106,3 +106,11 @@ def test_relabel_objects_flag_is_recorded_and_changes_training(tmp_path):
     assert plain.training_data["relabel_objects"] is False and r1.training_data["relabel_objects"] is True
     assert all(torch.equal(r1.state_dict[k], r2.state_dict[k]) for k in r1.state_dict)       # seeded
     assert any(not torch.equal(plain.state_dict[k], r1.state_dict[k]) for k in r1.state_dict)
+
+
+def test_log_every_prints_every_nth_epoch_and_the_last(tmp_path, capsys):
+    data = _write_dataset(tmp_path / "d", 1)
+    assert main(["--data", str(data), "--epochs", "5", "--points", "32", "--batch-size", "4", "--val-fraction", "0",
+                 "--seed", "0", "--config-json", TINY_JSON, "--log-every", "2", "--out", str(tmp_path / "m.pt")]) == 0
+    epochs = [line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("[f2p-train] epoch")]
+    assert epochs == ["2/5", "4/5", "5/5"]

@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     learn_dir = out / "learn"
     rc = learn.main(["--event", str(ev_path), "--checkpoint", str(ck_path), "--out-dir", str(learn_dir),
                      "--replay-data", data["replay"], "--regression-data", data["regression"],
-                     "--epochs", str(a.epochs), "--seed", str(a.seed), "--quiet"])
+                     "--epochs", str(a.epochs), "--seed", str(a.seed)])   # its stages and every tenth epoch
     if rc != 0:
         print(f"[f2p demo]   learning stopped (exit {rc}); see {learn_dir / 'learn_report.json'}")
         return rc

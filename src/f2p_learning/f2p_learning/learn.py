@@ -190,7 +190,8 @@ def main(argv=None) -> int:
                "particles": a.particles}
     targs = ["--data", str(d_plus), "--out", str(child_path), "--init-checkpoint", a.checkpoint,
              "--epochs", str(a.epochs), "--lr", str(a.lr), "--batch-size", str(a.batch_size), "--seed", str(a.seed), "--points", str(n_points),
-             "--val-fraction", "0", "--lineage-json", json.dumps(lineage), "--keep-unstable"]
+             "--val-fraction", "0", "--lineage-json", json.dumps(lineage), "--keep-unstable",
+             "--log-every", str(max(1, a.epochs // 10))]
     if a.relabel_objects:
         targs.append("--relabel-objects")
     if a.replay_data and a.replay_fraction > 0:

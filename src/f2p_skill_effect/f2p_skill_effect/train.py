@@ -173,6 +173,8 @@ def parse_args(argv=None):
                         "time it is drawn (not --replay-data): the effect is learned for every object identity")
     p.add_argument("--lineage-json", default=None,
                    help="JSON object stored as training_data.lineage (e.g. the failure event a fine-tune learns from)")
+    p.add_argument("--log-every", type=int, default=1, metavar="N",
+                   help="print one epoch line every N epochs and after the last (default 1)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     if not 0.0 <= a.replay_fraction < 1.0:
@@ -230,9 +232,10 @@ def main(argv=None) -> int:
         tr = _run_epoch(model, data, idx, a.batch_size, a.device, opt, gen, relabel, relabel_rng)
         va = _run_epoch(model, data, val_idx, a.batch_size, a.device) if len(val_idx) else tr
         history.append({"epoch": ep, "train": tr, "val": va})
-        log(f"[f2p-train] epoch {ep}/{a.epochs} train {tr['total']:.4f} val {va['total']:.4f} "
-            f"(det {va['detection']:.3f} reg {va['regularization']:.3f} pos {va['pos']:.3f} "
-            f"pred {va['prediction']:.3f}) {time.time() - t0:.1f}s")
+        if ep % max(1, a.log_every) == 0 or ep == a.epochs:
+            log(f"[f2p-train] epoch {ep}/{a.epochs} train {tr['total']:.4f} val {va['total']:.4f} "
+                f"(det {va['detection']:.3f} reg {va['regularization']:.3f} pos {va['pos']:.3f} "
+                f"pred {va['prediction']:.3f}) {time.time() - t0:.1f}s")
         if va["total"] < best or not len(val_idx):   # without a validation set: the last epoch's weights
             best, stale = va["total"], 0
             best_sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
