@@ -1,7 +1,8 @@
 """Fail2Progress against the §6 baselines after learning from ONE failure (paper 000 Tables 1-3,
 Table 2, Fig. 3b, Fig. 6, A.5, A.15) on our simulated tasks. ``make bench-f2p``.
 
-Table 1: per task (transport, organize) and object count n, the shipped pre-trained model
+Table 1: per task (transport, organize; packing is left out for its planning time, see the
+report) and object count n, the shipped pre-trained model
 attempts n-object instances (seeds 1000, 1001, ...) until the first detected failure; that ONE
 event is what every method learns from, and the result is evaluated on fresh n-object
 instances. Methods:
@@ -382,7 +383,18 @@ def write_outputs(result: dict, out: Path) -> None:
              f"machine {result['machine']['platform']}, {result['machine']['cpu_count']} cores."
              + (" **QUICK SMOKE RUN — not a result.**" if result["quick"] else "")
              + (" Written with `--report-only` from the cells that runs with these settings finished; "
-                "'not run' marks the cells they did not reach." if result.get("report_only") else ""), ""]
+                "'not run' marks the cells they did not reach." if result.get("report_only") else ""), "",
+             "Methods (paper 000 §6, A.16): **original** the pre-trained model; **replanning** the same model, "
+             "planning again after a detected failure (up to 2 times); **small** / **large** fine-tuned with 20 / "
+             "2,000 random transitions of the pre-training distribution; **large_task** 2,000 random transitions "
+             "of the tasks' own distribution (a reference, not a §6 baseline); **sampling** rejection sampling on "
+             "the Fail2Progress objective; **gradient** per-particle gradient ascent (SVGD without the kernel); "
+             "**fail2progress** SVGD over states then actions; **domain_randomization** random feasible states "
+             "with the failed action held constant. Every targeted method builds 20 transitions around the one "
+             "failure and fine-tunes identically. The packing task is not in the default `--tasks`: a packing "
+             "plan takes 12-14 s on this CPU (`benchmarks/results/skill_effect.json`), 13x a transport plan, "
+             "and its 2,700 trials (9 methods x 3 object counts x 100) would spend at least 5 hours in the first "
+             "plan alone on 2 workers.", ""]
     for kind, tres in result["tasks"].items():
         counts = sorted({n for m in tres["methods"].values() for n in m.get("success", {})}, key=int)
         evs = ", ".join(f"{n} objects: task seed {e['task_seed']}" for n, e in tres["events"].items())
