@@ -1,19 +1,14 @@
 """bench-f2p's resumable progress and its report writer (benchmarks/fail2progress.py)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_fail2progress", ROOT / "benchmarks" / "fail2progress.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("fail2progress.py")
 
 
 def test_progress_computes_each_cell_once_and_resumes(bench, tmp_path):

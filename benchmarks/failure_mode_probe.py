@@ -1,0 +1,174 @@
+"""Does a model predict the held-out failure mode on FRESH scenes? A one-step probe of the
+checkpoints ``benchmarks/fail2progress.py`` learned (``make bench-f2p`` first).
+
+The pre-training data never shows contents moving with their container
+(``f2p_sim.datagen --hold-out-failure-modes``); Fail2Progress and its baselines learn it from
+one failure. This probe asks each model, on fresh scenes (task seeds 90000 + 1000·n + i, never
+a failure's or an evaluation's), about one pick-and-place of each loaded container (the bin of
+transport, every cup of organize) onto ``table_b``, executed in MuJoCo for the truth, and scores
+Γ's relation decisions (p ≥ 0.5) against the simulator per group of literals:
+
+``contents_inside_target``  inside(item, target) for the target's contents (they ride along)
+``target_above_table_b``    above(target, table_b)
+``other_containers_stay``   above(c, table_b) for every other loaded container (they stay)
+``other_contents_inside``   inside(item, c) for the contents of every other container
+
+A success-rate cell of the benchmark needs all four right for every container a plan moves;
+this splits a zero into which prediction the learned model gets wrong.
+
+Usage (``make bench-f2p`` runs it after the benchmark)::
+
+    python benchmarks/failure_mode_probe.py --work /tmp/f2p-bench
+
+Writes benchmarks/results/failure_mode_probe.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS
+from f2p_failure.episode import TrialConfig
+from f2p_relations.relations import CONTAINER_CLASSES
+from f2p_sim.config import load_world_config
+from f2p_sim.mujoco_backend import MujocoBackend
+from f2p_sim.observation import Camera, observe
+from f2p_sim.tasks import make_task
+from f2p_skill_effect.checkpoint import load_model
+from f2p_skill_effect.model import Observation, SkillBatch
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = ("contents_inside_target", "target_above_table_b", "other_containers_stay", "other_contents_inside")
+METHODS = ("sampling", "gradient", "fail2progress", "domain_randomization")
+INSIDE, ABOVE = BINARY_RELATIONS.index("inside"), BINARY_RELATIONS.index("above")
+#: The placement: the target's centre to table_b's centre + a uniform jitter (m) per axis, lifted DZ.
+JITTER, DZ = 0.08, 0.1
+
+
+def probe_cases(kind: str, n: int, scenes: int, backend, camera, seed: int = 0) -> list[dict]:
+    """Per fresh scene and loaded container: the observation before, the action and the true
+    relations after (the simulator's)."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(scenes):
+        task = make_task(kind, n, 90000 + 1000 * n + i, backend.cfg)
+        spec = {o.name: o for o in task.scene.objects}
+        backend.load(task.scene)
+        rel0 = backend.relations()
+        names = [s.name for s in backend.segments]
+        loaded = [c for c, s in enumerate(backend.segments)
+                  if s.cls in CONTAINER_CLASSES and rel0.binary[:, c, INSIDE].any()]
+        for c in loaded:
+            backend.load(task.scene)
+            obs = observe(backend, camera, rng=np.random.default_rng(i))
+            if (obs.counts == 0).any():
+                continue
+            clouds = [obs.segment_cloud(k).astype(np.float32) for k in range(len(names))]
+            goal = np.asarray(spec["table_b"].pos[:2]) + rng.uniform(-JITTER, JITTER, 2)
+            box = SKILLS["pick_place"]
+            params = [float(v) for v in np.clip([goal[0] - spec[names[c]].pos[0], goal[1] - spec[names[c]].pos[1], DZ],
+                                                box.low, box.high)]
+            backend.execute_skill("pick_place", c, params)
+            rel1 = backend.relations()
+            others = [d for d in loaded if d != c]
+            literals = {
+                "contents_inside_target": [(k, c, INSIDE) for k in np.flatnonzero(rel0.binary[:, c, INSIDE])],
+                "target_above_table_b": [(c, names.index("table_b"), ABOVE)],
+                "other_containers_stay": [(d, names.index("table_b"), ABOVE) for d in others],
+                "other_contents_inside": [(k, d, INSIDE) for d in others for k in np.flatnonzero(rel0.binary[:, d, INSIDE])],
+            }
+            truth = {g: [bool(rel1.binary[a, b, r]) for a, b, r in lits] for g, lits in literals.items()}
+            cases.append({"scene_seed": task.seed, "target": names[c], "params": params, "clouds": clouds,
+                          "target_index": c, "literals": literals, "truth": truth})
+    return cases
+
+
+def score(model, cases: list[dict], n_points: int) -> dict:
+    """Per group: correct decisions, literals, and the mean predicted probability."""
+    skill = list(SKILLS).index("pick_place")
+    out: dict = {}
+    for case in cases:
+        o = Observation.from_clouds(case["clouds"], n_points, seed=0, max_objects=model.cfg.max_objects)
+        with torch.no_grad():
+            r = model.rollout(o, [SkillBatch(torch.tensor([skill]), torch.tensor([case["target_index"]]),
+                                             torch.tensor([case["params"]], dtype=torch.float32))])[0]
+        for g in GROUPS:
+            # the contents group split by how many items the target holds (one failure shows one count)
+            key = f"{g} ({len(case['literals'][g])} in target)" if g == "contents_inside_target" else g
+            o = out.setdefault(key, {"correct": 0, "literals": 0, "mean_p": []})
+            for (a, b, rel), t in zip(case["literals"][g], case["truth"][g]):
+                p = float(r.binary[0, a, b, rel])
+                o["correct"] += int((p >= 0.5) == t)
+                o["literals"] += 1
+                o["mean_p"].append(p)
+    for o in out.values():
+        ps = o.pop("mean_p")
+        o["accuracy"] = o["correct"] / o["literals"] if o["literals"] else None
+        o["mean_p"] = float(np.mean(ps)) if ps else None
+    return dict(sorted(out.items()))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", default="/tmp/f2p-bench", help="the --work folder of benchmarks/fail2progress.py")
+    p.add_argument("--tasks", nargs="+", default=["transport", "organize"])
+    p.add_argument("--object-counts", nargs="+", type=int, default=[3, 5, 7])
+    p.add_argument("--scenes", type=int, default=8, help="fresh scenes per task and object count")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "failure_mode_probe"))
+    a = p.parse_args(argv)
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    work = Path(a.work)
+    if not (work / "progress.json").is_file():
+        p.error(f"{work} holds no bench-f2p run (no progress.json): run benchmarks/fail2progress.py --work {work} first")
+    backend = MujocoBackend(load_world_config())
+    camera = Camera.from_config(backend.cfg, TrialConfig().camera)
+    parent = ROOT / "models" / "skill_effect_pretrained.pt"
+    result = {"command": "python benchmarks/failure_mode_probe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "machine": platform.platform(), "scenes": a.scenes, "scene_seeds": "90000 + 1000*n + i",
+              "placement": f"target centre to table_b centre + U(-{JITTER}, {JITTER}) m per axis, dz {DZ}",
+              "tasks": {}}
+    for kind in a.tasks:
+        for n in a.object_counts:
+            ckpts = {"original": parent, "large_task": work / "random" / "large_task" / "model.pt"}
+            ckpts.update({m: work / kind / f"n{n}" / m / "model.pt" for m in METHODS})
+            ckpts = {m: c for m, c in ckpts.items() if c.is_file()}
+            cases = probe_cases(kind, n, a.scenes, backend, camera)
+            cell = {"cases": len(cases), "methods": {}}
+            for m, c in ckpts.items():
+                model, ck = load_model(c)
+                cell["methods"][m] = {"checkpoint": str(c), "version": ck.version,
+                                      **score(model, cases, int(ck.training_data.get("points_per_object", 128)))}
+            result["tasks"].setdefault(kind, {})[str(n)] = cell
+            print(f"[probe] {kind}/{n}: {len(cases)} cases, {len(ckpts)} models", flush=True)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = ["# Failure-mode probe: one placement of each loaded container onto table_b, fresh scenes",
+             "", f"Command: `{result['command']}`; {a.scenes} scenes per cell (seeds {result['scene_seeds']}); "
+             f"placement: {result['placement']}. Each entry: correct relation decisions of Γ / literals "
+             "(the simulator's outcome is the truth). See the script's docstring for the groups.", ""]
+    for kind, cells in result["tasks"].items():
+        for n, cell in cells.items():
+            groups = [g for g in next(iter(cell["methods"].values())) if isinstance(cell["methods"]["original"].get(g), dict)
+                      and cell["methods"]["original"][g]["literals"]]
+            lines += [f"## {kind}, {n} objects ({cell['cases']} placements)", "",
+                      "| model | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+            for m, r in cell["methods"].items():
+                lines.append(f"| {m} | " + " | ".join(f"{r[g]['correct']}/{r[g]['literals']}" for g in groups) + " |")
+            lines.append("")
+    out.with_suffix(".md").write_text("\n".join(lines))
+    print(f"[probe] wrote {out}.json/.md in {result['seconds']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
