@@ -73,6 +73,9 @@ def test_lifecycle_walk_and_filtering(ros):
 
     assert lc.transition(Transition.TRANSITION_ACTIVATE)
     assert lc.state() == State.PRIMARY_STATE_ACTIVE
+    # endpoints destroyed at run time carry no QoS event handlers (cloud_filter_node docstring:
+    # with them, deactivate raced this MultiThreadedExecutor and hung 2 runs in 15)
+    assert node._sub.event_handlers == [] and node._pub.event_handlers == [] and node._diag.event_handlers == []
 
     filtered, got_filtered = _collector(probe, PointCloud2, "/points_filtered", 10)
     errors, got_error = _collector(
