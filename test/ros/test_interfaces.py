@@ -11,6 +11,7 @@ import pathlib
 import threading
 
 import pytest
+import rclpy.node
 from rclpy.action import ActionClient, ActionServer
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
@@ -99,10 +100,16 @@ def test_action_round_trip(ros, name):
         goal_handle.succeed()
         return result
 
-    server_node = ros.node(f"aserver_{name.lower()}")
+    # Each node joins the spinning executor only once its action endpoint exists: rclpy 9.1's
+    # ActionClient registers itself as a waitable before it creates its lock (ActionServer
+    # before its logger), and an executor thread that meets it in between dies with
+    # AttributeError (seen: 1 run in 20).
+    server_node = rclpy.node.Node(f"aserver_{name.lower()}", context=ros.context)
     ActionServer(server_node, action_type, f"/f2p_test/{name.lower()}", execute)
-    client_node = ros.node(f"aclient_{name.lower()}")
+    ros.add(server_node)
+    client_node = rclpy.node.Node(f"aclient_{name.lower()}", context=ros.context)
     client = ActionClient(client_node, action_type, f"/f2p_test/{name.lower()}")
+    ros.add(client_node)
     assert client.wait_for_server(timeout_sec=WAIT_S), "action server not discovered"
 
     def on_feedback(msg):
