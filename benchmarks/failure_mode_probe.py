@@ -102,16 +102,16 @@ def score(model, cases: list[dict], n_points: int) -> dict:
         for g in GROUPS:
             # the contents group split by how many items the target holds (one failure shows one count)
             key = f"{g} ({len(case['literals'][g])} in target)" if g == "contents_inside_target" else g
-            o = out.setdefault(key, {"correct": 0, "literals": 0, "mean_p": []})
+            tally = out.setdefault(key, {"correct": 0, "literals": 0, "mean_p": []})
             for (a, b, rel), t in zip(case["literals"][g], case["truth"][g]):
                 p = float(r.binary[0, a, b, rel])
-                o["correct"] += int((p >= 0.5) == t)
-                o["literals"] += 1
-                o["mean_p"].append(p)
-    for o in out.values():
-        ps = o.pop("mean_p")
-        o["accuracy"] = o["correct"] / o["literals"] if o["literals"] else None
-        o["mean_p"] = float(np.mean(ps)) if ps else None
+                tally["correct"] += int((p >= 0.5) == t)
+                tally["literals"] += 1
+                tally["mean_p"].append(p)
+    for tally in out.values():
+        ps = tally.pop("mean_p")
+        tally["accuracy"] = tally["correct"] / tally["literals"] if tally["literals"] else None
+        tally["mean_p"] = float(np.mean(ps)) if ps else None
     return dict(sorted(out.items()))
 
 

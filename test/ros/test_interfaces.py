@@ -119,8 +119,8 @@ def test_action_round_trip(ros, name):
     handle = wait_future(client.send_goal_async(goal, feedback_callback=on_feedback))
     assert handle.accepted
     # execute() may resend feedback for up to WAIT_S before it succeeds: the result wait must
-    # outlast that (one shared WAIT_S timed out in CI when feedback matched late), and a lost
-    # feedback then fails on its own assertion, not as a timeout.
+    # outlast that, so a feedback that arrives late or never fails on its own assertion below
+    # rather than as a result timeout.
     wrapped = wait_future(handle.get_result_async(), timeout=2 * WAIT_S)
     assert goals_seen == [goal]
     assert feedback_seen, f"no feedback reached the client within {WAIT_S} s"
