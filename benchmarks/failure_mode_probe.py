@@ -16,7 +16,17 @@ transport, every cup of organize) onto ``table_b``, executed in MuJoCo for the t
 A success-rate cell of the benchmark needs all four right for every container a plan moves;
 this splits a zero into which prediction the learned model gets wrong.
 
-Usage (``make bench-f2p`` runs it after the benchmark)::
+The probe's placement is fixed; a planner is not: it searches the skill parameters for the
+plan Γ scores best, so it finds the placements where Γ errs. The second part therefore runs
+``--trials`` planned trials per cell (task seeds 95000 + 1000·n + i, trial seed i; never an
+evaluation's or a failure's) with the models of ``ANATOMY_METHODS`` and tallies each trial's
+FIRST detected failure: at which step, whether the plan leaves a loaded container unmoved (it
+counts on Γ's prediction that another container comes along), and which goal literals Γ
+mispredicted, in the groups above plus ``order`` (left/right between containers) and
+``other`` (any other goal literal).
+
+Usage (``make bench-f2p`` runs it after the benchmark; 9 minutes on 2 cores, most of
+it in the planned organize-7 trials; ``--trials 0`` skips them)::
 
     python benchmarks/failure_mode_probe.py --work /tmp/f2p-bench
 
@@ -25,17 +35,20 @@ Writes benchmarks/results/failure_mode_probe.{json,md}.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import multiprocessing
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS
-from f2p_failure.episode import TrialConfig
+from f2p_failure.episode import TrialConfig, run_trial
 from f2p_relations.relations import CONTAINER_CLASSES
 from f2p_sim.config import load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
@@ -47,6 +60,9 @@ from f2p_skill_effect.model import Observation, SkillBatch
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("contents_inside_target", "target_above_table_b", "other_containers_stay", "other_contents_inside")
 METHODS = ("sampling", "gradient", "fail2progress", "domain_randomization")
+#: Models whose planned trials are dissected: the shipped one and the paper 000 §6 targeted methods.
+ANATOMY_METHODS = ("original", "sampling", "gradient", "fail2progress")
+ANATOMY_GROUPS = (*GROUPS, "order", "other")
 INSIDE, ABOVE = BINARY_RELATIONS.index("inside"), BINARY_RELATIONS.index("above")
 #: The placement: the target's centre to table_b's centre + a uniform jitter (m) per axis, lifted DZ.
 JITTER, DZ = 0.08, 0.1
@@ -115,12 +131,106 @@ def score(model, cases: list[dict], n_points: int) -> dict:
     return dict(sorted(out.items()))
 
 
+# ---------------------------------------------------------------------------- planned trials
+def mismatch_group(m: dict, target: int, table_b: int, contents: dict[int, list[int]]) -> str:
+    """The group of a mispredicted goal literal (a FailureEvent ``mismatches`` entry) of a step
+    acting on ``target``; ``contents``: the loaded containers' items before the step."""
+    pred, subj, obj = m["predicate"], m["subject"], m["object"]
+    if pred == "inside":
+        return "contents_inside_target" if obj == target else "other_contents_inside"
+    if pred == "above" and obj == table_b:
+        return "target_above_table_b" if subj == target else "other_containers_stay"
+    if pred in ("left", "right") and subj in contents and obj in contents:
+        return "order"
+    return "other"
+
+
+_WORKER: dict = {}
+
+
+def _anatomy_init() -> None:
+    torch.set_num_threads(1)
+    _WORKER["backend"] = MujocoBackend(load_world_config())
+    _WORKER["models"] = {}
+
+
+def anatomy_trial(ckpt: str, kind: str, n: int, i: int) -> dict:
+    """One planned trial (task seed 95000 + 1000·n + i, trial seed i) and its first failure."""
+    if "backend" not in _WORKER:
+        _anatomy_init()
+    if ckpt not in _WORKER["models"]:
+        model, ck = load_model(ckpt)
+        _WORKER["models"][ckpt] = (model, ck.version)
+    model, version = _WORKER["models"][ckpt]
+    backend = _WORKER["backend"]
+    task = make_task(kind, n, 95000 + 1000 * n + i, backend.cfg)
+    backend.load(task.scene)
+    names = [s.name for s in backend.segments]
+    inside = backend.relations().binary[:, :, INSIDE]
+    contents = {c: [int(k) for k in np.flatnonzero(inside[:, c])] for c, s in enumerate(backend.segments)
+                if s.cls in CONTAINER_CLASSES and inside[:, c].any()}
+    r = run_trial(model, version, task, backend, TrialConfig(), seed=i)
+    moved = {t for s, t in r.plan.skeleton} if r.plan is not None else set()
+    out = {"outcome": "success" if r.success else r.outcome, "plan_steps": len(r.plan.skeleton) if r.plan else 0,
+           "leaves_container": bool(r.plan is not None and set(contents) - moved)}
+    f = r.failure
+    if f is not None:
+        out["failure_step"] = f.step_index
+        out["groups"] = sorted({mismatch_group(m, f.target, names.index("table_b"), contents) for m in f.mismatches})
+    return out
+
+
+def anatomy(results: list[dict]) -> dict:
+    """The tally of planned trials' outcomes and first failures (see the module docstring)."""
+    fails = [r for r in results if "failure_step" in r]
+    return {"trials": len(results), "successes": sum(r["outcome"] == "success" for r in results),
+            "outcomes": dict(collections.Counter(r["outcome"] for r in results)),
+            "plans_leaving_a_container": sum(r["leaves_container"] for r in results),
+            "failures": len(fails), "failures_at_first_step": sum(r["failure_step"] == 0 for r in fails),
+            "mispredicted": {g: sum(g in r["groups"] for r in fails) for g in ANATOMY_GROUPS}}
+
+
+def markdown(result: dict) -> str:
+    """The readable summary of a probe result (the JSON main writes)."""
+    lines = ["# Failure-mode probe: one placement of each loaded container onto table_b, fresh scenes",
+             "", f"Command: `{result['command']}`; {result['scenes']} scenes per cell (seeds {result['scene_seeds']}); "
+             f"placement: {result['placement']}. Each entry: correct relation decisions of Γ / literals "
+             "(the simulator's outcome is the truth). See the script's docstring for the groups.",
+             "", f"Then {result['trials']} planned trials per cell and model (seeds {result['trial_seeds']}; the "
+             "benchmark's trial settings), each tallied by its first detected failure.", ""]
+    for kind, cells in result["tasks"].items():
+        for n, cell in cells.items():
+            base = cell["methods"]["original"]   # the shipped model is always there
+            groups = [g for g, v in base.items() if isinstance(v, dict) and v.get("literals")]
+            lines += [f"## {kind}, {n} objects ({cell['cases']} placements)", "",
+                      "| model | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+            for m, r in cell["methods"].items():
+                lines.append(f"| {m} | " + " | ".join(f"{r[g]['correct']}/{r[g]['literals']}" for g in groups) + " |")
+            lines.append("")
+            planned = {m: r["planned"] for m, r in cell["methods"].items() if "planned" in r}
+            if planned:
+                lines += ["Planned trials, first detected failure (per group: failures whose mispredicted goal "
+                          "literals include the group / failures):", "",
+                          "| model | success | plan leaves a loaded container unmoved | failure at step 1 | "
+                          + " | ".join(ANATOMY_GROUPS) + " |", "|---|---|---|---|" + "---|" * len(ANATOMY_GROUPS)]
+                for m, t in planned.items():
+                    f = t["failures"]
+                    lines.append(f"| {m} | {t['successes']}/{t['trials']} | {t['plans_leaving_a_container']}/{t['trials']} "
+                                 f"| {t['failures_at_first_step']}/{f} | "
+                                 + " | ".join(f"{t['mispredicted'][g]}/{f}" for g in ANATOMY_GROUPS) + " |")
+                lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default="/tmp/f2p-bench", help="the --work folder of benchmarks/fail2progress.py")
     p.add_argument("--tasks", nargs="+", default=["transport", "organize"])
     p.add_argument("--object-counts", nargs="+", type=int, default=[3, 5, 7])
     p.add_argument("--scenes", type=int, default=8, help="fresh scenes per task and object count")
+    p.add_argument("--trials", type=int, default=8,
+                   help="planned trials per task, object count and model of ANATOMY_METHODS (0: none)")
+    p.add_argument("--workers", type=int, default=2, help="processes for the planned trials")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "failure_mode_probe"))
     a = p.parse_args(argv)
     torch.set_num_threads(2)
@@ -134,7 +244,9 @@ def main(argv=None) -> int:
     result = {"command": "python benchmarks/failure_mode_probe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": platform.platform(), "scenes": a.scenes, "scene_seeds": "90000 + 1000*n + i",
               "placement": f"target centre to table_b centre + U(-{JITTER}, {JITTER}) m per axis, dz {DZ}",
-              "tasks": {}}
+              "trials": a.trials, "trial_seeds": "task 95000 + 1000*n + i, trial i", "tasks": {}}
+    pool = (ProcessPoolExecutor(a.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_anatomy_init)
+            if a.trials and a.workers > 1 else None)
     for kind in a.tasks:
         for n in a.object_counts:
             ckpts = {"original": parent, "large_task": work / "random" / "large_task" / "model.pt"}
@@ -146,26 +258,20 @@ def main(argv=None) -> int:
                 model, ck = load_model(c)
                 cell["methods"][m] = {"checkpoint": str(c), "version": ck.version,
                                       **score(model, cases, int(ck.training_data.get("points_per_object", 128)))}
+            for m in (m for m in ANATOMY_METHODS if m in ckpts and a.trials):
+                jobs = [(str(ckpts[m]), kind, n, i) for i in range(a.trials)]
+                runs = list(pool.map(anatomy_trial, *zip(*jobs))) if pool else [anatomy_trial(*j) for j in jobs]
+                cell["methods"][m]["planned"] = anatomy(runs)
             result["tasks"].setdefault(kind, {})[str(n)] = cell
-            print(f"[probe] {kind}/{n}: {len(cases)} cases, {len(ckpts)} models", flush=True)
+            print(f"[probe] {kind}/{n}: {len(cases)} cases, {len(ckpts)} models, "
+                  f"{a.trials} planned trials each for {[m for m in ANATOMY_METHODS if m in ckpts]}", flush=True)
+    if pool is not None:
+        pool.shutdown()
     result["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = ["# Failure-mode probe: one placement of each loaded container onto table_b, fresh scenes",
-             "", f"Command: `{result['command']}`; {a.scenes} scenes per cell (seeds {result['scene_seeds']}); "
-             f"placement: {result['placement']}. Each entry: correct relation decisions of Γ / literals "
-             "(the simulator's outcome is the truth). See the script's docstring for the groups.", ""]
-    for kind, cells in result["tasks"].items():
-        for n, cell in cells.items():
-            base = cell["methods"]["original"]   # the shipped model is always there
-            groups = [g for g, v in base.items() if isinstance(v, dict) and v["literals"]]
-            lines += [f"## {kind}, {n} objects ({cell['cases']} placements)", "",
-                      "| model | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
-            for m, r in cell["methods"].items():
-                lines.append(f"| {m} | " + " | ".join(f"{r[g]['correct']}/{r[g]['literals']}" for g in groups) + " |")
-            lines.append("")
-    out.with_suffix(".md").write_text("\n".join(lines))
+    out.with_suffix(".md").write_text(markdown(result))
     print(f"[probe] wrote {out}.json/.md in {result['seconds']}s")
     return 0
 

@@ -3,7 +3,7 @@ import pytest
 
 from f2p_sim.observation import Camera
 from support.benchmarks import load_benchmark
-from support.failure_fixtures import one_torch_thread, tiny_model, world
+from support.failure_fixtures import one_torch_thread, save_tiny_checkpoint, tiny_model, world
 
 _one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
@@ -46,3 +46,48 @@ def test_refuses_a_work_folder_without_a_bench_run(probe, tmp_path, capsys):
     with pytest.raises(SystemExit):
         probe.main(["--work", str(tmp_path), "--out", str(tmp_path / "out")])
     assert "no bench-f2p run" in capsys.readouterr().err
+
+
+def test_mismatched_goal_literals_fall_in_their_groups(probe):
+    # organize, 5 objects: tables 0 and 1, cups 2 and 3, items 4 5 in cup 2 and 6 in cup 3; cup 2 moved
+    contents = {2: [4, 5], 3: [6]}
+    group = lambda pred, s, o: probe.mismatch_group({"predicate": pred, "subject": s, "object": o}, 2, 1, contents)
+    assert group("inside", 5, 2) == "contents_inside_target"
+    assert group("inside", 6, 3) == "other_contents_inside"
+    assert group("above", 2, 1) == "target_above_table_b"
+    assert group("above", 3, 1) == "other_containers_stay"
+    assert group("left", 3, 2) == "order"
+    assert group("in_contact", 4, 5) == "other"
+
+
+def test_anatomy_tallies_first_failures(probe):
+    runs = [{"outcome": "success", "plan_steps": 2, "leaves_container": False},
+            {"outcome": "failure_detected", "plan_steps": 1, "leaves_container": True, "failure_step": 0,
+             "groups": ["contents_inside_target", "other_containers_stay"]},
+            {"outcome": "failure_detected", "plan_steps": 2, "leaves_container": False, "failure_step": 1,
+             "groups": ["order"]}]
+    t = probe.anatomy(runs)
+    assert (t["trials"], t["successes"], t["failures"], t["failures_at_first_step"]) == (3, 1, 2, 1)
+    assert t["plans_leaving_a_container"] == 1
+    assert t["mispredicted"] == {"contents_inside_target": 1, "target_above_table_b": 0, "other_containers_stay": 1,
+                                 "other_contents_inside": 0, "order": 1, "other": 0}
+
+
+def test_a_planned_trial_reports_its_plan_and_first_failure(probe, tmp_path):
+    # the untrained tiny model plans ONE pick-and-place for two loaded cups and fails at it
+    ckpt = str(save_tiny_checkpoint(tmp_path / "tiny.pt"))
+    r = probe.anatomy_trial(ckpt, "organize", 5, 0)
+    assert (r["outcome"], r["plan_steps"], r["leaves_container"], r["failure_step"]) == ("failure_detected", 1, True, 0)
+    assert "contents_inside_target" in r["groups"] and set(r["groups"]) <= set(probe.ANATOMY_GROUPS)
+
+
+def test_markdown_has_a_planned_table_per_cell(probe):
+    tally = probe.anatomy([{"outcome": "failure_detected", "plan_steps": 1, "leaves_container": True,
+                            "failure_step": 0, "groups": ["other_containers_stay"]}])
+    group = {"correct": 1, "literals": 2, "accuracy": 0.5, "mean_p": 0.4}
+    result = {"command": "probe", "scenes": 1, "scene_seeds": "s", "placement": "p", "trials": 1, "trial_seeds": "t",
+              "tasks": {"organize": {"5": {"cases": 2, "methods": {
+                  "original": {"checkpoint": "c", "version": "v", "target_above_table_b": group, "planned": tally}}}}}}
+    md = probe.markdown(result)
+    assert "| original | 1/2 |" in md
+    assert "| original | 0/1 | 1/1 | 1/1 | 0/1 | 0/1 | 1/1 | 0/1 | 0/1 | 0/1 |" in md
