@@ -148,8 +148,9 @@ def mismatch_group(m: dict, target: int, table_b: int, contents: dict[int, list[
 _WORKER: dict = {}
 
 
-def _anatomy_init() -> None:
-    torch.set_num_threads(1)
+def _anatomy_init(worker: bool = True) -> None:
+    if worker:   # a pool process: one thread per worker (in-process runs keep the caller's)
+        torch.set_num_threads(1)
     _WORKER["backend"] = MujocoBackend(load_world_config())
     _WORKER["models"] = {}
 
@@ -157,7 +158,7 @@ def _anatomy_init() -> None:
 def anatomy_trial(ckpt: str, kind: str, n: int, i: int) -> dict:
     """One planned trial (task seed 95000 + 1000·n + i, trial seed i) and its first failure."""
     if "backend" not in _WORKER:
-        _anatomy_init()
+        _anatomy_init(worker=False)
     if ckpt not in _WORKER["models"]:
         model, ck = load_model(ckpt)
         _WORKER["models"][ckpt] = (model, ck.version)
