@@ -19,7 +19,7 @@ help:
 	@echo "make test    setup, then run the test suite (pytest over test/)"
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
-	@echo "make bench-f2p  Fail2Progress vs baselines after one failure -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}"
+	@echo "make bench-f2p  Fail2Progress vs baselines after one failure -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md}"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
@@ -40,7 +40,7 @@ bench-model: setup
 	@$(ENV) && python benchmarks/skill_effect.py --repeats 10
 
 bench-f2p: setup
-	@$(ENV) && python benchmarks/fail2progress.py && python benchmarks/failure_mode_probe.py
+	@$(ENV) && python benchmarks/fail2progress.py && python benchmarks/failure_mode_probe.py && python benchmarks/task_feasibility.py
 
 lock:
 	@bash tools/lock.sh

@@ -82,6 +82,11 @@ GENERALIZATION_METHODS = ("original", "sampling", "gradient", "fail2progress")
 _WORKER: dict = {}
 
 
+def evaluation_task_seed(n: int, i: int) -> int:
+    """Task seed of evaluation trial i at n objects (never a failure search's 1000..1019)."""
+    return 30000 + 1000 * n + i
+
+
 def _worker_init() -> None:
     torch.set_num_threads(1)
     _WORKER["backend"] = MujocoBackend(load_world_config())
@@ -95,7 +100,7 @@ def _trial(ckpt: str, kind: str, n: int, i: int, tcfg: TrialConfig) -> str:
         _WORKER["models"][ckpt] = (model, ck.version)
     model, version = _WORKER["models"][ckpt]
     backend = _WORKER["backend"]
-    r = run_trial(model, version, make_task(kind, n, 30000 + 1000 * n + i, backend.cfg), backend, tcfg, seed=i)
+    r = run_trial(model, version, make_task(kind, n, evaluation_task_seed(n, i), backend.cfg), backend, tcfg, seed=i)
     return "success" if r.success else r.outcome
 
 

@@ -1,8 +1,11 @@
 """The three paper tasks (paper 000 A.2): seeded scenes, goals, success checks."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 from f2p_sim.mujoco_backend import MujocoBackend
+from f2p_sim.reference import ReferenceSolutionError, solve
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS, make_task
 
 
@@ -19,16 +22,33 @@ def test_task_scenes_are_valid_stable_and_not_yet_solved(cfg, kind, n):
     assert make_task(kind, n, seed=4, cfg=cfg).scene.to_dict() != task.scene.to_dict()
 
 
-def test_transport_is_solved_by_carrying_the_container(cfg):
-    task = make_task("transport", 5, seed=1, cfg=cfg)
+@pytest.mark.parametrize("kind", TASK_KINDS)
+@pytest.mark.parametrize("n", OBJECT_COUNTS)
+def test_reference_solution_solves_the_task(cfg, kind, n):
+    """Every task kind and object count can be solved with the robot's own skills (seed 3)."""
+    task = make_task(kind, n, seed=3, cfg=cfg)
     b = MujocoBackend(cfg)
-    b.load(task.scene)
+    steps = solve(task, b)
     names = [s.name for s in b.segments]
-    st = b.segment_state()
-    c, tb = names.index("container"), names.index("table_b")
-    dy = st.boxes.center[tb, 1] - st.boxes.center[c, 1]
-    b.execute_skill("pick_place", c, (0.0, float(dy), 0.0))
     assert task.success(b), [str(l) for l in task.unmet(b.relations(), names)]
+    carried = {"transport": 1, "organize": {3: 1, 5: 2, 7: 3}[n]}
+    if kind in carried:   # one carry per container, nothing else
+        assert [s[0] for s in steps] == ["pick_place"] * carried[kind]
+    else:                 # the row pushed together (1-3 pushes), then the new item placed
+        assert steps[0][0] == "push" and steps[-1][:2] == ("pick_place", names.index("new_item"))
+
+
+def test_reference_refuses_a_step_outside_its_skill_box(cfg):
+    task = make_task("transport", 3, seed=3, cfg=cfg)
+    objs = [dataclasses.replace(o, pos=(o.pos[0], o.pos[1] + 0.5, o.pos[2])) if o.name == "table_b" else o
+            for o in task.scene.objects]
+    far = dataclasses.replace(task, scene=dataclasses.replace(task.scene, objects=objs))
+    b = MujocoBackend(cfg)
+    with pytest.raises(ReferenceSolutionError, match=r"pick_place on container: .*outside its box"):
+        solve(far, b)
+    # Refused before anything moved: the container is still on table_a.
+    names = [s.name for s in b.segments]
+    assert b.relations().holds("above", names.index("container"), names.index("table_a"))
 
 
 def test_packing_push_then_place(cfg):

@@ -2,6 +2,7 @@
 
 Modules: config (world.yaml), scene (SceneSpec -> MJCF), backend (SimBackend boundary),
 mujoco_backend (the embedded default), skills (A.10), observation (ray-cast partial-view
-segmented clouds, noise), tasks (the three paper tasks), real2sim (§5.3/A.12), dataset
+segmented clouds, noise), tasks (the three paper tasks), reference (their scripted
+ground-truth solutions: are they solvable?), real2sim (§5.3/A.12), dataset
 (shards + loader), datagen (CLI f2p-datagen).
 """
