@@ -90,3 +90,30 @@ def test_tiny_model_overfits_tiny_dataset():
     pm = (batch["mask"][:, :, None] & batch["mask"][:, None, :] & ~torch.eye(4, dtype=torch.bool))
     acc = ((rel.binary > 0.5)[pm] == (batch["binary_t1"][pm] > 0.5)).float().mean()
     assert acc >= 0.98, acc
+
+
+def test_target_relations_option_feeds_dyn_the_decoded_relations_to_the_target():
+    import dataclasses
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY, target_relations=True)
+    m = PointsToPlansModel(cfg).eval()
+    mask = torch.tensor([[1, 1, 1, 0]], dtype=torch.bool)
+    x = m.encode(Observation(torch.rand(1, 4, 32, 3), mask))
+    t = 1
+    with torch.no_grad():
+        ctx = m.target_context(x, mask, torch.tensor([t]))
+        for i in range(3):
+            if i == t:   # the target itself: the flag only
+                feat = torch.cat([torch.zeros(2 * len(BINARY_RELATIONS)), torch.ones(1)])
+            else:
+                feat = torch.cat([torch.sigmoid(m.dec_binary(torch.cat([x[0, i], x[0, t]]))),
+                                  torch.sigmoid(m.dec_binary(torch.cat([x[0, t], x[0, i]]))), torch.zeros(1)])
+            assert torch.allclose(ctx[0, i], m.target_proj(feat), atol=1e-6)
+        assert torch.all(ctx[0, 3] == 0)                            # padded slot
+        sk = SkillBatch(torch.tensor([0]), torch.tensor([t]), torch.tensor([[0.1, 0.2, 0.0]]))
+        plain = PointsToPlansModel(TINY).eval()
+        plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("target_proj")})
+        assert not torch.allclose(m.delta(x, mask, sk), plain.delta(x, mask, sk))   # Dyn sees it
+    # a config saved before the option existed loads with it off
+    old = {k: v for k, v in TINY.to_json().items() if k != "target_relations"}
+    assert ModelConfig.from_json(old).target_relations is False

@@ -13,6 +13,10 @@
   skill encoding MLP_para(a) (2×128 ReLU) ⊕ ID_target; a 2-layer, 2-head, width-256
   transformer over object tokens + the skill token predicting δX, X_{t+1} = X_t + δX; and
   decoders Dec_p (3×64, δX → δp), Dec_u (2×64) and Dec_b (3×64 over X_i ⊕ X_j).
+  ``ModelConfig.target_relations`` (an option beyond A.11.2, off in the shipped model) adds
+  to each object token, before Dyn, a projection of Dec_b's relations between it and the
+  target and of a target flag, so an effect can be keyed on "inside the target" rather than
+  on how an object looks (README, "organize limits").
 * :func:`compute_losses` is the A.11.2 training objective: L = L_detection +
   L_regularization + L_pos + L_prediction.
 
@@ -169,6 +173,9 @@ class ModelConfig:
     unary: tuple[str, ...] = UNARY_RELATIONS
     binary: tuple[str, ...] = BINARY_RELATIONS
     skills: tuple[str, ...] = tuple(SKILLS)
+    # Not A.11.2 (off in the shipped model): Dyn also sees each object's decoded relations to
+    # and from the skill's target plus a target flag (PointsToPlansModel.target_context).
+    target_relations: bool = False
 
     def __post_init__(self):
         if self.sa_widths[-1] + self.id_dim != self.d_model:
@@ -320,6 +327,8 @@ class PointsToPlansModel(SkillEffectModel):
         self.dec_pos = _mlp([cfg.d_model, d, d, d, 3])
         self.dec_unary = _mlp([cfg.d_model, d, d, len(cfg.unary)])
         self.dec_binary = _mlp([2 * cfg.d_model, d, d, d, len(cfg.binary)])
+        if cfg.target_relations:
+            self.target_proj = nn.Linear(2 * len(cfg.binary) + 1, cfg.d_model)
 
     # -- interface
     def encode(self, obs: Observation) -> torch.Tensor:
@@ -357,10 +366,22 @@ class PointsToPlansModel(SkillEffectModel):
     def delta(self, latent: torch.Tensor, mask: torch.Tensor, skill: SkillBatch) -> torch.Tensor:
         """Dyn: δX_t (B, N, 256) from the object tokens plus the skill token."""
         b, n, _ = latent.shape
-        tokens = torch.cat([latent, self.skill_token(skill)[:, None]], 1)
+        x = latent + self.target_context(latent, mask, skill.target) if self.cfg.target_relations else latent
+        tokens = torch.cat([x, self.skill_token(skill)[:, None]], 1)
         pad = torch.cat([~mask, torch.zeros(b, 1, dtype=torch.bool, device=mask.device)], 1)
         out = self.dynamics(tokens, src_key_padding_mask=pad)
         return out[:, :n] * mask[..., None]
+
+    def target_context(self, latent: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, N, D): each object's decoded relations to and from the skill's target, and a
+        target flag, projected into the token space (inputs: no gradient into the decoder)."""
+        b, n, d = latent.shape
+        xt = latent[torch.arange(b, device=latent.device), target][:, None].expand(b, n, d)
+        with torch.no_grad():
+            rel = torch.sigmoid(torch.cat([self.dec_binary(torch.cat([latent, xt], -1)),
+                                           self.dec_binary(torch.cat([xt, latent], -1))], -1))
+        flag = F.one_hot(target, n).to(latent.dtype)[..., None]
+        return self.target_proj(torch.cat([rel * (1 - flag), flag], -1)) * mask[..., None]
 
     def relation_logits(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, n, d = latent.shape
