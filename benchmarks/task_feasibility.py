@@ -70,7 +70,7 @@ def best_methods(f2p: dict, kind: str, n: int) -> str:
     names = [m for m, c in cells if c["success_rate"] == top]
     if top == 0:
         return f"none: all {len(cells)} methods 0/{cells[0][1]['trials']}"
-    best = next(c for m, c in cells if c["success_rate"] == top)
+    best = dict(cells)[names[0]]
     return f"{', '.join(names)} {best['successes']}/{best['trials']}"
 
 
