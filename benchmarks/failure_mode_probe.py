@@ -16,6 +16,15 @@ transport, every cup of organize) onto ``table_b``, executed in MuJoCo for the t
 A success-rate cell of the benchmark needs all four right for every container a plan moves;
 this splits a zero into which prediction the learned model gets wrong.
 
+The ``table_b_edges`` part asks where each model believes ``table_b`` ends: on the same fresh
+scenes, each loaded container is placed (``dz`` 0.1) at a 7 x 7 grid of points around
+``table_b``'s centre (``EDGE_GRID``: ±0.36 m, the table's half-size is 0.25 m, so the outer
+ring is off the table and the ring inside it on its edge); the simulator says whether
+above(target, table_b) holds. ``false_above`` counts the placements Γ calls "above" that do
+not end on the table: those are what a planner maximising Γ's goal probability exploits.
+Placements beyond the pick_place box are left out (no planner can choose them). One case's
+grid of Γ's p(above) is drawn per model in ``failure_mode_probe_edges.png``.
+
 The probe's placement is fixed; a planner is not: it searches the skill parameters for the
 plan Γ scores best, so it finds the placements where Γ errs. The second part therefore runs
 ``--trials`` planned trials per cell (task seeds 95000 + 1000·n + i, trial seed i; never an
@@ -25,12 +34,12 @@ counts on Γ's prediction that another container comes along), and which goal li
 mispredicted, in the groups above plus ``order`` (left/right between containers) and
 ``other`` (any other goal literal).
 
-Usage (``make bench-f2p`` runs it after the benchmark; 9 minutes on 2 cores, most of
+Usage (``make bench-f2p`` runs it after the benchmark; 16 minutes on 2 cores, most of
 it in the planned organize-7 trials; ``--trials 0`` skips them)::
 
     python benchmarks/failure_mode_probe.py --work /tmp/f2p-bench
 
-Writes benchmarks/results/failure_mode_probe.{json,md}.
+Writes benchmarks/results/failure_mode_probe.{json,md} and failure_mode_probe_edges.png.
 """
 from __future__ import annotations
 
@@ -66,6 +75,19 @@ ANATOMY_GROUPS = (*GROUPS, "order", "other")
 INSIDE, ABOVE = BINARY_RELATIONS.index("inside"), BINARY_RELATIONS.index("above")
 #: The placement: the target's centre to table_b's centre + a uniform jitter (m) per axis, lifted DZ.
 JITTER, DZ = 0.08, 0.1
+#: Placement offsets (m, per axis) from table_b's centre for the table_b_edges grid.
+EDGE_GRID = np.linspace(-0.36, 0.36, 7)
+
+
+def fresh_scene(kind: str, n: int, i: int, backend):
+    """Probe scene i (task seed 90000 + 1000·n + i) loaded: (task, object specs by name,
+    relations, segment names, indices of the loaded containers)."""
+    task = make_task(kind, n, 90000 + 1000 * n + i, backend.cfg)
+    backend.load(task.scene)
+    rel0 = backend.relations()
+    loaded = [c for c, s in enumerate(backend.segments)
+              if s.cls in CONTAINER_CLASSES and rel0.binary[:, c, INSIDE].any()]
+    return task, {o.name: o for o in task.scene.objects}, rel0, [s.name for s in backend.segments], loaded
 
 
 def probe_cases(kind: str, n: int, scenes: int, backend, camera, seed: int = 0) -> list[dict]:
@@ -74,13 +96,7 @@ def probe_cases(kind: str, n: int, scenes: int, backend, camera, seed: int = 0) 
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(scenes):
-        task = make_task(kind, n, 90000 + 1000 * n + i, backend.cfg)
-        spec = {o.name: o for o in task.scene.objects}
-        backend.load(task.scene)
-        rel0 = backend.relations()
-        names = [s.name for s in backend.segments]
-        loaded = [c for c, s in enumerate(backend.segments)
-                  if s.cls in CONTAINER_CLASSES and rel0.binary[:, c, INSIDE].any()]
+        task, spec, rel0, names, loaded = fresh_scene(kind, n, i, backend)
         for c in loaded:
             backend.load(task.scene)
             obs = observe(backend, camera, rng=np.random.default_rng(i))
@@ -104,6 +120,73 @@ def probe_cases(kind: str, n: int, scenes: int, backend, camera, seed: int = 0) 
             cases.append({"scene_seed": task.seed, "target": names[c], "params": params, "clouds": clouds,
                           "target_index": c, "literals": literals, "truth": truth})
     return cases
+
+
+def edge_cases(kind: str, n: int, scenes: int, backend, camera) -> list[dict]:
+    """Per fresh scene and loaded container: the observation before and, for every placement of
+    the target at table_b's centre + (EDGE_GRID[u], EDGE_GRID[v]), the action and whether
+    above(target, table_b) holds after it (the simulator's)."""
+    cases = []
+    box = SKILLS["pick_place"]
+    for i in range(scenes):
+        task, spec, _, names, loaded = fresh_scene(kind, n, i, backend)
+        table_b = names.index("table_b")
+        obs = observe(backend, camera, rng=np.random.default_rng(i))
+        if (obs.counts == 0).any():
+            continue
+        clouds = [obs.segment_cloud(k).astype(np.float32) for k in range(len(names))]
+        centre = np.asarray(spec["table_b"].pos[:2])
+        for c in loaded:
+            start = np.asarray(spec[names[c]].pos[:2])
+            params, truth, cells = [], [], []
+            for u, du in enumerate(EDGE_GRID):
+                for v, dv in enumerate(EDGE_GRID):
+                    a = [*(centre + (du, dv) - start), DZ]
+                    if not all(lo <= x <= hi for x, lo, hi in zip(a, box.low, box.high)):
+                        continue   # beyond the skill's reach: no planner can choose it either
+                    backend.reset()   # the settled scene again (as load, without recompiling)
+                    backend.execute_skill("pick_place", c, [float(x) for x in a])
+                    params.append(a)
+                    truth.append(bool(backend.relations().binary[c, table_b, ABOVE]))
+                    cells.append(u * len(EDGE_GRID) + v)
+            cases.append({"scene_seed": task.seed, "target": names[c], "target_index": c, "table_b": table_b,
+                          "clouds": clouds, "params": np.asarray(params, np.float32), "truth": np.asarray(truth),
+                          "cells": cells})
+    return cases
+
+
+def score_edges(model, cases: list[dict], n_points: int) -> dict:
+    """Γ's above(target, table_b) decisions (p ≥ 0.5) over the placement grids: accuracy,
+    false "above" (off the table) and false "not above", and one case's p grid (``example``)."""
+    skill = list(SKILLS).index("pick_place")
+    correct = false_above = off_table = false_not = on_table = 0
+    example = None
+    for case in cases:
+        g = len(case["params"])
+        o = Observation.from_clouds(case["clouds"], n_points, seed=0, max_objects=model.cfg.max_objects)
+        with torch.no_grad():
+            z = model.encode(o)
+            z = model.step(z.expand(g, -1, -1), o.mask.expand(g, -1),
+                           SkillBatch(torch.full((g,), skill), torch.full((g,), case["target_index"]),
+                                      torch.from_numpy(case["params"])))
+            p = model.detect(z, o.mask.expand(g, -1)).prob("above", case["target_index"], case["table_b"]).numpy()
+        said, truth = p >= 0.5, case["truth"]
+        correct += int((said == truth).sum())
+        false_above += int((said & ~truth).sum())
+        off_table += int((~truth).sum())
+        false_not += int((~said & truth).sum())
+        on_table += int(truth.sum())
+        if example is None or len(case["cells"]) > sum(v is not None for v in example["p"]):
+            # the example drawn: the case reaching most of the grid (row: x offset, column: y
+            # offset; None where out of reach)
+            example = {"scene_seed": case["scene_seed"], "target": case["target"], "p": [None] * len(EDGE_GRID) ** 2,
+                       "truth": [None] * len(EDGE_GRID) ** 2}
+            for k, cell in enumerate(case["cells"]):
+                example["p"][cell], example["truth"][cell] = round(float(p[k]), 3), bool(truth[k])
+    total = sum(len(c["params"]) for c in cases)
+    return {"placements": total, "correct": correct, "accuracy": correct / total if total else None,
+            "false_above": false_above, "off_table": off_table, "false_not_above": false_not, "on_table": on_table,
+            "example": example}
 
 
 def score(model, cases: list[dict], n_points: int) -> dict:
@@ -208,6 +291,18 @@ def markdown(result: dict) -> str:
             for m, r in cell["methods"].items():
                 lines.append(f"| {m} | " + " | ".join(f"{r[g]['correct']}/{r[g]['literals']}" for g in groups) + " |")
             lines.append("")
+            if any("table_b_edges" in r for r in cell["methods"].values()):
+                lines += [f"table_b edges: above(target, table_b) over {cell['edge_grids']} placement grids "
+                          f"({len(EDGE_GRID)} x {len(EDGE_GRID)}, ±{EDGE_GRID[-1]:g} m around table_b's centre, "
+                          "out-of-reach points left out):", "",
+                          "| model | correct | false 'above' / placements off the table | false 'not above' / on it |",
+                          "|---|---|---|---|"]
+                for m, r in cell["methods"].items():
+                    e = r.get("table_b_edges")
+                    if e:
+                        lines.append(f"| {m} | {e['correct']}/{e['placements']} | {e['false_above']}/{e['off_table']} "
+                                     f"| {e['false_not_above']}/{e['on_table']} |")
+                lines.append("")
             planned = {m: r["planned"] for m, r in cell["methods"].items() if "planned" in r}
             if planned:
                 lines += ["Planned trials, first detected failure (per group: failures whose mispredicted goal "
@@ -221,6 +316,45 @@ def markdown(result: dict) -> str:
                                  + " | ".join(f"{t['mispredicted'][g]}/{f}" for g in ANATOMY_GROUPS) + " |")
                 lines.append("")
     return "\n".join(lines)
+
+
+def plot_edges(result: dict, path: Path) -> None:
+    """One row per task and object count, one panel per model: Γ's p(above(target, table_b))
+    over one case's placement grid (the one reaching most of it), the placements that truly end above it outlined."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+    cells = [(kind, n, cell) for kind, cs in result["tasks"].items() for n, cell in cs.items()]
+    models = list(dict.fromkeys(m for _, _, cell in cells for m in cell["methods"]))
+    k = len(EDGE_GRID)
+    fig, axes = plt.subplots(len(cells), len(models), figsize=(1.9 * len(models), 2.0 * len(cells)), squeeze=False)
+    ext = [EDGE_GRID[0] - 0.06, EDGE_GRID[-1] + 0.06, EDGE_GRID[0] - 0.06, EDGE_GRID[-1] + 0.06]
+    for r, (kind, n, cell) in enumerate(cells):
+        for c, m in enumerate(models):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            example = cell["methods"].get(m, {}).get("table_b_edges", {}).get("example")
+            if c == 0:
+                ax.set_ylabel(f"{kind} {n}\nx offset", fontsize=7)
+            if r == 0:
+                ax.set_title(m, fontsize=7)
+            if not example:
+                ax.axis("off")
+                continue
+            p = np.array([np.nan if v is None else v for v in example["p"]]).reshape(k, k)
+            im = ax.imshow(p, origin="lower", extent=ext, vmin=0, vmax=1, cmap="viridis")
+            for i, t in enumerate(example["truth"]):
+                if t:
+                    u, v = divmod(i, k)
+                    ax.add_patch(Rectangle((EDGE_GRID[v] - 0.06, EDGE_GRID[u] - 0.06), 0.12, 0.12,
+                                           fill=False, edgecolor="white", linewidth=0.8))
+            ax.add_patch(Rectangle((-0.25, -0.25), 0.5, 0.5, fill=False, edgecolor="red", linewidth=0.8, linestyle="--"))
+    fig.suptitle("p(target above table_b) by placement offset from table_b's centre (columns: y, rows: x, m); "
+                 "white: truly above; red dashed: the table top", fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.5)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -254,11 +388,13 @@ def main(argv=None) -> int:
             ckpts.update({m: work / kind / f"n{n}" / m / "model.pt" for m in METHODS})
             ckpts = {m: c for m, c in ckpts.items() if c.is_file()}
             cases = probe_cases(kind, n, a.scenes, backend, camera)
-            cell = {"cases": len(cases), "methods": {}}
+            edges = edge_cases(kind, n, a.scenes, backend, camera)
+            cell = {"cases": len(cases), "edge_grids": len(edges), "methods": {}}
             for m, c in ckpts.items():
                 model, ck = load_model(c)
-                cell["methods"][m] = {"checkpoint": str(c), "version": ck.version,
-                                      **score(model, cases, int(ck.training_data.get("points_per_object", 128)))}
+                pts = int(ck.training_data.get("points_per_object", 128))
+                cell["methods"][m] = {"checkpoint": str(c), "version": ck.version, **score(model, cases, pts),
+                                      "table_b_edges": score_edges(model, edges, pts)}
             for m in (m for m in ANATOMY_METHODS if m in ckpts and a.trials):
                 jobs = [(str(ckpts[m]), kind, n, i) for i in range(a.trials)]
                 runs = list(pool.map(anatomy_trial, *zip(*jobs))) if pool else [anatomy_trial(*j) for j in jobs]
@@ -273,7 +409,8 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(markdown(result))
-    print(f"[probe] wrote {out}.json/.md in {result['seconds']}s")
+    plot_edges(result, out.parent / f"{out.name}_edges.png")
+    print(f"[probe] wrote {out}.json/.md and {out.name}_edges.png in {result['seconds']}s")
     return 0
 
 

@@ -91,3 +91,48 @@ def test_markdown_has_a_planned_table_per_cell(probe):
     md = probe.markdown(result)
     assert "| original | 1/2 |" in md
     assert "| original | 0/1 | 1/1 | 1/1 | 0/1 | 0/1 | 1/1 | 0/1 | 0/1 | 0/1 |" in md
+
+
+@pytest.fixture(scope="module")
+def organize_edges(probe):
+    cfg, backend = world()
+    return probe.edge_cases("organize", 5, 1, backend, Camera.from_config(cfg, "front"))
+
+
+def test_edge_grid_truth_follows_table_b(probe, organize_edges):
+    k = len(probe.EDGE_GRID)
+    assert [c["target"] for c in organize_edges] == ["cup_0", "cup_1"]
+    for case in organize_edges:
+        cells, truth = case["cells"], case["truth"]
+        assert len(cells) == len(truth) == len(case["params"]) and 0 < len(cells) < k * k   # far cells out of reach
+        on = {c for c, t in zip(cells, truth) if t}
+        off = {c for c, t in zip(cells, truth) if not t}
+        outer_x = {u * k + v for u in (0, k - 1) for v in range(k)}    # ±0.36 m in x: past the 0.25 m half-size
+        assert outer_x & set(cells) <= off
+        assert on, "some reachable placement lands on table_b"
+    # the cup nearer table_b reaches more of the grid, including its centre, which is on the table
+    near = max(organize_edges, key=lambda c: len(c["cells"]))
+    centre = (k // 2) * k + k // 2
+    assert centre in near["cells"] and near["truth"][near["cells"].index(centre)]
+
+
+def test_score_edges_counts_every_placement_once(probe, organize_edges):
+    r = probe.score_edges(tiny_model(), organize_edges, n_points=32)
+    total = sum(len(c["cells"]) for c in organize_edges)
+    assert r["placements"] == total == r["off_table"] + r["on_table"]
+    assert r["correct"] == total - r["false_above"] - r["false_not_above"]
+    ex = r["example"]
+    assert sum(v is not None for v in ex["p"]) == max(len(c["cells"]) for c in organize_edges)
+    assert all(v is None or 0.0 <= v <= 1.0 for v in ex["p"])
+
+
+def test_markdown_and_plot_show_the_edges(probe, organize_edges, tmp_path):
+    edges = probe.score_edges(tiny_model(), organize_edges, n_points=32)
+    result = {"command": "probe", "scenes": 1, "scene_seeds": "s", "placement": "p", "trials": 0, "trial_seeds": "t",
+              "tasks": {"organize": {"5": {"cases": 2, "edge_grids": 2, "methods": {
+                  "original": {"checkpoint": "c", "version": "v", "table_b_edges": edges}}}}}}
+    md = probe.markdown(result)
+    assert (f"| original | {edges['correct']}/{edges['placements']} | {edges['false_above']}/{edges['off_table']} "
+            f"| {edges['false_not_above']}/{edges['on_table']} |") in md
+    probe.plot_edges(result, tmp_path / "edges.png")
+    assert (tmp_path / "edges.png").stat().st_size > 1000
