@@ -320,7 +320,8 @@ def markdown(result: dict) -> str:
 
 def plot_edges(result: dict, path: Path) -> None:
     """One row per task and object count, one panel per model: Γ's p(above(target, table_b))
-    over one case's placement grid (the one reaching most of it), the placements that truly end above it outlined."""
+    over one case's placement grid (the one reaching most of it), the placements that truly
+    end above table_b outlined."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
