@@ -87,7 +87,9 @@ def test_learn_end_to_end(inputs, tmp_path):
 
 def test_learn_without_regression_data_is_not_deployable(inputs, tmp_path):
     out = tmp_path / "out"
-    assert learn.main(learn_args(inputs["event_path"], inputs["checkpoint"], out, "--method", "gradient")) == 0
+    assert learn.main(learn_args(inputs["event_path"], inputs["checkpoint"], out, "--method", "gradient",
+                                 "--anchor-weight", "2")) == 0
+    assert load_checkpoint(out / "model.pt").training_data["anchor_weight"] == 2.0   # passed to fine-tuning
     report = json.loads((out / "learn_report.json").read_text())
     assert report["deployable"] is False
     assert report["regression_gate"]["deployable"] is False and "reason" in report["regression_gate"]
@@ -135,11 +137,13 @@ def test_sim_to_real_gap_stops_before_learning(inputs, tmp_path):
     assert not (out / "d_plus").exists()
 
 
-def test_too_few_particles_is_a_usage_error(inputs, tmp_path):
+@pytest.mark.parametrize("bad", [["--particles", "1"], ["--anchor-weight", "-0.5"], ["--anchor-weight", "inf"]])
+def test_bad_settings_are_usage_errors(inputs, tmp_path, bad):
     with pytest.raises(SystemExit) as e:
         learn.main(["--event", str(inputs["event_path"]), "--checkpoint", str(inputs["checkpoint"]),
-                    "--out-dir", str(tmp_path / "out"), "--particles", "1"])
+                    "--out-dir", str(tmp_path / "out"), *bad])
     assert e.value.code == 2
+    assert not (tmp_path / "out").exists()
 
 
 def test_diverging_inference_is_reported_and_learns_nothing(inputs, tmp_path, capsys):

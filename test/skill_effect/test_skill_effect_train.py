@@ -114,3 +114,75 @@ def test_log_every_prints_every_nth_epoch_and_the_last(tmp_path, capsys):
                  "--seed", "0", "--config-json", TINY_JSON, "--log-every", "2", "--out", str(tmp_path / "m.pt")]) == 0
     epochs = [line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("[f2p-train] epoch")]
     assert epochs == ["2/5", "4/5", "5/5"]
+
+
+def _target_rows(model, batch, params):
+    """Γ's predicted relations of each transition's target (its binary row, unary) after ``params``."""
+    from f2p_skill_effect.model import Observation, SkillBatch
+    with torch.no_grad():
+        x = model.encode(Observation(batch["points_t"], batch["mask"]))
+        u, b = model.relation_logits(model.step(x, batch["mask"], SkillBatch(batch["skill"], batch["target"], params)))
+    rows = torch.arange(len(batch["target"]))
+    return torch.sigmoid(b[rows, batch["target"]]), torch.sigmoid(u[rows, batch["target"]])
+
+
+def test_placement_anchor_loss_is_stationary_at_the_parent_and_pulls_a_drifted_child_back():
+    import copy
+    from f2p_skill_effect.model import build_model, compute_losses
+    from f2p_skill_effect.train import placement_anchor_loss
+    torch.manual_seed(0)
+    parent = build_model(TINY).eval()
+    batch = synthetic_batch(n_transitions=6, seed=3)
+    child = copy.deepcopy(parent)
+    _, x_t = compute_losses(child, batch, return_latent=True)
+    placement_anchor_loss(child, parent, batch, x_t, torch.Generator().manual_seed(0)).backward()
+    # BCE to the parent's own probabilities: its gradient vanishes where child = parent
+    assert max(float(p.grad.abs().max()) for p in child.parameters() if p.grad is not None) < 1e-6
+    assert all(p.grad is None for p in parent.parameters())
+    with torch.no_grad():                       # a drifted child: the term is larger and has a gradient
+        child.dec_binary[-1].bias += 2.0
+    child.zero_grad()
+    _, x_t = compute_losses(child, batch, return_latent=True)
+    drifted = placement_anchor_loss(child, parent, batch, x_t, torch.Generator().manual_seed(0))
+    drifted.backward()
+    _, x_p = compute_losses(parent, batch, return_latent=True)
+    at_parent = placement_anchor_loss(parent, parent, batch, x_p, torch.Generator().manual_seed(0))
+    assert float(drifted.detach()) > float(at_parent) + 0.1
+    assert float(child.dec_binary[-1].bias.grad.abs().max()) > 1e-3
+
+
+def test_anchor_weight_keeps_the_parents_placement_predictions_while_fine_tuning(tmp_path):
+    from f2p_common.vocabulary import SKILLS
+    data = _write_dataset(tmp_path / "d", 1)
+    base = ["--epochs", "2", "--lr", "3e-3", "--points", "32", "--batch-size", "4", "--seed", "0", "--quiet"]
+    assert main(["--data", str(data), "--config-json", TINY_JSON, "--val-fraction", "0.25",
+                 "--out", str(tmp_path / "parent.pt"), *base]) == 0
+    d_plus = _write_dataset(tmp_path / "d_plus", 2)
+    tune = ["--data", str(d_plus), "--init-checkpoint", str(tmp_path / "parent.pt"), "--val-fraction", "0",
+            *base[:-1], "--epochs", "30", "--quiet"]
+    assert main(tune + ["--out", str(tmp_path / "plain.pt")]) == 0
+    assert main(tune + ["--out", str(tmp_path / "a1.pt"), "--anchor-weight", "5"]) == 0
+    assert main(tune + ["--out", str(tmp_path / "a2.pt"), "--anchor-weight", "5"]) == 0
+    (parent, _), (plain, _), (a1, c1), (a2, _) = (load_model(tmp_path / f) for f in
+                                                   ("parent.pt", "plain.pt", "a1.pt", "a2.pt"))
+    assert c1.training_data["anchor_weight"] == 5.0
+    assert all(torch.equal(a1.state_dict()[k], a2.state_dict()[k]) for k in a1.state_dict())   # seeded
+    # on actions drawn over the whole pick_place box (not D+'s), the anchored child stays nearer its parent
+    batch = synthetic_batch(n_transitions=32, seed=7)
+    spec = SKILLS["pick_place"]
+    params = torch.from_numpy(np.random.default_rng(0).uniform(spec.low, spec.high, (32, 3)).astype(np.float32))
+    ref = _target_rows(parent, batch, params)
+    gap = lambda m: float(sum((a - b).abs().mean() for a, b in zip(_target_rows(m, batch, params), ref)))
+    assert gap(a1) < 0.7 * gap(plain)
+
+
+def test_anchor_weight_needs_a_parent_and_a_sane_value(tmp_path, capsys):
+    import pytest
+    data = _write_dataset(tmp_path / "d", 1)
+    for extra in (["--anchor-weight", "1"], ["--anchor-weight", "-1", "--init-checkpoint", "x.pt"],
+                  ["--anchor-weight", "nan", "--init-checkpoint", "x.pt"]):
+        with pytest.raises(SystemExit):
+            main(["--data", str(data), "--out", str(tmp_path / "m.pt"), *extra])
+    err = capsys.readouterr().err
+    assert "--anchor-weight needs --init-checkpoint" in err and "finite number >= 0" in err
+    assert not (tmp_path / "m.pt").exists()

@@ -18,7 +18,11 @@ Stages (each printed with its time):
    the class, not only the failure's segment indices). D+ transitions flagged unstable are kept (only unseen segments are skipped): around a
    failure they are informative — e.g. a loaded bin left resting tilted on a table edge,
    penetrating it by ~2 cm, is exactly the "did not reach the other table" example the
-   model lacks (measured: 10 of 20 D+ transitions of a transport failure);
+   model lacks (measured: 10 of 20 D+ transitions of a transport failure). Opt-in,
+   beyond the paper: ``--anchor-weight W`` keeps the parent's predictions of where each
+   skill's target ends up over the whole parameter box (``f2p-train --anchor-weight``), so
+   the child does not learn placements past a table's edge as "on it" from a D+ whose
+   object starts in one spot (README, "placement anchor");
 6. **validate** on a held-out regression set: relation-detection micro F1 and next-step
    accuracy of parent and child. A child worse than its parent by more than
    ``--regression-tolerance`` is written but marked ``deployable: false``.
@@ -82,6 +86,9 @@ def parse_args(argv=None):
                         "model still put p < 0.5 on 8 of D+'s own 17 'item still inside' transitions, at batch 4 on 1)")
     p.add_argument("--replay-data", nargs="*", default=[], help="original data mixed into fine-tuning")
     p.add_argument("--replay-fraction", type=float, default=0.5)
+    p.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="keep the parent's placement predictions over the skill's parameter box while fine-tuning "
+                        "(f2p-train --anchor-weight; 0 = off, the paper's fine-tuning)")
     p.add_argument("--regression-data", nargs="*", default=[], help="held-out data for the regression gate")
     p.add_argument("--regression-tolerance", type=float, default=0.02,
                    help="largest allowed drop of detection F1 or next-step accuracy")
@@ -94,6 +101,8 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.particles < 2:
         p.error("--particles must be >= 2 (SVGD needs a kernel over several particles)")
+    if not (a.anchor_weight >= 0 and a.anchor_weight < float("inf")):
+        p.error("--anchor-weight must be a finite number >= 0")
     return a
 
 
@@ -194,6 +203,8 @@ def main(argv=None) -> int:
              "--log-every", str(max(1, a.epochs // 10))]
     if a.relabel_objects:
         targs.append("--relabel-objects")
+    if a.anchor_weight > 0:
+        targs += ["--anchor-weight", str(a.anchor_weight)]
     if a.replay_data and a.replay_fraction > 0:
         targs += ["--replay-data", *a.replay_data, "--replay-fraction", str(a.replay_fraction)]
     if a.quiet:

@@ -407,8 +407,10 @@ def _masked_bce(logits, target, weight):
     return (l * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def compute_losses(model: PointsToPlansModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The four A.11.2 losses and their sum ``total``.
+def compute_losses(model: PointsToPlansModel, batch: dict[str, torch.Tensor],
+                   return_latent: bool = False):
+    """The four A.11.2 losses and their sum ``total`` (and X_t = Enc(O_t) when
+    ``return_latent``, for a caller adding its own term without encoding again).
 
     ``batch``: points_t, points_t1 (B,N,P,3); mask (B,N); skill, target (B,); params (B,3);
     unary_t, unary_t1 (B,N,3); binary_t, binary_t1 (B,N,N,9); pos_t, pos_t1 (B,N,3).
@@ -440,8 +442,9 @@ def compute_losses(model: PointsToPlansModel, batch: dict[str, torch.Tensor]) ->
     dp = model.dec_pos(dx)
     err = (((dp - (batch["pos_t1"] - batch["pos_t"])) ** 2).sum(-1) * m).sum() / m.sum().clamp_min(1.0)
     pos = POS_LOSS_B * torch.sqrt(POS_LOSS_A * err + 1e-8)
-    return {"detection": det, "regularization": reg, "pos": pos, "prediction": pred,
-            "total": det + reg + pos + pred}
+    losses = {"detection": det, "regularization": reg, "pos": pos, "prediction": pred,
+              "total": det + reg + pos + pred}
+    return (losses, x_t) if return_latent else losses
 
 
 def build_model(cfg: ModelConfig) -> SkillEffectModel:

@@ -4,8 +4,10 @@ Pre-training: ``f2p-train --data DATASET --out model.pt`` (paper: 10 epochs, Ada
 Fine-tuning on new (e.g. SVGD-targeted) data D+: ``--init-checkpoint old.pt --epochs 200
 --lr 1e-4`` (paper 000 §5 / A.11.2), optionally ``--replay-data ORIGINAL
 --replay-fraction 0.3`` so that fraction of every epoch's training set comes from the
-original data, drawn afresh each epoch (guards against forgetting). The written checkpoint records the parent's
-version.
+original data, drawn afresh each epoch (guards against forgetting), and optionally
+``--anchor-weight W`` (:func:`placement_anchor_loss`: the parent's predictions of where each
+skill's target ends up, over the whole parameter box, are kept). The written checkpoint
+records the parent's version.
 
 Data: f2p_sim dataset folders (f2p_sim.dataset), each transition padded to the model's
 ``max_objects`` with a mask, ``--points`` points sampled per object (seeded). A fixed
@@ -27,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from f2p_sim.dataset import DEFAULT_SKIP_FLAGS, FLAG_UNSEEN_SEGMENT, SimDataset
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .model import ModelConfig, build_model, compute_losses
+from .model import ModelConfig, Observation, SkillBatch, build_model, compute_losses
 
 KEYS = ("points_t", "points_t1", "mask", "skill", "target", "params", "unary_t", "unary_t1",
         "binary_t", "binary_t1", "pos_t", "pos_t1")
@@ -127,7 +130,44 @@ def _to_torch(arrays, idx, device, relabel=None, rng=None):
     return out
 
 
-def _run_epoch(model, arrays, idx, batch_size, device, opt=None, gen=None, relabel=None, rng=None):
+def placement_anchor_loss(model, parent, batch: dict[str, torch.Tensor], x_t: torch.Tensor,
+                          gen: torch.Generator) -> torch.Tensor:
+    """Keep the parent's answer to "where does the moved object end up" over the whole skill
+    parameter box while fine-tuning (a Learning-without-Forgetting-style distillation term;
+    beyond paper 000 §5, opt-in).
+
+    For each transition of the batch, one skill parameter vector is drawn uniformly from the
+    skill's box (the box the planner searches); the child's predicted relations of the skill's
+    target to every other object after that action, R'(target, j) and the target's unary
+    relations, are pulled towards the frozen parent's by binary cross-entropy. Only the
+    target's own row is anchored: the lesson a failure teaches (e.g. "what is inside the
+    picked cup goes with it", subject = the contents) is left to D+. Why: a D+ of 20-200
+    transitions around one failure starts the moved object in a few centimetres of the
+    workspace, fine-tuning learns placements relative to that start, and off D+ the child calls
+    placements past table_b's edges "above table_b" (README, table_b_edges) — which a planner
+    maximising Γ then seeks. ``x_t``: the child's Enc(O_t) of this batch (compute_losses)."""
+    mask, target, skill = batch["mask"], batch["target"], batch["skill"]
+    lo, hi = model.param_lo[skill], model.param_hi[skill]
+    u = torch.rand(lo.shape, generator=gen).to(lo.device)
+    params = lo + u * (hi - lo)
+    sk = SkillBatch(skill, target, params)
+    rows = torch.arange(len(target), device=target.device)
+    with torch.no_grad():
+        xp = parent.encode(Observation(batch["points_t"], mask))
+        pu, pb = parent.relation_logits(xp + parent.delta(xp, mask, sk))
+        pu, pb = torch.sigmoid(pu[rows, target]), torch.sigmoid(pb[rows, target])
+    cu, cb = model.relation_logits(x_t + model.delta(x_t, mask, sk))
+    cu, cb = cu[rows, target], cb[rows, target]
+    others = mask & (torch.arange(mask.shape[1], device=mask.device)[None] != target[:, None])
+    bin_loss = F.binary_cross_entropy_with_logits(cb, pb, reduction="none").mean(-1)
+    bin_loss = (bin_loss * others).sum() / others.sum().clamp_min(1)
+    return bin_loss + F.binary_cross_entropy_with_logits(cu, pu)
+
+
+def _run_epoch(model, arrays, idx, batch_size, device, opt=None, gen=None, relabel=None, rng=None,
+               anchor=None):
+    """One pass over ``idx`` (training when ``opt`` is given). ``anchor``: (parent model,
+    weight, torch generator) adds ``weight`` x :func:`placement_anchor_loss` to training."""
     model.train(opt is not None)
     if opt is not None:
         idx = idx[torch.randperm(len(idx), generator=gen).numpy()]
@@ -135,7 +175,13 @@ def _run_epoch(model, arrays, idx, batch_size, device, opt=None, gen=None, relab
     with torch.set_grad_enabled(opt is not None):
         for s in range(0, len(idx), batch_size):
             b = _to_torch(arrays, idx[s:s + batch_size], device, relabel, rng)
-            losses = compute_losses(model, b)
+            if opt is not None and anchor is not None:
+                parent, weight, agen = anchor
+                losses, x_t = compute_losses(model, b, return_latent=True)
+                losses["anchor"] = placement_anchor_loss(model, parent, b, x_t, agen)
+                losses["total"] = losses["total"] + weight * losses["anchor"]
+            else:
+                losses = compute_losses(model, b)
             if opt is not None:
                 opt.zero_grad()
                 losses["total"].backward()
@@ -171,6 +217,9 @@ def parse_args(argv=None):
     p.add_argument("--relabel-objects", action="store_true",
                    help="present every --data transition under a fresh random permutation of its object slots each "
                         "time it is drawn (not --replay-data): the effect is learned for every object identity")
+    p.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="fine-tuning only: weight of a term keeping the parent's predicted relations of each skill's "
+                        "target after actions drawn over the whole parameter box (placement geometry; 0 = off)")
     p.add_argument("--lineage-json", default=None,
                    help="JSON object stored as training_data.lineage (e.g. the failure event a fine-tune learns from)")
     p.add_argument("--log-every", type=int, default=1, metavar="N",
@@ -181,6 +230,10 @@ def parse_args(argv=None):
         p.error("--replay-fraction must be in [0, 1)")
     if a.replay_fraction > 0 and not a.replay_data:
         p.error("--replay-fraction needs --replay-data")
+    if a.anchor_weight < 0 or not np.isfinite(a.anchor_weight):
+        p.error("--anchor-weight must be a finite number >= 0")
+    if a.anchor_weight > 0 and not a.init_checkpoint:
+        p.error("--anchor-weight needs --init-checkpoint (the parent it anchors to)")
     if not 0.0 <= a.val_fraction < 1.0:
         p.error("--val-fraction must be in [0, 1)")
     return a
@@ -222,6 +275,12 @@ def main(argv=None) -> int:
     log(f"[f2p-train] {len(train_idx)} train (+ {n_rep} replay of {len(replay_rows)} per epoch) / {len(val_idx)} val "
         f"transitions, device {a.device}, "
         f"{sum(p.numel() for p in model.parameters())} parameters")
+    anchor = None
+    if a.anchor_weight > 0:
+        frozen = build_model(cfg).to(a.device).eval()
+        frozen.load_state_dict(parent.state_dict)
+        frozen.requires_grad_(False)
+        anchor = (frozen, a.anchor_weight, torch.Generator().manual_seed(a.seed + 4))
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     best, best_sd, history, stale = float("inf"), None, [], 0
     t0 = time.time()
@@ -229,13 +288,14 @@ def main(argv=None) -> int:
         idx = train_idx
         if n_rep:
             idx = np.concatenate([train_idx, replay_rng.choice(replay_rows, n_rep, replace=n_rep > len(replay_rows))])
-        tr = _run_epoch(model, data, idx, a.batch_size, a.device, opt, gen, relabel, relabel_rng)
+        tr = _run_epoch(model, data, idx, a.batch_size, a.device, opt, gen, relabel, relabel_rng, anchor)
         va = _run_epoch(model, data, val_idx, a.batch_size, a.device) if len(val_idx) else tr
         history.append({"epoch": ep, "train": tr, "val": va})
         if ep % max(1, a.log_every) == 0 or ep == a.epochs:
             log(f"[f2p-train] epoch {ep}/{a.epochs} train {tr['total']:.4f} val {va['total']:.4f} "
                 f"(det {va['detection']:.3f} reg {va['regularization']:.3f} pos {va['pos']:.3f} "
-                f"pred {va['prediction']:.3f}) {time.time() - t0:.1f}s")
+                f"pred {va['prediction']:.3f}"
+                + (f" anchor {tr['anchor']:.3f}" if "anchor" in tr else "") + f") {time.time() - t0:.1f}s")
         if va["total"] < best or not len(val_idx):   # without a validation set: the last epoch's weights
             best, stale = va["total"], 0
             best_sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -251,7 +311,7 @@ def main(argv=None) -> int:
     ck = Checkpoint(cfg, best_sd, version, parent.version if parent else None,
                     training_data={"data": [str(Path(d)) for d in a.data], "replay_data": a.replay_data,
                                    "replay_fraction": a.replay_fraction, "transitions": int(n),
-                                   "relabel_objects": a.relabel_objects,
+                                   "relabel_objects": a.relabel_objects, "anchor_weight": a.anchor_weight,
                                    "points_per_object": a.points, "seed": a.seed,
                                    "lineage": json.loads(a.lineage_json) if a.lineage_json else None},
                     metrics={"best_val_total": best, "epochs_run": len(history), "lr": a.lr,
