@@ -82,9 +82,14 @@ GENERALIZATION_METHODS = ("original", "sampling", "gradient", "fail2progress")
 _WORKER: dict = {}
 
 
-def evaluation_task_seed(n: int, i: int) -> int:
-    """Task seed of evaluation trial i at n objects (never a failure search's 1000..1019)."""
-    return 30000 + 1000 * n + i
+#: Task seeds of the evaluation trials start here (+ 1000·n + i).
+EVALUATION_SEED_BASE = 30000
+
+
+def evaluation_task_seed(n: int, i: int, base: int = EVALUATION_SEED_BASE) -> int:
+    """Task seed of evaluation trial i at n objects (never a failure search's 1000..1019);
+    ``base``: another seed range (development studies keep off the reported one)."""
+    return base + 1000 * n + i
 
 
 def _worker_init() -> None:
@@ -93,14 +98,14 @@ def _worker_init() -> None:
     _WORKER["models"] = {}
 
 
-def _trial(ckpt: str, kind: str, n: int, i: int, tcfg: TrialConfig) -> str:
-    """One evaluation trial (task seed 30000 + 1000·n + i, trial seed i); returns its outcome."""
+def _trial(ckpt: str, kind: str, n: int, i: int, tcfg: TrialConfig, seed_base: int = EVALUATION_SEED_BASE) -> str:
+    """One evaluation trial (task seed seed_base + 1000·n + i, trial seed i); returns its outcome."""
     if ckpt not in _WORKER["models"]:
         model, ck = load_model(ckpt)
         _WORKER["models"][ckpt] = (model, ck.version)
     model, version = _WORKER["models"][ckpt]
     backend = _WORKER["backend"]
-    r = run_trial(model, version, make_task(kind, n, evaluation_task_seed(n, i), backend.cfg), backend, tcfg, seed=i)
+    r = run_trial(model, version, make_task(kind, n, evaluation_task_seed(n, i, seed_base), backend.cfg), backend, tcfg, seed=i)
     return "success" if r.success else r.outcome
 
 
@@ -117,11 +122,13 @@ class Evaluator:
             _worker_init()
             torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
-    def rate(self, ckpt: Path, kind: str, n: int, trials: int, tcfg: TrialConfig) -> dict:
+    def rate(self, ckpt: Path, kind: str, n: int, trials: int, tcfg: TrialConfig,
+             seed_base: int = EVALUATION_SEED_BASE) -> dict:
+        jobs = [(str(ckpt), kind, n, i, tcfg, seed_base) for i in range(trials)]
         if self.pool is None:
-            outcomes = [_trial(str(ckpt), kind, n, i, tcfg) for i in range(trials)]
+            outcomes = [_trial(*job) for job in jobs]
         else:
-            outcomes = list(self.pool.map(_trial, *zip(*[(str(ckpt), kind, n, i, tcfg) for i in range(trials)])))
+            outcomes = list(self.pool.map(_trial, *zip(*jobs)))
         wins = outcomes.count("success")
         return {"successes": wins, "trials": trials, "success_rate": wins / trials,
                 "outcomes": dict(collections.Counter(outcomes))}

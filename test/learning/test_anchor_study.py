@@ -1,0 +1,42 @@
+"""benchmarks/anchor_study.py: its settings are checked, its seeds stay off bench-f2p's, its table renders."""
+import pytest
+
+from support.benchmarks import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_benchmark("anchor_study.py")
+
+
+@pytest.mark.parametrize("bad", [["--cells", "organize5"], ["--tr-cells", "kitchen:3"], ["--anchor-weight", "0"]])
+def test_bad_settings_are_usage_errors(study, bad):
+    with pytest.raises(SystemExit) as e:
+        study.parse_args(bad)
+    assert e.value.code == 2
+
+
+def test_development_seeds_never_meet_the_reported_ones(study):
+    import fail2progress
+    assert fail2progress.evaluation_task_seed(5, 3) == 35003                # bench-f2p's evaluation scenes
+    dev = {fail2progress.evaluation_task_seed(n, i, study.DEV_SEED_BASE) for n in (3, 5, 7) for i in range(100)}
+    reported = {fail2progress.evaluation_task_seed(n, i) for n in (3, 5, 7) for i in range(100)}
+    probe = {90000 + 1000 * n + i for n in (3, 5, 7) for i in range(100)} | {95000 + 1000 * n + i for n in (3, 5, 7) for i in range(100)}
+    assert not dev & reported and not dev & probe and min(dev) > 1019      # nor a failure search's 1000..1019
+
+
+def test_a_missing_bench_run_is_a_clear_error(study, tmp_path):
+    with pytest.raises(SystemExit, match="holds no bench-f2p run"):
+        study.main(["--bench-work", str(tmp_path / "none"), "--work", str(tmp_path / "w"), "--tr-cells"])
+    assert not (tmp_path / "w").exists()
+
+
+def test_markdown_tabulates_both_sides_of_each_row(study):
+    side = lambda s, fa: {"successes": s, "trials": 30, "false_above": fa, "off_table": 144,
+                          "lesson": {"contents_inside_target (2 in target)": [12, 16]}}
+    result = {"command": "python benchmarks/anchor_study.py", "machine": {"platform": "x", "cpu_count": 2},
+              "settings": {"anchor_weight": 1.0, "trials": 30}, "seeds": {"trials": "task 70000 + 1000*n + i"},
+              "results": [{"row": "paper", "task": "organize", "objects": 3, "method": "fail2progress",
+                           "plain": side(25, 25), "anchor": side(30, 2)}]}
+    md = study.markdown(result)
+    assert "| paper | organize 3 | fail2progress | 25/30 | 30/30 | 25/144 | 2/144 | 2-item 12/16 | 2-item 12/16 |" in md
