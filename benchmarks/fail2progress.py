@@ -10,7 +10,7 @@ instances. Methods:
   original       the pre-trained model, no learning
   replanning     the pre-trained model; after a detected failure it plans again from the
                  current observation (up to 2 times)
-  small / large  + 20 / + 2,000 random transitions from the pre-training distribution (paper
+  small / large  + M (``--particles``, 20) / + 2,000 random transitions from the pre-training distribution (paper
                  §6: "pre-training dataset with a small set (40000+20 data points)" /
                  "(40000+2000 data points)"; f2p_sim.datagen --hold-out-failure-modes)
   large_task     + 2,000 random transitions from the tasks' own distribution, where the failure
@@ -19,11 +19,14 @@ instances. Methods:
                  held-out effect hundreds of times)
                  The random baselines do not depend on the event: learned once, evaluated everywhere.
   sampling, gradient, fail2progress, domain_randomization
-                 + 20 transitions around the event (f2p_learning.targeted, same objective)
+                 + M transitions around the event (f2p_learning.targeted, same objective)
 
 All learned methods fine-tune the same parent with the same settings (epochs, lr, replay,
-object relabelling, seed, as f2p-learn does); ``large`` and ``large_task`` run ``--large-epochs``
-(their data is 100x bigger).
+object relabelling, placement anchor, seed, as f2p-learn does); ``large`` and ``large_task`` run
+``--large-epochs`` (their data is 100x bigger). The defaults are the paper's (shipped parent,
+M = 20, 200 epochs, lr 1e-4, no anchor); ``--parent``, ``--particles``, ``--lr`` and
+``--anchor-weight`` run the same comparison with another learning recipe (use another
+``--work``: the parent decides which failures are found).
 Evaluation scenes are fresh seeds (30000 + 1000·n + i), never the failure's. Success = the plan
 executed with every step as predicted and the goal held (f2p_failure.episode).
 
@@ -180,11 +183,12 @@ def dataset_quality(d_plus: Path, event) -> dict:
             "action_spread_std": [float(v) for v in acts.std(0)] if len(acts) else None, "transitions": len(sat)}
 
 
-def fine_tune_random(parent_path, data_dir, out_path, epochs, replay, seed, n_points):
+def fine_tune_random(parent_path, data_dir, out_path, epochs, replay, seed, n_points, lr=1e-4, anchor_weight=0.0):
+    """f2p-learn's fine-tuning (batch 4, replay fraction 0.5, relabelled objects) on random data."""
     rc = f2p_train.main(["--data", str(data_dir), "--out", str(out_path), "--init-checkpoint", str(parent_path),
-                         "--epochs", str(epochs), "--lr", "1e-4", "--seed", str(seed), "--points", str(n_points),
+                         "--epochs", str(epochs), "--lr", str(lr), "--seed", str(seed), "--points", str(n_points),
                          "--val-fraction", "0", "--batch-size", "4", "--replay-data", replay, "--replay-fraction", "0.5",
-                         "--relabel-objects", "--quiet"])
+                         "--relabel-objects", "--anchor-weight", str(anchor_weight), "--quiet"])
     if rc:
         raise RuntimeError(f"fine-tuning on {data_dir} failed ({rc})")
 
@@ -195,7 +199,14 @@ def parse_args(argv=None):
     p.add_argument("--tasks", nargs="+", default=["transport", "organize"])
     p.add_argument("--object-counts", nargs="+", type=int, default=[3, 5, 7])
     p.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    p.add_argument("--parent", default=str(ROOT / "models" / "skill_effect_pretrained.pt"),
+                   help="the pre-trained model that fails and that every method fine-tunes (default: the shipped one)")
+    p.add_argument("--particles", type=int, default=20,
+                   help="M: transitions each targeted method generates, and small's random ones (paper: 20)")
     p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate of every method (paper: 1e-4)")
+    p.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="f2p-learn --anchor-weight for every fine-tuned method (0: off, the paper's fine-tuning)")
     p.add_argument("--large-epochs", type=int, default=10)
     p.add_argument("--particles-ablation", nargs="*", type=int, default=[5, 10, 20, 40])
     p.add_argument("--noise-levels", nargs="*", type=float, default=[0.0, 0.005, 0.01, 0.02])
@@ -214,6 +225,8 @@ def parse_args(argv=None):
                         "(cells not finished read 'not run')")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny settings, never reported")
     a = p.parse_args(argv)
+    if a.particles < 1 or not a.lr > 0 or not a.anchor_weight >= 0:
+        p.error("--particles must be >= 1, --lr > 0 and --anchor-weight >= 0")
     if a.quick:
         a.trials, a.tasks, a.object_counts, a.epochs, a.large_epochs = 2, ["transport"], [3], 5, 1
         a.particles_ablation, a.noise_levels, a.viewpoints = [5], [0.0], a.viewpoints[:1]
@@ -228,7 +241,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log = lambda *x: print("[bench-f2p]", *x, flush=True)
-    parent_path = ROOT / "models" / "skill_effect_pretrained.pt"
+    parent_path = Path(a.parent).resolve()
     m0, ck0 = load_model(parent_path)
     n_points = int(ck0.training_data.get("points_per_object", 128))
     cfg = load_world_config()
@@ -237,6 +250,10 @@ def main(argv=None) -> int:
     ab_trials = a.ablation_trials or a.trials
     settings = {"parent": ck0.version, "trials": a.trials, "ablation_trials": ab_trials, "epochs": a.epochs,
                 "large_epochs": a.large_epochs, "seed": a.seed, "quick": a.quick}
+    recipe = {"particles": a.particles, "lr": a.lr, "anchor_weight": a.anchor_weight}
+    if recipe != {"particles": 20, "lr": 1e-4, "anchor_weight": 0.0}:
+        settings.update(recipe)   # the paper's recipe keeps the keys of runs made before these options
+    random_size = {**RANDOM, "small": (a.particles, True)}
     run_dir = work / "quick" if a.quick else work     # events, models, progress; the generated data is shared
     run_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(run_dir / "progress.json", settings, a.fresh, a.report_only)
@@ -253,27 +270,29 @@ def main(argv=None) -> int:
                                                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                                                   "trial_workers": a.workers},
                     "parent_version": ck0.version, "trials_per_cell": a.trials, "ablation_trials": ab_trials,
-                    "epochs": a.epochs, "large_epochs": a.large_epochs,
+                    "epochs": a.epochs, "large_epochs": a.large_epochs, **recipe,
                     "seeds": {"evaluation": "task 30000 + 1000*n + i, trial i, i < trials",
                               "failure_search": "task 1000..1019, trial 0", "learning": a.seed},
                     "tasks": {}}
 
-    def learn_cell(method: str, out: Path, event=None, ev_path: Path | None = None, extra=()) -> dict:
+    def learn_cell(method: str, out: Path, event=None, ev_path: Path | None = None, particles: int | None = None) -> dict:
         t0 = time.perf_counter()
         info: dict = {}
         if method in RANDOM:
-            n_rand, pretrain_dist = RANDOM[method]
+            n_rand, pretrain_dist = random_size[method]
             rdir = work / "data" / (f"pretrain_random_{n_rand}" if pretrain_dist else f"random_{n_rand}")
             if not (rdir / "manifest.json").is_file():
                 random_dataset(rdir, n_rand, seed=a.seed + 50, workers=2, hold_out_failure_modes=pretrain_dist)
             out.mkdir(parents=True, exist_ok=True)
-            fine_tune_random(parent_path, rdir, out / "model.pt", a.epochs if n_rand <= 20 else a.large_epochs,
-                             data["replay"], a.seed, n_points)
+            fine_tune_random(parent_path, rdir, out / "model.pt", a.epochs if method == "small" else a.large_epochs,
+                             data["replay"], a.seed, n_points, a.lr, a.anchor_weight)
         else:
             try:
                 rc = learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
                                  "--method", method, "--epochs", str(a.epochs), "--replay-data", data["replay"],
-                                 "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet", *extra])
+                                 "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet",
+                                 "--particles", str(particles or a.particles), "--lr", str(a.lr),
+                                 "--anchor-weight", str(a.anchor_weight)])
             except Exception as e:   # one method's crash is that cell's result, not the end of the benchmark
                 return {"error": f"f2p-learn raised {type(e).__name__}: {e}"}
             if rc:
@@ -361,14 +380,14 @@ def main(argv=None) -> int:
                 tres["noise_study"][str(sd)] = {m: rate(models3[m], kind, 3, ab_trials, TrialConfig(n_points=n_points, noise=nz))
                                                 for m in compare}
                 log(f"{kind} noise {sd}: {tres['noise_study'][str(sd)]}")
-            # A.5: number of particles vs success and optimisation time (M = 20 is the fail2progress run above).
+            # A.5: number of particles vs success and optimisation time (M = --particles is the fail2progress run above).
             tres["particles_ablation"] = {}
             ev3 = progress.cells[f"{kind}/3/event"]
             for mp in a.particles_ablation:
-                info = tres["methods"]["fail2progress"]["learning"]["3"] if mp == 20 else progress.get(
+                info = tres["methods"]["fail2progress"]["learning"]["3"] if mp == a.particles else progress.get(
                     f"{kind}/3/learn/fail2progress_M{mp}", lambda: learn_cell(
                         "fail2progress", run_dir / kind / "n3" / f"fail2progress_M{mp}", load_event(ev3), Path(ev3),
-                        ("--particles", str(mp))))
+                        mp))
                 if "error" in info:
                     tres["particles_ablation"][str(mp)] = info
                     continue
@@ -387,22 +406,26 @@ def main(argv=None) -> int:
 
 def write_outputs(result: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
+    m_particles = result.get("particles", 20)
+    recipe = (f"; M = {m_particles} particles, lr {result.get('lr', 1e-4):g}, placement anchor weight "
+              f"{result.get('anchor_weight', 0.0):g}" + ("" if (m_particles, result.get("lr", 1e-4), result.get("anchor_weight", 0.0))
+                                                        == (20, 1e-4, 0.0) else " (not the paper's recipe)"))
     out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     lines = ["# Fail2Progress vs baselines after learning from one failure (simulated tasks, CPU)", "",
              f"Command: `{result['command']}`; {result['trials_per_cell']} trials per cell; parent model "
-             f"`{result['parent_version']}`; fine-tuning {result['epochs']} epochs (large, large_task: {result['large_epochs']}); "
+             f"`{result['parent_version']}`; fine-tuning {result['epochs']} epochs (large, large_task: {result['large_epochs']}){recipe}; "
              f"{result.get('ablation_trials', result['trials_per_cell'])} trials per ablation cell; "
              f"machine {result['machine']['platform']}, {result['machine']['cpu_count']} cores."
              + (" **QUICK SMOKE RUN — not a result.**" if result["quick"] else "")
              + (" Written with `--report-only` from the cells that runs with these settings finished; "
                 "'not run' marks the cells they did not reach." if result.get("report_only") else ""), "",
              "Methods (paper 000 §6, A.16): **original** the pre-trained model; **replanning** the same model, "
-             "planning again after a detected failure (up to 2 times); **small** / **large** fine-tuned with 20 / "
-             "2,000 random transitions of the pre-training distribution; **large_task** 2,000 random transitions "
+             "planning again after a detected failure (up to 2 times); **small** / **large** fine-tuned with "
+             f"{m_particles} / 2,000 random transitions of the pre-training distribution; **large_task** 2,000 random transitions "
              "of the tasks' own distribution (a reference, not a §6 baseline); **sampling** rejection sampling on "
              "the Fail2Progress objective; **gradient** per-particle gradient ascent (SVGD without the kernel); "
              "**fail2progress** SVGD over states then actions; **domain_randomization** random feasible states "
-             "with the failed action held constant. Every targeted method builds 20 transitions around the one "
+             f"with the failed action held constant. Every targeted method builds {m_particles} transitions around the one "
              "failure and fine-tunes identically. The packing task is not in the default `--tasks`: a packing "
              "plan takes 12-14 s on this CPU (`benchmarks/results/skill_effect.json`), 13x a transport plan, "
              "and its 2,700 trials (9 methods x 3 object counts x 100) would spend at least 5 hours in the first "
@@ -413,7 +436,7 @@ def write_outputs(result: dict, out: Path) -> None:
         lines += [f"## {kind}", "", f"Each method learned from ONE failure of the pre-trained model at the object count it "
                   f"is evaluated at ({evs}); learning figures are means over those events.", "",
                   "| method | " + " | ".join(f"{n} objects" for n in counts) + " | mean | learn s | optimisation s "
-                  "| D+ usable of 20 | D+ failure-relation sat. | action std (3-obj. event) |",
+                  f"| D+ usable of {m_particles} | D+ failure-relation sat. | action std (3-obj. event) |",
                   "|---|" + "---|" * (len(counts) + 6)]
         for meth in [m for m in ALL_METHODS if m in tres["methods"]]:
             info = tres["methods"][meth]

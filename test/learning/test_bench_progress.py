@@ -50,3 +50,32 @@ def test_write_outputs_marks_quick_runs_and_tabulates(bench, tmp_path):
     assert "| original | 1/10 | 10% |" in md
     assert "**Fail2Progress mean 70%; best baseline of paper §6 / A.16: original 10%.**" in md
     assert json.loads((tmp_path / "out" / "fail2progress.json").read_text())["tasks"]["transport"]["events"]["3"]["id"] == "e1"
+
+
+def test_write_outputs_states_a_recipe_other_than_the_papers(bench, tmp_path):
+    cell = {"successes": 9, "trials": 10, "success_rate": 0.9, "outcomes": {"success": 9, "failure_detected": 1}}
+    result = {"command": "python benchmarks/fail2progress.py --particles 200", "quick": False, "trials_per_cell": 10,
+              "epochs": 40, "large_epochs": 1, "parent_version": "abc", "particles": 200, "lr": 5e-4, "anchor_weight": 1.0,
+              "machine": {"platform": "x", "cpu_count": 2},
+              "tasks": {"organize": {"events": {"5": {"id": "e1", "task_seed": 1000}}, "methods": {
+                  "fail2progress": {"success": {"5": cell}}}}}}
+    bench.write_outputs(result, tmp_path / "fail2progress")
+    md = (tmp_path / "fail2progress.md").read_text()
+    assert "M = 200 particles, lr 0.0005, placement anchor weight 1 (not the paper's recipe)" in md
+    assert "Every targeted method builds 200 transitions" in md and "| D+ usable of 200 |" in md
+    paper = dict(result, particles=20, lr=1e-4, anchor_weight=0.0)
+    bench.write_outputs(paper, tmp_path / "paper")
+    assert "M = 20 particles, lr 0.0001, placement anchor weight 0;" in (tmp_path / "paper.md").read_text()
+
+
+@pytest.mark.parametrize("argv", [["--particles", "0"], ["--lr", "0"], ["--anchor-weight", "-1"]])
+def test_parse_args_refuses_a_bad_recipe(bench, argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.parse_args(argv)
+    assert e.value.code == 2 and "--particles must be >= 1" in capsys.readouterr().err
+
+
+def test_parse_args_defaults_are_the_papers_recipe(bench):
+    a = bench.parse_args([])
+    assert (a.particles, a.lr, a.anchor_weight, a.epochs) == (20, 1e-4, 0.0, 200)
+    assert a.parent.endswith("models/skill_effect_pretrained.pt")
