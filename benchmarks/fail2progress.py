@@ -537,7 +537,8 @@ def write_plot(result: dict, path: Path) -> None:
                 twin.annotate(f"{t:.1f}s", (mp, sr), fontsize=7, textcoords="offset points", xytext=(0, 5))
             twin.set_xlabel("particles M (labels: optimisation s)")
             twin.legend(fontsize=8, loc="lower right")
-        ax.legend(fontsize=8, loc="lower left")
+        if ax.get_legend_handles_labels()[0]:   # no noise study in this run: nothing to label
+            ax.legend(fontsize=8, loc="lower left")
         ax = axes[2][col]
         times = {m: [r["optimization_time_s"] for r in tres["methods"].get(m, {}).get("learning", {}).values()
                      if r.get("optimization_time_s") is not None] for m in ALL_METHODS}
