@@ -10,7 +10,10 @@ children do, once without and once with ``--anchor-weight`` (default 1):
 ``tr200``  the README's organize lead: a parent pre-trained with
            ``ModelConfig.target_relations`` (same data and settings as the shipped one;
            ``--tr-parent``, pre-trained here when missing, about 15 min), M = 200 particles,
-           Fail2Progress on ``--tr-cells``.
+           Fail2Progress, fine-tuned with each of ``--tr-recipes`` (``lr:epochs`` on
+           ``--tr-cells``, or ``lr:epochs@task:n,task:n`` on the cells named; ``1e-4:200`` is the
+           paper's and the row ``tr200``, others are rows ``tr200 lr L x E``: fewer epochs at a
+           higher rate, to fit f2p-learn's 5-minute target).
 
 Each child is scored by planned trials on DEVELOPMENT seeds (task 70000 + 1000·n + i, trial
 seed i; never bench-f2p's evaluation seeds 30000+, a failure search's 1000+, or the probe's
@@ -19,8 +22,9 @@ seed i; never bench-f2p's evaluation seeds 30000+, a failure search's 1000+, or 
 placements off the table that Γ calls "above table_b", out of ``off_table``) and the lesson
 (contents ride along with the picked container, right / literals).
 
-Usage (about 35 min for ``paper`` with the defaults and 45 min for ``tr200`` on 2 cores, each
-finished child and score saved in ``<work>/progress.json`` so a rerun resumes)::
+Usage (on 2 cores: a child takes 1-2 min to learn in the ``paper`` rows, 12-18 min in ``tr200``,
+2-5 min in ``tr200 lr 0.0005 x 40``, and its scores 2-5 min; each finished child and score is
+saved in ``<work>/progress.json`` so a rerun resumes)::
 
     python benchmarks/anchor_study.py --bench-work /tmp/f2p-bench --work /tmp/f2p-anchor
 
@@ -55,6 +59,13 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Development task seeds: base + 1000·n + i.
 DEV_SEED_BASE = 70000
 PAPER_METHODS = ("fail2progress", "sampling", "gradient")
+#: f2p-learn's fine-tuning (paper 000 §5): 200 epochs, Adam lr 1e-4.
+PAPER_LR, PAPER_EPOCHS = 1e-4, 200
+
+
+def tr_row(lr: float, epochs: int) -> str:
+    """Row name of a target_relations recipe; the paper's keeps the name of runs made before recipes."""
+    return "tr200" if (lr, epochs) == (PAPER_LR, PAPER_EPOCHS) else f"tr200 lr {lr:g} x {epochs}"
 
 
 def parse_args(argv=None):
@@ -67,6 +78,10 @@ def parse_args(argv=None):
                    help="task:objects cells of the target_relations / M = 200 rows")
     p.add_argument("--tr-parent", default=None,
                    help="a target_relations pre-trained checkpoint (default: <work>/tr_parent.pt, pre-trained if missing)")
+    p.add_argument("--tr-recipes", nargs="*",
+                   default=["1e-4:200", "5e-4:40@organize:5,organize:7,organize:3,transport:3,transport:5,transport:7"],
+                   help="lr:epochs[@task:n,...] of the fine-tuning of the target_relations rows (paper: 1e-4:200; "
+                        "without @, on --tr-cells)")
     p.add_argument("--anchor-weight", type=float, default=1.0)
     p.add_argument("--trials", type=int, default=30, help="development trials per child")
     p.add_argument("--scenes", type=int, default=8, help="probe scenes per cell")
@@ -74,10 +89,21 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "anchor_study"))
     a = p.parse_args(argv)
-    for c in (*a.cells, *a.tr_cells):
+    try:
+        recipes = []
+        for r in a.tr_recipes:
+            head, _, cells = r.partition("@")
+            lr, ep = head.split(":")
+            recipes.append((float(lr), int(ep), cells.split(",") if cells else list(a.tr_cells)))
+    except ValueError:
+        p.error(f"a recipe is lr:epochs[@task:n,...], e.g. 5e-4:40@organize:5 (got {a.tr_recipes})")
+    a.tr_recipes = recipes
+    for c in (*a.cells, *a.tr_cells, *(c for *_, cells in recipes for c in cells)):
         kind, _, n = c.partition(":")
         if kind not in ("transport", "organize", "packing") or not n.isdigit():
             p.error(f"a cell is task:objects, e.g. organize:5 (got {c!r})")
+    if not all(lr > 0 and ep > 0 for lr, ep, _ in a.tr_recipes):
+        p.error("a recipe's lr and epochs must be > 0")
     if not a.anchor_weight > 0:
         p.error("--anchor-weight must be > 0 (the study compares with and without it)")
     return a
@@ -107,28 +133,30 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     shipped = ROOT / "models" / "skill_effect_pretrained.pt"
     tr_parent = Path(a.tr_parent) if a.tr_parent else work / "tr_parent.pt"
-    if a.tr_cells and not tr_parent.is_file():
+    tr_used = any(cells for *_, cells in a.tr_recipes)
+    if tr_used and not tr_parent.is_file():
         log(f"pre-training the target_relations parent into {tr_parent}")
         tr_parent = pretrain_target_relations(work, a.seed)
     settings = {"anchor_weight": a.anchor_weight, "trials": a.trials, "scenes": a.scenes, "seed": a.seed,
-                "tr_parent": load_model(tr_parent)[1].version if a.tr_cells else None}
+                "tr_parent": load_model(tr_parent)[1].version if tr_used else None}
     progress = Progress(work / "progress.json", settings, fresh=False)
     evaluator = Evaluator(a.workers)
     backend = MujocoBackend(load_world_config())
     camera = Camera.from_config(backend.cfg, TrialConfig().camera)
     data = {k: str(bench / "data" / k) for k in ("replay", "regression")}
 
-    def child(row: str, parent: Path, particles: int, kind: str, n: int, method: str, anchored: bool) -> Path:
+    def child(row: str, parent: Path, particles: int, kind: str, n: int, method: str, anchored: bool,
+              lr: float, epochs: int) -> Path:
         if row == "paper" and not anchored:
             return bench / kind / f"n{n}" / method / "model.pt"       # bench-f2p's own child
-        out = work / row / ("anchor" if anchored else "plain") / kind / f"n{n}" / method
+        out = work / row.replace(" ", "_") / ("anchor" if anchored else "plain") / kind / f"n{n}" / method
         if not (out / "model.pt").is_file():
             events = sorted((bench / kind / f"n{n}" / "events").glob("*.f2pevent"))
             if not events:
                 raise SystemExit(f"anchor_study: bench-f2p found no failure event for {kind} {n}")
             log(f"learning {row} {kind} {n} {method} anchor={anchored}")
             rc = learn.main(["--event", str(events[0]), "--checkpoint", str(parent), "--out-dir", str(out),
-                             "--method", method, "--particles", str(particles), "--epochs", "200",
+                             "--method", method, "--particles", str(particles), "--epochs", str(epochs), "--lr", str(lr),
                              "--replay-data", data["replay"], "--regression-data", data["regression"],
                              "--seed", str(a.seed), "--quiet",
                              *(["--anchor-weight", str(a.anchor_weight)] if anchored else [])])
@@ -136,15 +164,15 @@ def main(argv=None) -> int:
                 raise SystemExit(f"anchor_study: f2p-learn failed (exit {rc}) for {out}")
         return out / "model.pt"
 
-    rows = [("paper", shipped, 20, c, m) for c in a.cells for m in PAPER_METHODS] + \
-        [("tr200", tr_parent, 200, c, "fail2progress") for c in a.tr_cells]
+    rows = [("paper", shipped, 20, c, m, PAPER_LR, PAPER_EPOCHS) for c in a.cells for m in PAPER_METHODS] + \
+        [(tr_row(lr, ep), tr_parent, 200, c, "fail2progress", lr, ep) for lr, ep, cells in a.tr_recipes for c in cells]
     results = []
     cases: dict = {}
-    for row, parent, particles, cell, method in rows:
+    for row, parent, particles, cell, method, lr, epochs in rows:
         kind, n = cell.split(":")[0], int(cell.split(":")[1])
-        entry = {"row": row, "task": kind, "objects": n, "method": method, "particles": particles}
+        entry = {"row": row, "task": kind, "objects": n, "method": method, "particles": particles, "lr": lr, "epochs": epochs}
         for anchored in (False, True):
-            ck = child(row, parent, particles, kind, n, method, anchored)
+            ck = child(row, parent, particles, kind, n, method, anchored, lr, epochs)
 
             def measure(ck=ck, kind=kind, n=n):
                 if (kind, n) not in cases:
@@ -193,17 +221,21 @@ def markdown(result: dict) -> str:
              "placements off the table that the child calls above table_b (failure_mode_probe's fresh scenes). "
              "`lesson`: contents predicted to ride along with the picked container (right / literals). "
              "Rows `paper`: shipped parent, M = 20 (bench-f2p's setting; its children are the ones without the "
-             "anchor). Rows `tr200`: a parent pre-trained with `ModelConfig.target_relations`, M = 200.", "",
-             "| row | cell | method | success | success + anchor | false above | false above + anchor | lesson | lesson + anchor |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "anchor). Rows `tr200`: a parent pre-trained with `ModelConfig.target_relations`, M = 200, fine-tuned "
+             "200 epochs at lr 1e-4 like every other row; rows `tr200 lr L x E`: the same at lr L for E epochs.", "",
+             "| row | cell | method | success | success + anchor | false above | false above + anchor | lesson | lesson + anchor "
+             "| f2p-learn s (+ anchor) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     # "contents_inside_target (2 in target)" -> "2-item 12/16"
     fmt_lesson = lambda d: ", ".join(f"{k.split('(')[1].split()[0]}-item {c}/{t}"
                                      for k, (c, t) in sorted(d["lesson"].items())) or "-"
+    fmt_s = lambda d: "-" if d.get("learn_seconds") is None else f"{d['learn_seconds']:.0f}"
     for r in result["results"]:
         p, q = r["plain"], r["anchor"]
         lines.append(f"| {r['row']} | {r['task']} {r['objects']} | {r['method']} | {p['successes']}/{p['trials']} | "
                      f"{q['successes']}/{q['trials']} | {p['false_above']}/{p['off_table']} | "
-                     f"{q['false_above']}/{q['off_table']} | {fmt_lesson(p)} | {fmt_lesson(q)} |")
+                     f"{q['false_above']}/{q['off_table']} | {fmt_lesson(p)} | {fmt_lesson(q)} | "
+                     f"{fmt_s(p)} / {fmt_s(q)} |")
     return "\n".join(lines) + "\n"
 
 

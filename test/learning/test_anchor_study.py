@@ -9,7 +9,9 @@ def study():
     return load_benchmark("anchor_study.py")
 
 
-@pytest.mark.parametrize("bad", [["--cells", "organize5"], ["--tr-cells", "kitchen:3"], ["--anchor-weight", "0"]])
+@pytest.mark.parametrize("bad", [["--cells", "organize5"], ["--tr-cells", "kitchen:3"], ["--anchor-weight", "0"],
+                                 ["--tr-recipes", "5e-4"], ["--tr-recipes", "fast:40"], ["--tr-recipes", "5e-4:0"],
+                                 ["--tr-recipes", "5e-4:40@kitchen:3"]])
 def test_bad_settings_are_usage_errors(study, bad):
     with pytest.raises(SystemExit) as e:
         study.parse_args(bad)
@@ -39,4 +41,11 @@ def test_markdown_tabulates_both_sides_of_each_row(study):
               "results": [{"row": "paper", "task": "organize", "objects": 3, "method": "fail2progress",
                            "plain": side(25, 25), "anchor": side(30, 2)}]}
     md = study.markdown(result)
-    assert "| paper | organize 3 | fail2progress | 25/30 | 30/30 | 25/144 | 2/144 | 2-item 12/16 | 2-item 12/16 |" in md
+    assert "| paper | organize 3 | fail2progress | 25/30 | 30/30 | 25/144 | 2/144 | 2-item 12/16 | 2-item 12/16 | - / - |" in md
+
+
+def test_target_relations_recipes_name_their_rows(study):
+    a = study.parse_args(["--tr-recipes", "1e-4:200", "5e-4:40@transport:3,organize:3"])
+    assert a.tr_recipes == [(1e-4, 200, ["organize:5", "organize:7"]), (5e-4, 40, ["transport:3", "organize:3"])]
+    # the paper's recipe keeps the row name (and so the progress keys) of runs made before recipes existed
+    assert [study.tr_row(lr, ep) for lr, ep, _ in a.tr_recipes] == ["tr200", "tr200 lr 0.0005 x 40"]
