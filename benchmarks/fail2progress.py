@@ -225,8 +225,8 @@ def parse_args(argv=None):
                         "(cells not finished read 'not run')")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny settings, never reported")
     a = p.parse_args(argv)
-    if a.particles < 1 or not a.lr > 0 or not a.anchor_weight >= 0:
-        p.error("--particles must be >= 1, --lr > 0 and --anchor-weight >= 0")
+    if a.particles < 1 or not 0 < a.lr < float("inf") or not 0 <= a.anchor_weight < float("inf"):
+        p.error("--particles must be >= 1, --lr > 0 and --anchor-weight >= 0 (finite)")
     if a.quick:
         a.trials, a.tasks, a.object_counts, a.epochs, a.large_epochs = 2, ["transport"], [3], 5, 1
         a.particles_ablation, a.noise_levels, a.viewpoints = [5], [0.0], a.viewpoints[:1]

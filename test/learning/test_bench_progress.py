@@ -68,7 +68,8 @@ def test_write_outputs_states_a_recipe_other_than_the_papers(bench, tmp_path):
     assert "M = 20 particles, lr 0.0001, placement anchor weight 0;" in (tmp_path / "paper.md").read_text()
 
 
-@pytest.mark.parametrize("argv", [["--particles", "0"], ["--lr", "0"], ["--anchor-weight", "-1"]])
+@pytest.mark.parametrize("argv", [["--particles", "0"], ["--lr", "0"], ["--anchor-weight", "-1"],
+                                  ["--anchor-weight", "inf"], ["--lr", "nan"]])
 def test_parse_args_refuses_a_bad_recipe(bench, argv, capsys):
     with pytest.raises(SystemExit) as e:
         bench.parse_args(argv)
