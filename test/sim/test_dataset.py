@@ -69,3 +69,42 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "x"), "--transitions", "0", "--no-progress"]) == 2
     assert "error" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "y"), "--dropout", "1.5", "--no-progress"]) == 2
+
+
+def _rim_landings(backend, table_edge_fraction, draws=200, seed=0):
+    """Pick-and-place landings (target's centre + (dx, dy)) in a table's rim band: outside the
+    central 40 % that targeted placements aim at, within TABLE_EDGE_BAND past the edge."""
+    from f2p_sim.datagen import TABLE_EDGE_BAND, sample_action
+    rng = np.random.default_rng(seed)
+    st = backend.segment_state()
+    tables = [j for j, s in enumerate(backend.segments) if s.cls == "table"]
+    rim = 0
+    for _ in range(draws):
+        skill, target, a = sample_action(rng, backend, 1.0, False, table_edge_fraction)
+        if skill != "pick_place":
+            continue
+        xy = 0.5 * (st.box_lower[target, :2] + st.box_upper[target, :2]) + np.asarray(a[:2])
+        for j in tables:
+            lo, hi = st.box_lower[j, :2], st.box_upper[j, :2]
+            inner = (xy > lo + 0.3 * (hi - lo)) & (xy < hi - 0.3 * (hi - lo))
+            rim += bool(np.all((xy > lo - TABLE_EDGE_BAND) & (xy < hi + TABLE_EDGE_BAND)) and not inner.all())
+    return rim
+
+
+def test_table_edge_fraction_aims_placements_over_the_rim_and_zero_keeps_the_old_stream(backend, cfg, tmp_path):
+    from f2p_sim.datagen import sample_action
+    from f2p_sim.tasks import make_task
+    backend.load(make_task("organize", 3, 5, cfg).scene)
+    # 0 is the stream drawn before the option existed
+    r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+    assert [sample_action(r1, backend, 0.6, True) for _ in range(30)] == \
+           [sample_action(r2, backend, 0.6, True, 0.0) for _ in range(30)]
+    central, edges = _rim_landings(backend, 0.0), _rim_landings(backend, 1.0)
+    assert edges >= 40 and central <= edges // 4
+    # recorded in the parameters only when used, so folders made before the option still resume
+    generate(DatagenParams(seed=1, **SMALL), tmp_path / "a", workers=1, progress=False)
+    assert "table_edge_fraction" not in json.loads((tmp_path / "a" / "params.json").read_text())
+    generate(DatagenParams(seed=1, table_edge_fraction=0.5, **SMALL), tmp_path / "b", workers=1, progress=False)
+    assert json.loads((tmp_path / "b" / "params.json").read_text())["table_edge_fraction"] == 0.5
+    with pytest.raises(ValueError, match="table_edge_fraction"):
+        DatagenParams(table_edge_fraction=1.5).validate()

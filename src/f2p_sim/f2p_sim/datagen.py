@@ -59,6 +59,7 @@ from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS, make_task
 
 SKILL_NAMES = tuple(SKILLS)
 SKILL_WEIGHTS = {"pick_place": 0.5, "push": 0.35, "open_drawer": 0.075, "close_drawer": 0.075}
+TABLE_EDGE_BAND = 0.10   # m past a table's edges that --table-edge-fraction placements reach (about a cup's width)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class DatagenParams:
     dropout: float = 0.0
     targeted_fraction: float = 0.6
     hold_out_failure_modes: bool = False
+    table_edge_fraction: float = 0.0
     config_path: str | None = None
 
     def validate(self) -> None:
@@ -92,6 +94,8 @@ class DatagenParams:
         NoiseModel(self.depth_std, self.point_std, self.dropout)
         if not 0.0 <= self.targeted_fraction <= 1.0:
             raise ValueError("targeted_fraction must be in [0, 1]")
+        if not 0.0 <= self.table_edge_fraction <= 1.0:
+            raise ValueError("table_edge_fraction must be in [0, 1]")
 
     @property
     def num_shards(self) -> int:
@@ -103,10 +107,15 @@ class DatagenParams:
 
 # ---------------------------------------------------------------------------- sampling
 def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fraction: float,
-                  hold_out_failure_modes: bool = False):
+                  hold_out_failure_modes: bool = False, table_edge_fraction: float = 0.0):
     """(skill name, target segment, params) drawn for the backend's current scene.
 
-    ``hold_out_failure_modes``: see the module docstring (the pre-training distribution)."""
+    ``hold_out_failure_modes``: see the module docstring (the pre-training distribution).
+    ``table_edge_fraction``: of the targeted placements onto a table, the fraction aimed anywhere
+    over its top widened by ``TABLE_EDGE_BAND`` past every edge instead of its central 40 %, so
+    the data shows where "above the table" ends (without it, a planner maximising Γ finds the
+    spots just past a table's rim that Γ, never shown them, calls "above"; README, organize 7).
+    0 draws exactly the stream it drew before the option existed."""
     segs = backend.segments
     movable = [i for i, s in enumerate(segs) if s.cls in MOVABLE_CLASSES]
     drawers = [i for i, s in enumerate(segs) if s.cls == "drawer"]
@@ -148,7 +157,10 @@ def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fra
         if dests:
             j = int(rng.choice(dests))
             lo_j, hi_j = st.box_lower[j], st.box_upper[j]
-            xy = rng.uniform(lo_j[:2] + 0.3 * (hi_j[:2] - lo_j[:2]), hi_j[:2] - 0.3 * (hi_j[:2] - lo_j[:2]))
+            if table_edge_fraction > 0 and segs[j].cls == "table" and rng.random() < table_edge_fraction:
+                xy = rng.uniform(lo_j[:2] - TABLE_EDGE_BAND, hi_j[:2] + TABLE_EDGE_BAND)
+            else:
+                xy = rng.uniform(lo_j[:2] + 0.3 * (hi_j[:2] - lo_j[:2]), hi_j[:2] - 0.3 * (hi_j[:2] - lo_j[:2]))
             # Aim the object's bottom a little above the destination's top; contact ends the descent.
             z_top = hi_j[2] if segs[j].cls not in CONTAINER_CLASSES else lo_j[2] + 0.01
             if segs[j].cls == "shelf":
@@ -199,7 +211,7 @@ def generate_shard(params: DatagenParams, index: int) -> dict[str, np.ndarray]:
             if len(rows) >= n_target:
                 break
             skill, target, a = sample_action(rng, backend, params.targeted_fraction,
-                                              params.hold_out_failure_modes)
+                                              params.hold_out_failure_modes, params.table_edge_fraction)
             try:
                 row, report = record_step(backend, skill, target, a, before, camera, noise, rng, k)
             except SkillError as e:  # sampling only draws valid requests; a refusal here is a bug
@@ -318,6 +330,8 @@ def generate(params: DatagenParams, folder: str | os.PathLike, workers: int = 1,
     record = asdict(params)
     record["tasks"], record["object_counts"], record["cameras"] = list(params.tasks), list(params.object_counts), list(params.cameras)
     record.pop("config_path")
+    if not params.table_edge_fraction:
+        record.pop("table_edge_fraction")   # folders made before the option keep their parameters
     params_file = folder / "params.json"
     if params_file.is_file():
         previous = json.loads(params_file.read_text(encoding="utf-8"))
@@ -414,6 +428,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--targeted-fraction", type=float, default=d.targeted_fraction)
     p.add_argument("--hold-out-failure-modes", action="store_true",
                    help="the pre-training distribution: never move loaded containers or push touching objects")
+    p.add_argument("--table-edge-fraction", type=float, default=d.table_edge_fraction,
+                   help="of targeted placements onto a table, the fraction aimed over its whole top and up to "
+                        f"{TABLE_EDGE_BAND} m past its edges (default: its central 40%% only)")
     p.add_argument("--config", default=None, help="world config YAML (default: config/sim/world.yaml)")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -426,7 +443,8 @@ def params_from_args(args) -> DatagenParams:
                          points_per_segment=args.points_per_segment, depth_std=args.depth_std,
                          point_std=args.point_std, dropout=args.dropout,
                          targeted_fraction=args.targeted_fraction,
-                         hold_out_failure_modes=args.hold_out_failure_modes, config_path=args.config)
+                         hold_out_failure_modes=args.hold_out_failure_modes,
+                         table_edge_fraction=args.table_edge_fraction, config_path=args.config)
 
 
 def main(argv=None) -> int:
