@@ -13,7 +13,12 @@ children do, once without and once with ``--anchor-weight`` (default 1):
            Fail2Progress, fine-tuned with each of ``--tr-recipes`` (``lr:epochs`` on
            ``--tr-cells``, or ``lr:epochs@task:n,task:n`` on the cells named; ``1e-4:200`` is the
            paper's and the row ``tr200``, others are rows ``tr200 lr L x E``: fewer epochs at a
-           higher rate, to fit f2p-learn's 5-minute target).
+           higher rate, to fit f2p-learn's 5-minute target). With ``--tr-table-edge-fraction F``
+           the parent's data aims that fraction of its table placements over the tables' whole
+           tops and past their edges (``f2p-datagen --table-edge-fraction``; use another
+           ``--work`` and ``--out``).
+
+``--anchored-only`` learns and scores only the children with the anchor (half the time).
 
 Each child is scored by planned trials on DEVELOPMENT seeds (task 70000 + 1000·n + i, trial
 seed i; never bench-f2p's evaluation seeds 30000+, a failure search's 1000+, or the probe's
@@ -82,6 +87,11 @@ def parse_args(argv=None):
                    default=["1e-4:200", "5e-4:40@organize:5,organize:7,organize:3,transport:3,transport:5,transport:7"],
                    help="lr:epochs[@task:n,...] of the fine-tuning of the target_relations rows (paper: 1e-4:200; "
                         "without @, on --tr-cells)")
+    p.add_argument("--tr-table-edge-fraction", type=float, default=0.0, metavar="F",
+                   help="pre-train the target_relations parent on data with f2p-datagen --table-edge-fraction F "
+                        "(default 0: the shipped parent's data)")
+    p.add_argument("--anchored-only", action="store_true",
+                   help="learn and score only the children with the anchor")
     p.add_argument("--anchor-weight", type=float, default=1.0)
     p.add_argument("--trials", type=int, default=30, help="development trials per child")
     p.add_argument("--scenes", type=int, default=8, help="probe scenes per cell")
@@ -104,17 +114,21 @@ def parse_args(argv=None):
             p.error(f"a cell is task:objects, e.g. organize:5 (got {c!r})")
     if not all(lr > 0 and ep > 0 for lr, ep, _ in a.tr_recipes):
         p.error("a recipe's lr and epochs must be > 0")
+    if not 0.0 <= a.tr_table_edge_fraction <= 1.0:
+        p.error("--tr-table-edge-fraction must be in [0, 1]")
     if not a.anchor_weight > 0:
         p.error("--anchor-weight must be > 0 (the study compares with and without it)")
     return a
 
 
-def pretrain_target_relations(work: Path, seed: int) -> Path:
-    """The shipped parent's recipe (models/README.md) with ModelConfig.target_relations."""
+def pretrain_target_relations(work: Path, seed: int, table_edge_fraction: float = 0.0) -> Path:
+    """The shipped parent's recipe (models/README.md) with ModelConfig.target_relations (and,
+    when ``table_edge_fraction`` > 0, f2p-datagen --table-edge-fraction)."""
     data, out = work / "tr_data", work / "tr_parent.pt"
     if not (data / "manifest.json").is_file():
         datagen(["--out", str(data), "--transitions", "12000", "--workers", "2", "--seed", "0",
-                 "--hold-out-failure-modes", "--steps-per-scene", "8", "--no-progress"])
+                 "--hold-out-failure-modes", "--steps-per-scene", "8", "--no-progress",
+                 *(["--table-edge-fraction", str(table_edge_fraction)] if table_edge_fraction else [])])
     rc = f2p_train.main(["--data", str(data), "--out", str(out), "--epochs", "10", "--lr", "5e-4", "--seed", str(seed),
                          "--config-json", json.dumps({"target_relations": True})])
     if rc:
@@ -136,9 +150,11 @@ def main(argv=None) -> int:
     tr_used = any(cells for *_, cells in a.tr_recipes)
     if tr_used and not tr_parent.is_file():
         log(f"pre-training the target_relations parent into {tr_parent}")
-        tr_parent = pretrain_target_relations(work, a.seed)
+        tr_parent = pretrain_target_relations(work, a.seed, a.tr_table_edge_fraction)
     settings = {"anchor_weight": a.anchor_weight, "trials": a.trials, "scenes": a.scenes, "seed": a.seed,
                 "tr_parent": load_model(tr_parent)[1].version if tr_used else None}
+    if a.tr_table_edge_fraction:   # only when used: the progress of runs made before it stays valid
+        settings["tr_table_edge_fraction"] = a.tr_table_edge_fraction
     progress = Progress(work / "progress.json", settings, fresh=False)
     evaluator = Evaluator(a.workers)
     backend = MujocoBackend(load_world_config())
@@ -171,7 +187,7 @@ def main(argv=None) -> int:
     for row, parent, particles, cell, method, lr, epochs in rows:
         kind, n = cell.split(":")[0], int(cell.split(":")[1])
         entry = {"row": row, "task": kind, "objects": n, "method": method, "particles": particles, "lr": lr, "epochs": epochs}
-        for anchored in (False, True):
+        for anchored in ((True,) if a.anchored_only else (False, True)):
             ck = child(row, parent, particles, kind, n, method, anchored, lr, epochs)
 
             def measure(ck=ck, kind=kind, n=n):
@@ -222,7 +238,11 @@ def markdown(result: dict) -> str:
              "`lesson`: contents predicted to ride along with the picked container (right / literals). "
              "Rows `paper`: shipped parent, M = 20 (bench-f2p's setting; its children are the ones without the "
              "anchor). Rows `tr200`: a parent pre-trained with `ModelConfig.target_relations`, M = 200, fine-tuned "
-             "200 epochs at lr 1e-4 like every other row; rows `tr200 lr L x E`: the same at lr L for E epochs.", "",
+             "200 epochs at lr 1e-4 like every other row; rows `tr200 lr L x E`: the same at lr L for E epochs."
+             + (f" The target_relations parent here is pre-trained on data whose table placements aim, "
+                f"{s['tr_table_edge_fraction']:.0%} of them, over the tables' whole tops and up to 10 cm past their "
+                "edges (f2p-datagen --table-edge-fraction)." if s.get("tr_table_edge_fraction") else "")
+             + (" `-`: not run (--anchored-only)." if any("plain" not in r for r in result["results"]) else ""), "",
              "| row | cell | method | success | success + anchor | false above | false above + anchor | lesson | lesson + anchor "
              "| f2p-learn s (+ anchor) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -230,10 +250,12 @@ def markdown(result: dict) -> str:
     fmt_lesson = lambda d: ", ".join(f"{k.split('(')[1].split()[0]}-item {c}/{t}"
                                      for k, (c, t) in sorted(d["lesson"].items())) or "-"
     fmt_s = lambda d: "-" if d.get("learn_seconds") is None else f"{d['learn_seconds']:.0f}"
+    none = {"successes": "-", "trials": "", "false_above": "-", "off_table": "", "lesson": {}}
+    frac = lambda d, k, n: f"{d[k]}/{d[n]}" if d[n] != "" else "-"
     for r in result["results"]:
-        p, q = r["plain"], r["anchor"]
-        lines.append(f"| {r['row']} | {r['task']} {r['objects']} | {r['method']} | {p['successes']}/{p['trials']} | "
-                     f"{q['successes']}/{q['trials']} | {p['false_above']}/{p['off_table']} | "
+        p, q = r.get("plain", none), r["anchor"]
+        lines.append(f"| {r['row']} | {r['task']} {r['objects']} | {r['method']} | {frac(p, 'successes', 'trials')} | "
+                     f"{q['successes']}/{q['trials']} | {frac(p, 'false_above', 'off_table')} | "
                      f"{q['false_above']}/{q['off_table']} | {fmt_lesson(p)} | {fmt_lesson(q)} | "
                      f"{fmt_s(p)} / {fmt_s(q)} |")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ def study():
 
 @pytest.mark.parametrize("bad", [["--cells", "organize5"], ["--tr-cells", "kitchen:3"], ["--anchor-weight", "0"],
                                  ["--tr-recipes", "5e-4"], ["--tr-recipes", "fast:40"], ["--tr-recipes", "5e-4:0"],
-                                 ["--tr-recipes", "5e-4:40@kitchen:3"]])
+                                 ["--tr-recipes", "5e-4:40@kitchen:3"], ["--tr-table-edge-fraction", "1.5"]])
 def test_bad_settings_are_usage_errors(study, bad):
     with pytest.raises(SystemExit) as e:
         study.parse_args(bad)
@@ -49,3 +49,17 @@ def test_target_relations_recipes_name_their_rows(study):
     assert a.tr_recipes == [(1e-4, 200, ["organize:5", "organize:7"]), (5e-4, 40, ["transport:3", "organize:3"])]
     # the paper's recipe keeps the row name (and so the progress keys) of runs made before recipes existed
     assert [study.tr_row(lr, ep) for lr, ep, _ in a.tr_recipes] == ["tr200", "tr200 lr 0.0005 x 40"]
+
+
+def test_markdown_of_an_anchored_only_run_on_a_table_edge_parent(study):
+    anchored = {"successes": 27, "trials": 30, "false_above": 3, "off_table": 380, "learn_seconds": 250.0,
+                "lesson": {"contents_inside_target (1 in target)": [16, 16]}}
+    result = {"command": "python benchmarks/anchor_study.py --anchored-only", "machine": {"platform": "x", "cpu_count": 2},
+              "settings": {"anchor_weight": 1.0, "trials": 30, "tr_table_edge_fraction": 0.5},
+              "seeds": {"trials": "task 70000 + 1000*n + i"},
+              "results": [{"row": "tr200 lr 0.0005 x 40", "task": "organize", "objects": 7, "method": "fail2progress",
+                           "anchor": anchored}]}
+    md = study.markdown(result)
+    assert "| tr200 lr 0.0005 x 40 | organize 7 | fail2progress | - | 27/30 | - | 3/380 | - | 1-item 16/16 | - / 250 |" in md
+    assert "50% of them, over the tables' whole tops" in md and "not run (--anchored-only)" in md
+    assert study.parse_args(["--anchored-only", "--tr-table-edge-fraction", "0.5"]).tr_table_edge_fraction == 0.5
