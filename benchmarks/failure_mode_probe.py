@@ -122,9 +122,9 @@ def probe_cases(kind: str, n: int, scenes: int, backend, camera, seed: int = 0) 
     return cases
 
 
-def edge_cases(kind: str, n: int, scenes: int, backend, camera) -> list[dict]:
+def edge_cases(kind: str, n: int, scenes: int, backend, camera, grid_x=EDGE_GRID, grid_y=EDGE_GRID) -> list[dict]:
     """Per fresh scene and loaded container: the observation before and, for every placement of
-    the target at table_b's centre + (EDGE_GRID[u], EDGE_GRID[v]), the action and whether
+    the target at table_b's centre + (grid_x[u], grid_y[v]), the action and whether
     above(target, table_b) holds after it (the simulator's)."""
     cases = []
     box = SKILLS["pick_place"]
@@ -139,8 +139,8 @@ def edge_cases(kind: str, n: int, scenes: int, backend, camera) -> list[dict]:
         for c in loaded:
             start = np.asarray(spec[names[c]].pos[:2])
             params, truth, cells = [], [], []
-            for u, du in enumerate(EDGE_GRID):
-                for v, dv in enumerate(EDGE_GRID):
+            for u, du in enumerate(grid_x):
+                for v, dv in enumerate(grid_y):
                     a = [*(centre + (du, dv) - start), DZ]
                     if not all(lo <= x <= hi for x, lo, hi in zip(a, box.low, box.high)):
                         continue   # beyond the skill's reach: no planner can choose it either
@@ -148,10 +148,12 @@ def edge_cases(kind: str, n: int, scenes: int, backend, camera) -> list[dict]:
                     backend.execute_skill("pick_place", c, [float(x) for x in a])
                     params.append(a)
                     truth.append(bool(backend.relations().binary[c, table_b, ABOVE]))
-                    cells.append(u * len(EDGE_GRID) + v)
+                    cells.append(u * len(grid_y) + v)
+            if not params:
+                continue   # no point of this grid within the box from where this container stands
             cases.append({"scene_seed": task.seed, "target": names[c], "target_index": c, "table_b": table_b,
                           "clouds": clouds, "params": np.asarray(params, np.float32), "truth": np.asarray(truth),
-                          "cells": cells})
+                          "cells": cells, "grid_cells": len(grid_x) * len(grid_y)})
     return cases
 
 
@@ -179,8 +181,8 @@ def score_edges(model, cases: list[dict], n_points: int) -> dict:
         if example is None or len(case["cells"]) > sum(v is not None for v in example["p"]):
             # the example drawn: the case reaching most of the grid (row: x offset, column: y
             # offset; None where out of reach)
-            example = {"scene_seed": case["scene_seed"], "target": case["target"], "p": [None] * len(EDGE_GRID) ** 2,
-                       "truth": [None] * len(EDGE_GRID) ** 2}
+            g = case.get("grid_cells", len(EDGE_GRID) ** 2)
+            example = {"scene_seed": case["scene_seed"], "target": case["target"], "p": [None] * g, "truth": [None] * g}
             for k, cell in enumerate(case["cells"]):
                 example["p"][cell], example["truth"][cell] = round(float(p[k]), 3), bool(truth[k])
     total = sum(len(c["params"]) for c in cases)
