@@ -9,7 +9,9 @@ costs one physics rollout and one ray-cast cloud. An unstable step ends its epis
 
 Skill parameters are drawn from the vocabulary boxes; for pick-and-place, a fraction
 ``targeted_fraction`` aims the placement offset at a random spot on a table, shelf or in a
-container, so the data is not dominated by objects dropped on the floor.
+container, so the data is not dominated by objects dropped on the floor. That spot lies in the
+destination's central 40 %; ``--table-edge-fraction`` aims a share of the placements onto tables
+over their whole tops and just past their edges instead (off by default, the shipped model's data).
 
 Usage::
 
