@@ -18,7 +18,9 @@ children do, once without and once with ``--anchor-weight`` (default 1):
            tops and past their edges (``f2p-datagen --table-edge-fraction``; use another
            ``--work`` and ``--out``).
 
-``--anchored-only`` learns and scores only the children with the anchor (half the time).
+``--anchored-only`` learns and scores only the children with the anchor (half the time);
+``--keep-unseen-after`` fine-tunes every child on D+ transitions in which an object falls out of
+view too (``f2p-learn --keep-unseen-after``; use another ``--work`` and ``--out``).
 
 Each child is scored by planned trials on DEVELOPMENT seeds (task 70000 + 1000·n + i, trial
 seed i; never bench-f2p's evaluation seeds 30000+, a failure search's 1000+, or the probe's
@@ -92,6 +94,9 @@ def parse_args(argv=None):
                         "(default 0: the shipped parent's data)")
     p.add_argument("--anchored-only", action="store_true",
                    help="learn and score only the children with the anchor")
+    p.add_argument("--keep-unseen-after", action="store_true",
+                   help="children fine-tune on D+ transitions in which an object falls out of view too "
+                        "(f2p-learn --keep-unseen-after)")
     p.add_argument("--anchor-weight", type=float, default=1.0)
     p.add_argument("--trials", type=int, default=30, help="development trials per child")
     p.add_argument("--scenes", type=int, default=8, help="probe scenes per cell")
@@ -155,6 +160,8 @@ def main(argv=None) -> int:
                 "tr_parent": load_model(tr_parent)[1].version if tr_used else None}
     if a.tr_table_edge_fraction:   # only when used: the progress of runs made before it stays valid
         settings["tr_table_edge_fraction"] = a.tr_table_edge_fraction
+    if a.keep_unseen_after:
+        settings["keep_unseen_after"] = True
     progress = Progress(work / "progress.json", settings, fresh=False)
     evaluator = Evaluator(a.workers)
     backend = MujocoBackend(load_world_config())
@@ -163,7 +170,7 @@ def main(argv=None) -> int:
 
     def child(row: str, parent: Path, particles: int, kind: str, n: int, method: str, anchored: bool,
               lr: float, epochs: int) -> Path:
-        if row == "paper" and not anchored:
+        if row == "paper" and not anchored and not a.keep_unseen_after:
             return bench / kind / f"n{n}" / method / "model.pt"       # bench-f2p's own child
         out = work / row.replace(" ", "_") / ("anchor" if anchored else "plain") / kind / f"n{n}" / method
         if not (out / "model.pt").is_file():
@@ -175,7 +182,8 @@ def main(argv=None) -> int:
                              "--method", method, "--particles", str(particles), "--epochs", str(epochs), "--lr", str(lr),
                              "--replay-data", data["replay"], "--regression-data", data["regression"],
                              "--seed", str(a.seed), "--quiet",
-                             *(["--anchor-weight", str(a.anchor_weight)] if anchored else [])])
+                             *(["--anchor-weight", str(a.anchor_weight)] if anchored else []),
+                             *(["--keep-unseen-after"] if a.keep_unseen_after else [])])
             if rc:
                 raise SystemExit(f"anchor_study: f2p-learn failed (exit {rc}) for {out}")
         return out / "model.pt"
@@ -242,6 +250,8 @@ def markdown(result: dict) -> str:
              + (f" The target_relations parent here is pre-trained on data whose table placements aim, "
                 f"{s['tr_table_edge_fraction']:.0%} of them, over the tables' whole tops and up to 10 cm past their "
                 "edges (f2p-datagen --table-edge-fraction)." if s.get("tr_table_edge_fraction") else "")
+             + (" Every child here also fine-tunes on the D+ transitions in which an object falls out of view "
+                "(f2p-learn --keep-unseen-after)." if s.get("keep_unseen_after") else "")
              + (" `-`: not run (--anchored-only)." if any("plain" not in r for r in result["results"]) else ""), "",
              "| row | cell | method | success | success + anchor | false above | false above + anchor | lesson | lesson + anchor "
              "| f2p-learn s (+ anchor) |",

@@ -63,3 +63,5 @@ def test_markdown_of_an_anchored_only_run_on_a_table_edge_parent(study):
     assert "| tr200 lr 0.0005 x 40 | organize 7 | fail2progress | - | 27/30 | - | 3/380 | - | 1-item 16/16 | - / 250 |" in md
     assert "50% of them, over the tables' whole tops" in md and "not run (--anchored-only)" in md
     assert study.parse_args(["--anchored-only", "--tr-table-edge-fraction", "0.5"]).tr_table_edge_fraction == 0.5
+    result["settings"]["keep_unseen_after"] = True
+    assert "falls out of view (f2p-learn --keep-unseen-after)" in study.markdown(result)

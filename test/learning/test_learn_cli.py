@@ -88,8 +88,9 @@ def test_learn_end_to_end(inputs, tmp_path):
 def test_learn_without_regression_data_is_not_deployable(inputs, tmp_path):
     out = tmp_path / "out"
     assert learn.main(learn_args(inputs["event_path"], inputs["checkpoint"], out, "--method", "gradient",
-                                 "--anchor-weight", "2")) == 0
-    assert load_checkpoint(out / "model.pt").training_data["anchor_weight"] == 2.0   # passed to fine-tuning
+                                 "--anchor-weight", "2", "--keep-unseen-after")) == 0
+    td = load_checkpoint(out / "model.pt").training_data
+    assert (td["anchor_weight"], td["keep_unseen_after"]) == (2.0, True)   # passed to fine-tuning
     report = json.loads((out / "learn_report.json").read_text())
     assert report["deployable"] is False
     assert report["regression_gate"]["deployable"] is False and "reason" in report["regression_gate"]

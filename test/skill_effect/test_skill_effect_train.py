@@ -5,16 +5,24 @@ import json
 import numpy as np
 import torch
 
-from f2p_sim.dataset import FORMAT, shard_name, write_manifest, write_shard
+from f2p_sim.dataset import FLAG_UNSEEN_SEGMENT, FORMAT, shard_name, write_manifest, write_shard
 from f2p_skill_effect.checkpoint import load_checkpoint, load_model
 from f2p_skill_effect.train import main
 
 from conftest import TINY, synthetic_batch
 
 
-def _write_dataset(folder, seed):
+def _write_dataset(folder, seed, unseen=()):
+    """A synthetic dataset; ``unseen``: (transition, "t" or "t1", segment) that got no points there
+    (flagged FLAG_UNSEEN_SEGMENT, as datagen flags them)."""
     b = {k: v.numpy() for k, v in synthetic_batch(n_transitions=8, n_objects=3, n_points=32, seed=seed, max_objects=3).items()}
     T = b["mask"].shape[0]
+    counts = {"t": np.full((T, 3), 32, np.int32), "t1": np.full((T, 3), 32, np.int32)}
+    flags = np.zeros(T, np.uint8)
+    for row, when, seg in unseen:
+        counts[when][row, seg] = 0
+        b["points_" + when][row, seg] = 0.0
+        flags[row] |= FLAG_UNSEEN_SEGMENT
     pose = lambda p: np.concatenate([p, np.tile([1, 0, 0, 0], (T, 3, 1))], -1).astype(np.float32)
     arrays = {
         "scene_index": np.zeros(T, np.int32), "step": np.zeros(T, np.int16),
@@ -24,12 +32,13 @@ def _write_dataset(folder, seed):
         "state_t_pose": pose(b["pos_t"]), "state_t1_pose": pose(b["pos_t1"]),
         "rel_t_unary": b["unary_t"].astype(np.uint8), "rel_t1_unary": b["unary_t1"].astype(np.uint8),
         "rel_t_binary": b["binary_t"].astype(np.uint8), "rel_t1_binary": b["binary_t1"].astype(np.uint8),
-        "flags": np.zeros(T, np.uint8),
+        "flags": flags, "obs_t_counts": counts["t"], "obs_t1_counts": counts["t1"],
         "scenes_json": np.frombuffer(json.dumps([{"task": "synthetic"}]).encode(), np.uint8),
     }
     folder.mkdir()
     sha = write_shard(folder / shard_name(0), arrays)
-    write_manifest(folder, {"format": FORMAT, "shards": [{"file": shard_name(0), "transitions": T, "flagged": 0, "sha256": sha}]})
+    write_manifest(folder, {"format": FORMAT, "shards": [{"file": shard_name(0), "transitions": T,
+                                                           "flagged": int((flags > 0).sum()), "sha256": sha}]})
     return folder
 
 
@@ -149,6 +158,32 @@ def test_placement_anchor_loss_is_stationary_at_the_parent_and_pulls_a_drifted_c
     at_parent = placement_anchor_loss(parent, parent, batch, x_p, torch.Generator().manual_seed(0))
     assert float(drifted.detach()) > float(at_parent.detach()) + 0.1
     assert float(child.dec_binary[-1].bias.grad.abs().max()) > 1e-3
+
+
+def test_keep_unseen_after_keeps_objects_that_fall_out_of_view_without_their_next_encoding(tmp_path):
+    from f2p_skill_effect.model import build_model, compute_losses
+    from f2p_skill_effect.train import _to_torch, load_transitions
+    data = _write_dataset(tmp_path / "d", 5, unseen=[(2, "t1", 1), (5, "t", 0)])
+    plain = load_transitions([data], 16, 3, seed=0)
+    kept = load_transitions([data], 16, 3, seed=0, keep_unseen_after=True)
+    assert len(plain["mask"]) == 6 and plain["seen_t1"].all()          # both flagged rows skipped, as before
+    assert len(kept["mask"]) == 7                                        # unseen in O_t: still not usable
+    row = 2                                                              # rows 0, 1 then the kept one
+    assert kept["seen_t1"][row].tolist() == [True, False, True]
+    assert np.array_equal(kept["points_t1"][row, 1], kept["points_t"][row, 1])   # finite stand-in, not zeros
+    # the regularisation term does not see the unseen segment's O_t+1; the labels still train
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    batch = _to_torch(kept, np.array([row]), "cpu")
+    before = compute_losses(model, batch)
+    batch["points_t1"][0, 1] += 5.0
+    after = compute_losses(model, batch)
+    assert torch.allclose(before["regularization"], after["regularization"])
+    assert float(before["prediction"].detach()) > 0
+    cli = ["--data", str(data), "--config-json", TINY_JSON, "--epochs", "1", "--points", "16", "--quiet",
+           "--val-fraction", "0"]
+    assert main(cli + ["--out", str(tmp_path / "k.pt"), "--keep-unseen-after"]) == 0
+    assert load_model(tmp_path / "k.pt")[1].training_data["keep_unseen_after"] is True
 
 
 def test_anchor_weight_keeps_the_parents_placement_predictions_while_fine_tuning(tmp_path):

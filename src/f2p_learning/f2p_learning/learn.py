@@ -89,6 +89,9 @@ def parse_args(argv=None):
     p.add_argument("--anchor-weight", type=float, default=0.0,
                    help="keep the parent's placement predictions over the skill's parameter box while fine-tuning "
                         "(f2p-train --anchor-weight; 0 = off, the paper's fine-tuning)")
+    p.add_argument("--keep-unseen-after", action="store_true",
+                   help="fine-tune on D+ transitions in which an object falls out of view too (f2p-train "
+                        "--keep-unseen-after; default: skipped, as in the paper's pipeline)")
     p.add_argument("--regression-data", nargs="*", default=[], help="held-out data for the regression gate")
     p.add_argument("--regression-tolerance", type=float, default=0.02,
                    help="largest allowed drop of detection F1 or next-step accuracy")
@@ -203,6 +206,8 @@ def main(argv=None) -> int:
              "--log-every", str(max(1, a.epochs // 10))]
     if a.relabel_objects:
         targs.append("--relabel-objects")
+    if a.keep_unseen_after:
+        targs.append("--keep-unseen-after")
     if a.anchor_weight > 0:
         targs += ["--anchor-weight", str(a.anchor_weight)]
     if a.replay_data and a.replay_fraction > 0:

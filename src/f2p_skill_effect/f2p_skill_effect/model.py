@@ -412,7 +412,7 @@ def compute_losses(model: PointsToPlansModel, batch: dict[str, torch.Tensor],
     """The four A.11.2 losses and their sum ``total`` (and X_t = Enc(O_t) when
     ``return_latent``, for a caller adding its own term without encoding again).
 
-    ``batch``: points_t, points_t1 (B,N,P,3); mask (B,N); skill, target (B,); params (B,3);
+    ``batch``: points_t, points_t1 (B,N,P,3); mask (B,N); optional seen_t1 (B,N); skill, target (B,); params (B,3);
     unary_t, unary_t1 (B,N,3); binary_t, binary_t1 (B,N,N,9); pos_t, pos_t1 (B,N,3).
 
     * detection  CE(Dec(X_t), R_t)
@@ -438,7 +438,9 @@ def compute_losses(model: PointsToPlansModel, batch: dict[str, torch.Tensor],
     u1, bl1 = model.relation_logits(x_pred)
     pred = _masked_bce(u1, batch["unary_t1"], m[..., None].expand_as(u1)) + \
         _masked_bce(bl1, batch["binary_t1"], pm[..., None].expand_as(bl1))
-    reg = (((x_t1 - x_pred) ** 2).mean(-1) * m).sum() / m.sum().clamp_min(1.0)
+    # segments unseen in O_t+1 (batch["seen_t1"] False, train.load_transitions) have no Enc(O_t+1)
+    m1 = m if "seen_t1" not in batch else (mask & batch["seen_t1"]).to(torch.float32)
+    reg = (((x_t1 - x_pred) ** 2).mean(-1) * m1).sum() / m1.sum().clamp_min(1.0)
     dp = model.dec_pos(dx)
     err = (((dp - (batch["pos_t1"] - batch["pos_t"])) ** 2).sum(-1) * m).sum() / m.sum().clamp_min(1.0)
     pos = POS_LOSS_B * torch.sqrt(POS_LOSS_A * err + 1e-8)

@@ -36,29 +36,48 @@ from f2p_sim.dataset import DEFAULT_SKIP_FLAGS, FLAG_UNSEEN_SEGMENT, SimDataset
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .model import ModelConfig, Observation, SkillBatch, build_model, compute_losses
 
-KEYS = ("points_t", "points_t1", "mask", "skill", "target", "params", "unary_t", "unary_t1",
+KEYS = ("points_t", "points_t1", "mask", "seen_t1", "skill", "target", "params", "unary_t", "unary_t1",
         "binary_t", "binary_t1", "pos_t", "pos_t1")
 
 
 def load_transitions(folders, n_points: int, max_objects: int, seed: int,
-                     skip_flags: int = DEFAULT_SKIP_FLAGS) -> dict[str, np.ndarray]:
-    """Stack every usable transition of ``folders`` into padded arrays (see compute_losses)."""
+                     skip_flags: int = DEFAULT_SKIP_FLAGS, keep_unseen_after: bool = False) -> dict[str, np.ndarray]:
+    """Stack every usable transition of ``folders`` into padded arrays (see compute_losses).
+
+    ``keep_unseen_after``: also keep transitions flagged for an unseen segment when every segment
+    has points in O_t and only O_t+1 lacks some (an object fell out of the camera's view, e.g. a
+    loaded cup dropped past a table's far edge, its items hidden behind the table). Their labels
+    R_t+1 and poses come from the simulator, so detection, prediction and pos train on them; the
+    regularisation term needs Enc(O_t+1) and skips the unseen segments (``seen_t1`` False; their
+    O_t+1 points are a copy of their O_t points, only so that encoding stays finite)."""
     rng = np.random.default_rng(seed)
     rows = {k: [] for k in KEYS}
+    if keep_unseen_after:
+        skip_flags &= ~FLAG_UNSEEN_SEGMENT
     for folder in folders:
         for tr in SimDataset(folder).transitions(skip_flags):
             n = tr["seg_class"].shape[0]
             if n > max_objects:
                 raise ValueError(f"{folder}: a scene has {n} segments > max_objects={max_objects}")
+            # (hand-written datasets may carry no counts: every segment is seen then)
+            seen_t1 = np.asarray(tr.get("obs_t1_counts", np.ones(n))) > 0
+            seen_t = np.asarray(tr.get("obs_t_counts", np.ones(n))) > 0
+            if keep_unseen_after and (not seen_t.all() or not seen_t1.any()):
+                continue   # a segment unseen in O_t cannot be encoded: the transition is not usable
             k = tr["obs_t_points"].shape[1]
             for key, src in (("points_t", "obs_t_points"), ("points_t1", "obs_t1_points")):
                 pts = np.zeros((max_objects, n_points, 3), np.float32)
                 for i in range(n):
                     pts[i] = tr[src][i][rng.choice(k, n_points, replace=k < n_points)]
+                if key == "points_t1":
+                    pts[:n][~seen_t1] = rows["points_t"][-1][:n][~seen_t1]
                 rows[key].append(pts)
             mask = np.zeros(max_objects, bool)
             mask[:n] = True
             rows["mask"].append(mask)
+            seen = np.zeros(max_objects, bool)
+            seen[:n] = seen_t1
+            rows["seen_t1"].append(seen)
             rows["skill"].append(int(tr["skill"]))
             rows["target"].append(int(tr["target"]))
             rows["params"].append(np.asarray(tr["params"], np.float32))
@@ -78,7 +97,7 @@ def load_transitions(folders, n_points: int, max_objects: int, seed: int,
 
 
 #: Keys whose axes 1 (and 2 for binary relations) index objects.
-_OBJECT_AXES = {"points_t": 1, "points_t1": 1, "mask": 1, "unary_t": 1, "unary_t1": 1,
+_OBJECT_AXES = {"points_t": 1, "points_t1": 1, "mask": 1, "seen_t1": 1, "unary_t": 1, "unary_t1": 1,
                 "binary_t": 2, "binary_t1": 2, "pos_t": 1, "pos_t1": 1}
 
 
@@ -103,6 +122,8 @@ def relabel_objects(arrays: dict[str, np.ndarray], rows: np.ndarray, rng: np.ran
     out = dict(arrays)
     rows_i = np.arange(b)[:, None]
     for k, axes in _OBJECT_AXES.items():
+        if k not in arrays:
+            continue
         if axes == 1:
             out[k] = arrays[k][rows_i, inv]
         else:
@@ -114,12 +135,12 @@ def relabel_objects(arrays: dict[str, np.ndarray], rows: np.ndarray, rng: np.ran
 def _to_torch(arrays, idx, device, relabel=None, rng=None):
     """A batch, trimmed to the most objects any of its scenes has (the rest is padding); rows
     with ``relabel[idx]`` set are relabelled (:func:`relabel_objects`)."""
-    batch = {k: arrays[k][idx] for k in KEYS}
+    batch = {k: arrays[k][idx] for k in KEYS if k in arrays}
     if relabel is not None and relabel[idx].any():
         batch = relabel_objects(batch, relabel[idx], rng)
     n = max(1, int(batch["mask"].sum(1).max()))
     out = {}
-    for k in KEYS:
+    for k in batch:
         a = batch[k]
         if _OBJECT_AXES.get(k) == 1:
             a = a[:, :n]
@@ -214,6 +235,9 @@ def parse_args(argv=None):
     p.add_argument("--keep-unstable", action="store_true",
                    help="train on --data transitions flagged unstable too (e.g. a loaded bin resting tilted on a "
                         "table edge, penetration > max_penetration): only transitions with an unseen segment are skipped")
+    p.add_argument("--keep-unseen-after", action="store_true",
+                   help="--data only: keep transitions in which a segment seen in O_t is unseen in O_t+1 (an object "
+                        "fell out of view); the regularisation term skips those segments (load_transitions)")
     p.add_argument("--relabel-objects", action="store_true",
                    help="present every --data transition under a fresh random permutation of its object slots each "
                         "time it is drawn (not --replay-data): the effect is learned for every object identity")
@@ -255,7 +279,7 @@ def main(argv=None) -> int:
     if parent is not None:
         model.load_state_dict(parent.state_dict)
     data = load_transitions(a.data, a.points, cfg.max_objects, a.seed,
-                            FLAG_UNSEEN_SEGMENT if a.keep_unstable else DEFAULT_SKIP_FLAGS)
+                            FLAG_UNSEEN_SEGMENT if a.keep_unstable else DEFAULT_SKIP_FLAGS, a.keep_unseen_after)
     n = len(data["mask"])
     perm = np.random.default_rng(a.seed).permutation(n)
     n_val = max(1, int(round(a.val_fraction * n))) if n > 1 and a.val_fraction > 0 else 0
@@ -312,6 +336,7 @@ def main(argv=None) -> int:
                     training_data={"data": [str(Path(d)) for d in a.data], "replay_data": a.replay_data,
                                    "replay_fraction": a.replay_fraction, "transitions": int(n),
                                    "relabel_objects": a.relabel_objects, "anchor_weight": a.anchor_weight,
+                                   "keep_unseen_after": a.keep_unseen_after,
                                    "points_per_object": a.points, "seed": a.seed,
                                    "lineage": json.loads(a.lineage_json) if a.lineage_json else None},
                     metrics={"best_val_total": best, "epochs_run": len(history), "lr": a.lr,
