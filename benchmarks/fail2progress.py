@@ -24,9 +24,10 @@ instances. Methods:
 All learned methods fine-tune the same parent with the same settings (epochs, lr, replay,
 object relabelling, placement anchor, seed, as f2p-learn does); ``large`` and ``large_task`` run
 ``--large-epochs`` (their data is 100x bigger). The defaults are the paper's (shipped parent,
-M = 20, 200 epochs, lr 1e-4, no anchor); ``--parent``, ``--particles``, ``--lr`` and
-``--anchor-weight`` run the same comparison with another learning recipe (use another
-``--work``: the parent decides which failures are found).
+M = 20, 200 epochs, lr 1e-4, no anchor, transitions with an object out of view skipped);
+``--parent``, ``--particles``, ``--lr``, ``--anchor-weight`` and ``--keep-unseen-after`` run the
+same comparison with another learning recipe (use another ``--work``: the parent decides which
+failures are found).
 Evaluation scenes are fresh seeds (30000 + 1000·n + i), never the failure's. Success = the plan
 executed with every step as predicted and the goal held (f2p_failure.episode).
 
@@ -183,12 +184,18 @@ def dataset_quality(d_plus: Path, event) -> dict:
             "action_spread_std": [float(v) for v in acts.std(0)] if len(acts) else None, "transitions": len(sat)}
 
 
-def fine_tune_random(parent_path, data_dir, out_path, epochs, replay, seed, n_points, lr=1e-4, anchor_weight=0.0):
+def recipe_argv(a) -> list[str]:
+    """The fine-tuning options every learned method shares, as f2p-learn and f2p-train take them."""
+    return (["--lr", str(a.lr), "--anchor-weight", str(a.anchor_weight)]
+            + (["--keep-unseen-after"] if a.keep_unseen_after else []))
+
+
+def fine_tune_random(parent_path, data_dir, out_path, epochs, replay, seed, n_points, recipe: list[str]):
     """f2p-learn's fine-tuning (batch 4, replay fraction 0.5, relabelled objects) on random data."""
     rc = f2p_train.main(["--data", str(data_dir), "--out", str(out_path), "--init-checkpoint", str(parent_path),
-                         "--epochs", str(epochs), "--lr", str(lr), "--seed", str(seed), "--points", str(n_points),
+                         "--epochs", str(epochs), "--seed", str(seed), "--points", str(n_points),
                          "--val-fraction", "0", "--batch-size", "4", "--replay-data", replay, "--replay-fraction", "0.5",
-                         "--relabel-objects", "--anchor-weight", str(anchor_weight), "--quiet"])
+                         "--relabel-objects", "--quiet", *recipe])
     if rc:
         raise RuntimeError(f"fine-tuning on {data_dir} failed ({rc})")
 
@@ -207,6 +214,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate of every method (paper: 1e-4)")
     p.add_argument("--anchor-weight", type=float, default=0.0,
                    help="f2p-learn --anchor-weight for every fine-tuned method (0: off, the paper's fine-tuning)")
+    p.add_argument("--keep-unseen-after", action="store_true",
+                   help="every fine-tuned method also trains on the transitions in which an object falls out of "
+                        "view (f2p-learn --keep-unseen-after; default: skipped, the paper's pipeline)")
     p.add_argument("--large-epochs", type=int, default=10)
     p.add_argument("--particles-ablation", nargs="*", type=int, default=[5, 10, 20, 40])
     p.add_argument("--noise-levels", nargs="*", type=float, default=[0.0, 0.005, 0.01, 0.02])
@@ -253,6 +263,8 @@ def main(argv=None) -> int:
     recipe = {"particles": a.particles, "lr": a.lr, "anchor_weight": a.anchor_weight}
     if recipe != {"particles": 20, "lr": 1e-4, "anchor_weight": 0.0}:
         settings.update(recipe)   # the paper's recipe keeps the keys of runs made before these options
+    if a.keep_unseen_after:
+        settings["keep_unseen_after"] = recipe["keep_unseen_after"] = True
     random_size = {**RANDOM, "small": (a.particles, True)}
     run_dir = work / "quick" if a.quick else work     # events, models, progress; the generated data is shared
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -285,14 +297,13 @@ def main(argv=None) -> int:
                 random_dataset(rdir, n_rand, seed=a.seed + 50, workers=2, hold_out_failure_modes=pretrain_dist)
             out.mkdir(parents=True, exist_ok=True)
             fine_tune_random(parent_path, rdir, out / "model.pt", a.epochs if method == "small" else a.large_epochs,
-                             data["replay"], a.seed, n_points, a.lr, a.anchor_weight)
+                             data["replay"], a.seed, n_points, recipe_argv(a))
         else:
             try:
                 rc = learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
                                  "--method", method, "--epochs", str(a.epochs), "--replay-data", data["replay"],
                                  "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet",
-                                 "--particles", str(particles or a.particles), "--lr", str(a.lr),
-                                 "--anchor-weight", str(a.anchor_weight)])
+                                 "--particles", str(particles or a.particles), *recipe_argv(a)])
             except Exception as e:   # one method's crash is that cell's result, not the end of the benchmark
                 return {"error": f"f2p-learn raised {type(e).__name__}: {e}"}
             if rc:
@@ -407,9 +418,12 @@ def main(argv=None) -> int:
 def write_outputs(result: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     m_particles = result.get("particles", 20)
+    unseen = bool(result.get("keep_unseen_after"))
     recipe = (f"; M = {m_particles} particles, lr {result.get('lr', 1e-4):g}, placement anchor weight "
-              f"{result.get('anchor_weight', 0.0):g}" + ("" if (m_particles, result.get("lr", 1e-4), result.get("anchor_weight", 0.0))
-                                                        == (20, 1e-4, 0.0) else " (not the paper's recipe)"))
+              f"{result.get('anchor_weight', 0.0):g}"
+              + (", transitions with an object falling out of view kept" if unseen else "")
+              + ("" if (m_particles, result.get("lr", 1e-4), result.get("anchor_weight", 0.0), unseen)
+                 == (20, 1e-4, 0.0, False) else " (not the paper's recipe)"))
     out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     lines = ["# Fail2Progress vs baselines after learning from one failure (simulated tasks, CPU)", "",
              f"Command: `{result['command']}`; {result['trials_per_cell']} trials per cell; parent model "

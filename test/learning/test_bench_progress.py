@@ -66,6 +66,9 @@ def test_write_outputs_states_a_recipe_other_than_the_papers(bench, tmp_path):
     paper = dict(result, particles=20, lr=1e-4, anchor_weight=0.0)
     bench.write_outputs(paper, tmp_path / "paper")
     assert "M = 20 particles, lr 0.0001, placement anchor weight 0;" in (tmp_path / "paper.md").read_text()
+    bench.write_outputs(dict(paper, keep_unseen_after=True), tmp_path / "unseen")
+    assert ("placement anchor weight 0, transitions with an object falling out of view kept (not the paper's recipe)"
+            in (tmp_path / "unseen.md").read_text())
 
 
 @pytest.mark.parametrize("argv", [["--particles", "0"], ["--lr", "0"], ["--anchor-weight", "-1"],
@@ -78,5 +81,18 @@ def test_parse_args_refuses_a_bad_recipe(bench, argv, capsys):
 
 def test_parse_args_defaults_are_the_papers_recipe(bench):
     a = bench.parse_args([])
-    assert (a.particles, a.lr, a.anchor_weight, a.epochs) == (20, 1e-4, 0.0, 200)
+    assert (a.particles, a.lr, a.anchor_weight, a.epochs, a.keep_unseen_after) == (20, 1e-4, 0.0, 200, False)
+    assert bench.recipe_argv(a) == ["--lr", "0.0001", "--anchor-weight", "0.0"]
     assert a.parent.endswith("models/skill_effect_pretrained.pt")
+
+
+def test_recipe_reaches_f2p_learn_and_f2p_train_as_they_parse_it(bench):
+    from f2p_learning import learn
+    from f2p_skill_effect import train
+    a = bench.parse_args(["--lr", "5e-4", "--anchor-weight", "1", "--keep-unseen-after"])
+    argv = bench.recipe_argv(a)
+    assert argv == ["--lr", "0.0005", "--anchor-weight", "1.0", "--keep-unseen-after"]
+    parsed = learn.parse_args(["--event", "e.f2pevent", "--checkpoint", "p.pt", "--out-dir", "o", *argv])
+    assert (parsed.lr, parsed.anchor_weight, parsed.keep_unseen_after) == (5e-4, 1.0, True)
+    parsed = train.parse_args(["--data", "d", "--out", "m.pt", "--init-checkpoint", "p.pt", *argv])
+    assert (parsed.lr, parsed.anchor_weight, parsed.keep_unseen_after) == (5e-4, 1.0, True)
