@@ -444,6 +444,16 @@ def write_outputs(result: dict, out: Path) -> None:
              "plan takes 12-14 s on this CPU (`benchmarks/results/skill_effect.json`), 13x a transport plan, "
              "and its 2,700 trials (9 methods x 3 object counts x 100) would spend at least 5 hours in the first "
              "plan alone on 2 workers.", ""]
+    run = [m for m in ALL_METHODS if any(m in t["methods"] for t in result["tasks"].values())]
+    if run and len(run) < len(ALL_METHODS):
+        lines += [f"Run here (`--methods`): {', '.join(run)}. Not run: "
+                  f"{', '.join(m for m in ALL_METHODS if m not in run)}, so this is not the full comparison.", ""]
+    totals = {m: [c for t in result["tasks"].values() for c in t["methods"].get(m, {}).get("success", {}).values()
+                  if "success_rate" in c] for m in run}
+    if any(totals.values()):
+        lines += ["**Mean success over every task and object count:** " + "; ".join(
+            f"{m} {np.mean([c['success_rate'] for c in cs]):.0%} ({sum(c['successes'] for c in cs)}/"
+            f"{sum(c['trials'] for c in cs)}, {len(cs)} cell{'s' * (len(cs) != 1)})" for m, cs in totals.items() if cs) + ".", ""]
     for kind, tres in result["tasks"].items():
         counts = sorted({n for m in tres["methods"].values() for n in m.get("success", {})}, key=int)
         evs = ", ".join(f"{n} objects: task seed {e['task_seed']}" for n, e in tres["events"].items())
@@ -476,8 +486,9 @@ def write_outputs(result: dict, out: Path) -> None:
         if "fail2progress" in means and base:
             best = max(base, key=base.get)
             lines += ["", f"**Fail2Progress mean {means['fail2progress']:.0%}; best baseline of paper §6 / A.16: "
-                      f"{best} {base[best]:.0%}.** `large_task` is a reference, not a §6 baseline: 2,000 random "
-                      "transitions of the tasks' own distribution, in which the held-out failure mode is common."]
+                      f"{best} {base[best]:.0%}.**" + (" `large_task` is a reference, not a §6 baseline: 2,000 random "
+                      "transitions of the tasks' own distribution, in which the held-out failure mode is common."
+                                                       if "large_task" in means else "")]
         outcomes = {m: collections.Counter() for m in tres["methods"]}
         for m, info in tres["methods"].items():
             for c in info.get("success", {}).values():

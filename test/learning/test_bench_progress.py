@@ -49,6 +49,10 @@ def test_write_outputs_marks_quick_runs_and_tabulates(bench, tmp_path):
     assert "| fail2progress | 7/10 | 70% | 40.00 | 4.20 | – | 0.95 | 0.10, 0.20, 0.05 |" in md
     assert "| original | 1/10 | 10% |" in md
     assert "**Fail2Progress mean 70%; best baseline of paper §6 / A.16: original 10%.**" in md
+    assert ("**Mean success over every task and object count:** original 10% (1/10, 1 cell); "
+            "fail2progress 70% (7/10, 1 cell).") in md
+    assert "Run here (`--methods`): original, fail2progress. Not run: replanning, small, large" in md
+    assert "`large_task` is a reference" not in md   # not run, so not explained
     assert json.loads((tmp_path / "out" / "fail2progress.json").read_text())["tasks"]["transport"]["events"]["3"]["id"] == "e1"
 
 
