@@ -75,6 +75,22 @@ def test_write_outputs_states_a_recipe_other_than_the_papers(bench, tmp_path):
             in (tmp_path / "unseen.md").read_text())
 
 
+def test_write_outputs_compares_a_partly_run_baseline_on_its_own_cells(bench, tmp_path):
+    rate = lambda k: {"successes": k, "trials": 100, "success_rate": k / 100, "outcomes": {"success": k}}
+    result = {"command": "python benchmarks/fail2progress.py --report-only", "quick": False, "report_only": True,
+              "trials_per_cell": 100, "epochs": 40, "large_epochs": 10, "parent_version": "abc",
+              "machine": {"platform": "x", "cpu_count": 2},
+              "tasks": {"organize": {"events": {}, "methods": {
+                  "sampling": {"success": {"7": rate(27)}, "learning": {"3": {"error": "not run"},
+                                                                        "5": {"error": "not run"}}},
+                  "fail2progress": {"success": {"3": rate(100), "5": rate(96), "7": rate(63)}}}}}}
+    bench.write_outputs(result, tmp_path / "partial")
+    md = (tmp_path / "partial.md").read_text()
+    assert "| sampling | not run | not run | 27/100 | 27% |" in md
+    assert ("**Fail2Progress mean 86%; best baseline of paper §6 / A.16: sampling 27% on the 7-object cell it ran, "
+            "where Fail2Progress has 63%.**") in md
+
+
 @pytest.mark.parametrize("argv", [["--particles", "0"], ["--lr", "0"], ["--anchor-weight", "-1"],
                                   ["--anchor-weight", "inf"], ["--lr", "nan"]])
 def test_parse_args_refuses_a_bad_recipe(bench, argv, capsys):
