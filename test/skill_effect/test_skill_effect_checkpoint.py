@@ -97,3 +97,15 @@ def test_mismatched_architecture_refused(tmp_path):
     _, path = _save(tmp_path)
     with pytest.raises(CheckpointError, match="architecture"):
         load_checkpoint(path, expected_config=dataclasses.replace(TINY, n_layers=3))
+
+
+@pytest.mark.parametrize("name,version,target_relations", [
+    ("skill_effect_pretrained.pt", "ae063623659bb4aa", False),
+    ("skill_effect_target_relations.pt", "6918c570aa846512", True)])
+def test_shipped_checkpoints_verify(name, version, target_relations):
+    """models/README.md documents both shipped models by version; each loads with its sidecar."""
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "models" / name
+    model, ck = load_model(path)
+    assert (ck.version, ck.config.target_relations) == (version, target_relations)
+    assert ck.training_data["seed"] == 0 and ck.parent_version is None
