@@ -580,7 +580,7 @@ def write_plot(result: dict, path: Path) -> None:
         ax.bar(list(times), [np.mean(v) for v in times.values()],
                yerr=[np.std(v) for v in times.values()], color="tab:gray", capsize=3)
         ax.set_ylabel("optimisation s (mean over events)")
-        ax.set_title(f"{kind}: time to generate the 20 (state, action) pairs")
+        ax.set_title(f"{kind}: time to generate the {result.get('particles', 20)} (state, action) pairs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
