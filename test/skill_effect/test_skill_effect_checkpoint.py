@@ -2,6 +2,7 @@
 import dataclasses
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,7 +105,6 @@ def test_mismatched_architecture_refused(tmp_path):
     ("skill_effect_target_relations.pt", "6918c570aa846512", True)])
 def test_shipped_checkpoints_verify(name, version, target_relations):
     """models/README.md documents both shipped models by version; each loads with its sidecar."""
-    from pathlib import Path
     path = Path(__file__).resolve().parents[2] / "models" / name
     model, ck = load_model(path)
     assert (ck.version, ck.config.target_relations) == (version, target_relations)
