@@ -91,6 +91,20 @@ def test_write_outputs_compares_a_partly_run_baseline_on_its_own_cells(bench, tm
             "where Fail2Progress has 63%.**") in md
 
 
+def test_write_outputs_calls_a_run_without_only_the_reference_the_full_comparison(bench, tmp_path):
+    cell = {"successes": 5, "trials": 10, "success_rate": 0.5, "outcomes": {"success": 5}}
+    methods = {m: {"success": {"3": cell}} for m in bench.ALL_METHODS if m not in bench.REFERENCES}
+    result = {"command": "python benchmarks/fail2progress.py", "quick": False, "trials_per_cell": 10, "epochs": 40,
+              "large_epochs": 10, "parent_version": "abc", "machine": {"platform": "x", "cpu_count": 2},
+              "tasks": {"transport": {"events": {}, "methods": methods}}}
+    bench.write_outputs(result, tmp_path / "all_but_reference")
+    md = (tmp_path / "all_but_reference.md").read_text()
+    assert "Not run: large_task, a reference beyond §6, so every §6 / A.16 method is compared." in md
+    del methods["sampling"]
+    bench.write_outputs(result, tmp_path / "missing_baseline")
+    assert "Not run: large_task, sampling, so this is not the full comparison." in (tmp_path / "missing_baseline.md").read_text()
+
+
 @pytest.mark.parametrize("argv", [["--particles", "0"], ["--lr", "0"], ["--anchor-weight", "-1"],
                                   ["--anchor-weight", "inf"], ["--lr", "nan"]])
 def test_parse_args_refuses_a_bad_recipe(bench, argv, capsys):
