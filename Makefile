@@ -19,7 +19,7 @@ help:
 	@echo "make test    setup, then run the test suite (pytest over test/)"
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
-	@echo "make bench-f2p  Fail2Progress vs baselines after one failure -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md}"
+	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 

@@ -1,6 +1,7 @@
 """Does keeping the parent's placement geometry while fine-tuning help? A development study of
 ``f2p-learn --anchor-weight`` (``f2p_skill_effect.train.placement_anchor_loss``) beside
-bench-f2p (run ``make bench-f2p`` first: its failure events, data and children are reused).
+bench-f2p's paper recipe (run ``python benchmarks/fail2progress.py --recipe paper`` first: its
+failure events, data and children are reused).
 
 Every child learns from bench-f2p's ONE failure event of its cell, exactly as bench-f2p's
 children do, once without and once with ``--anchor-weight`` (default 1):
@@ -33,7 +34,7 @@ Usage (on 2 cores: a child takes 1-2 min to learn in the ``paper`` rows, 12-18 m
 2-5 min in ``tr200 lr 0.0005 x 40``, and its scores 2-5 min; each finished child and score is
 saved in ``<work>/progress.json`` so a rerun resumes)::
 
-    python benchmarks/anchor_study.py --bench-work /tmp/f2p-bench --work /tmp/f2p-anchor
+    python benchmarks/anchor_study.py --bench-work /tmp/f2p-bench-paper --work /tmp/f2p-anchor
 
 Writes benchmarks/results/anchor_study.{json,md}.
 """
@@ -77,7 +78,8 @@ def tr_row(lr: float, epochs: int) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bench-work", default="/tmp/f2p-bench", help="the --work folder of benchmarks/fail2progress.py")
+    p.add_argument("--bench-work", default="/tmp/f2p-bench-paper",
+                   help="the --work folder of benchmarks/fail2progress.py --recipe paper")
     p.add_argument("--work", default="/tmp/f2p-anchor")
     p.add_argument("--cells", nargs="*", default=["transport:3", "transport:5", "transport:7", "organize:3"],
                    help="task:objects cells of the paper-setting rows")
@@ -147,10 +149,15 @@ def main(argv=None) -> int:
     log = lambda *x: print("[anchor-study]", *x, flush=True)
     bench, work = Path(a.bench_work), Path(a.work)
     if not (bench / "progress.json").is_file():
-        raise SystemExit(f"anchor_study: {bench} holds no bench-f2p run: run benchmarks/fail2progress.py --work {bench} first")
+        raise SystemExit(f"anchor_study: {bench} holds no bench-f2p run: run benchmarks/fail2progress.py --recipe paper "
+                         f"--work {bench} first")
+    shipped = ROOT / "models" / "skill_effect_pretrained.pt"
+    bench_parent = json.loads((bench / "progress.json").read_text())["settings"]["parent"]
+    if bench_parent != load_model(shipped)[1].version:
+        raise SystemExit(f"anchor_study: {bench} is a bench-f2p run from parent {bench_parent}, not the shipped model's: "
+                         "pass the --work of benchmarks/fail2progress.py --recipe paper")
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    shipped = ROOT / "models" / "skill_effect_pretrained.pt"
     tr_parent = Path(a.tr_parent) if a.tr_parent else work / "tr_parent.pt"
     tr_used = any(cells for *_, cells in a.tr_recipes)
     if tr_used and not tr_parent.is_file():

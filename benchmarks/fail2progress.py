@@ -2,15 +2,14 @@
 Table 2, Fig. 3b, Fig. 6, A.5, A.15) on our simulated tasks. ``make bench-f2p``.
 
 Table 1: per task (transport, organize; packing is left out for its planning time, see the
-report) and object count n, the shipped pre-trained model
-attempts n-object instances (seeds 1000, 1001, ...) until the first detected failure; that ONE
+report) and object count n, the pre-trained parent model attempts n-object instances (seeds 1000, 1001, ...) until the first detected failure; that ONE
 event is what every method learns from, and the result is evaluated on fresh n-object
 instances. Methods:
 
   original       the pre-trained model, no learning
   replanning     the pre-trained model; after a detected failure it plans again from the
                  current observation (up to 2 times)
-  small / large  + M (``--particles``, 20) / + 2,000 random transitions from the pre-training distribution (paper
+  small / large  + M (``--particles``) / + 2,000 random transitions from the pre-training distribution (paper
                  §6: "pre-training dataset with a small set (40000+20 data points)" /
                  "(40000+2000 data points)"; f2p_sim.datagen --hold-out-failure-modes)
   large_task     + 2,000 random transitions from the tasks' own distribution, where the failure
@@ -21,13 +20,16 @@ instances. Methods:
   sampling, gradient, fail2progress, domain_randomization
                  + M transitions around the event (f2p_learning.targeted, same objective)
 
-All learned methods fine-tune the same parent with the same settings (epochs, lr, replay,
-object relabelling, placement anchor, seed, as f2p-learn does); ``large`` and ``large_task`` run
-``--large-epochs`` (their data is 100x bigger). The defaults are the paper's (shipped parent,
-M = 20, 200 epochs, lr 1e-4, no anchor, transitions with an object out of view skipped);
-``--parent``, ``--particles``, ``--lr``, ``--anchor-weight`` and ``--keep-unseen-after`` run the
-same comparison with another learning recipe (use another ``--work``: the parent decides which
-failures are found).
+All learned methods fine-tune the same parent with the same learning recipe (``RECIPES``:
+parent, M, epochs, lr, placement anchor, transitions with an object out of view; replay, object
+relabelling and seed as f2p-learn does); ``large`` and ``large_task`` run ``--large-epochs``
+(their data is 100x bigger). ``--recipe five-minute`` (the default) is the recipe of
+benchmarks/STUDIES.md that keeps the whole learn-from-failure step inside 5 minutes on this CPU:
+the ``target_relations`` parent, M = 200, 40 epochs at lr 5e-4, anchor weight 1, out-of-view
+transitions kept. ``--recipe paper`` is paper 000's: the shipped pre-trained parent, M = 20,
+200 epochs at lr 1e-4, no anchor, out-of-view transitions skipped. Each recipe has its own
+``--work`` and ``--out``; any of its settings can be overridden (``--parent``, ``--particles``,
+``--epochs``, ``--lr``, ``--anchor-weight``, ``--[no-]keep-unseen-after``).
 Evaluation scenes are fresh seeds (30000 + 1000·n + i), never the failure's. Success = the plan
 executed with every step as predicted and the goal held (f2p_failure.episode).
 
@@ -36,12 +38,13 @@ from the 3-object failure, tested on 5 and 7 objects and from two unseen camera 
 Fig. 3b (point noise) and A.5 (particles M) use the 3-object failure. These studies run for
 ``--ablation-tasks`` (default: transport, the task of the paper's Table 2).
 
-Writes benchmarks/results/fail2progress.{json,md,png}. ``--quick`` is a smoke setting and is
+Writes benchmarks/results/fail2progress.{json,md,png} (``--recipe paper``: fail2progress_paper.*). ``--quick`` is a smoke setting and is
 never the one reported.
 
 Long runs restart where they stopped: every finished cell (a fine-tune, a success rate) is
 written to ``<work>/progress.json`` and reused when the same command runs again with the same
-settings (``--fresh`` discards it). Trials run in ``--workers`` processes, one torch thread each.
+settings (a ``<work>`` holding another recipe's run is refused, never overwritten; ``--fresh``
+discards it). Trials run in ``--workers`` processes, one torch thread each.
 """
 from __future__ import annotations
 
@@ -83,6 +86,20 @@ ALL_METHODS = ("original", "replanning", *LEARNED)
 GENERALIZATION_METHODS = ("original", "sampling", "gradient", "fail2progress")
 #: Run for reference only, not one of paper 000 §6 / A.16's baselines: the comparison is complete without them.
 REFERENCES = ("large_task",)
+#: Learning recipes: the parent that fails and that every method fine-tunes, and how each fine-tunes
+#: (benchmarks/STUDIES.md measures each departure from the paper's); ``--recipe`` picks one, its
+#: options override single settings. Each writes its own work folder and results.
+RECIPES = {
+    "five-minute": {"parent": str(ROOT / "models" / "skill_effect_target_relations.pt"), "particles": 200,
+                    "epochs": 40, "lr": 5e-4, "anchor_weight": 1.0, "keep_unseen_after": True,
+                    "particles_ablation": [5, 10, 20, 40, 200], "work": "/tmp/f2p-bench",
+                    "out": str(ROOT / "benchmarks" / "results" / "fail2progress")},
+    "paper": {"parent": str(ROOT / "models" / "skill_effect_pretrained.pt"), "particles": 20,
+              "epochs": 200, "lr": 1e-4, "anchor_weight": 0.0, "keep_unseen_after": False,
+              "particles_ablation": [5, 10, 20, 40], "work": "/tmp/f2p-bench-paper",
+              "out": str(ROOT / "benchmarks" / "results" / "fail2progress_paper")},
+}
+DEFAULT_RECIPE = "five-minute"
 
 
 _WORKER: dict = {}
@@ -144,16 +161,29 @@ class Evaluator:
             self.pool.shutdown()
 
 
-class Progress:
-    """Finished cells of a run, persisted after each one so an interrupted run resumes."""
+class OtherRunError(RuntimeError):
+    """``<work>/progress.json`` holds the cells of a run with other settings."""
 
-    def __init__(self, path: Path, settings: dict, fresh: bool, report_only: bool = False):
+
+class Progress:
+    """Finished cells of a run, persisted after each one so an interrupted run resumes. A file
+    holding another run's cells (other settings: another recipe, parent, trial count) is refused,
+    never overwritten, unless ``fresh``. ``meta`` (e.g. the parent's path, which the probes after
+    the benchmark read) is saved beside the cells and not compared."""
+
+    def __init__(self, path: Path, settings: dict, fresh: bool, report_only: bool = False, meta: dict | None = None):
         self.path, self.settings, self.cells, self.report_only = path, settings, {}, report_only
+        self.meta = dict(meta or {})
         if path.is_file() and not fresh:
             saved = json.loads(path.read_text())
-            if saved.get("settings") == settings:
-                self.cells = saved["cells"]
-                print(f"[bench-f2p] resuming: {len(self.cells)} finished cells from {path}", flush=True)
+            if saved.get("settings") != settings:
+                old = saved.get("settings") or {}
+                diff = ", ".join(f"{k}: {old.get(k)!r} there, {settings.get(k)!r} here"
+                                 for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k))
+                raise OtherRunError(f"{path} holds {len(saved.get('cells', {}))} cells of a run with other settings "
+                                    f"({diff}): use another --work, or --fresh to discard them")
+            self.cells = saved["cells"]
+            print(f"[bench-f2p] resuming: {len(self.cells)} finished cells from {path}", flush=True)
 
     def get(self, key: str, compute):
         if key not in self.cells and self.report_only:
@@ -161,7 +191,7 @@ class Progress:
         if key not in self.cells:
             self.cells[key] = compute()
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"settings": self.settings, "cells": self.cells}, default=float))
+            tmp.write_text(json.dumps({"settings": self.settings, **self.meta, "cells": self.cells}, default=float))
             tmp.replace(self.path)   # atomic: a kill mid-write leaves the previous file
         return self.cells[key]
 
@@ -204,44 +234,53 @@ def fine_tune_random(parent_path, data_dir, out_path, epochs, replay, seed, n_po
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,
+                   help="the learning recipe and its defaults below (RECIPES; default: %(default)s)")
     p.add_argument("--trials", type=int, default=100, help="evaluation trials per method x object count")
     p.add_argument("--tasks", nargs="+", default=["transport", "organize"])
     p.add_argument("--object-counts", nargs="+", type=int, default=[3, 5, 7])
     p.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
-    p.add_argument("--parent", default=str(ROOT / "models" / "skill_effect_pretrained.pt"),
-                   help="the pre-trained model that fails and that every method fine-tunes (default: the shipped one)")
-    p.add_argument("--particles", type=int, default=20,
-                   help="M: transitions each targeted method generates, and small's random ones (paper: 20)")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate of every method (paper: 1e-4)")
-    p.add_argument("--anchor-weight", type=float, default=0.0,
-                   help="f2p-learn --anchor-weight for every fine-tuned method (0: off, the paper's fine-tuning)")
-    p.add_argument("--keep-unseen-after", action="store_true",
+    p.add_argument("--parent", help="the pre-trained model that fails and that every method fine-tunes "
+                                    "(five-minute: models/skill_effect_target_relations.pt; paper: the shipped "
+                                    "models/skill_effect_pretrained.pt)")
+    p.add_argument("--particles", type=int,
+                   help="M: transitions each targeted method generates, and small's random ones (five-minute: 200; "
+                        "paper: 20)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs of every method but large (five-minute: 40; paper: 200)")
+    p.add_argument("--lr", type=float, help="fine-tuning learning rate of every method (five-minute: 5e-4; paper: 1e-4)")
+    p.add_argument("--anchor-weight", type=float,
+                   help="f2p-learn --anchor-weight for every fine-tuned method (five-minute: 1; paper: 0, off)")
+    p.add_argument("--keep-unseen-after", action=argparse.BooleanOptionalAction,
                    help="every fine-tuned method also trains on the transitions in which an object falls out of "
-                        "view (f2p-learn --keep-unseen-after; default: skipped, the paper's pipeline)")
+                        "view (f2p-learn --keep-unseen-after; five-minute: kept; paper: skipped)")
     p.add_argument("--large-epochs", type=int, default=10)
-    p.add_argument("--particles-ablation", nargs="*", type=int, default=[5, 10, 20, 40])
+    p.add_argument("--particles-ablation", nargs="*", type=int,
+                   help="A.5: particle counts of the study (five-minute: 5 10 20 40 200; paper: 5 10 20 40)")
     p.add_argument("--noise-levels", nargs="*", type=float, default=[0.0, 0.005, 0.01, 0.02])
     p.add_argument("--viewpoints", nargs="*", default=["left_high", "right_low"])
     p.add_argument("--ablation-trials", type=int, default=None, help="trials for ablations (default: --trials)")
     p.add_argument("--ablation-tasks", nargs="*", default=["transport"],
                    help="tasks whose 3-object models get the generalisation, noise and particle studies "
                         "(paper 000 Table 2 / A.14 is on transport)")
-    p.add_argument("--work", default="/tmp/f2p-bench")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fail2progress"))
+    p.add_argument("--work", help="events, models and progress.json (five-minute: /tmp/f2p-bench; paper: /tmp/f2p-bench-paper)")
+    p.add_argument("--out", help="results path without suffix (five-minute: benchmarks/results/fail2progress; "
+                                 "paper: benchmarks/results/fail2progress_paper)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes running evaluation trials")
-    p.add_argument("--fresh", action="store_true", help="ignore <work>/progress.json from an earlier run")
+    p.add_argument("--fresh", action="store_true", help="discard <work>/progress.json from an earlier run")
     p.add_argument("--report-only", action="store_true",
                    help="write the results from the finished cells in <work>/progress.json, computing nothing "
                         "(cells not finished read 'not run')")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny settings, never reported")
+    recipe, _ = p.parse_known_args(argv)
+    p.set_defaults(**RECIPES[recipe.recipe])
     a = p.parse_args(argv)
     if a.particles < 1 or not 0 < a.lr < float("inf") or not 0 <= a.anchor_weight < float("inf"):
         p.error("--particles must be >= 1, --lr > 0 and --anchor-weight >= 0 (finite)")
     if a.quick:
         a.trials, a.tasks, a.object_counts, a.epochs, a.large_epochs = 2, ["transport"], [3], 5, 1
         a.particles_ablation, a.noise_levels, a.viewpoints = [5], [0.0], a.viewpoints[:1]
+        a.particles = min(a.particles, 20)
         a.out = str(Path(a.work) / "quick" / "fail2progress")
     return a
 
@@ -270,7 +309,11 @@ def main(argv=None) -> int:
     random_size = {**RANDOM, "small": (a.particles, True)}
     run_dir = work / "quick" if a.quick else work     # events, models, progress; the generated data is shared
     run_dir.mkdir(parents=True, exist_ok=True)
-    progress = Progress(run_dir / "progress.json", settings, a.fresh, a.report_only)
+    try:
+        progress = Progress(run_dir / "progress.json", settings, a.fresh, a.report_only, {"parent_path": str(parent_path)})
+    except OtherRunError as e:
+        print(f"[bench-f2p] error: {e}", file=sys.stderr)
+        return 2
     evaluator = Evaluator(a.workers)
     data = {}
     for name, seed, n in (("replay", 2, 400), ("regression", 3, 300)):
@@ -280,7 +323,7 @@ def main(argv=None) -> int:
                      "--steps-per-scene", "8", "--workers", "2", "--no-progress"])
         data[name] = str(folder)
     result: dict = {"command": "python benchmarks/fail2progress.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-                    "quick": a.quick, "report_only": a.report_only, "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "recipe": a.recipe, "quick": a.quick, "report_only": a.report_only, "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                                                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                                                   "trial_workers": a.workers},
                     "parent_version": ck0.version, "trials_per_cell": a.trials, "ablation_trials": ab_trials,
@@ -421,11 +464,13 @@ def write_outputs(result: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     m_particles = result.get("particles", 20)
     unseen = bool(result.get("keep_unseen_after"))
-    recipe = (f"; M = {m_particles} particles, lr {result.get('lr', 1e-4):g}, placement anchor weight "
-              f"{result.get('anchor_weight', 0.0):g}"
+    used = {"particles": m_particles, "epochs": result["epochs"], "lr": result.get("lr", 1e-4),
+            "anchor_weight": result.get("anchor_weight", 0.0), "keep_unseen_after": unseen}
+    named = [n for n, r in RECIPES.items() if all(r[k] == v for k, v in used.items())]
+    recipe = (f"; M = {m_particles} particles, lr {used['lr']:g}, placement anchor weight {used['anchor_weight']:g}"
               + (", transitions with an object falling out of view kept" if unseen else "")
-              + ("" if (m_particles, result.get("lr", 1e-4), result.get("anchor_weight", 0.0), unseen)
-                 == (20, 1e-4, 0.0, False) else " (not the paper's recipe)"))
+              + (" (the paper's recipe)" if named == ["paper"] else
+                 f" (recipe `{named[0]}`, benchmarks/STUDIES.md; not the paper's)" if named else " (not the paper's recipe)"))
     out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     lines = ["# Fail2Progress vs baselines after learning from one failure (simulated tasks, CPU)", "",
              f"Command: `{result['command']}`; {result['trials_per_cell']} trials per cell; parent model "

@@ -34,10 +34,14 @@ counts on Γ's prediction that another container comes along), and which goal li
 mispredicted, in the groups above plus ``order`` (left/right between containers) and
 ``other`` (any other goal literal).
 
+``original`` is the run's parent, the path bench-f2p records in ``<work>/progress.json``.
+
 Usage (``make bench-f2p`` runs it after the benchmark; 16 minutes on 2 cores, most of
 it in the planned organize-7 trials; ``--trials 0`` skips them)::
 
     python benchmarks/failure_mode_probe.py --work /tmp/f2p-bench
+    python benchmarks/failure_mode_probe.py --work /tmp/f2p-bench-paper \\
+        --out benchmarks/results/failure_mode_probe_paper       # after fail2progress.py --recipe paper
 
 Writes benchmarks/results/failure_mode_probe.{json,md} and failure_mode_probe_edges.png.
 """
@@ -279,14 +283,15 @@ def anatomy(results: list[dict]) -> dict:
 def markdown(result: dict) -> str:
     """The readable summary of a probe result (the JSON main writes)."""
     lines = ["# Failure-mode probe: one placement of each loaded container onto table_b, fresh scenes",
-             "", f"Command: `{result['command']}`; {result['scenes']} scenes per cell (seeds {result['scene_seeds']}); "
+             "", f"Command: `{result['command']}`; 'original' is the bench run's parent "
+             f"`{result.get('parent_version', 'the shipped model')}`; {result['scenes']} scenes per cell (seeds {result['scene_seeds']}); "
              f"placement: {result['placement']}. Each entry: correct relation decisions of Γ / literals "
              "(the simulator's outcome is the truth). See the script's docstring for the groups.",
              "", f"Then {result['trials']} planned trials per cell and model (seeds {result['trial_seeds']}; the "
              "benchmark's trial settings), each tallied by its first detected failure.", ""]
     for kind, cells in result["tasks"].items():
         for n, cell in cells.items():
-            base = cell["methods"]["original"]   # the shipped model is always there
+            base = cell["methods"]["original"]   # the run's parent is always there
             groups = [g for g, v in base.items() if isinstance(v, dict) and v.get("literals")]
             lines += [f"## {kind}, {n} objects ({cell['cases']} placements)", "",
                       "| model | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
@@ -369,6 +374,8 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=8,
                    help="planned trials per task, object count and model of ANATOMY_METHODS (0: none)")
     p.add_argument("--workers", type=int, default=2, help="processes for the planned trials")
+    p.add_argument("--parent", help="the bench run's parent, scored as 'original' (default: the path its progress.json "
+                                    "records; runs made before it recorded one need it)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "failure_mode_probe"))
     a = p.parse_args(argv)
     torch.set_num_threads(2)
@@ -376,11 +383,20 @@ def main(argv=None) -> int:
     work = Path(a.work)
     if not (work / "progress.json").is_file():
         p.error(f"{work} holds no bench-f2p run (no progress.json): run benchmarks/fail2progress.py --work {work} first")
+    run = json.loads((work / "progress.json").read_text())
+    parent = Path(a.parent or run.get("parent_path") or
+                  p.error(f"{work}/progress.json records no parent path (an older bench-f2p run): pass --parent"))
+    if not parent.is_file():
+        p.error(f"parent {parent} not found")
+    version = load_model(parent)[1].version
+    if version != run["settings"]["parent"]:
+        p.error(f"{parent} is version {version}, the run in {work} learned from {run['settings']['parent']}: "
+                "pass that run's --parent")
     backend = MujocoBackend(load_world_config())
     camera = Camera.from_config(backend.cfg, TrialConfig().camera)
-    parent = ROOT / "models" / "skill_effect_pretrained.pt"
     result = {"command": "python benchmarks/failure_mode_probe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": platform.platform(), "scenes": a.scenes, "scene_seeds": "90000 + 1000*n + i",
+              "parent": str(parent), "parent_version": run["settings"]["parent"], "machine": platform.platform(),
+              "scenes": a.scenes, "scene_seeds": "90000 + 1000*n + i",
               "placement": f"target centre to table_b centre + U(-{JITTER}, {JITTER}) m per axis, dz {DZ}",
               "trials": a.trials, "trial_seeds": "task 95000 + 1000*n + i, trial i", "tasks": {}}
     pool = (ProcessPoolExecutor(a.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_anatomy_init)

@@ -1,4 +1,6 @@
 """benchmarks/anchor_study.py: its settings are checked, its seeds stay off bench-f2p's, its table renders."""
+import json
+
 import pytest
 
 from support.benchmarks import load_benchmark
@@ -30,6 +32,14 @@ def test_development_seeds_never_meet_the_reported_ones(study):
 def test_a_missing_bench_run_is_a_clear_error(study, tmp_path):
     with pytest.raises(SystemExit, match="holds no bench-f2p run"):
         study.main(["--bench-work", str(tmp_path / "none"), "--work", str(tmp_path / "w"), "--tr-cells"])
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_bench_run_of_another_parent_is_a_clear_error(study, tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "progress.json").write_text(json.dumps({"settings": {"parent": "6918c570aa846512"}, "cells": {}}))
+    with pytest.raises(SystemExit, match="from parent 6918c570aa846512, not the shipped model's.*--recipe paper"):
+        study.main(["--bench-work", str(tmp_path / "bench"), "--work", str(tmp_path / "w"), "--tr-cells"])
     assert not (tmp_path / "w").exists()
 
 

@@ -1,5 +1,6 @@
 """bench-f2p's resumable progress and its report writer (benchmarks/fail2progress.py)."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -27,11 +28,24 @@ def test_progress_computes_each_cell_once_and_resumes(bench, tmp_path):
     assert "b" not in json.loads(path.read_text())["cells"]
 
 
-@pytest.mark.parametrize("settings,fresh", [({"trials": 100, "parent": "abc"}, False), ({"trials": 20, "parent": "abc"}, True)])
-def test_progress_discards_cells_of_other_settings_or_fresh(bench, tmp_path, settings, fresh):
+def test_progress_refuses_another_runs_cells_and_fresh_discards_them(bench, tmp_path):
     path = tmp_path / "progress.json"
-    bench.Progress(path, {"trials": 20, "parent": "abc"}, fresh=False).get("a", lambda: 1)
-    assert bench.Progress(path, settings, fresh=fresh).get("a", lambda: 2) == 2
+    bench.Progress(path, {"trials": 20, "parent": "abc"}, fresh=False, meta={"parent_path": "/m/abc.pt"}).get("a", lambda: 1)
+    saved = path.read_text()
+    assert json.loads(saved)["parent_path"] == "/m/abc.pt"      # meta is kept beside the cells
+    with pytest.raises(bench.OtherRunError, match="trials: 20 there, 100 here.*another --work, or --fresh"):
+        bench.Progress(path, {"trials": 100, "parent": "abc"}, fresh=False)
+    assert path.read_text() == saved                             # refused, nothing lost
+    assert bench.Progress(path, {"trials": 100, "parent": "abc"}, fresh=True).get("a", lambda: 2) == 2
+
+
+def test_main_refuses_a_work_folder_of_another_recipe(bench, tmp_path, capsys):
+    (tmp_path / "progress.json").write_text(json.dumps({"settings": {"parent": "x", "trials": 3}, "cells": {"k": 1}}))
+    before = (tmp_path / "progress.json").read_text()
+    assert bench.main(["--recipe", "paper", "--work", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "holds 1 cells of a run with other settings" in err and "epochs: None there, 200 here" in err
+    assert (tmp_path / "progress.json").read_text() == before and not (tmp_path / "out.json").exists()
 
 
 def test_write_outputs_marks_quick_runs_and_tabulates(bench, tmp_path):
@@ -67,9 +81,14 @@ def test_write_outputs_states_a_recipe_other_than_the_papers(bench, tmp_path):
     md = (tmp_path / "fail2progress.md").read_text()
     assert "M = 200 particles, lr 0.0005, placement anchor weight 1 (not the paper's recipe)" in md
     assert "Every targeted method builds 200 transitions" in md and "| D+ usable of 200 |" in md
-    paper = dict(result, particles=20, lr=1e-4, anchor_weight=0.0)
+    bench.write_outputs(dict(result, keep_unseen_after=True), tmp_path / "five")
+    assert ("placement anchor weight 1, transitions with an object falling out of view kept (recipe `five-minute`, "
+            "benchmarks/STUDIES.md; not the paper's)") in (tmp_path / "five.md").read_text()
+    paper = dict(result, particles=20, lr=1e-4, anchor_weight=0.0, epochs=200)
     bench.write_outputs(paper, tmp_path / "paper")
-    assert "M = 20 particles, lr 0.0001, placement anchor weight 0;" in (tmp_path / "paper.md").read_text()
+    assert "M = 20 particles, lr 0.0001, placement anchor weight 0 (the paper's recipe);" in (tmp_path / "paper.md").read_text()
+    bench.write_outputs(dict(paper, epochs=40), tmp_path / "short")
+    assert "placement anchor weight 0 (not the paper's recipe);" in (tmp_path / "short.md").read_text()
     bench.write_outputs(dict(paper, keep_unseen_after=True), tmp_path / "unseen")
     assert ("placement anchor weight 0, transitions with an object falling out of view kept (not the paper's recipe)"
             in (tmp_path / "unseen.md").read_text())
@@ -113,11 +132,23 @@ def test_parse_args_refuses_a_bad_recipe(bench, argv, capsys):
     assert e.value.code == 2 and "--particles must be >= 1" in capsys.readouterr().err
 
 
-def test_parse_args_defaults_are_the_papers_recipe(bench):
+def test_parse_args_default_recipe_is_the_five_minute_one_and_paper_is_one_flag(bench):
     a = bench.parse_args([])
-    assert (a.particles, a.lr, a.anchor_weight, a.epochs, a.keep_unseen_after) == (20, 1e-4, 0.0, 200, False)
-    assert bench.recipe_argv(a) == ["--lr", "0.0001", "--anchor-weight", "0.0"]
-    assert a.parent.endswith("models/skill_effect_pretrained.pt")
+    assert (a.recipe, a.particles, a.lr, a.anchor_weight, a.epochs, a.keep_unseen_after) == ("five-minute", 200, 5e-4, 1.0, 40, True)
+    assert a.parent.endswith("models/skill_effect_target_relations.pt") and a.particles_ablation == [5, 10, 20, 40, 200]
+    assert (a.work, a.out.split("/")[-1]) == ("/tmp/f2p-bench", "fail2progress")
+    p = bench.parse_args(["--recipe", "paper"])
+    assert (p.particles, p.lr, p.anchor_weight, p.epochs, p.keep_unseen_after) == (20, 1e-4, 0.0, 200, False)
+    assert bench.recipe_argv(p) == ["--lr", "0.0001", "--anchor-weight", "0.0"]
+    assert p.parent.endswith("models/skill_effect_pretrained.pt") and p.particles_ablation == [5, 10, 20, 40]
+    assert (p.work, p.out.split("/")[-1]) == ("/tmp/f2p-bench-paper", "fail2progress_paper")
+    # a recipe's single settings can be overridden, wherever --recipe stands
+    o = bench.parse_args(["--particles", "40", "--recipe", "paper", "--keep-unseen-after"])
+    assert (o.particles, o.epochs, o.keep_unseen_after) == (40, 200, True)
+    assert bench.parse_args(["--no-keep-unseen-after"]).keep_unseen_after is False
+    assert bench.parse_args(["--quick"]).particles == 20     # a smoke run stays small
+    for name, recipe in bench.RECIPES.items():               # every recipe's parent is shipped
+        assert Path(recipe["parent"]).is_file(), name
 
 
 def test_recipe_reaches_f2p_learn_and_f2p_train_as_they_parse_it(bench):

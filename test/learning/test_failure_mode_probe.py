@@ -1,4 +1,6 @@
 """benchmarks/failure_mode_probe.py: real placements in MuJoCo and Γ's decisions scored per group."""
+import json
+
 import pytest
 
 from f2p_sim.observation import Camera
@@ -46,6 +48,21 @@ def test_refuses_a_work_folder_without_a_bench_run(probe, tmp_path, capsys):
     with pytest.raises(SystemExit):
         probe.main(["--work", str(tmp_path), "--out", str(tmp_path / "out")])
     assert "no bench-f2p run" in capsys.readouterr().err
+
+
+def test_original_is_the_parent_the_bench_run_recorded_and_a_mismatch_is_refused(probe, tmp_path, capsys):
+    from support.failure_fixtures import TINY_VERSION
+    ck = save_tiny_checkpoint(tmp_path / "parent.pt")
+    run = lambda **kw: (tmp_path / "progress.json").write_text(json.dumps({"settings": {"parent": "other"}, "cells": {}, **kw}))
+    run()    # a run from before bench-f2p recorded its parent's path
+    with pytest.raises(SystemExit):
+        probe.main(["--work", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert "records no parent path" in capsys.readouterr().err
+    run(parent_path=str(ck))
+    with pytest.raises(SystemExit):
+        probe.main(["--work", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert f"is version {TINY_VERSION}, the run in {tmp_path} learned from other" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_mismatched_goal_literals_fall_in_their_groups(probe):
