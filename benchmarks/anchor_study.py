@@ -6,7 +6,7 @@ failure events, data and children are reused).
 Every child learns from bench-f2p's ONE failure event of its cell, exactly as bench-f2p's
 children do, once without and once with ``--anchor-weight`` (default 1):
 
-``paper``  the shipped parent, M = 20 particles (bench-f2p's setting): Fail2Progress, Sampling
+``paper``  the shipped parent, M = 20 particles (bench-f2p --recipe paper): Fail2Progress, Sampling
            and Gradient on ``--cells``. The children without the anchor are bench-f2p's own.
 ``tr200``  the README's organize lead: a parent pre-trained with
            ``ModelConfig.target_relations`` (same data and settings as the shipped one;

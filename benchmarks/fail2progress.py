@@ -2,9 +2,9 @@
 Table 2, Fig. 3b, Fig. 6, A.5, A.15) on our simulated tasks. ``make bench-f2p``.
 
 Table 1: per task (transport, organize; packing is left out for its planning time, see the
-report) and object count n, the pre-trained parent model attempts n-object instances (seeds 1000, 1001, ...) until the first detected failure; that ONE
-event is what every method learns from, and the result is evaluated on fresh n-object
-instances. Methods:
+report) and object count n, the pre-trained parent model attempts n-object instances (seeds
+1000, 1001, ...) until the first detected failure; that ONE event is what every method learns
+from, and the result is evaluated on fresh n-object instances. Methods:
 
   original       the pre-trained model, no learning
   replanning     the pre-trained model; after a detected failure it plans again from the
@@ -38,8 +38,8 @@ from the 3-object failure, tested on 5 and 7 objects and from two unseen camera 
 Fig. 3b (point noise) and A.5 (particles M) use the 3-object failure. These studies run for
 ``--ablation-tasks`` (default: transport, the task of the paper's Table 2).
 
-Writes benchmarks/results/fail2progress.{json,md,png} (``--recipe paper``: fail2progress_paper.*). ``--quick`` is a smoke setting and is
-never the one reported.
+Writes benchmarks/results/fail2progress.{json,md,png} (``--recipe paper``: fail2progress_paper.*).
+``--quick`` is a smoke setting and is never the one reported.
 
 Long runs restart where they stopped: every finished cell (a fine-tune, a success rate) is
 written to ``<work>/progress.json`` and reused when the same command runs again with the same
