@@ -11,27 +11,27 @@ from, and the result is evaluated on fresh n-object instances. Methods:
                  current observation (up to 2 times)
   small / large  + M (``--particles``) / + 2,000 random transitions from the pre-training distribution (paper
                  §6: "pre-training dataset with a small set (40000+20 data points)" /
-                 "(40000+2000 data points)"; f2p_sim.datagen --hold-out-failure-modes)
+                 "(40000+2000 data points)"; DatagenParams.hold_out_failure_modes)
   large_task     + 2,000 random transitions from the tasks' own distribution, where the failure
                  modes occur at their natural rate (a data-hungry reference beside the §6
                  baselines: every transport scene holds a loaded bin, so this data shows the
                  held-out effect hundreds of times)
                  The random baselines do not depend on the event: learned once, evaluated everywhere.
   sampling, gradient, fail2progress, domain_randomization
-                 + M transitions around the event (f2p_learning.targeted, same objective)
+                 + M transitions around the event (f2p_learning.pairs, same objective)
 
 All learned methods fine-tune the same parent with the same learning recipe (``RECIPES``:
 parent, M, epochs, lr, placement anchor, transitions with an object out of view; replay, object
 relabelling and seed as f2p-learn does); ``large`` and ``large_task`` run ``--large-epochs``
 (their data is 100x bigger). ``--recipe five-minute`` (the default) is the recipe of
-benchmarks/STUDIES.md that keeps the whole learn-from-failure step inside 5 minutes on this CPU:
+benchmarks/studies/README.md that keeps the whole learn-from-failure step inside 5 minutes on this CPU:
 the ``target_relations`` parent, M = 200, 40 epochs at lr 5e-4, anchor weight 1, out-of-view
 transitions kept. ``--recipe paper`` is paper 000's: the shipped pre-trained parent, M = 20,
 200 epochs at lr 1e-4, no anchor, out-of-view transitions skipped. Each recipe has its own
 ``--work`` and ``--out``; any of its settings can be overridden (``--parent``, ``--particles``,
 ``--epochs``, ``--lr``, ``--anchor-weight``, ``--[no-]keep-unseen-after``).
 Evaluation scenes are fresh seeds (30000 + 1000·n + i), never the failure's. Success = the plan
-executed with every step as predicted and the goal held (f2p_failure.episode).
+executed with every step as predicted and the goal held (f2p_sim.episode).
 
 Table 2 (generalisation): the models of Original, Sampling, Gradient and Fail2Progress learned
 from the 3-object failure, tested on 5 and 7 objects and from two unseen camera viewpoints.
@@ -63,21 +63,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from f2p_common.dataset import SimDataset
 from f2p_common.vocabulary import BINARY_RELATIONS
-from f2p_failure.episode import TrialConfig, run_trial
 from f2p_failure.events import load_event, save_event
-from f2p_learning import learn
-from f2p_learning.targeted import random_dataset
+from f2p_learning.learn import LearnConfig, LearnInputError, learn
 from f2p_sim.config import load_world_config
-from f2p_sim.dataset import SimDataset
-from f2p_sim.datagen import main as datagen
+from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_sim.episode import TrialConfig, run_trial
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import NoiseModel
 from f2p_sim.tasks import make_task
-from f2p_skill_effect import train as f2p_train
-from f2p_skill_effect.checkpoint import load_model
+from f2p_skill_effect.checkpoint import load_model, shipped_model
+from f2p_training.train import FineTuneRecipe, train
 
-ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
 #: Random-data baselines: (transitions, drawn from the pre-training distribution?).
 RANDOM = {"small": (20, True), "large": (2000, True), "large_task": (2000, False)}
 LEARNED = (*RANDOM, "sampling", "gradient", "fail2progress", "domain_randomization")
@@ -87,17 +86,17 @@ GENERALIZATION_METHODS = ("original", "sampling", "gradient", "fail2progress")
 #: Run for reference only, not one of paper 000 §6 / A.16's baselines: the comparison is complete without them.
 REFERENCES = ("large_task",)
 #: Learning recipes: the parent that fails and that every method fine-tunes, and how each fine-tunes
-#: (benchmarks/STUDIES.md measures each departure from the paper's); ``--recipe`` picks one, its
+#: (benchmarks/studies/README.md measures each departure from the paper's); ``--recipe`` picks one, its
 #: options override single settings. Each writes its own work folder and results.
 RECIPES = {
-    "five-minute": {"parent": str(ROOT / "models" / "skill_effect_target_relations.pt"), "particles": 200,
+    "five-minute": {"parent": "skill_effect_target_relations.pt", "particles": 200,
                     "epochs": 40, "lr": 5e-4, "anchor_weight": 1.0, "keep_unseen_after": True,
                     "particles_ablation": [5, 10, 20, 40, 200], "work": "/tmp/f2p-bench",
-                    "out": str(ROOT / "benchmarks" / "results" / "fail2progress")},
-    "paper": {"parent": str(ROOT / "models" / "skill_effect_pretrained.pt"), "particles": 20,
+                    "out": str(RESULTS / "fail2progress")},
+    "paper": {"parent": "skill_effect_pretrained.pt", "particles": 20,
               "epochs": 200, "lr": 1e-4, "anchor_weight": 0.0, "keep_unseen_after": False,
               "particles_ablation": [5, 10, 20, 40], "work": "/tmp/f2p-bench-paper",
-              "out": str(ROOT / "benchmarks" / "results" / "fail2progress_paper")},
+              "out": str(RESULTS / "fail2progress_paper")},
 }
 DEFAULT_RECIPE = "five-minute"
 
@@ -216,20 +215,25 @@ def dataset_quality(d_plus: Path, event) -> dict:
             "action_spread_std": [float(v) for v in acts.std(0)] if len(acts) else None, "transitions": len(sat)}
 
 
-def recipe_argv(a) -> list[str]:
-    """The fine-tuning options every learned method shares, as f2p-learn and f2p-train take them."""
-    return (["--lr", str(a.lr), "--anchor-weight", str(a.anchor_weight)]
-            + (["--keep-unseen-after"] if a.keep_unseen_after else []))
+def fine_tune_recipe(a, epochs: int | None = None) -> FineTuneRecipe:
+    """How every learned method fine-tunes (the learner's recipe, with this run's settings)."""
+    return FineTuneRecipe(epochs=a.epochs if epochs is None else epochs, lr=a.lr, anchor_weight=a.anchor_weight,
+                          keep_unseen_after=bool(a.keep_unseen_after))
 
 
-def fine_tune_random(parent_path, data_dir, out_path, epochs, replay, seed, n_points, recipe: list[str]):
-    """f2p-learn's fine-tuning (batch 4, replay fraction 0.5, relabelled objects) on random data."""
-    rc = f2p_train.main(["--data", str(data_dir), "--out", str(out_path), "--init-checkpoint", str(parent_path),
-                         "--epochs", str(epochs), "--seed", str(seed), "--points", str(n_points),
-                         "--val-fraction", "0", "--batch-size", "4", "--replay-data", replay, "--replay-fraction", "0.5",
-                         "--relabel-objects", "--quiet", *recipe])
-    if rc:
-        raise RuntimeError(f"fine-tuning on {data_dir} failed ({rc})")
+def random_dataset(folder, transitions: int, seed: int, workers: int = 1, hold_out_failure_modes: bool = True,
+                   tasks=None, object_counts=None):
+    """Random transitions for the Small / Large baselines (paper 000 §6: "the pre-training dataset
+    with a small set (40000+20 data points)" / "(40000+2000 data points)"; A.16: randomised
+    objects, poses and environments). By default from the pre-training distribution
+    (``hold_out_failure_modes``, 8 steps per scene, as the shipped model was trained); without,
+    from the tasks' own distribution, where the failure modes occur at their natural rate."""
+    d = DatagenParams()
+    params = DatagenParams(transitions=transitions, shard_size=min(100, transitions), seed=seed,
+                           hold_out_failure_modes=hold_out_failure_modes,
+                           steps_per_scene=8 if hold_out_failure_modes else d.steps_per_scene,
+                           tasks=tuple(tasks or d.tasks), object_counts=tuple(object_counts or d.object_counts))
+    return generate(DatagenConfig(folder, params, workers=workers, progress=False))
 
 
 def parse_args(argv=None):
@@ -240,9 +244,9 @@ def parse_args(argv=None):
     p.add_argument("--tasks", nargs="+", default=["transport", "organize"])
     p.add_argument("--object-counts", nargs="+", type=int, default=[3, 5, 7])
     p.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
-    p.add_argument("--parent", help="the pre-trained model that fails and that every method fine-tunes "
-                                    "(five-minute: models/skill_effect_target_relations.pt; paper: the shipped "
-                                    "models/skill_effect_pretrained.pt)")
+    p.add_argument("--parent", help="the pre-trained model that fails and that every method fine-tunes: a shipped "
+                                    "model's name or a checkpoint path (five-minute: skill_effect_target_relations.pt; "
+                                    "paper: skill_effect_pretrained.pt)")
     p.add_argument("--particles", type=int,
                    help="M: transitions each targeted method generates, and small's random ones (five-minute: 200; "
                         "paper: 20)")
@@ -292,7 +296,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log = lambda *x: print("[bench-f2p]", *x, flush=True)
-    parent_path = Path(a.parent).resolve()
+    parent_path = Path(a.parent).resolve() if Path(a.parent).is_file() else shipped_model(a.parent)
     m0, ck0 = load_model(parent_path)
     n_points = int(ck0.training_data.get("points_per_object", 128))
     cfg = load_world_config()
@@ -319,8 +323,8 @@ def main(argv=None) -> int:
     for name, seed, n in (("replay", 2, 400), ("regression", 3, 300)):
         folder = work / "data" / name
         if not (folder / "manifest.json").is_file():
-            datagen(["--out", str(folder), "--transitions", str(n), "--seed", str(seed), "--hold-out-failure-modes",
-                     "--steps-per-scene", "8", "--workers", "2", "--no-progress"])
+            generate(DatagenConfig(folder, DatagenParams(transitions=n, seed=seed, hold_out_failure_modes=True,
+                                                         steps_per_scene=8), workers=2, progress=False))
         data[name] = str(folder)
     result: dict = {"command": "python benchmarks/fail2progress.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
                     "recipe": a.recipe, "quick": a.quick, "report_only": a.report_only, "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
@@ -340,24 +344,24 @@ def main(argv=None) -> int:
             rdir = work / "data" / (f"pretrain_random_{n_rand}" if pretrain_dist else f"random_{n_rand}")
             if not (rdir / "manifest.json").is_file():
                 random_dataset(rdir, n_rand, seed=a.seed + 50, workers=2, hold_out_failure_modes=pretrain_dist)
-            out.mkdir(parents=True, exist_ok=True)
-            fine_tune_random(parent_path, rdir, out / "model.pt", a.epochs if method == "small" else a.large_epochs,
-                             data["replay"], a.seed, n_points, recipe_argv(a))
+            # the learner's fine-tuning on random data (no D+: unstable transitions stay skipped)
+            recipe = fine_tune_recipe(a, a.epochs if method == "small" else a.large_epochs)
+            train(recipe.train_config([rdir], out / "model.pt", parent_path, points=n_points, seed=a.seed,
+                                      replay_data=[data["replay"]], keep_unstable=False))
         else:
             try:
-                rc = learn.main(["--event", str(ev_path), "--checkpoint", str(parent_path), "--out-dir", str(out),
-                                 "--method", method, "--epochs", str(a.epochs), "--replay-data", data["replay"],
-                                 "--regression-data", data["regression"], "--seed", str(a.seed), "--quiet",
-                                 "--particles", str(particles or a.particles), *recipe_argv(a)])
+                rep = learn(LearnConfig(event=ev_path, checkpoint=parent_path, out_dir=out, method=method,
+                                        particles=particles or a.particles, fine_tune=fine_tune_recipe(a),
+                                        replay_data=[data["replay"]], regression_data=[data["regression"]],
+                                        seed=a.seed))
+            except LearnInputError as e:
+                return {"error": f"learning refused its input: {e}"}
             except Exception as e:   # one method's crash is that cell's result, not the end of the benchmark
-                return {"error": f"f2p-learn raised {type(e).__name__}: {e}"}
-            if rc:
-                report = out / "learn_report.json"
-                why = json.loads(report.read_text()).get("result") if report.is_file() else None
-                return {"error": f"f2p-learn exit {rc}" + (f": {why}" if why else "")}
-            rep = json.loads((out / "learn_report.json").read_text())
-            info["optimization_time_s"] = rep["stages"]["infer"]["optimisation_seconds"]
-            info["deployable"] = rep["deployable"]
+                return {"error": f"learning raised {type(e).__name__}: {e}"}
+            if rep.outcome != "learned":
+                return {"error": f"learning stopped: {rep.result}"}
+            info["optimization_time_s"] = rep.stages["infer"]["optimisation_seconds"]
+            info["deployable"] = rep.deployable
             info["dataset_quality"] = dataset_quality(out / "d_plus", event)
         info["learn_seconds"] = time.perf_counter() - t0
         info["checkpoint"] = str(out / "model.pt")
@@ -470,7 +474,7 @@ def write_outputs(result: dict, out: Path) -> None:
     recipe = (f"; M = {m_particles} particles, lr {used['lr']:g}, placement anchor weight {used['anchor_weight']:g}"
               + (", transitions with an object falling out of view kept" if unseen else "")
               + (" (the paper's recipe)" if named == ["paper"] else
-                 f" (recipe `{named[0]}`, benchmarks/STUDIES.md; not the paper's)" if named else " (not the paper's recipe)"))
+                 f" (recipe `{named[0]}`, benchmarks/studies/README.md; not the paper's)" if named else " (not the paper's recipe)"))
     out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     lines = ["# Fail2Progress vs baselines after learning from one failure (simulated tasks, CPU)", "",
              f"Command: `{result['command']}`; {result['trials_per_cell']} trials per cell; parent model "

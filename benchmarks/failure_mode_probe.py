@@ -2,7 +2,7 @@
 checkpoints ``benchmarks/fail2progress.py`` learned (``make bench-f2p`` first).
 
 The pre-training data never shows contents moving with their container
-(``f2p_sim.datagen --hold-out-failure-modes``); Fail2Progress and its baselines learn it from
+(``DatagenParams.hold_out_failure_modes``); Fail2Progress and its baselines learn it from
 one failure. This probe asks each model, on fresh scenes (task seeds 90000 + 1000·n + i, never
 a failure's or an evaluation's), about one pick-and-place of each loaded container (the bin of
 transport, every cup of organize) onto ``table_b``, executed in MuJoCo for the truth, and scores
@@ -60,17 +60,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS
-from f2p_failure.episode import TrialConfig, run_trial
-from f2p_relations.relations import CONTAINER_CLASSES
+from f2p_common.vocabulary import BINARY_RELATIONS, CONTAINER_CLASSES, SKILLS, skill_index
 from f2p_sim.config import load_world_config
+from f2p_sim.episode import TrialConfig, run_trial
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, observe
 from f2p_sim.tasks import make_task
 from f2p_skill_effect.checkpoint import load_model
 from f2p_skill_effect.model import Observation, SkillBatch
 
-ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
 GROUPS = ("contents_inside_target", "target_above_table_b", "other_containers_stay", "other_contents_inside")
 METHODS = ("sampling", "gradient", "fail2progress", "domain_randomization")
 #: Models whose planned trials are dissected: the shipped one and the paper 000 §6 targeted methods.
@@ -164,7 +163,7 @@ def edge_cases(kind: str, n: int, scenes: int, backend, camera, grid_x=EDGE_GRID
 def score_edges(model, cases: list[dict], n_points: int) -> dict:
     """Γ's above(target, table_b) decisions (p ≥ 0.5) over the placement grids: accuracy,
     false "above" (off the table) and false "not above", and one case's p grid (``example``)."""
-    skill = list(SKILLS).index("pick_place")
+    skill = skill_index("pick_place")
     correct = false_above = off_table = false_not = on_table = 0
     example = None
     for case in cases:
@@ -197,7 +196,7 @@ def score_edges(model, cases: list[dict], n_points: int) -> dict:
 
 def score(model, cases: list[dict], n_points: int) -> dict:
     """Per group: correct decisions, literals, and the mean predicted probability."""
-    skill = list(SKILLS).index("pick_place")
+    skill = skill_index("pick_place")
     out: dict = {}
     for case in cases:
         o = Observation.from_clouds(case["clouds"], n_points, seed=0, max_objects=model.cfg.max_objects)
@@ -376,7 +375,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2, help="processes for the planned trials")
     p.add_argument("--parent", help="the bench run's parent, scored as 'original' (default: the path its progress.json "
                                     "records; runs made before it recorded one need it)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "failure_mode_probe"))
+    p.add_argument("--out", default=str(RESULTS / "failure_mode_probe"))
     a = p.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.perf_counter()

@@ -25,10 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from f2p_sim import dataset as ds
-from f2p_sim.datagen import DatagenParams, generate
-
-ROOT = Path(__file__).resolve().parents[1]
+from f2p_common import dataset as ds
+from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
 
 PAPER_PRETRAIN_TRANSITIONS = 40_000
 TARGET_PER_CORE = 20.0
@@ -49,8 +47,8 @@ def run(params: DatagenParams, folder: Path, workers: int) -> tuple[float, dict]
     if folder.exists():
         shutil.rmtree(folder)
     start = time.perf_counter()
-    manifest = generate(params, folder, workers=workers, progress=True)
-    return time.perf_counter() - start, manifest
+    result = generate(DatagenConfig(folder, params, workers=workers, progress=True))
+    return time.perf_counter() - start, result.manifest
 
 
 def cloud_stats(folder: Path) -> dict:
@@ -70,7 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--transitions", type=int, default=1200)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--results-dir", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--keep", default=None, help="keep the generated dataset in this folder")
     args = p.parse_args(argv)
     cores = max(1, args.workers)

@@ -14,23 +14,20 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from f2p_skill_effect.checkpoint import load_checkpoint, sidecar_path
-from f2p_skill_effect.evaluate import evaluate_arrays
-from f2p_skill_effect.model import Observation, build_model
+from f2p_skill_effect.checkpoint import load_model, model_info, shipped_model
+from f2p_skill_effect.model import Observation
 from f2p_skill_effect.planner import PlannerConfig, plan
-from f2p_skill_effect.train import load_transitions
-
-ROOT = Path(__file__).resolve().parents[1]
+from f2p_training.evaluate import evaluate_arrays
+from f2p_training.transitions import load_transitions
 
 
 def plan_success(model, version, n_points, tasks, counts, trials, packing_trials):
-    from f2p_failure.episode import TrialConfig, run_trial
+    from f2p_sim.episode import TrialConfig, run_trial
     from f2p_sim.config import load_world_config
     from f2p_sim.mujoco_backend import MujocoBackend
     from f2p_sim.tasks import make_task
@@ -62,7 +59,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--objects", type=int, default=5)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--checkpoint", default=str(ROOT / "models" / "skill_effect_pretrained.pt"))
+    p.add_argument("--checkpoint", default=None, help="default: the shipped skill_effect_pretrained.pt")
     p.add_argument("--heldout", type=int, default=1000, help="held-out transitions to generate for detection F1")
     p.add_argument("--trials", type=int, default=10, help="plan-success trials per task x object count")
     p.add_argument("--packing-trials", type=int, default=2)
@@ -72,15 +69,14 @@ def main(argv=None):
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    ck = load_checkpoint(a.checkpoint)
-    model = build_model(ck.config).eval()
-    model.load_state_dict(ck.state_dict)
+    checkpoint = a.checkpoint or shipped_model("skill_effect_pretrained.pt")
+    model, ck = load_model(checkpoint)
     n_points = int(ck.training_data.get("points_per_object", 128))
     held = Path(a.work) / "heldout"
     if not (held / "manifest.json").is_file():
-        from f2p_sim.datagen import main as datagen
-        datagen(["--out", str(held), "--transitions", str(a.heldout), "--seed", "1", "--hold-out-failure-modes",
-                 "--steps-per-scene", "8", "--workers", "2", "--no-progress"])
+        from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+        generate(DatagenConfig(held, DatagenParams(transitions=a.heldout, seed=1, hold_out_failure_modes=True,
+                                                   steps_per_scene=8), workers=2, progress=False))
     ev = evaluate_arrays(model, load_transitions([held], n_points, ck.config.max_objects, 1))
     print(f"[bench-model] detection micro F1 {ev['detection']['micro_f1']:.3f}", flush=True)
     success = plan_success(model, ck.version, n_points, a.tasks, (3, 5, 7), a.trials, a.packing_trials)
@@ -103,8 +99,8 @@ def main(argv=None):
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": a.threads,
                     "device": "cpu"},
-        "checkpoint": {"path": str(Path(a.checkpoint).relative_to(ROOT)) if Path(a.checkpoint).is_relative_to(ROOT) else a.checkpoint,
-                       "version": ck.version, "sha256": sidecar_path(a.checkpoint).read_text().split()[0]},
+        "checkpoint": {"path": a.checkpoint or "skill_effect_pretrained.pt (shipped)", "version": ck.version,
+                       "sha256": model_info(checkpoint, ck).sha256},
         "detection_f1": ev["detection"]["micro_f1"],
         "detection": {k: ev["detection"][k] for k in ("micro_f1", "micro_precision", "micro_recall", "macro_f1")},
         "detection_f1_per_relation": {r: v["f1"] for r, v in ev["detection"]["per_relation"].items()},
@@ -114,7 +110,7 @@ def main(argv=None):
         "heldout": {"transitions_generated": a.heldout, "transitions_usable": ev["transitions"], "seed": 1,
                     "distribution": "hold-out-failure-modes (the training distribution)"},
         "plan_success": success,
-        "plan_success_protocol": "f2p_failure.episode.run_trial: plan (skeleton search over the task's skills and goal objects), "
+        "plan_success_protocol": "f2p_sim.episode.run_trial: plan (skeleton search over the task's skills and goal objects), "
                                  "execute, every step's goal relations as predicted, goal holds; task seeds 40000+i",
         "setup": {"model": f"shipped checkpoint {ck.version}", "objects": a.objects,
                   "points_per_object": n_points, "horizon": len(skeleton), "samples": a.samples,

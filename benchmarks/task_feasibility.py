@@ -28,15 +28,15 @@ from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.reference import ReferenceSolutionError, solve
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS, make_task
 
-ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=100, help="evaluation scenes per task and object count")
     p.add_argument("--tasks", default=",".join(TASK_KINDS), help="comma-separated task kinds")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for task_feasibility.{json,md}")
-    p.add_argument("--compare", default=str(ROOT / "benchmarks" / "results" / "fail2progress.json"),
+    p.add_argument("--out", default=str(RESULTS), help="folder for task_feasibility.{json,md}")
+    p.add_argument("--compare", default=str(RESULTS / "fail2progress.json"),
                    help="bench-f2p results to set beside the reference ('' for none)")
     return p.parse_args(argv)
 

@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: loopback-only ROS, one domain per run, a spinning executor.
+"""Shared pytest fixtures: loopback-only ROS, one domain per run, a spinning executor, one
+torch thread.
 
 Every ROS process these tests start keeps DDS on loopback
 (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) in the run's own ROS_DOMAIN_ID, set before
@@ -24,3 +25,19 @@ def ros():
         yield harness
     finally:
         harness.close()
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op torch thread per test: on a 2-core machine shared with other work, torch's
+    thread pool oversubscribes and small ops slow down ~20x; one thread keeps the suite fast and
+    stable. (torch is imported only where a test already did.)"""
+    import sys
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

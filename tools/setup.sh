@@ -8,6 +8,8 @@
 #   F2P_CACHE_DIR   where venvs live (default: ${XDG_CACHE_HOME:-~/.cache}/f2p); the venv is
 #                   keyed by the hash of requirements.lock, so clones share it and a changed
 #                   lock file builds a new one.
+#   F2P_PACKAGES    build only these packages and what they depend on (colcon --packages-up-to);
+#                   default: every package. docker/Dockerfile's robot image builds the robot side.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -84,7 +86,8 @@ ln -sfn "$VENV" "$ROOT/.venv"
 # --- colcon build (skipped when no input changed) --------------------------------------
 cd "$ROOT"
 STAMP="$ROOT/install/.f2p-build-stamp"
-INPUTS=$( { echo "$VENV"; find src msg srv action colcon.meta -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+PACKAGES=${F2P_PACKAGES:-}
+INPUTS=$( { echo "$VENV $PACKAGES"; find src msg srv action colcon.meta -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
             | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$INPUTS" ]; then
   say "workspace: up to date"
@@ -93,8 +96,9 @@ else
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
   export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
   # The interfaces generate C/C++ type support too; two jobs keep a 2-core machine usable.
+  # shellcheck disable=SC2086  # PACKAGES is a word list
   if ! colcon --log-base log build --symlink-install --event-handlers console_direct- console_cohesion- status- summary+ \
-        --parallel-workers "${F2P_BUILD_JOBS:-2}" \
+        --parallel-workers "${F2P_BUILD_JOBS:-2}" ${PACKAGES:+--packages-up-to $PACKAGES} \
         --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF --no-warn-unused-cli; then
     die "colcon build (per-package logs under log/latest_build/)" \
       "read the failing package's log: ls log/latest_build/*/stdout_stderr.log" \

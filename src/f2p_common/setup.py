@@ -14,6 +14,6 @@ setup(
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description="f2p shared vocabulary, message conversions and node helpers",
+    description="the one vocabulary of f2p (relations, object classes, skills with their parameter boxes and normalisation, each task's skill library), the dataclasses nodes exchange, the dataset format, and installed-resource lookup through the ament index.",
     license="Apache-2.0",
 )

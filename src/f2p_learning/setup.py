@@ -10,10 +10,16 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
     ],
-    install_requires=["setuptools", "numpy"],
+    install_requires=["setuptools"],
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description="f2p off-board learning from failures: SVGD-targeted datasets, fine-tuning, baselines (paper 000 §5-6)",
+    description='learning from a failure (paper 000 §4-6): classification by Real2Sim replay, SVGD state and action inference, the targeted dataset D+ in simulation, fine-tuning and the regression gate (f2p-learn), the §6 baselines, and the demo (f2p-demo).',
     license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "f2p-learn = f2p_learning.learn:main",
+            "f2p-demo = f2p_learning.demo:main",
+        ],
+    },
 )

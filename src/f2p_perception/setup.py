@@ -14,7 +14,7 @@ setup(
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description="f2p perception: point-cloud filtering and scene segmentation",
+    description='perception from camera point clouds to segmented scenes; first stage: the cloud_filter lifecycle node (validate, crop, voxelise).',
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

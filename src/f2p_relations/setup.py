@@ -10,10 +10,10 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
     ],
-    install_requires=["setuptools", "numpy"],
+    install_requires=["setuptools"],
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description="f2p relation definitions (paper 000 A.9) from boxes and segmented point clouds",
+    description="the one definition of the paper 000 A.9 relations, computed from object boxes (the geometric relation detector, the simulator's ground truth).",
     license="Apache-2.0",
 )

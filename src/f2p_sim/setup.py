@@ -1,12 +1,8 @@
-import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 package_name = "f2p_sim"
-# The world config lives in the repository's top-level config/sim/ (one config tree);
-# install it to share/f2p_sim/config/ where f2p_sim.config finds it.
-config_files = sorted(glob(os.path.join("..", "..", "config", "sim", "*.yaml")))
 
 setup(
     name=package_name,
@@ -15,13 +11,13 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        ("share/" + package_name + "/config", config_files),
+        ("share/" + package_name + "/config", sorted(glob("config/*"))),
     ],
-    install_requires=["setuptools", "numpy", "mujoco", "pyyaml", "tqdm"],
+    install_requires=["setuptools"],
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description="f2p simulated world: MuJoCo scenes, skills, clouds, relations, tasks, Real2Sim, datagen",
+    description='the MuJoCo world (programmatic scenes, floating-gripper skills with contact physics, ray-cast segmented clouds, ground-truth relations), the Fail2Progress tasks and their reference solutions, Real2Sim from segmented clouds, simulated task episodes, and sharded dataset generation (f2p-datagen); the world config as package data.',
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

@@ -37,3 +37,45 @@ def test_skill_parameters_are_checked(params, pattern):
 
 def test_valid_parameters_pass():
     v.skill("push").check([math.pi / 2, 0.2])
+
+
+def test_object_classes_and_their_groups():
+    assert v.OBJECT_CLASSES == ("table", "shelf", "cabinet", "drawer", "bin", "bag", "cup", "cuboid")
+    for group in (v.MOVABLE_CLASSES, v.DRAWER_CLASSES, v.CONTAINER_CLASSES):
+        assert group <= set(v.OBJECT_CLASSES)
+    assert "table" not in v.MOVABLE_CLASSES
+    assert v.check_object_class("cup") == "cup"
+    with pytest.raises(ValueError, match="unknown object class 'teapot'"):
+        v.check_object_class("teapot")
+
+
+def test_skill_index_target_requirement_and_task_libraries():
+    assert [v.skill_index(n) for n in v.SKILLS] == [0, 1, 2, 3] == [s.index for s in v.SKILLS.values()]
+    with pytest.raises(ValueError, match="unknown skill 'throw'"):
+        v.skill_index("throw")
+    assert {n: s.target_requirement for n, s in v.SKILLS.items()} == {
+        "pick_place": "movable", "push": "movable", "open_drawer": "is_drawer", "close_drawer": "is_drawer"}
+    assert all(s.target_requirement in v.UNARY_RELATIONS for s in v.SKILLS.values())
+    assert v.TASK_SKILLS == {"transport": ("pick_place",), "organize": ("pick_place",), "packing": ("push", "pick_place")}
+    assert all(name in v.SKILLS for lib in v.TASK_SKILLS.values() for name in lib)
+
+
+def test_the_one_box_normalisation_round_trips_and_stays_in_the_box():
+    import numpy as np
+    import torch
+    spec = v.skill("push")
+    lo, hi = np.asarray(spec.low), np.asarray(spec.high)
+    assert np.allclose(spec.to_unit(lo), -1) and np.allclose(spec.to_unit(hi), 1)
+    a = np.array([0.3, 0.1])
+    assert np.allclose(spec.from_unit(spec.to_unit(a)), a, atol=1e-12)
+    assert np.array_equal(spec.from_unit([5.0, -5.0]), [hi[0], lo[1]])          # clipped, never outside
+    # the same mapping on torch tensors (the model's skill encoding)
+    t = v.normalise(torch.tensor([0.3, 0.1]), torch.tensor(spec.low), torch.tensor(spec.high))
+    assert np.allclose(t.numpy(), spec.to_unit(a), atol=1e-6)
+    assert np.allclose(v.denormalise(t, torch.tensor(spec.low), torch.tensor(spec.high)).numpy(), a, atol=1e-6)
+
+
+def test_padded_parameter_boxes():
+    assert v.PARAM_DIM == 3
+    assert v.padded_parameter_box("push") == ([-math.pi, 0.0, 0.0], [math.pi, 0.4, 0.0])
+    assert v.padded_parameter_box("open_drawer", pad_high=1.0) == ([0.0, 0.0, 0.0], [0.3, 1.0, 1.0])

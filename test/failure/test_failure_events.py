@@ -1,65 +1,14 @@
 """Failure events F = (O_F, R_F, φ_F, R'_F) (paper 000 §4): validation and lossless storage."""
-import dataclasses
-import importlib.util
 import io
 import json
-import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-if importlib.util.find_spec("f2p_failure") is None:  # not yet built into the colcon overlay
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src" / "f2p_failure"))
-
-from f2p_failure.events import (  # noqa: E402
-    CATEGORIES, EVENT_FORMAT, FailureEvent, FailureEventError, list_events, load_event, save_event,
-)
-
-LABELS = ["table", "bin", "cup"]
-
-
-def make_event(seed=0, with_after=False, **changes) -> FailureEvent:
-    rng = np.random.default_rng(seed)
-    s = len(LABELS)
-    clouds = [rng.normal(size=(n, 3)).astype(np.float32) for n in (7, 4, 5)]
-    unary = np.zeros((s, 3), bool)
-    unary[1:, 0] = True
-    binary = rng.random((s, s, 9)) < 0.3
-    observed = binary.copy()
-    observed[2, 1, 8] = False
-    predicted_binary = rng.random((s, s, 9)).astype(np.float32)
-    predicted_binary[2, 1, 8] = 0.9
-    event = FailureEvent(
-        event_id="3f1c7a52-5d0e-4f8e-9a51-3c1f0b6a2e7d",
-        robot_id="stretch-3012",
-        plan_id="plan-42",
-        step_index=2,
-        model_version="skill-effect-v1",
-        segment_ids=["table_0", "bin_1", "cup_2"],
-        segment_labels=list(LABELS),
-        observation_before=clouds,
-        relations_before_unary=unary,
-        relations_before_binary=binary,
-        skill="pick_place",
-        target=2,
-        params=[0.1, -0.25, 0.05],
-        predicted_after_unary=rng.random((s, 3)).astype(np.float32),
-        predicted_after_binary=predicted_binary,
-        observed_after_unary=unary.copy(),
-        observed_after_binary=observed,
-        observation_after=[c + np.float32(0.01) for c in clouds] if with_after else [],
-        mismatches=[{"predicate": "inside", "subject": 2, "object": 1, "predicted": 0.9, "observed": False},
-                    {"predicate": "movable", "subject": 2, "object": None, "predicted": 0.25, "observed": True}],
-        category="incorrect_prediction",
-        frame_id="world",
-        stamp_ns=1_700_000_000_123_456_789,
-        context={"task": "cup_in_bin", "goal": [["inside", "cup_2", "bin_1"]], "seed": 7,
-                 "camera": {"name": "front", "fov": 58.0}},
-    )
-    return dataclasses.replace(event, **changes)
-
+from f2p_failure.events import (CATEGORIES, EVENT_FORMAT, FailureEvent, FailureEventError, list_events, load_event,
+                                save_event)
+from support.failure_fixtures import handmade_event as make_event
 
 def rewrite(path, json_edit=None, arrays_edit=None):
     """Rewrite an event file's members: json_edit(doc) / arrays_edit(dict of arrays) in place."""
@@ -221,6 +170,7 @@ S3 = (3, 3, 9)
     (dict(observed_after_binary=np.zeros(S3, np.uint8)), "observed_after_binary: must be bool"),
     (dict(predicted_after_binary=np.full(S3, 1.5, np.float32)), "predicted_after_binary: probability 1.5"),
     (dict(predicted_after_unary=np.full((3, 3), np.nan, np.float32)), "predicted_after_unary: contains NaN"),
+    (dict(observed_after_binary=np.ones(S3, bool)), "observed_after_binary: a segment has no relation with itself"),
     (dict(target=3), "target 3 out of range"),
     (dict(step_index=-1), "step_index"),
     (dict(category="bad_luck"), "unknown category 'bad_luck'"),
@@ -231,6 +181,10 @@ S3 = (3, 3, 9)
     (dict(mismatches=[{"predicate": "flying", "subject": 0, "object": None, "predicted": 0.5,
                        "observed": True}]), "unknown predicate 'flying'"),
     (dict(context={"when": (1, 2)}), "context does not survive JSON"),
+    (dict(mismatches=[{"predicate": "inside", "subject": 2, "object": 1, "predicted": 0.9, "observed": False}]),
+     r"mismatches\[0\]: predicted 0.9 is not predicted_after's 0.89999"),
+    (dict(mismatches=[{"predicate": "movable", "subject": 2, "object": None, "predicted": 0.25, "observed": False}]),
+     r"mismatches\[0\]: observed False is not observed_after's True"),
 ])
 def test_validate_refuses_malformed_events(changes, message):
     with pytest.raises(FailureEventError, match=message):

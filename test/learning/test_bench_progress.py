@@ -1,6 +1,5 @@
 """bench-f2p's resumable progress and its report writer (benchmarks/fail2progress.py)."""
 import json
-from pathlib import Path
 
 import pytest
 
@@ -83,7 +82,7 @@ def test_write_outputs_states_a_recipe_other_than_the_papers(bench, tmp_path):
     assert "Every targeted method builds 200 transitions" in md and "| D+ usable of 200 |" in md
     bench.write_outputs(dict(result, keep_unseen_after=True), tmp_path / "five")
     assert ("placement anchor weight 1, transitions with an object falling out of view kept (recipe `five-minute`, "
-            "benchmarks/STUDIES.md; not the paper's)") in (tmp_path / "five.md").read_text()
+            "benchmarks/studies/README.md; not the paper's)") in (tmp_path / "five.md").read_text()
     paper = dict(result, particles=20, lr=1e-4, anchor_weight=0.0, epochs=200)
     bench.write_outputs(paper, tmp_path / "paper")
     assert "M = 20 particles, lr 0.0001, placement anchor weight 0 (the paper's recipe);" in (tmp_path / "paper.md").read_text()
@@ -133,14 +132,14 @@ def test_parse_args_refuses_a_bad_recipe(bench, argv, capsys):
 
 
 def test_parse_args_default_recipe_is_the_five_minute_one_and_paper_is_one_flag(bench):
+    from f2p_skill_effect.checkpoint import shipped_model
     a = bench.parse_args([])
     assert (a.recipe, a.particles, a.lr, a.anchor_weight, a.epochs, a.keep_unseen_after) == ("five-minute", 200, 5e-4, 1.0, 40, True)
-    assert a.parent.endswith("models/skill_effect_target_relations.pt") and a.particles_ablation == [5, 10, 20, 40, 200]
+    assert a.parent == "skill_effect_target_relations.pt" and a.particles_ablation == [5, 10, 20, 40, 200]
     assert (a.work, a.out.split("/")[-1]) == ("/tmp/f2p-bench", "fail2progress")
     p = bench.parse_args(["--recipe", "paper"])
     assert (p.particles, p.lr, p.anchor_weight, p.epochs, p.keep_unseen_after) == (20, 1e-4, 0.0, 200, False)
-    assert bench.recipe_argv(p) == ["--lr", "0.0001", "--anchor-weight", "0.0"]
-    assert p.parent.endswith("models/skill_effect_pretrained.pt") and p.particles_ablation == [5, 10, 20, 40]
+    assert p.parent == "skill_effect_pretrained.pt" and p.particles_ablation == [5, 10, 20, 40]
     assert (p.work, p.out.split("/")[-1]) == ("/tmp/f2p-bench-paper", "fail2progress_paper")
     # a recipe's single settings can be overridden, wherever --recipe stands
     o = bench.parse_args(["--particles", "40", "--recipe", "paper", "--keep-unseen-after"])
@@ -148,16 +147,34 @@ def test_parse_args_default_recipe_is_the_five_minute_one_and_paper_is_one_flag(
     assert bench.parse_args(["--no-keep-unseen-after"]).keep_unseen_after is False
     assert bench.parse_args(["--quick"]).particles == 20     # a smoke run stays small
     for name, recipe in bench.RECIPES.items():               # every recipe's parent is shipped
-        assert Path(recipe["parent"]).is_file(), name
+        assert shipped_model(recipe["parent"]).is_file(), name
 
 
-def test_recipe_reaches_f2p_learn_and_f2p_train_as_they_parse_it(bench):
-    from f2p_learning import learn
-    from f2p_skill_effect import train
+def test_recipe_reaches_learning_and_random_fine_tuning_alike(bench):
     a = bench.parse_args(["--lr", "5e-4", "--anchor-weight", "1", "--keep-unseen-after"])
-    argv = bench.recipe_argv(a)
-    assert argv == ["--lr", "0.0005", "--anchor-weight", "1.0", "--keep-unseen-after"]
-    parsed = learn.parse_args(["--event", "e.f2pevent", "--checkpoint", "p.pt", "--out-dir", "o", *argv])
-    assert (parsed.lr, parsed.anchor_weight, parsed.keep_unseen_after) == (5e-4, 1.0, True)
-    parsed = train.parse_args(["--data", "d", "--out", "m.pt", "--init-checkpoint", "p.pt", *argv])
-    assert (parsed.lr, parsed.anchor_weight, parsed.keep_unseen_after) == (5e-4, 1.0, True)
+    r = bench.fine_tune_recipe(a)
+    assert (r.epochs, r.lr, r.anchor_weight, r.keep_unseen_after) == (40, 5e-4, 1.0, True)
+    assert (r.batch_size, r.replay_fraction, r.relabel_objects) == (4, 0.5, True)    # the learner's own
+    assert bench.fine_tune_recipe(a, epochs=10).epochs == 10 and bench.fine_tune_recipe(a, epochs=10).lr == 5e-4
+
+
+def _loaded_container_moves(folder) -> int:
+    from f2p_common.dataset import SimDataset
+    from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS
+    inside, moves = BINARY_RELATIONS.index("inside"), 0
+    for t in SimDataset(folder).transitions(skip_flags=0):
+        if list(SKILLS)[int(t["skill"])] in ("pick_place", "push") and t["rel_t_binary"][:, int(t["target"]), inside].any():
+            moves += 1
+    return moves
+
+
+def test_random_baseline_data_defaults_to_the_pre_training_distribution(bench, tmp_path):
+    """Small / Large fine-tune on random transitions of the pre-training distribution (paper 000
+    §6), which never moves a loaded container; large_task draws the tasks' own."""
+    pre = bench.random_dataset(tmp_path / "pre", 8, seed=5, tasks=["transport"], object_counts=[3])
+    assert pre.manifest["params"]["hold_out_failure_modes"] is True and pre.manifest["params"]["steps_per_scene"] == 8
+    assert pre.transitions == 8 and _loaded_container_moves(tmp_path / "pre") == 0
+    task = bench.random_dataset(tmp_path / "task", 8, seed=5, hold_out_failure_modes=False, tasks=["transport"],
+                                object_counts=[3])
+    assert task.manifest["params"]["hold_out_failure_modes"] is False
+    assert _loaded_container_moves(tmp_path / "task") > 0

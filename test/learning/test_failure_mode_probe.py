@@ -5,9 +5,8 @@ import pytest
 
 from f2p_sim.observation import Camera
 from support.benchmarks import load_benchmark
-from support.failure_fixtures import one_torch_thread, save_tiny_checkpoint, tiny_model, world
+from support.failure_fixtures import save_tiny_checkpoint, tiny_model, world
 
-_one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""SVGD state/action inference around a real failure event, and the targeted pairs of every
-method (paper 000 §5.1-5.3), with a tiny random-weight model."""
+"""SVGD state and action inference around a real failure event (f2p_learning.states, .actions),
+the targeted pairs of every method (.pairs) and D+ (.dplus) (paper 000 §5.1-5.3), with a tiny
+random-weight model."""
 import dataclasses
 
 import numpy as np
@@ -7,18 +8,17 @@ import pytest
 import torch
 
 from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
-from f2p_learning.inference import (OFFSET_BOX, ActionPrior, FailureScene, action_log_prob, failure_literals,
-                                    from_unit, infer_actions, infer_states, offsets_for_real2sim, state_log_prob,
-                                    to_unit)
-from f2p_learning.inference import state_scores
-import f2p_learning.targeted as targeted
-from f2p_learning.targeted import TARGETED_METHODS, _prior_states, _rejection_actions, infer_pairs, simulate_pairs
-from f2p_relations.relations import MOVABLE_CLASSES
-from f2p_sim.dataset import FLAG_UNSEEN_SEGMENT, SimDataset
-from support.failure_fixtures import (TINY_POINTS, failure_event, one_torch_thread, tiny_model, workspace,
+import f2p_learning.dplus as dplus
+from f2p_learning.actions import ActionPrior, action_log_prob, failure_literals, infer_actions, rejection_actions
+from f2p_learning.dplus import NoTrainingDataError, simulate_pairs
+from f2p_learning.pairs import METHODS as TARGETED_METHODS
+from f2p_learning.pairs import infer_pairs
+from f2p_learning.states import OFFSET_BOX, FailureScene, infer_states, prior_states, state_log_prob, state_scores
+from f2p_common.vocabulary import MOVABLE_CLASSES
+from f2p_common.dataset import FLAG_UNSEEN_SEGMENT, SimDataset
+from support.failure_fixtures import (TINY_POINTS, failure_event, tiny_model, workspace,
                                       world)
 
-_one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +164,8 @@ def test_infer_actions(model, scene, event):
     assert torch.isfinite(res.particles).all() and torch.isfinite(res.log_prob).all()
     assert (res.particles >= -1).all() and (res.particles <= 1).all()
     assert len(res.history) == 5 and all("at_bound" in h for h in res.history)
-    actions = np.stack([from_unit(event, u) for u in res.particles.numpy()])
     spec = SKILLS[event.skill]
+    actions = np.stack([spec.from_unit(u) for u in res.particles.numpy()])
     assert (actions >= np.asarray(spec.low)).all() and (actions <= np.asarray(spec.high)).all()
     for a in actions:
         spec.check(list(a))
@@ -184,6 +184,7 @@ def test_action_prior_feasible_means_the_target_ends_over_a_support(model, scene
     assert event.skill == "pick_place"
     states = torch.zeros(4, scene.dim)
     prior = ActionPrior(scene, states, event)
+    spec = SKILLS[event.skill]
     sup = support_footprints(event)
     assert torch.allclose(scene.supports, torch.tensor(np.array([[lo, hi] for lo, hi in sup]), dtype=torch.float32))
     u = prior.sample(50, torch.Generator().manual_seed(0))            # (50, 4, d)
@@ -191,10 +192,10 @@ def test_action_prior_feasible_means_the_target_ends_over_a_support(model, scene
     c = prior.center[0].numpy()
     for draw in u[:, 0]:
         assert bool(prior.feasible(draw[None].expand(4, -1))[0])
-        end = c + from_unit(event, draw.numpy())[:2]
+        end = c + spec.from_unit(draw.numpy())[:2]
         assert any((lo <= end).all() and (end <= hi).all() for lo, hi in sup)
     # the draws cover more than one support (the tables are the scene's furniture)
-    ends = c + np.stack([from_unit(event, x)[:2] for x in u[:, 0].numpy()])
+    ends = c + np.stack([spec.from_unit(x)[:2] for x in u[:, 0].numpy()])
     on = {next(k for k, (lo, hi) in enumerate(sup) if (lo <= e).all() and (e <= hi).all()) for e in ends}
     assert len(on) >= 2
     # an action throwing the target 10 cm past every support is infeasible, with a wall that
@@ -203,7 +204,7 @@ def test_action_prior_feasible_means_the_target_ends_over_a_support(model, scene
     lo_all = min(lo[1] for lo, _ in sup)
     far[1] = lo_all - 0.1 - c[1]
     far[1] = max(far[1], SKILLS[event.skill].low[1])
-    uf = torch.tensor(to_unit(event, far), dtype=torch.float32)[None].repeat(4, 1).requires_grad_(True)
+    uf = torch.tensor(spec.to_unit(far), dtype=torch.float32)[None].repeat(4, 1).requires_grad_(True)
     assert not prior.feasible(uf).any() and (prior.violation(uf) > 0.05).all()
     (g,) = torch.autograd.grad(prior.log_prob(uf).sum(), uf)
     assert (g[:, 1] > 0).all()                                    # back towards the supports (+y)
@@ -236,21 +237,21 @@ def test_unit_round_trip_and_clipping(event):
     lo, hi = np.asarray(spec.low), np.asarray(spec.high)
     rng = np.random.default_rng(0)
     for a in rng.uniform(lo, hi, (20, spec.dim)):
-        assert np.allclose(from_unit(event, to_unit(event, a)), a, atol=1e-9, rtol=0)
-    assert np.allclose(to_unit(event, lo), -1) and np.allclose(to_unit(event, hi), 1)
-    assert np.array_equal(from_unit(event, -np.ones(spec.dim)), lo)
-    assert np.array_equal(from_unit(event, np.ones(spec.dim)), hi)
+        assert np.allclose(spec.from_unit(spec.to_unit(a)), a, atol=1e-9, rtol=0)
+    assert np.allclose(spec.to_unit(lo), -1) and np.allclose(spec.to_unit(hi), 1)
+    assert np.array_equal(spec.from_unit(-np.ones(spec.dim)), lo)
+    assert np.array_equal(spec.from_unit(np.ones(spec.dim)), hi)
     # slightly (or far) outside [-1, 1]: clipped to the skill box, never beyond it
     u = np.array([1.0 + 1e-7, -1.0 - 1e-7, 3.0][:spec.dim])
-    a = from_unit(event, u)
+    a = spec.from_unit(u)
     assert a[0] == hi[0] and a[1] == lo[1]
     assert (a >= lo).all() and (a <= hi).all()
     spec.check(list(a))
 
 
-def test_offsets_for_real2sim(scene, event):
+def test_real2sim_offsets(scene, event):
     s = random_particles(scene, m=3, seed=4)
-    off = offsets_for_real2sim(scene, s)
+    off = scene.real2sim_offsets(s)
     assert off.shape == (3, event.num_segments, 4) and off.dtype == np.float64
     per = s.numpy().reshape(3, len(scene.movable), 3)
     assert np.allclose(off[:, scene.movable][..., [0, 1, 3]], per)
@@ -307,7 +308,7 @@ def test_infer_pairs(method, model, event):
     else:
         prior = ActionPrior(FailureScene.from_event(event, TINY_POINTS, workspace()),
                             torch.from_numpy(pairs.state_particles), event)
-        units = torch.from_numpy(np.stack([to_unit(event, a) for a in pairs.actions]).astype(np.float32))
+        units = torch.from_numpy(np.stack([spec.to_unit(a) for a in pairs.actions]).astype(np.float32))
         # the wall is soft: an Adam step (lr 0.05 in atanh space, up to 4 cm of placement) may overshoot it
         assert (prior.violation(units) < 0.05).all()
 
@@ -343,7 +344,7 @@ def test_state_feasibility_matches_the_prior(scene):
 
 
 def test_prior_states_are_feasible_draws_of_the_offset_box(scene):
-    s = _prior_states(scene, 64, torch.Generator().manual_seed(3))
+    s = prior_states(scene, 64, torch.Generator().manual_seed(3))
     assert s.shape == (64, scene.dim)
     assert scene.feasible(s).all()                 # the Gibbs sweep starts at O_F and never leaves the set
     box = torch.tensor(OFFSET_BOX).repeat(len(scene.movable))
@@ -361,7 +362,7 @@ def test_rejection_actions_accept_by_the_objective(model, scene, event):
     prior = ActionPrior(scene, states, event)
     # a made-up objective at its maximum where u_x > 0, 50 nats lower elsewhere: only u_x > 0 is accepted
     obj = lambda u: torch.where(u[:, 0] > 0, torch.tensor(1.0), torch.tensor(-49.0))
-    units, h, accepted = _rejection_actions(prior, obj, 1.0, torch.Generator().manual_seed(0))
+    units, h, accepted = rejection_actions(prior, obj, 1.0, torch.Generator().manual_seed(0))
     assert accepted == 5 and (units[:, 0] > 0).all() and torch.equal(h, torch.ones(5))
     assert prior.feasible(units).all()
 
@@ -376,13 +377,13 @@ def test_simulate_pairs_writes_a_dataset(model, event, tmp_path):
     pairs = infer_pairs("domain_randomization", model, event, TINY_POINTS, workspace(), particles=4, steps=1, seed=0)
     # O_F itself (zero offsets) always builds: Real2Sim replays it for classification
     pairs = dataclasses.replace(pairs, offsets=np.zeros_like(pairs.offsets))
-    man = simulate_pairs(event, pairs, backend, tmp_path / "d_plus", points_per_segment=32, seed=0)
-    assert man["built"] == 4 and man["skipped"] == []
+    d = simulate_pairs(event, pairs, backend, tmp_path / "d_plus", points_per_segment=32, seed=0)
+    assert d.built == d.usable == 4 and d.skipped == []
     ds = SimDataset(tmp_path / "d_plus", verify=True)
     assert len(ds) == 4
     rows = list(ds.transitions(skip_flags=0))
     assert len(rows) == 4
-    skill = list(SKILLS).index(event.skill)
+    skill = SKILLS[event.skill].index
     for k, row in enumerate(rows):
         assert int(row["skill"]) == skill
         assert np.allclose(row["params"][:SKILLS[event.skill].dim], pairs.actions[k], atol=1e-6)
@@ -401,14 +402,14 @@ def test_simulate_pairs_reports_unbuildable_particles(model, event, tmp_path):
     off = np.zeros_like(pairs.offsets)
     mov = [i for i, l in enumerate(event.segment_labels) if l in MOVABLE_CLASSES]
     off[1, mov[-1], :2] = 5.0                       # particle 1: an object far outside the workspace
-    man = simulate_pairs(event, dataclasses.replace(pairs, offsets=off), backend, tmp_path / "d", points_per_segment=16)
-    assert man["built"] == 2
-    assert [s["particle"] for s in man["skipped"]] == [1]
+    d = simulate_pairs(event, dataclasses.replace(pairs, offsets=off), backend, tmp_path / "d", points_per_segment=16)
+    assert d.built == 2
+    assert [s["particle"] for s in d.skipped] == [1]
     assert len(SimDataset(tmp_path / "d")) == 2
     # nothing buildable at all: an error, not an empty dataset
     off_all = np.zeros_like(pairs.offsets)
     off_all[:, mov[-1], :2] = 5.0
-    with pytest.raises(ValueError, match="none of the 3 particles"):
+    with pytest.raises(NoTrainingDataError, match="none of the 3 particles"):
         simulate_pairs(event, dataclasses.replace(pairs, offsets=off_all), backend, tmp_path / "e", points_per_segment=16)
     assert not (tmp_path / "e" / "manifest.json").exists()
 
@@ -432,17 +433,17 @@ def test_simulate_pairs_refuses_when_no_transition_is_usable(model, event, tmp_p
     cfg, backend = world()
     pairs = infer_pairs("domain_randomization", model, event, TINY_POINTS, workspace(), particles=2, steps=1, seed=0)
     pairs = dataclasses.replace(pairs, offsets=np.zeros_like(pairs.offsets))
-    real = targeted.record_step
+    real = dplus.record_step
 
     def unseen(*args, **kw):
         row, info = real(*args, **kw)
         row["flags"] = np.uint8(int(row["flags"]) | FLAG_UNSEEN_SEGMENT)
         return row, info
 
-    monkeypatch.setattr(targeted, "record_step", unseen)
-    with pytest.raises(ValueError, match="none of the 2 built transitions is usable"):
+    monkeypatch.setattr(dplus, "record_step", unseen)
+    with pytest.raises(NoTrainingDataError, match="none of the 2 built transitions is usable"):
         simulate_pairs(event, pairs, backend, tmp_path / "d", points_per_segment=16)
     assert not (tmp_path / "d" / "manifest.json").exists()
-    monkeypatch.setattr(targeted, "record_step", real)
-    man = simulate_pairs(event, pairs, backend, tmp_path / "ok", points_per_segment=16)
-    assert man["built"] == 2 and man["usable"] == 2
+    monkeypatch.setattr(dplus, "record_step", real)
+    d = simulate_pairs(event, pairs, backend, tmp_path / "ok", points_per_segment=16)
+    assert d.built == 2 and d.usable == 2

@@ -5,9 +5,7 @@ import pytest
 import torch
 
 from f2p_learning.svgd import SVGDDivergedError, median_bandwidth, run_svgd, stein_direction
-from support.failure_fixtures import one_torch_thread
 
-_one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def std_normal_log_prob(x):

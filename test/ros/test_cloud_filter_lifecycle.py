@@ -1,12 +1,11 @@
 """The cloud_filter lifecycle node, driven through its real lifecycle services over DDS.
 
 Walks configure -> activate -> deactivate -> cleanup with a client node, loads the
-shipped config/f2p_params.yaml, filters a real cloud, and reports malformed clouds on
+installed f2p_bringup params file, filters a real cloud, and reports malformed clouds on
 /diagnostics instead of dropping them silently.
 """
 from __future__ import annotations
 
-import pathlib
 import threading
 
 import numpy as np
@@ -17,11 +16,12 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
-from f2p_common.pointcloud import cloud_to_xyz, xyz_to_cloud
+from f2p_bringup import params_file
 from f2p_perception.cloud_filter_node import CloudFilterNode
+from f2p_ros.conversions import cloud_to_xyz, xyz_to_cloud
 from support.ros import WAIT_S, wait_future, wait_until
 
-PARAMS_FILE = pathlib.Path(__file__).resolve().parents[2] / "config" / "f2p_params.yaml"
+PARAMS_FILE = params_file()      # the installed f2p_bringup one
 
 
 class LifecycleClient:
@@ -121,10 +121,23 @@ def test_invalid_parameters_fail_configure_with_reason(ros):
 
 
 def test_filter_rejects_a_view_that_misses_the_workspace():
-    from f2p_common.pointcloud import PointCloudError
+    from f2p_ros.conversions import PointCloudError
     from f2p_perception.cloud_filter import CloudFilterConfig, filter_points
 
     with pytest.raises(PointCloudError, match="only 0 of 10 points lie in the workspace box"):
         filter_points(np.full((10, 3), 9.0, np.float32), CloudFilterConfig())
     with pytest.raises(ValueError, match="crop_min < crop_max"):
         CloudFilterConfig(crop_min=(1, 1, 1), crop_max=(0, 0, 0))
+
+
+def test_params_file_sets_only_declared_parameters():
+    """A typo in the robot's YAML would silently leave a default in force: every key there is a
+    parameter the node declares (and documents), with a value its check accepts."""
+    import yaml
+    from f2p_perception.cloud_filter_node import PARAMS
+    section = yaml.safe_load(PARAMS_FILE.read_text())["cloud_filter"]["ros__parameters"]
+    declared = {p.name: p for p in PARAMS}
+    assert set(section) <= set(declared), sorted(set(section) - set(declared))
+    for name, value in section.items():
+        check = declared[name].check
+        assert check is None or check(value) is None, (name, value)

@@ -3,17 +3,10 @@
 Scenes are built in code (no XML): a table in front of the robot (x = 0.55 m), objects
 resting on its top at z = 0.45 m.
 """
-import os
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# Test the repository's world config (the installed one is a symlink to it anyway).
-os.environ.setdefault("F2P_SIM_CONFIG", str(ROOT / "config" / "sim" / "world.yaml"))
-
-from f2p_sim.config import load_world_config  # noqa: E402
-from f2p_sim.scene import ObjectSpec, SceneSpec  # noqa: E402
+from f2p_sim.config import load_world_config
+from f2p_sim.scene import ObjectSpec, SceneSpec
 
 TABLE_TOP = 0.45
 

@@ -1,17 +1,15 @@
 """The one checkpoint format: exact round trip; tampered, truncated, mismatched files refused."""
 import dataclasses
-import io
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from f2p_skill_effect.checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_model,
-                                         save_checkpoint, sidecar_path, vocabulary_json)
+from f2p_skill_effect.checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_model, save_checkpoint,
+                                         shipped_model, sidecar_path, vocabulary_json)
 from f2p_skill_effect.model import Observation, PointsToPlansModel, SkillBatch
 
-from conftest import TINY
+from support.synthetic import TINY
 
 
 def _save(tmp_path, name="m.pt", cfg=TINY, vocab=None):
@@ -104,8 +102,10 @@ def test_mismatched_architecture_refused(tmp_path):
     ("skill_effect_pretrained.pt", "ae063623659bb4aa", False),
     ("skill_effect_target_relations.pt", "6918c570aa846512", True)])
 def test_shipped_checkpoints_verify(name, version, target_relations):
-    """models/README.md documents both shipped models by version; each loads with its sidecar."""
-    path = Path(__file__).resolve().parents[2] / "models" / name
+    """The models' README documents both shipped models by version; each is installed with
+    f2p_skill_effect (found through the ament index) and loads with its sidecar."""
+    path = shipped_model(name)
+    assert path.parts[-3:] == ("f2p_skill_effect", "models", name)
     model, ck = load_model(path)
     assert (ck.version, ck.config.target_relations) == (version, target_relations)
     assert ck.training_data["seed"] == 0 and ck.parent_version is None

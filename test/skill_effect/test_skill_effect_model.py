@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
+from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS
 from f2p_skill_effect.model import (ModelConfig, Observation, PointsToPlansModel, SkillBatch,
                                     SkillEffectModel, compute_losses, farthest_point_sample)
 
-from conftest import TINY, synthetic_batch
+from support.synthetic import TINY, synthetic_batch
 
 
 def test_full_size_shapes_and_paper_dimensions():

@@ -7,14 +7,13 @@ plane by distance·(cos, sin) of direction; ``inside(i, j)`` has probability
 exp(-|c_i - c_j|² / σ²), σ = 0.05 m. Object 0 (movable) starts at the origin, object 1 (not
 movable) at (0.5, -0.3, 0.1): only pick_place(0) with a ≈ (0.5, -0.3, 0.1) reaches the goal.
 """
-import math
 
 import numpy as np
 import pytest
 import torch
 
 from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
-from f2p_skill_effect.model import Observation, RelationProbs, SkillBatch, SkillEffectModel
+from f2p_skill_effect.model import Observation, RelationProbs, SkillEffectModel
 from f2p_skill_effect.planner import Plan, PlannerConfig, plan
 
 SIGMA = 0.05

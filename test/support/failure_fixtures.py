@@ -51,13 +51,13 @@ def workspace():
 
 
 def trial_config():
-    from f2p_failure.episode import TrialConfig
+    from f2p_sim.episode import TrialConfig
     return TrialConfig(n_points=TINY_POINTS, samples=16, iterations=1)
 
 
 @functools.lru_cache(maxsize=None)
 def _failure_trial():
-    from f2p_failure.episode import run_trial
+    from f2p_sim.episode import run_trial
     from f2p_sim.tasks import make_task
     cfg, backend = world()
     for seed in _TASK_SEEDS:
@@ -107,14 +107,55 @@ def save_tiny_checkpoint(path):
     return path
 
 
-def one_torch_thread():
-    """Generator for an autouse fixture: one intra-op thread (2 slow cores), restored after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def assert_finite(a) -> None:
     a = a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     assert np.isfinite(a).all(), a
+
+
+def handmade_event(seed=0, with_after=False, **changes):
+    """A small hand-made FailureEvent (3 segments, random clouds and relations, two consistent
+    mismatches); ``changes`` replace fields (``dataclasses.replace``)."""
+    from f2p_failure.events import FailureEvent
+    rng = np.random.default_rng(seed)
+    labels = ["table", "bin", "cup"]
+    s = len(labels)
+    clouds = [rng.normal(size=(n, 3)).astype(np.float32) for n in (7, 4, 5)]
+    unary = np.zeros((s, 3), bool)
+    unary[1:, 0] = True
+    binary = rng.random((s, s, 9)) < 0.3
+    binary[np.arange(s), np.arange(s)] = False
+    observed = binary.copy()
+    observed[2, 1, 8] = False
+    predicted_binary = rng.random((s, s, 9)).astype(np.float32)
+    predicted_binary[np.arange(s), np.arange(s)] = 0.0
+    predicted_binary[2, 1, 8] = 0.9
+    predicted_unary = rng.random((s, 3)).astype(np.float32)
+    predicted_unary[2, 0] = 0.25
+    event = FailureEvent(
+        event_id="3f1c7a52-5d0e-4f8e-9a51-3c1f0b6a2e7d",
+        robot_id="stretch-3012",
+        plan_id="plan-42",
+        step_index=2,
+        model_version="skill-effect-v1",
+        segment_ids=["table_0", "bin_1", "cup_2"],
+        segment_labels=labels,
+        observation_before=clouds,
+        relations_before_unary=unary,
+        relations_before_binary=binary,
+        skill="pick_place",
+        target=2,
+        params=[0.1, -0.25, 0.05],
+        predicted_after_unary=predicted_unary,
+        predicted_after_binary=predicted_binary,
+        observed_after_unary=unary.copy(),
+        observed_after_binary=observed,
+        observation_after=[c + np.float32(0.01) for c in clouds] if with_after else [],
+        mismatches=[{"predicate": "inside", "subject": 2, "object": 1, "predicted": float(np.float32(0.9)), "observed": False},
+                    {"predicate": "movable", "subject": 2, "object": None, "predicted": 0.25, "observed": True}],
+        category="incorrect_prediction",
+        frame_id="world",
+        stamp_ns=1_700_000_000_123_456_789,
+        context={"task": "cup_in_bin", "goal": [["inside", "cup_2", "bin_1"]], "seed": 7,
+                 "camera": {"name": "front", "fov": 58.0}},
+    )
+    return dataclasses.replace(event, **changes)

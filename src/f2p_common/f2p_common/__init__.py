@@ -1,5 +1,6 @@
-"""f2p_common: the one relation/skill vocabulary and the one set of message conversions.
+"""f2p_common: what every f2p package shares, ROS-free.
 
-`vocabulary` is pure Python (no ROS import) so off-board code can use it; `pointcloud`
-and the other conversion modules import ROS message types only.
+``vocabulary`` (relations, object classes, skills and their parameter boxes, each task's skill
+library), ``interfaces`` (the dataclasses nodes exchange, one per message), ``dataset`` (the
+skill-effect dataset format) and ``resources`` (installed package data via the ament index).
 """

@@ -10,7 +10,7 @@ it (incorrect prediction vs. sim-to-real gap): the model's predicted relations R
 observation after the step O_k when it was captured, the relation mismatches, and
 provenance (robot, plan, step, model version). Field meanings follow
 ``msg/FailureEvent.msg``; names and orders of relations and skills come from
-``f2p_common.vocabulary``, segment classes from ``f2p_relations.OBJECT_CLASSES``.
+``f2p_common.vocabulary``, segment classes too.
 :meth:`FailureEvent.validate` refuses anything malformed with a :class:`FailureEventError`
 naming the field (and segment) at fault. Pure Python + numpy: no ROS import.
 
@@ -42,8 +42,8 @@ observed_after_unary           (S,3) uint8     R-hat_k, 0/1
 observed_after_binary          (S,S,9) uint8   R-hat_k, 0/1
 =============================  ==============  ==========================================
 
-:func:`save_event` validates, writes ``<name>.tmp`` and renames it, so an event file that
-exists is complete. :func:`load_event` checks format, members, checksum, dtypes and shapes,
+:func:`save_event` validates and writes durably and atomically (``f2p_common.files``), so an
+event file that exists is complete. :func:`load_event` checks format, members, checksum, dtypes and shapes,
 then validates; every failure is a :class:`FailureEventError` naming the file.
 """
 from __future__ import annotations
@@ -62,8 +62,8 @@ import zipfile
 
 import numpy as np
 
-from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
-from f2p_relations.relations import OBJECT_CLASSES
+from f2p_common.files import write_atomic
+from f2p_common.vocabulary import BINARY_RELATIONS, OBJECT_CLASSES, SKILLS, UNARY_RELATIONS
 
 #: Failure categories; the index is the FailureEvent.msg CATEGORY_* constant.
 CATEGORIES: tuple[str, ...] = ("unclassified", "incorrect_prediction", "sim_to_real_gap")
@@ -283,6 +283,19 @@ class FailureEvent:
                 raise FailureEventError(f"{where}: predicted must be a probability in [0, 1], got {p!r}")
             if not isinstance(m["observed"], (bool, np.bool_)):
                 raise FailureEventError(f"{where}: observed must be a bool, got {m['observed']!r}")
+            # A mismatch summarises the arrays: its values are theirs (so the event converts to
+            # a message and back without loss).
+            if unary:
+                k = UNARY_RELATIONS.index(pred)
+                in_pred, in_obs = self.predicted_after_unary[m["subject"], k], self.observed_after_unary[m["subject"], k]
+            else:
+                k = BINARY_RELATIONS.index(pred)
+                in_pred = self.predicted_after_binary[m["subject"], obj, k]
+                in_obs = self.observed_after_binary[m["subject"], obj, k]
+            if float(p) != float(in_pred):
+                raise FailureEventError(f"{where}: predicted {p!r} is not predicted_after's {float(in_pred)!r}")
+            if bool(m["observed"]) != bool(in_obs):
+                raise FailureEventError(f"{where}: observed {bool(m['observed'])} is not observed_after's {bool(in_obs)}")
 
 
 def _arrays_identical(a, b) -> bool:
@@ -305,6 +318,8 @@ def _check_relation_array(name: str, arr, s: int, unary: bool, probs: bool) -> N
             raise FailureEventError(f"{name}: probability {float(arr[bad])} at {bad} is outside [0, 1]")
     elif arr.dtype != np.bool_:
         raise FailureEventError(f"{name}: must be bool, got {arr.dtype} (use .astype(bool))")
+    if not unary and np.any(arr[np.arange(s), np.arange(s)]):
+        raise FailureEventError(f"{name}: a segment has no relation with itself (the diagonal must be 0)")
 
 
 def _check_context(context) -> None:
@@ -409,16 +424,7 @@ def save_event(event: FailureEvent, folder: str | os.PathLike) -> Path:
     text = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
     data = _zip_bytes({_JSON_MEMBER: text.encode("utf-8"), _ARRAYS_MEMBER: npz})
 
-    path = event_path(folder, event.event_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(event_path(folder, event.event_id), data)
 
 
 _REQUIRED_KEYS = ("format", "event_id", "robot_id", "plan_id", "step_index", "model_version",

@@ -1,247 +1,319 @@
-"""``f2p-learn``: the whole learn-from-failure step, from a saved failure event to a validated
-checkpoint (paper 000 §4-5).
+"""Learn from one failure: a saved failure event to a validated checkpoint (paper 000 §4-5).
 
-Stages (each printed with its time):
+``learn(LearnConfig) -> LearnReport``; the command line ``f2p-learn`` builds the config from its
+arguments. Stages (each logged with its time, all recorded in ``learn_report.json``):
 
 1. **load** the event (``f2p_failure.events``, integrity-checked) and the checkpoint that
    failed (a warning if its version differs from the event's ``model_version``);
-2. **classify** (§4): Real2Sim replay of φ_F from O_F; a sim-to-real gap stops here (exit 3):
-   simulated data would teach the wrong effect;
-3. **infer** the M (state, action) pairs with the chosen method (``fail2progress``: SVGD on
-   states, eq. 5, then on actions, eq. 7; or a §6 baseline), see :mod:`f2p_learning.targeted`;
-   a diverging inference (NaN/inf log-density or particles, e.g. from a NaN checkpoint) stops
-   here (exit 4); particles held at the edge of the feasible set are counted and reported;
-4. **simulate** the pairs into D+ (Real2Sim scenes, φ_F executed, transitions recorded);
-5. **fine-tune** Γ on all of D+ (paper: 200 epochs, Adam 1e-4; the last epoch's weights) with
-   replay of original data drawn afresh each epoch, every D+ transition shown under random
-   object relabellings (``f2p-train --relabel-objects``: the lesson holds for every object of
-   the class, not only the failure's segment indices). D+ transitions flagged unstable are kept (only unseen segments are skipped): around a
-   failure they are informative — e.g. a loaded bin left resting tilted on a table edge,
-   penetrating it by ~2 cm, is exactly the "did not reach the other table" example the
-   model lacks (measured: 10 of 20 D+ transitions of a transport failure). Opt-in,
-   beyond the paper: ``--anchor-weight W`` keeps the parent's predictions of where each
-   skill's target ends up over the whole parameter box (``f2p-train --anchor-weight``), so
-   the child does not learn placements past a table's edge as "on it" from a D+ whose
-   object starts in one spot (README, "placement anchor");
+2. **classify** (§4, :mod:`f2p_learning.classify`): Real2Sim replay of φ_F from O_F; a
+   sim-to-real gap stops here: simulated data would teach the wrong effect;
+3. **infer** the M (state, action) pairs with the chosen method (:mod:`f2p_learning.pairs`:
+   ``fail2progress`` SVGD on states, eq. 5, then on actions, eq. 7; or a §6 baseline); a
+   diverging inference (NaN/inf, e.g. from a NaN checkpoint) stops here; particles held at the
+   edge of the feasible set are counted and reported;
+4. **simulate** the pairs into D+ (:mod:`f2p_learning.dplus`);
+5. **fine-tune** Γ on all of D+ by the :class:`~f2p_training.train.FineTuneRecipe` (paper: 200
+   epochs, Adam 1e-4, the last epoch's weights; with replay of original data and object
+   relabelling). D+ transitions flagged unstable are kept (only unseen segments are skipped):
+   around a failure they are informative — e.g. a loaded bin left resting tilted on a table
+   edge, penetrating it by ~2 cm, is exactly the "did not reach the other table" example the
+   model lacks (measured: 10 of 20 D+ transitions of a transport failure);
 6. **validate** on a held-out regression set: relation-detection micro F1 and next-step
    accuracy of parent and child. A child worse than its parent by more than
-   ``--regression-tolerance`` is written but marked ``deployable: false``.
+   ``regression_tolerance`` is written but marked ``deployable: false``.
 
-Output folder: ``d_plus/`` (the dataset), ``model.pt`` (+ .sha256; ``training_data.lineage``
-holds the parent version, event id, method, D+ manifest digest), ``learn_report.json``.
-
-Usage::
-
-    python -m f2p_learning.learn --event EVENT.f2pevent --checkpoint models/skill_effect_pretrained.pt \\
-        --replay-data REPLAY --regression-data HELDOUT --out-dir out/learn
+Output folder: ``d_plus/`` (the dataset), ``particles.npz``, ``model.pt`` (+ .sha256;
+``training_data.lineage`` holds the parent version, event id, method, D+ digest) and
+``learn_report.json``, written (atomically) whatever the outcome once the inputs were read.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
-from f2p_failure.classify import classify_failure
+from f2p_common.files import write_atomic
 from f2p_failure.events import FailureEventError, load_event
 from f2p_sim.config import load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
-from f2p_skill_effect import train as f2p_train
-from f2p_skill_effect.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from f2p_skill_effect.evaluate import evaluate_arrays
-from f2p_skill_effect.model import build_model
-from f2p_skill_effect.train import load_transitions
+from f2p_skill_effect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from f2p_training.evaluate import evaluate_arrays
+from f2p_training.train import FineTuneRecipe, train
+from f2p_training.transitions import load_transitions
 
+from .classify import classify_failure
+from .dplus import NoTrainingDataError, simulate_pairs
+from .pairs import METHODS, infer_pairs
 from .svgd import SVGDDivergedError
-from .targeted import TARGETED_METHODS, infer_pairs, simulate_pairs
 
-EXIT_SIM_TO_REAL = 3
-EXIT_BAD_INPUT = 2
-EXIT_DIVERGED = 4
+#: ``f2p-learn`` exit codes per outcome (0: learned).
+EXIT_CODES = {"learned": 0, "bad_input": 2, "no_training_data": 2, "sim_to_real_gap": 3, "inference_diverged": 4}
 
 
-def regression_scores(model, data) -> dict:
-    res = evaluate_arrays(model, data)
-    return {"detection_f1": res["detection"]["micro_f1"], "next_step_accuracy": res["next_step"]["accuracy"],
-            "next_step_f1": res["next_step"]["micro_f1"], "transitions": res["transitions"]}
+class LearnInputError(ValueError):
+    """The event or checkpoint cannot be used (missing, corrupt, tampered with), or the failure
+    cannot be replayed in simulation. Nothing was learned; the message says why."""
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="f2p-learn", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--event", required=True, help="failure event file (.f2pevent)")
-    p.add_argument("--checkpoint", required=True, help="the checkpoint that failed (the parent)")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--method", default="fail2progress", choices=TARGETED_METHODS)
-    p.add_argument("--particles", type=int, default=20, help="M (paper: 20)")
-    p.add_argument("--svgd-steps", type=int, default=60)
-    p.add_argument("--epochs", type=int, default=200, help="fine-tuning epochs (paper: 200)")
-    p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (paper: 1e-4)")
-    p.add_argument("--batch-size", type=int, default=4,
-                   help="fine-tuning batch size (measured on an organize D+: after 200 epochs at batch 16 the "
-                        "model still put p < 0.5 on 8 of D+'s own 17 'item still inside' transitions, at batch 4 on 1)")
-    p.add_argument("--replay-data", nargs="*", default=[], help="original data mixed into fine-tuning")
-    p.add_argument("--replay-fraction", type=float, default=0.5)
-    p.add_argument("--anchor-weight", type=float, default=0.0,
-                   help="keep the parent's placement predictions over the skill's parameter box while fine-tuning "
-                        "(f2p-train --anchor-weight; 0 = off, the paper's fine-tuning)")
-    p.add_argument("--keep-unseen-after", action="store_true",
-                   help="fine-tune on D+ transitions in which an object falls out of view too (f2p-train "
-                        "--keep-unseen-after; default: skipped, as in the paper's pipeline)")
-    p.add_argument("--regression-data", nargs="*", default=[], help="held-out data for the regression gate")
-    p.add_argument("--regression-tolerance", type=float, default=0.02,
-                   help="largest allowed drop of detection F1 or next-step accuracy")
-    p.add_argument("--no-relabel-objects", dest="relabel_objects", action="store_false",
-                   help="fine-tune on D+ in its recorded object order only (default: every D+ transition is shown "
-                        "under random object relabellings, so the lesson holds for every object, see f2p-train)")
-    p.add_argument("--skip-classification", action="store_true", help="learn even without a sim replay check")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
-    a = p.parse_args(argv)
-    if a.particles < 2:
-        p.error("--particles must be >= 2 (SVGD needs a kernel over several particles)")
-    if not (a.anchor_weight >= 0 and a.anchor_weight < float("inf")):
-        p.error("--anchor-weight must be a finite number >= 0")
-    return a
+@dataclass
+class LearnConfig:
+    """event: the failure event file (.f2pevent); checkpoint: the model that failed (the
+    parent); out_dir: where D+, the child and the report go; method: one of
+    :data:`f2p_learning.pairs.METHODS`; particles: M (paper A.5: 20); svgd_steps: SVGD /
+    gradient steps; fine_tune: how the child is fine-tuned; replay_data: original data mixed
+    into fine-tuning; regression_data / regression_tolerance: the gate (no data: the child is
+    never deployable); skip_classification: learn without the sim replay check; world_config:
+    the simulated world (None: the installed one); log: progress lines (None: silent)."""
+
+    event: str | Path
+    checkpoint: str | Path
+    out_dir: str | Path
+    method: str = "fail2progress"
+    particles: int = 20
+    svgd_steps: int = 60
+    fine_tune: FineTuneRecipe = field(default_factory=FineTuneRecipe)
+    replay_data: Sequence[str | Path] = ()
+    regression_data: Sequence[str | Path] = ()
+    regression_tolerance: float = 0.02
+    skip_classification: bool = False
+    seed: int = 0
+    world_config: str | Path | None = None
+    log: Callable[[str], None] | None = None
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.particles < 2:
+            raise ValueError("particles must be >= 2 (SVGD needs a kernel over several particles)")
+        if self.svgd_steps < 1:
+            raise ValueError("svgd_steps must be >= 1")
+        if not 0 <= self.regression_tolerance < math.inf:
+            raise ValueError("regression_tolerance must be a finite number >= 0")
+        # the fine-tuning settings are checked now, not after minutes of inference and simulation
+        self.fine_tune.train_config(["d_plus"], "model.pt", self.checkpoint, points=1, seed=self.seed,
+                                    replay_data=self.replay_data, keep_unstable=True).validate()
 
 
-def main(argv=None) -> int:
-    a = parse_args(argv)
-    log = (lambda *x: None) if a.quiet else (lambda *x: print(*x, flush=True))
-    out = Path(a.out_dir)
+@dataclass
+class LearnReport:
+    """What one learn step did. ``outcome``: ``learned`` (``checkpoint`` written, ``deployable``
+    says whether it passed the regression gate), ``sim_to_real_gap``, ``inference_diverged`` or
+    ``no_training_data``; ``result`` says the same in words; ``stages``: seconds and figures
+    per stage."""
+
+    outcome: str
+    result: str
+    method: str
+    event_id: str
+    parent_version: str
+    skill: str
+    mismatches: list[dict]
+    config: dict
+    stages: dict = field(default_factory=dict)
+    deployable: bool = False
+    checkpoint: str | None = None
+    child_version: str | None = None
+    child_sha256: str | None = None
+    regression_gate: dict | None = None
+    lineage: dict | None = None
+    total_seconds: float = 0.0
+
+    def write(self, path: Path) -> None:
+        """Write the report as JSON, durably and atomically."""
+        write_atomic(path, json.dumps(asdict(self), indent=1, default=float) + "\n")
+
+
+def regression_gate(parent_model, child_model, data: dict, tolerance: float) -> dict:
+    """Parent and child scores on held-out ``data`` (detection micro F1, next-step accuracy and
+    F1) and whether the child's worst drop stays within ``tolerance``."""
+    def scores(model) -> dict:
+        res = evaluate_arrays(model, data)
+        return {"detection_f1": res["detection"]["micro_f1"], "next_step_accuracy": res["next_step"]["accuracy"],
+                "next_step_f1": res["next_step"]["micro_f1"], "transitions": res["transitions"]}
+    before, after = scores(parent_model), scores(child_model)
+    drop = max(before["detection_f1"] - after["detection_f1"], before["next_step_accuracy"] - after["next_step_accuracy"])
+    return {"tolerance": tolerance, "parent": before, "child": after, "worst_drop": drop,
+            "deployable": bool(drop <= tolerance)}
+
+
+def learn(cfg: LearnConfig) -> LearnReport:
+    """Learn from ``cfg.event`` (module docstring). LearnInputError for unusable inputs."""
+    cfg.validate()
+    log = cfg.log or (lambda _msg: None)
+    out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"command": "python -m f2p_learning.learn " + " ".join(argv if argv is not None else sys.argv[1:]),
-                    "stages": {}, "method": a.method}
     t_all = time.perf_counter()
-
-    def stage(name, t0, **info):
-        report["stages"][name] = {"seconds": round(time.perf_counter() - t0, 3), **info}
-        log(f"[f2p-learn] {name}: {time.perf_counter() - t0:.1f}s " + ", ".join(f"{k}={v}" for k, v in info.items()
-                                                                           if not isinstance(v, (list, dict))))
-
     t0 = time.perf_counter()
     try:
-        event = load_event(a.event)
-        parent = load_checkpoint(a.checkpoint)
+        event = load_event(cfg.event)
+        parent = load_checkpoint(cfg.checkpoint)
     except (FailureEventError, CheckpointError) as e:
-        print(f"f2p-learn: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise LearnInputError(str(e)) from None
     if event.model_version != parent.version:
         log(f"[f2p-learn] warning: event {event.event_id} was recorded with model {event.model_version}, "
             f"learning on checkpoint {parent.version}")
-    model = build_model(parent.config)
-    model.load_state_dict(parent.state_dict)
-    model.eval()
+    model = model_from_checkpoint(parent)
     n_points = int(parent.training_data.get("points_per_object", 128))
-    cfg = load_world_config()
-    backend = MujocoBackend(cfg)
-    report.update(event_id=event.event_id, parent_version=parent.version, skill=event.skill,
-                  mismatches=event.mismatches)
+    world = load_world_config(cfg.world_config)
+    backend = MujocoBackend(world)
+    report = LearnReport("learned", "learned", cfg.method, event.event_id, parent.version, event.skill,
+                         event.mismatches, _config_record(cfg))
+
+    def stage(name: str, started: float, **info) -> None:
+        report.stages[name] = {"seconds": round(time.perf_counter() - started, 3), **info}
+        log(f"[f2p-learn] {name}: {time.perf_counter() - started:.1f}s "
+            + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (list, dict))))
+
+    def finish(outcome: str, result: str) -> LearnReport:
+        report.outcome, report.result = outcome, result
+        report.total_seconds = round(time.perf_counter() - t_all, 3)
+        report.write(out / "learn_report.json")
+        return report
+
     stage("load", t0, event=event.event_id, parent=parent.version, segments=event.num_segments)
 
     t0 = time.perf_counter()
-    if a.skip_classification:
+    if cfg.skip_classification:
         stage("classify", t0, category="skipped")
     else:
         try:
             c = classify_failure(event, backend)
         except Exception as e:  # a scene Real2Sim cannot build is reported, not a crash
-            print(f"f2p-learn: error: cannot replay the failure in simulation: {e}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            raise LearnInputError(f"cannot replay the failure in simulation: {e}") from e
         stage("classify", t0, category=c.category, agreeing=c.agreeing, disagreeing=c.disagreeing)
         if c.category != "incorrect_prediction":
-            report["deployable"] = False
-            report["result"] = "sim_to_real_gap: not learnable from simulated data"
-            (out / "learn_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
             log("[f2p-learn] the simulator does not reproduce the observed outcome (sim-to-real gap): stopping")
-            return EXIT_SIM_TO_REAL
+            return finish("sim_to_real_gap", "sim_to_real_gap: not learnable from simulated data")
 
     t0 = time.perf_counter()
     try:
-        pairs = infer_pairs(a.method, model, event, n_points, (cfg["workspace"]["lower"], cfg["workspace"]["upper"]),
-                            particles=a.particles, steps=a.svgd_steps, seed=a.seed)
+        pairs = infer_pairs(cfg.method, model, event, n_points, (world["workspace"]["lower"], world["workspace"]["upper"]),
+                            particles=cfg.particles, steps=cfg.svgd_steps, seed=cfg.seed)
     except SVGDDivergedError as e:   # NaN/inf log-density or particles: nothing to simulate, nothing to learn
-        print(f"f2p-learn: error: {a.method} inference diverged: {e}", file=sys.stderr)
-        report.update(result=f"inference diverged: {e}", deployable=False)
-        (out / "learn_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-        return EXIT_DIVERGED
+        log(f"[f2p-learn] {cfg.method} inference diverged: {e}")
+        return finish("inference_diverged", f"inference diverged: {e}")
     np.savez(out / "particles.npz", offsets=pairs.offsets, actions=pairs.actions, states=pairs.state_particles,
              state_objective=pairs.state_objective, action_objective=pairs.action_objective)
-    # Particles the priors' walls hold at the edge of the feasible set at the last step (SVGD
-    # and Gradient): states beyond the offset box, actions leaving the target off every support.
-    last = {k: pairs.history[k][-1].get("at_bound") for k in ("states", "actions") if pairs.history.get(k)}
-    stage("infer", t0, optimisation_seconds=round(pairs.seconds, 3), particles=a.particles,
+    at_bound = pairs.at_bound()
+    stage("infer", t0, optimisation_seconds=round(pairs.seconds, 3), particles=cfg.particles,
           state_objective_mean=float(np.mean(pairs.state_objective)),
           action_objective_mean=float(np.mean(pairs.action_objective)),
-          states_at_bound=last.get("states"), actions_infeasible=last.get("actions"),
+          states_at_bound=at_bound.get("states"), actions_infeasible=at_bound.get("actions"),
           rejection={k: v for k, v in pairs.history.items() if k.endswith("_rejection")} or None)
-    if any(last.values()):
-        log(f"[f2p-learn] warning: at the last SVGD step {last.get('states')} state and {last.get('actions')} action "
-            f"particles of {a.particles} sit outside the feasible set (their D+ scenes may not build)")
+    if any(at_bound.values()):
+        log(f"[f2p-learn] warning: at the last SVGD step {at_bound.get('states')} state and {at_bound.get('actions')} "
+            f"action particles of {cfg.particles} sit outside the feasible set (their D+ scenes may not build)")
 
     t0 = time.perf_counter()
-    d_plus = out / "d_plus"
     try:
-        manifest = simulate_pairs(event, pairs, backend, d_plus, seed=a.seed)
-    except ValueError as e:   # no particle gave a scene Real2Sim can build, or one the camera saw whole
-        print(f"f2p-learn: error: {e}", file=sys.stderr)
-        report.update(result=f"no D+: {e}", deployable=False)
-        (out / "learn_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-        return EXIT_BAD_INPUT
-    stage("simulate", t0, transitions=manifest["built"], usable=manifest["usable"], skipped=len(manifest["skipped"]),
-          flagged=manifest["flagged"], skipped_reasons=manifest["skipped"])
+        d_plus = simulate_pairs(event, pairs, backend, out / "d_plus", seed=cfg.seed)
+    except NoTrainingDataError as e:
+        log(f"[f2p-learn] no D+: {e}")
+        return finish("no_training_data", f"no D+: {e}")
+    stage("simulate", t0, transitions=d_plus.built, usable=d_plus.usable, skipped=len(d_plus.skipped),
+          flagged=d_plus.manifest["flagged"], skipped_reasons=d_plus.skipped)
 
     t0 = time.perf_counter()
     child_path = out / "model.pt"
-    lineage = {"parent_version": parent.version, "event_id": event.event_id, "method": a.method,
-               "d_plus": str(d_plus), "d_plus_shard_sha256": manifest["shards"][0]["sha256"],
-               "particles": a.particles}
-    targs = ["--data", str(d_plus), "--out", str(child_path), "--init-checkpoint", a.checkpoint,
-             "--epochs", str(a.epochs), "--lr", str(a.lr), "--batch-size", str(a.batch_size), "--seed", str(a.seed), "--points", str(n_points),
-             "--val-fraction", "0", "--lineage-json", json.dumps(lineage), "--keep-unstable",
-             "--log-every", str(max(1, a.epochs // 10))]
-    if a.relabel_objects:
-        targs.append("--relabel-objects")
-    if a.keep_unseen_after:
-        targs.append("--keep-unseen-after")
-    if a.anchor_weight > 0:
-        targs += ["--anchor-weight", str(a.anchor_weight)]
-    if a.replay_data and a.replay_fraction > 0:
-        targs += ["--replay-data", *a.replay_data, "--replay-fraction", str(a.replay_fraction)]
-    if a.quiet:
-        targs.append("--quiet")
-    rc = f2p_train.main(targs)
-    if rc != 0:
-        print(f"f2p-learn: error: fine-tuning failed (exit {rc})", file=sys.stderr)
-        return rc
-    stage("fine_tune", t0, epochs=a.epochs)
+    report.lineage = {"parent_version": parent.version, "event_id": event.event_id, "method": cfg.method,
+                      "d_plus": str(d_plus.folder), "d_plus_shard_sha256": d_plus.manifest["shards"][0]["sha256"],
+                      "particles": cfg.particles}
+    trained = train(cfg.fine_tune.train_config([d_plus.folder], child_path, cfg.checkpoint, points=n_points,
+                                               seed=cfg.seed, replay_data=cfg.replay_data, keep_unstable=True,
+                                               lineage=report.lineage, log=cfg.log))
+    stage("fine_tune", t0, epochs=cfg.fine_tune.epochs)
 
     t0 = time.perf_counter()
     child = load_checkpoint(child_path)
-    child_model = build_model(child.config)
-    child_model.load_state_dict(child.state_dict)
-    gate: dict = {"tolerance": a.regression_tolerance}
-    if a.regression_data:
-        data = load_transitions(a.regression_data, n_points, parent.config.max_objects, a.seed)
-        before, after = regression_scores(model, data), regression_scores(child_model, data)
-        drop = max(before["detection_f1"] - after["detection_f1"], before["next_step_accuracy"] - after["next_step_accuracy"])
-        gate.update(parent=before, child=after, worst_drop=drop, deployable=bool(drop <= a.regression_tolerance))
+    if cfg.regression_data:
+        data = load_transitions(cfg.regression_data, n_points, parent.config.max_objects, cfg.seed)
+        gate = regression_gate(model, model_from_checkpoint(child), data, cfg.regression_tolerance)
     else:
-        gate.update(deployable=False, reason="no --regression-data: not validated")
+        gate = {"tolerance": cfg.regression_tolerance, "deployable": False, "reason": "no regression data: not validated"}
     child.metrics = {**child.metrics, "regression_gate": gate, "deployable": gate["deployable"]}
-    digest = save_checkpoint(child_path, child)
+    report.child_sha256 = save_checkpoint(child_path, child)
     stage("validate", t0, deployable=gate["deployable"], worst_drop=gate.get("worst_drop"))
-    report.update(child_version=child.version, child_sha256=digest, deployable=gate["deployable"],
-                  regression_gate=gate, lineage=lineage, total_seconds=round(time.perf_counter() - t_all, 3),
-                  result="learned")
-    (out / "learn_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-    log(f"[f2p-learn] wrote {child_path} version {child.version} (parent {parent.version}), "
-        f"deployable={gate['deployable']}, total {report['total_seconds']:.1f}s")
-    return 0
+    report.checkpoint, report.child_version = str(child_path), trained.version
+    report.deployable, report.regression_gate = gate["deployable"], gate
+    finish("learned", "learned")
+    log(f"[f2p-learn] wrote {child_path} version {trained.version} (parent {parent.version}), "
+        f"deployable={gate['deployable']}, total {report.total_seconds:.1f}s")
+    return report
+
+
+def _config_record(cfg: LearnConfig) -> dict:
+    """The settings of a learn step as JSON (recorded in its report)."""
+    return {"event": str(cfg.event), "checkpoint": str(cfg.checkpoint), "method": cfg.method,
+            "particles": cfg.particles, "svgd_steps": cfg.svgd_steps, "fine_tune": asdict(cfg.fine_tune),
+            "replay_data": [str(d) for d in cfg.replay_data], "regression_data": [str(d) for d in cfg.regression_data],
+            "regression_tolerance": cfg.regression_tolerance, "skip_classification": cfg.skip_classification,
+            "seed": cfg.seed}
+
+
+# ---------------------------------------------------------------------------- command line
+def config_from_args(argv=None) -> LearnConfig:
+    """The :class:`LearnConfig` of an ``f2p-learn`` command line (defaults: LearnConfig's)."""
+    d, r = LearnConfig(event="", checkpoint="", out_dir=""), FineTuneRecipe()
+    p = argparse.ArgumentParser(prog="f2p-learn", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--event", required=True, help="failure event file (.f2pevent)")
+    p.add_argument("--checkpoint", required=True, help="the checkpoint that failed (the parent)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--method", default=d.method, choices=METHODS)
+    p.add_argument("--particles", type=int, default=d.particles, help="M (paper: 20)")
+    p.add_argument("--svgd-steps", type=int, default=d.svgd_steps)
+    p.add_argument("--epochs", type=int, default=r.epochs, help="fine-tuning epochs (paper: 200)")
+    p.add_argument("--lr", type=float, default=r.lr, help="fine-tuning learning rate (paper: 1e-4)")
+    p.add_argument("--batch-size", type=int, default=r.batch_size, help="fine-tuning batch size")
+    p.add_argument("--replay-data", nargs="*", default=[], help="original data mixed into fine-tuning")
+    p.add_argument("--replay-fraction", type=float, default=r.replay_fraction)
+    p.add_argument("--anchor-weight", type=float, default=r.anchor_weight,
+                   help="keep the parent's placement predictions over the skill's parameter box while fine-tuning "
+                        "(0 = off, the paper's fine-tuning)")
+    p.add_argument("--keep-unseen-after", action="store_true",
+                   help="fine-tune on D+ transitions in which an object falls out of view too")
+    p.add_argument("--no-relabel-objects", dest="relabel_objects", action="store_false",
+                   help="fine-tune on D+ in its recorded object order only (default: random object relabellings)")
+    p.add_argument("--regression-data", nargs="*", default=[], help="held-out data for the regression gate")
+    p.add_argument("--regression-tolerance", type=float, default=d.regression_tolerance,
+                   help="largest allowed drop of detection F1 or next-step accuracy")
+    p.add_argument("--skip-classification", action="store_true", help="learn even without a sim replay check")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    cfg = LearnConfig(
+        event=a.event, checkpoint=a.checkpoint, out_dir=a.out_dir, method=a.method, particles=a.particles,
+        svgd_steps=a.svgd_steps,
+        fine_tune=FineTuneRecipe(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, replay_fraction=a.replay_fraction,
+                                 relabel_objects=a.relabel_objects, anchor_weight=a.anchor_weight,
+                                 keep_unseen_after=a.keep_unseen_after),
+        replay_data=a.replay_data, regression_data=a.regression_data, regression_tolerance=a.regression_tolerance,
+        skip_classification=a.skip_classification, seed=a.seed,
+        log=None if a.quiet else (lambda msg: print(msg, flush=True)))
+    try:
+        cfg.validate()
+    except ValueError as e:
+        p.error(str(e))
+    return cfg
+
+
+def main(argv=None) -> int:
+    cfg = config_from_args(argv)
+    try:
+        report = learn(cfg)
+    except LearnInputError as e:
+        print(f"f2p-learn: error: {e}", file=sys.stderr)
+        return EXIT_CODES["bad_input"]
+    if report.outcome != "learned":
+        print(f"f2p-learn: {report.result}", file=sys.stderr)
+    return EXIT_CODES[report.outcome]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
-from f2p_common.pointcloud import PointCloudError
+from f2p_common.interfaces import PointCloudError
 
 
 @dataclass(frozen=True)

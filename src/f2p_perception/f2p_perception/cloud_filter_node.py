@@ -26,15 +26,21 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
-from f2p_common import parameters as P
-from f2p_common.pointcloud import PointCloudError, cloud_to_xyz, xyz_to_cloud
+from f2p_common.interfaces import PointCloudError
+from f2p_ros import parameters as P
+from f2p_ros.conversions import cloud_to_xyz, xyz_to_cloud
 from f2p_perception.cloud_filter import CloudFilterConfig, filter_points
 
+_DEFAULTS = CloudFilterConfig()   # the one home of the defaults; a robot's params YAML overrides them
 PARAMS = [
-    P.Param("crop_min", [-2.0, -2.0, -0.5], "workspace box minimum corner [x, y, z], metres, cloud frame", P.vector3),
-    P.Param("crop_max", [2.0, 2.0, 2.0], "workspace box maximum corner [x, y, z], metres, cloud frame", P.vector3),
-    P.Param("voxel_size", 0.01, "voxel edge for down-sampling, metres (0 disables)", P.positive_or_zero),
-    P.Param("min_points", 50, "clouds with fewer points left after cropping are rejected", P.positive_or_zero),
+    P.Param("crop_min", [float(v) for v in _DEFAULTS.crop_min],
+            "workspace box minimum corner [x, y, z], metres, cloud frame", P.vector3),
+    P.Param("crop_max", [float(v) for v in _DEFAULTS.crop_max],
+            "workspace box maximum corner [x, y, z], metres, cloud frame", P.vector3),
+    P.Param("voxel_size", _DEFAULTS.voxel_size, "voxel edge for down-sampling, metres (0 disables)",
+            P.positive_or_zero),
+    P.Param("min_points", _DEFAULTS.min_points, "clouds with fewer points left after cropping are rejected",
+            P.positive_or_zero),
     P.Param("nan_policy", "drop", "'drop' discards NaN/Inf points (organised depth clouds); 'raise' rejects the cloud",
             P.one_of("drop", "raise")),
 ]

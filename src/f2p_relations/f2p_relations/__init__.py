@@ -1,5 +1,4 @@
 """f2p relations: the one definition of paper 000 A.9 relations (see relations.py)."""
 from f2p_relations.relations import (  # noqa: F401
     Boxes, Relations, boxes_from_clouds, compute_relations, drawer_openings_from_boxes,
-    OBJECT_CLASSES, MOVABLE_CLASSES, DRAWER_CLASSES, CONTAINER_CLASSES,
 )

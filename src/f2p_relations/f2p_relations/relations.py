@@ -3,7 +3,7 @@
 Every consumer — the simulator's ground-truth labeller (from exact simulator state), the
 geometric relation detector (from bounding boxes of segmented point clouds), Real2Sim
 checks and the tests — calls :func:`compute_relations`. Predicate names and order come from
-``f2p_common.vocabulary`` and are never redefined here.
+``f2p_common.vocabulary``, like the object classes, and are never redefined here.
 
 Frames and conventions
 ----------------------
@@ -52,17 +52,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from f2p_common.vocabulary import BINARY_RELATIONS, RELATIONS, UNARY_RELATIONS
-
-#: Semantic classes known to f2p scenes and detectors (one place; the sim config gives each
-#: its shape prior and physical parameters). Order is the class index used in datasets.
-OBJECT_CLASSES: tuple[str, ...] = ("table", "shelf", "cabinet", "drawer", "bin", "bag", "cup", "cuboid")
-#: Classes whose instances can be moved by pick-and-place or push (paper A.9 "movability").
-MOVABLE_CLASSES: frozenset[str] = frozenset({"bin", "bag", "cup", "cuboid"})
-#: Classes that are drawers (paper A.9 "drawer identification").
-DRAWER_CLASSES: frozenset[str] = frozenset({"drawer"})
-#: Open containers: things can be put inside them.
-CONTAINER_CLASSES: frozenset[str] = frozenset({"bin", "bag", "cup", "drawer"})
+from f2p_common.vocabulary import (BINARY_RELATIONS, DRAWER_CLASSES, MOVABLE_CLASSES, OBJECT_CLASSES, RELATIONS,
+                                   UNARY_RELATIONS)
 
 #: Paper A.9: boundary(A, B) needs A's distance to B's nearest edge below this (m).
 EPS_BOUNDARY = 0.1

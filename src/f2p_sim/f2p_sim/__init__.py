@@ -3,6 +3,6 @@
 Modules: config (world.yaml), scene (SceneSpec -> MJCF), backend (SimBackend boundary),
 mujoco_backend (the embedded default), skills (A.10), observation (ray-cast partial-view
 segmented clouds, noise), tasks (the three paper tasks), reference (their scripted
-ground-truth solutions: are they solvable?), real2sim (§5.3/A.12), dataset
-(shards + loader), datagen (CLI f2p-datagen).
+ground-truth solutions: are they solvable?), real2sim (§5.3/A.12), episode (one task attempt:
+observe, plan with Γ, execute, detect failures), datagen (``generate``, CLI f2p-datagen).
 """

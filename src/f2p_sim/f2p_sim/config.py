@@ -1,10 +1,9 @@
-"""Load and check the simulated-world configuration (``config/sim/world.yaml``).
+"""Load and check the simulated-world configuration (``world.yaml``, package data of f2p_sim).
 
 The file holds per-class shape priors and physical parameters (paper 000 §5.3 "pre-defined
 physical parameters for each object class"), physics settings, the workspace, the floating
 gripper, camera presets and the noise model. Lookup order for the file: an explicit path,
-``$F2P_SIM_CONFIG``, the installed ``share/f2p_sim/config/world.yaml``, then the source
-tree's ``config/sim/world.yaml``.
+``$F2P_SIM_CONFIG``, then the installed ``share/f2p_sim/config/world.yaml`` (ament index).
 """
 from __future__ import annotations
 
@@ -15,28 +14,18 @@ from pathlib import Path
 
 import yaml
 
-from f2p_relations.relations import OBJECT_CLASSES
+from f2p_common.resources import share_path
+from f2p_common.vocabulary import OBJECT_CLASSES
 
 _REQUIRED_SECTIONS = ("physics", "workspace", "gripper", "classes", "cameras", "noise", "observation")
 
 
 def default_config_path() -> Path:
+    """``$F2P_SIM_CONFIG`` if set, else the installed world.yaml of f2p_sim."""
     env = os.environ.get("F2P_SIM_CONFIG")
     if env:
         return Path(env)
-    here = Path(__file__).resolve()
-    candidates = [
-        # Installed by colcon: <prefix>/lib/python3.X/site-packages/f2p_sim/config.py
-        here.parents[4] / "share" / "f2p_sim" / "config" / "world.yaml",
-        # Source tree: <repo>/src/f2p_sim/f2p_sim/config.py
-        here.parents[3] / "config" / "sim" / "world.yaml",
-    ]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise FileNotFoundError(
-        "cannot find the sim world config; set F2P_SIM_CONFIG or pass a path "
-        f"(looked in {', '.join(str(c) for c in candidates)})")
+    return share_path("f2p_sim", "config", "world.yaml")
 
 
 @functools.lru_cache(maxsize=8)

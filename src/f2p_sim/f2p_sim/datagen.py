@@ -1,4 +1,7 @@
-"""Dataset generation (paper 000 §3: "a large-scale simulation dataset D"), CLI ``f2p-datagen``.
+"""Dataset generation (paper 000 §3: "a large-scale simulation dataset D"): :func:`generate`.
+
+``generate(DatagenConfig) -> DatagenResult``; the command line ``f2p-datagen`` builds the config
+from its arguments. The format is ``f2p_common.dataset``'s.
 
 Each shard is generated independently from ``SeedSequence([seed, shard index])``, so the
 dataset depends only on (seed, parameters) — not on the number of workers or on resuming.
@@ -8,10 +11,8 @@ s_t+1, O_t+1 and R_t+1 of one step are the s_t, O_t and R_t of the next, so each
 costs one physics rollout and one ray-cast cloud. An unstable step ends its episode.
 
 Skill parameters are drawn from the vocabulary boxes; for pick-and-place, a fraction
-``targeted_fraction`` aims the placement offset at a random spot on a table, shelf or in a
-container, so the data is not dominated by objects dropped on the floor. That spot lies in the
-destination's central 40 %; ``--table-edge-fraction`` aims a share of the placements onto tables
-over their whole tops and just past their edges instead (off by default, the shipped model's data).
+``targeted_fraction`` aims the placement offset at a random spot in the central 40 % of a table,
+a shelf or a container, so the data is not dominated by objects dropped on the floor.
 
 Usage::
 
@@ -49,9 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from f2p_common.vocabulary import BINARY_RELATIONS, RELATIONS, SKILLS, UNARY_RELATIONS
-from f2p_relations.relations import CONTAINER_CLASSES, MOVABLE_CLASSES, OBJECT_CLASSES
-from f2p_sim import dataset as ds
+from f2p_common import dataset as ds
+from f2p_common.vocabulary import (BINARY_RELATIONS, CONTAINER_CLASSES, MOVABLE_CLASSES, OBJECT_CLASSES, PARAM_DIM,
+                                   RELATIONS, SKILLS, UNARY_RELATIONS, skill_index)
 from f2p_sim.config import load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, NoiseModel, observe
@@ -59,9 +60,8 @@ from f2p_sim.scene import SceneError
 from f2p_sim.skills import SkillError
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS, make_task
 
-SKILL_NAMES = tuple(SKILLS)
+#: How often each skill is drawn (among those the scene allows).
 SKILL_WEIGHTS = {"pick_place": 0.5, "push": 0.35, "open_drawer": 0.075, "close_drawer": 0.075}
-TABLE_EDGE_BAND = 0.10   # m past a table's edges that --table-edge-fraction placements reach (about a cup's width)
 
 
 @dataclass
@@ -81,8 +81,6 @@ class DatagenParams:
     dropout: float = 0.0
     targeted_fraction: float = 0.6
     hold_out_failure_modes: bool = False
-    table_edge_fraction: float = 0.0
-    config_path: str | None = None
 
     def validate(self) -> None:
         if self.transitions < 1 or self.shard_size < 1 or self.steps_per_scene < 1 or self.points_per_segment < 1:
@@ -96,8 +94,6 @@ class DatagenParams:
         NoiseModel(self.depth_std, self.point_std, self.dropout)
         if not 0.0 <= self.targeted_fraction <= 1.0:
             raise ValueError("targeted_fraction must be in [0, 1]")
-        if not 0.0 <= self.table_edge_fraction <= 1.0:
-            raise ValueError("table_edge_fraction must be in [0, 1]")
 
     @property
     def num_shards(self) -> int:
@@ -109,19 +105,14 @@ class DatagenParams:
 
 # ---------------------------------------------------------------------------- sampling
 def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fraction: float,
-                  hold_out_failure_modes: bool = False, table_edge_fraction: float = 0.0):
+                  hold_out_failure_modes: bool = False):
     """(skill name, target segment, params) drawn for the backend's current scene.
 
-    ``hold_out_failure_modes``: see the module docstring (the pre-training distribution).
-    ``table_edge_fraction``: of the targeted placements onto a table, the fraction aimed anywhere
-    over its top widened by ``TABLE_EDGE_BAND`` past every edge instead of its central 40 %, so
-    the data shows where "above the table" ends (without it, a planner maximising Γ finds the
-    spots just past a table's rim that Γ, never shown them, calls "above"; README, organize 7).
-    0 draws exactly the stream it drew before the option existed."""
+    ``hold_out_failure_modes``: see the module docstring (the pre-training distribution)."""
     segs = backend.segments
     movable = [i for i, s in enumerate(segs) if s.cls in MOVABLE_CLASSES]
     drawers = [i for i, s in enumerate(segs) if s.cls == "drawer"]
-    names = [n for n in SKILL_NAMES if (n in ("pick_place", "push") and movable) or (n.endswith("drawer") and drawers)]
+    names = [n for n in SKILLS if (n in ("pick_place", "push") and movable) or (n.endswith("drawer") and drawers)]
     w = np.array([SKILL_WEIGHTS[n] for n in names])
     skill = names[int(rng.choice(len(names), p=w / w.sum()))]
     spec = SKILLS[skill]
@@ -159,10 +150,7 @@ def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fra
         if dests:
             j = int(rng.choice(dests))
             lo_j, hi_j = st.box_lower[j], st.box_upper[j]
-            if table_edge_fraction > 0 and segs[j].cls == "table" and rng.random() < table_edge_fraction:
-                xy = rng.uniform(lo_j[:2] - TABLE_EDGE_BAND, hi_j[:2] + TABLE_EDGE_BAND)
-            else:
-                xy = rng.uniform(lo_j[:2] + 0.3 * (hi_j[:2] - lo_j[:2]), hi_j[:2] - 0.3 * (hi_j[:2] - lo_j[:2]))
+            xy = rng.uniform(lo_j[:2] + 0.3 * (hi_j[:2] - lo_j[:2]), hi_j[:2] - 0.3 * (hi_j[:2] - lo_j[:2]))
             # Aim the object's bottom a little above the destination's top; contact ends the descent.
             z_top = hi_j[2] if segs[j].cls not in CONTAINER_CLASSES else lo_j[2] + 0.01
             if segs[j].cls == "shelf":
@@ -182,9 +170,16 @@ def snapshot(backend, camera, noise, rng, k):
     return obs, st, rel
 
 
-def generate_shard(params: DatagenParams, index: int) -> dict[str, np.ndarray]:
+def scene_record(backend, scene, task: str, seed: int, camera: str, **extra) -> dict:
+    """The ``scenes_json`` entry of the scene loaded in ``backend`` (``f2p_common.dataset``)."""
+    segs = backend.segments
+    return {"task": task, "n_objects": int(scene.movable_count()), "seed": seed, "camera": camera,
+            "segments": [s.name for s in segs], "classes": [s.cls for s in segs], "scene": scene.to_dict(), **extra}
+
+
+def generate_shard(params: DatagenParams, index: int, world_config: str | None = None) -> dict[str, np.ndarray]:
     """The arrays of shard ``index`` (deterministic in (params, index))."""
-    cfg = load_world_config(params.config_path)
+    cfg = load_world_config(world_config)
     rng = np.random.default_rng(np.random.SeedSequence([params.seed, index]))
     noise = NoiseModel(params.depth_std, params.point_std, params.dropout)
     k = params.points_per_segment
@@ -203,22 +198,17 @@ def generate_shard(params: DatagenParams, index: int) -> dict[str, np.ndarray]:
         except SceneError:
             continue  # a rare unbuildable draw: skip it (deterministically) and draw again
         camera = Camera.from_config(cfg, cam_name)
-        segs = backend.segments
-        scenes.append({"task": kind, "n_objects": n_obj, "seed": task_seed, "camera": cam_name,
-                       "segments": [s.name for s in segs], "classes": [s.cls for s in segs],
-                       "scene": task.scene.to_dict()})
-        cls_idx = np.array([OBJECT_CLASSES.index(s.cls) for s in segs], dtype=np.int8)
+        scenes.append(scene_record(backend, task.scene, kind, task_seed, cam_name))
         before = snapshot(backend, camera, noise, rng, k)
         for step in range(params.steps_per_scene):
             if len(rows) >= n_target:
                 break
-            skill, target, a = sample_action(rng, backend, params.targeted_fraction,
-                                              params.hold_out_failure_modes, params.table_edge_fraction)
+            skill, target, a = sample_action(rng, backend, params.targeted_fraction, params.hold_out_failure_modes)
             try:
                 row, report = record_step(backend, skill, target, a, before, camera, noise, rng, k)
             except SkillError as e:  # sampling only draws valid requests; a refusal here is a bug
                 raise RuntimeError(f"datagen drew an invalid skill request: {e}") from None
-            row.update(scene_index=len(scenes) - 1, step=step, cls=cls_idx)
+            row.update(scene_index=len(scenes) - 1, step=step)
             rows.append(row)
             if report.flags:
                 break  # an unstable state is no start state for the next step
@@ -228,7 +218,7 @@ def generate_shard(params: DatagenParams, index: int) -> dict[str, np.ndarray]:
 
 def record_step(backend, skill: str, target: int, a, before, camera, noise, rng, k: int) -> tuple[dict, object]:
     """Execute one skill from snapshot ``before`` and return the transition row (without its
-    scene_index / step / cls, which the caller knows) and the SkillReport."""
+    scene_index / step, which the caller knows) and the SkillReport."""
     report = backend.execute_skill(skill, target, a)
     after = snapshot(backend, camera, noise, rng, k)
     flags = 0
@@ -240,16 +230,17 @@ def record_step(backend, skill: str, target: int, a, before, camera, noise, rng,
         flags |= ds.FLAG_UNSEEN_SEGMENT
     achieved = np.zeros(3, dtype=np.float32)
     achieved[:np.size(report.achieved)] = np.ravel(report.achieved)
-    pa = np.zeros(3, dtype=np.float32)
+    pa = np.zeros(PARAM_DIM, dtype=np.float32)
     pa[:len(a)] = a
-    return ({"skill": SKILL_NAMES.index(skill), "target": int(target), "params": pa,
+    return ({"skill": skill_index(skill), "target": int(target), "params": pa,
+             "cls": ds.class_indices([s.cls for s in backend.segments]),
              "before": before, "after": after, "executed": report.executed,
              "grasp": -1 if report.grasp_success is None else int(report.grasp_success),
              "achieved": achieved, "flags": flags}, report)
 
 
 def pack_rows(rows: list[dict], scenes: list[dict], k: int) -> dict[str, np.ndarray]:
-    """Shard arrays (see f2p_sim.dataset) from recorded rows and their scenes."""
+    """Shard arrays (see f2p_common.dataset) from recorded rows and their scenes."""
     t = len(rows)
     s = max(len(r["cls"]) for r in rows)
     out = {
@@ -291,17 +282,21 @@ def pack_rows(rows: list[dict], scenes: list[dict], k: int) -> dict[str, np.ndar
     return out
 
 
-def _shard_job(job) -> dict:
-    params, index, folder = job
-    path = Path(folder) / ds.shard_name(index)
-    arrays = generate_shard(params, index)
-    digest = ds.write_shard(path, arrays)
+def _shard_info(index: int, path: Path, arrays: dict[str, np.ndarray], digest: str) -> dict:
+    """The manifest entry of a shard: its file, SHA-256, transitions, flagged ones and point counts."""
     counts = np.concatenate([arrays["obs_t_counts"].sum(axis=1), arrays["obs_t1_counts"].sum(axis=1)])
     segments = (arrays["seg_class"] >= 0).sum(axis=1)
     return {"index": index, "file": path.name, "sha256": digest, "transitions": int(arrays["skill"].shape[0]),
             "flagged": int(np.count_nonzero(arrays["flags"])),
             "raw_points_per_cloud_mean": float(counts.mean()),
             "stored_points_per_cloud_mean": float(segments.mean() * arrays["obs_t_points"].shape[2])}
+
+
+def _shard_job(job) -> dict:
+    params, index, folder, world_config = job
+    path = Path(folder) / ds.shard_name(index)
+    arrays = generate_shard(params, index, world_config)
+    return _shard_info(index, path, arrays, ds.write_shard(path, arrays))
 
 
 def _existing_shard(params: DatagenParams, index: int, folder: Path) -> dict | None:
@@ -316,24 +311,46 @@ def _existing_shard(params: DatagenParams, index: int, folder: Path) -> dict | N
     if arrays["skill"].shape[0] != params.shard_transitions(index):
         raise ValueError(f"{path} holds {arrays['skill'].shape[0]} transitions, expected "
                          f"{params.shard_transitions(index)}: the folder belongs to other parameters")
-    counts = np.concatenate([arrays["obs_t_counts"].sum(axis=1), arrays["obs_t1_counts"].sum(axis=1)])
-    segments = (arrays["seg_class"] >= 0).sum(axis=1)
-    return {"index": index, "file": path.name, "sha256": ds.sha256_file(path),
-            "transitions": int(arrays["skill"].shape[0]), "flagged": int(np.count_nonzero(arrays["flags"])),
-            "raw_points_per_cloud_mean": float(counts.mean()),
-            "stored_points_per_cloud_mean": float(segments.mean() * arrays["obs_t_points"].shape[2])}
+    return _shard_info(index, path, arrays, ds.sha256_file(path))
 
 
-def generate(params: DatagenParams, folder: str | os.PathLike, workers: int = 1, progress: bool = True) -> dict:
-    """Generate (or resume) the dataset in ``folder``; return the manifest."""
+@dataclass
+class DatagenConfig:
+    """Where and how to generate: ``out`` folder (resumed if it holds this dataset), the content
+    ``params``, worker processes, a progress bar, the world config (None: the installed one)."""
+
+    out: str | os.PathLike
+    params: DatagenParams = field(default_factory=DatagenParams)
+    workers: int = 1
+    progress: bool = True
+    world_config: str | None = None
+
+
+@dataclass
+class DatagenResult:
+    """The written dataset: its folder, manifest, shards generated now and reused, seconds."""
+
+    folder: Path
+    manifest: dict
+    generated_shards: int
+    reused_shards: int
+    seconds: float
+
+    @property
+    def transitions(self) -> int:
+        return self.manifest["transitions"]
+
+
+def generate(cfg: DatagenConfig) -> DatagenResult:
+    """Generate (or resume) the dataset ``cfg`` describes; ValueError for bad parameters or a
+    folder holding another dataset."""
+    t0 = time.perf_counter()
+    params = cfg.params
     params.validate()
-    folder = Path(folder)
+    folder = Path(cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
     record = asdict(params)
     record["tasks"], record["object_counts"], record["cameras"] = list(params.tasks), list(params.object_counts), list(params.cameras)
-    record.pop("config_path")
-    if not params.table_edge_fraction:
-        record.pop("table_edge_fraction")   # folders made before the option keep their parameters
     params_file = folder / "params.json"
     if params_file.is_file():
         previous = json.loads(params_file.read_text(encoding="utf-8"))
@@ -349,17 +366,18 @@ def generate(params: DatagenParams, folder: str | os.PathLike, workers: int = 1,
             todo.append(i)
         else:
             done[i] = info
+    reused = len(done)
     bar = None
-    if progress:
+    if cfg.progress:
         from tqdm import tqdm
         bar = tqdm(total=params.transitions, initial=sum(d["transitions"] for d in done.values()),
                    unit="transition", desc="f2p-datagen", file=sys.stderr)
-    jobs = [(params, i, str(folder)) for i in todo]
-    if workers <= 1 or len(jobs) <= 1:
+    jobs = [(params, i, str(folder), cfg.world_config) for i in todo]
+    if cfg.workers <= 1 or len(jobs) <= 1:
         results = map(_shard_job, jobs)
         pool = None
     else:
-        pool = mp.get_context("fork").Pool(processes=workers)
+        pool = mp.get_context("fork").Pool(processes=cfg.workers)
         results = pool.imap_unordered(_shard_job, jobs)
     try:
         for info in results:
@@ -372,13 +390,13 @@ def generate(params: DatagenParams, folder: str | os.PathLike, workers: int = 1,
             pool.join()
         if bar is not None:
             bar.close()
-    manifest = build_manifest(record, load_world_config(params.config_path), [done[i] for i in sorted(done)])
+    manifest = build_manifest(record, load_world_config(cfg.world_config), [done[i] for i in sorted(done)])
     ds.write_manifest(folder, manifest)
-    return manifest
+    return DatagenResult(folder, manifest, len(todo), reused, time.perf_counter() - t0)
 
 
 def build_manifest(record: dict, world_config: dict, shards: list[dict]) -> dict:
-    """The manifest of a dataset folder (f2p_sim.dataset) from its parameters and shard infos."""
+    """The manifest of a dataset folder (f2p_common.dataset) from its parameters and shard infos."""
     return {
         "format": ds.FORMAT,
         "params": record,
@@ -410,7 +428,9 @@ def write_rows(folder: str | os.PathLike, rows: list[dict], scenes: list[dict], 
     return manifest
 
 
-def build_arg_parser() -> argparse.ArgumentParser:
+# ---------------------------------------------------------------------------- command line
+def config_from_args(argv=None) -> DatagenConfig:
+    """The :class:`DatagenConfig` of an ``f2p-datagen`` command line (defaults: DatagenParams')."""
     p = argparse.ArgumentParser(prog="f2p-datagen", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = DatagenParams()
@@ -430,37 +450,27 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--targeted-fraction", type=float, default=d.targeted_fraction)
     p.add_argument("--hold-out-failure-modes", action="store_true",
                    help="the pre-training distribution: never move loaded containers or push touching objects")
-    p.add_argument("--table-edge-fraction", type=float, default=d.table_edge_fraction,
-                   help="of targeted placements onto a table, the fraction aimed over its whole top and up to "
-                        f"{TABLE_EDGE_BAND} m past its edges (default: its central 40%% only)")
-    p.add_argument("--config", default=None, help="world config YAML (default: config/sim/world.yaml)")
+    p.add_argument("--config", default=None, help="world config YAML (default: the installed f2p_sim world.yaml)")
     p.add_argument("--no-progress", action="store_true")
-    return p
-
-
-def params_from_args(args) -> DatagenParams:
-    return DatagenParams(transitions=args.transitions, shard_size=args.shard_size, seed=args.seed,
-                         tasks=tuple(args.tasks), object_counts=tuple(args.object_counts),
-                         steps_per_scene=args.steps_per_scene, cameras=tuple(args.cameras),
-                         points_per_segment=args.points_per_segment, depth_std=args.depth_std,
-                         point_std=args.point_std, dropout=args.dropout,
-                         targeted_fraction=args.targeted_fraction,
-                         hold_out_failure_modes=args.hold_out_failure_modes,
-                         table_edge_fraction=args.table_edge_fraction, config_path=args.config)
+    a = p.parse_args(argv)
+    params = DatagenParams(transitions=a.transitions, shard_size=a.shard_size, seed=a.seed, tasks=tuple(a.tasks),
+                           object_counts=tuple(a.object_counts), steps_per_scene=a.steps_per_scene,
+                           cameras=tuple(a.cameras), points_per_segment=a.points_per_segment, depth_std=a.depth_std,
+                           point_std=a.point_std, dropout=a.dropout, targeted_fraction=a.targeted_fraction,
+                           hold_out_failure_modes=a.hold_out_failure_modes)
+    return DatagenConfig(a.out, params, workers=a.workers, progress=not a.no_progress, world_config=a.config)
 
 
 def main(argv=None) -> int:
-    args = build_arg_parser().parse_args(argv)
+    cfg = config_from_args(argv)
     try:
-        params = params_from_args(args)
-        start = time.perf_counter()
-        manifest = generate(params, args.out, workers=args.workers, progress=not args.no_progress)
+        result = generate(cfg)
     except (ValueError, FileNotFoundError) as e:
         print(f"f2p-datagen: error: {e}", file=sys.stderr)
         return 2
-    seconds = time.perf_counter() - start
-    print(f"f2p-datagen: {manifest['transitions']} transitions ({manifest['flagged']} flagged) in "
-          f"{len(manifest['shards'])} shards at {args.out} ({seconds:.1f} s)")
+    m = result.manifest
+    print(f"f2p-datagen: {m['transitions']} transitions ({m['flagged']} flagged) in "
+          f"{len(m['shards'])} shards at {cfg.out} ({result.seconds:.1f} s)")
     return 0
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import mujoco
 
-from f2p_relations.relations import CONTACT_DISTANCE, MOVABLE_CLASSES, compute_relations
+from f2p_common.vocabulary import MOVABLE_CLASSES
+from f2p_relations.relations import CONTACT_DISTANCE, compute_relations
 from f2p_sim.backend import SegmentState, SimBackend
 from f2p_sim.config import load_world_config
 from f2p_sim.scene import GRIPPER_GEOM_GROUP, SceneError, SceneSpec, Segment, build_mjcf, class_mass, drawer_layout

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from f2p_relations.relations import CONTAINER_CLASSES, MOVABLE_CLASSES
+from f2p_common.vocabulary import CONTAINER_CLASSES, MOVABLE_CLASSES
 from f2p_sim.backend import SimBackend
 
 #: Segments cast at full camera resolution when the camera uses a coarse background grid.

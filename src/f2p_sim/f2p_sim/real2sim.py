@@ -33,7 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from f2p_relations.relations import BOX_CONTACT_GAP, MOVABLE_CLASSES, OBJECT_CLASSES, boxes_from_clouds, drawer_openings_from_boxes
+from f2p_common.vocabulary import MOVABLE_CLASSES, OBJECT_CLASSES
+from f2p_relations.relations import BOX_CONTACT_GAP, boxes_from_clouds, drawer_openings_from_boxes
 from f2p_sim.scene import ObjectSpec, SceneError, SceneSpec, drawer_layout
 
 #: Movable boxes are lifted this much (m) above their completed support to avoid an

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from f2p_relations.relations import MOVABLE_CLASSES, OBJECT_CLASSES
+from f2p_common.vocabulary import MOVABLE_CLASSES, OBJECT_CLASSES
 
 #: Two objects whose box geoms overlap by more than this (m) on every axis interpenetrate.
 OVERLAP_TOL = 0.002

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from f2p_common.vocabulary import SKILLS, skill as skill_spec
+from f2p_common.vocabulary import skill as skill_spec
 
 
 class SkillError(ValueError):
@@ -79,9 +79,6 @@ def check_skill(name: str, params) -> tuple[float, ...]:
     except ValueError as e:
         raise SkillError(str(e)) from None
     return tuple(float(p) for p in params)
-
-
-SKILL_NAMES: tuple[str, ...] = tuple(SKILLS)
 
 
 def grasp_point(lower: np.ndarray, upper: np.ndarray, container_wall: float | None) -> np.ndarray:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from f2p_common.vocabulary import TASK_SKILLS
 from f2p_relations.relations import Relations
 from f2p_sim.backend import SimBackend
 from f2p_sim.scene import ObjectSpec, SceneError, SceneSpec, inner_footprint, shelf_board_height
 
-TASK_KINDS: tuple[str, ...] = ("transport", "organize", "packing")
+#: The task kinds, in the order of the vocabulary's skill libraries (part of every task's seed).
+TASK_KINDS: tuple[str, ...] = tuple(TASK_SKILLS)
 OBJECT_COUNTS: tuple[int, ...] = (3, 5, 7)
 TABLE_HEIGHT = 0.45
 

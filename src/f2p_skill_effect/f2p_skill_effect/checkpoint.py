@@ -14,6 +14,10 @@ Beside the file, ``<file>.sha256`` holds the SHA-256 of the file in ``sha256sum`
 Loading verifies the sidecar (file bytes), the content digest, that the archive is complete,
 that the vocabularies equal f2p_common.vocabulary's and, when given, that the model config
 equals the expected one. Any failure raises :class:`CheckpointError` saying which.
+
+The shipped models are package data of ``f2p_skill_effect`` (``share/f2p_skill_effect/models/``,
+found by :func:`shipped_model`); :func:`model_info` describes a checkpoint as the
+``ModelInfo`` nodes exchange.
 """
 from __future__ import annotations
 
@@ -26,11 +30,17 @@ from pathlib import Path
 
 import torch
 
+from f2p_common.files import write_atomic
+from f2p_common.interfaces import ModelInfo
+from f2p_common.resources import share_path
 from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
 
 from .model import ModelConfig, SkillEffectModel, build_model
 
 FORMAT = "f2p-skill-effect-checkpoint/1"
+#: The checkpoints installed with this package: the pre-trained model of the demo and of the
+#: paper's recipe, and the ``target_relations`` parent of the 5-minute recipe (models/README.md).
+SHIPPED_MODELS = ("skill_effect_pretrained.pt", "skill_effect_target_relations.pt")
 
 
 class CheckpointError(Exception):
@@ -74,8 +84,9 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
-    """Write ``path`` atomically (temporary name, then rename) and its sidecar; return the
-    file's SHA-256."""
+    """Write ``path`` durably and atomically (``f2p_common.files.write_atomic``), then its
+    sidecar; return the file's SHA-256. (A crash in between leaves a file whose sidecar does not
+    match: it loads as corrupt, never as another model.)"""
     path = Path(path)
     sd = {k: v.detach().cpu().clone() for k, v in ckpt.state_dict.items()}
     meta = {"format": FORMAT, "model_config": ckpt.config.to_json(), "vocabulary": ckpt.vocabulary,
@@ -86,13 +97,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
     torch.save({"format": FORMAT, "metadata": json.dumps(meta, sort_keys=True), "state_dict": sd}, buf)
     data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    side = sidecar_path(path)
-    side.with_name(side.name + ".tmp").write_text(f"{digest}  {path.name}\n")
-    os.replace(side.with_name(side.name + ".tmp"), side)
+    write_atomic(path, data)
+    write_atomic(sidecar_path(path), f"{digest}  {path.name}\n")
     return digest
 
 
@@ -140,13 +146,42 @@ def load_checkpoint(path: str | os.PathLike, expected_config: ModelConfig | None
                       meta.get("training_data", {}), meta.get("metrics", {}), meta["vocabulary"])
 
 
-def load_model(path: str | os.PathLike, expected_config: ModelConfig | None = None,
-               require_sidecar: bool = True) -> tuple[SkillEffectModel, Checkpoint]:
-    """Build the model a checkpoint describes and load its weights (strict), in eval mode."""
-    ckpt = load_checkpoint(path, expected_config, require_sidecar)
+def model_from_checkpoint(ckpt: Checkpoint) -> SkillEffectModel:
+    """The model a loaded checkpoint describes, with its weights (strict), in eval mode."""
     model = build_model(ckpt.config)
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the architecture: {e}") from e
-    return model.eval(), ckpt
+        raise CheckpointError(f"checkpoint {ckpt.version}: weights do not fit the architecture: {e}") from e
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike, expected_config: ModelConfig | None = None,
+               require_sidecar: bool = True) -> tuple[SkillEffectModel, Checkpoint]:
+    """Read and verify a checkpoint, and build its model (:func:`model_from_checkpoint`)."""
+    ckpt = load_checkpoint(path, expected_config, require_sidecar)
+    try:
+        return model_from_checkpoint(ckpt), ckpt
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from e
+
+
+def shipped_model(name: str = SHIPPED_MODELS[0]) -> Path:
+    """Path of a checkpoint installed with ``f2p_skill_effect`` (ResourceNotFoundError if the
+    workspace is not built and sourced)."""
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return share_path("f2p_skill_effect", "models", name)
+
+
+def model_info(path: str | os.PathLike, ckpt: Checkpoint | None = None, name: str = "skill_effect") -> ModelInfo:
+    """The ModelInfo of the checkpoint at ``path`` (read and verified unless ``ckpt`` is given):
+    version, parent, the file's SHA-256 (its sidecar), its URI, when it was written and its
+    scalar metrics."""
+    path = Path(path)
+    ckpt = ckpt or load_checkpoint(path)
+    side = sidecar_path(path)
+    digest = side.read_text().split()[0] if side.is_file() else hashlib.sha256(path.read_bytes()).hexdigest()
+    metrics = {k: float(v) for k, v in ckpt.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return ModelInfo(name=name, version=ckpt.version, parent_version=ckpt.parent_version or "", sha256=digest,
+                     uri=path.absolute().as_uri(), created_ns=path.stat().st_mtime_ns, metrics=metrics)

@@ -13,15 +13,15 @@
   skill encoding MLP_para(a) (2×128 ReLU) ⊕ ID_target; a 2-layer, 2-head, width-256
   transformer over object tokens + the skill token predicting δX, X_{t+1} = X_t + δX; and
   decoders Dec_p (3×64, δX → δp), Dec_u (2×64) and Dec_b (3×64 over X_i ⊕ X_j).
-  ``ModelConfig.target_relations`` (an option beyond A.11.2, off in the shipped model) adds
-  to each object token, before Dyn, a projection of Dec_b's relations between it and the
-  target and of a target flag, so an effect can be keyed on "inside the target" rather than
-  on how an object looks (README, "organize limits").
+  ``ModelConfig.target_relations`` (an option beyond A.11.2, off in the pre-trained model,
+  on in the parent of the 5-minute learning recipe) adds to each object token, before Dyn, a
+  projection of Dec_b's relations between it and the target and of a target flag, so an
+  effect can be keyed on "inside the target" rather than on how an object looks.
 * :func:`compute_losses` is the A.11.2 training objective: L = L_detection +
   L_regularization + L_pos + L_prediction.
 
 Relation order is f2p_common.vocabulary's (UNARY_RELATIONS, BINARY_RELATIONS); skill index
-order is ``list(SKILLS)``. Relations are independent binary variables, so each is a 2-way
+order is ``SKILLS`` order (``skill_index``). Relations are independent binary variables, so each is a 2-way
 softmax, i.e. a sigmoid on one logit, trained with binary cross-entropy (the paper's CE).
 Variable object counts are padded to a common N with a boolean ``mask`` (True = real).
 No ROS import: this module is used on- and off-board.
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
@@ -38,10 +38,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
-
-#: Skill parameters are zero-padded to this many values (dataset ``params`` is (T, 3)).
-PARAM_DIM = max(s.dim for s in SKILLS.values())
+from f2p_common.vocabulary import (BINARY_RELATIONS, PARAM_DIM, SKILLS, UNARY_RELATIONS, normalise,
+                                   padded_parameter_box)
 
 
 # --------------------------------------------------------------------------- data types
@@ -310,13 +308,10 @@ class PointsToPlansModel(SkillEffectModel):
         self.register_buffer("ids", sinusoidal_encoding(cfg.max_objects, cfg.id_dim), persistent=False)
         # Parameters are normalised to [-1, 1] by their vocabulary box; the skill's one-hot
         # is concatenated so one MLP_para serves every primitive (a_k spaces differ per φ_k).
-        lo = torch.zeros(len(SKILLS), PARAM_DIM)
-        hi = torch.ones(len(SKILLS), PARAM_DIM)
-        for k, spec in enumerate(SKILLS.values()):
-            lo[k, :spec.dim] = torch.tensor(spec.low)
-            hi[k, :spec.dim] = torch.tensor(spec.high)
-        self.register_buffer("param_lo", lo, persistent=False)
-        self.register_buffer("param_hi", hi, persistent=False)
+        # Padded dimensions get the box [0, 1] (no division by zero) and are zeroed after.
+        boxes = [padded_parameter_box(name, pad_low=0.0, pad_high=1.0) for name in SKILLS]
+        self.register_buffer("param_lo", torch.tensor([lo for lo, _ in boxes]), persistent=False)
+        self.register_buffer("param_hi", torch.tensor([hi for _, hi in boxes]), persistent=False)
         h = cfg.skill_hidden
         self.skill_mlp = nn.Sequential(nn.Linear(len(SKILLS) + PARAM_DIM, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
         if h + cfg.id_dim != cfg.d_model:
@@ -354,8 +349,7 @@ class PointsToPlansModel(SkillEffectModel):
     # -- parts used by training
     def skill_token(self, skill: SkillBatch) -> torch.Tensor:
         """AL = MLP_para(a) ⊕ ID_target (A.11.2), (B, 256)."""
-        lo, hi = self.param_lo[skill.skill], self.param_hi[skill.skill]
-        a = 2.0 * (skill.params - lo) / (hi - lo) - 1.0
+        a = normalise(skill.params, self.param_lo[skill.skill], self.param_hi[skill.skill])
         dims = torch.tensor([s.dim for s in SKILLS.values()], device=a.device)[skill.skill]
         a = a * (torch.arange(PARAM_DIM, device=a.device)[None] < dims[:, None])   # padded dims → 0
         onehot = F.one_hot(skill.skill, len(SKILLS)).to(a.dtype)

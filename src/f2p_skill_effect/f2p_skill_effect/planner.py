@@ -11,8 +11,8 @@ iterations that refit a per-step diagonal Gaussian to the elite fraction, sample
 parameters clipped to the box. The best sample ever seen is returned.
 
 Skeletons: given, or enumerated over the skill library up to a horizon, pruned by the
-detected unary relations of O_0 (pick_place/push need a movable target, drawer skills a
-drawer), each optimised as above; the most probable plan wins. ``targets`` narrows the
+detected unary relations of O_0 (each skill's ``target_requirement``: pick_place/push need a
+movable target, drawer skills a drawer), each optimised as above; the most probable plan wins. ``targets`` narrows the
 enumeration to the objects a goal is about, each acted on at most once per skeleton
 (the search then grows with the number of goal objects, not with the scene), and
 ``PlannerConfig.skills`` to a task's skill library.
@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from f2p_common.vocabulary import SKILLS, is_unary, skill as skill_spec
+from f2p_common.interfaces import GoalLiteral, Plan, check_literal
+from f2p_common.vocabulary import (PARAM_DIM, SKILLS, UNARY_RELATIONS, padded_parameter_box, skill as skill_spec,
+                                   skill_index)
 
-from .model import PARAM_DIM, Observation, RelationProbs, SkillBatch, SkillEffectModel
-
-GoalLiteral = tuple  # (predicate, subject_idx, object_idx or None)
-
-#: Which detected unary relation a skill's target must have for skeleton enumeration.
-TARGET_REQUIREMENT = {"pick_place": "movable", "push": "movable", "open_drawer": "is_drawer", "close_drawer": "is_drawer"}
+from .model import Observation, RelationProbs, SkillBatch, SkillEffectModel
 
 
 @dataclass
@@ -50,39 +47,26 @@ class PlannerConfig:
     seed: int = 0
 
 
-@dataclass
-class Plan:
-    skeleton: list[tuple[str, int]]
-    parameters: list[list[float]]                   # per step, in the skill's parameter order
-    step_relations: list[dict[str, np.ndarray]]     # per step: {"unary": (N,3), "binary": (N,N,9)}
-    goal_probability: float
-    timing: dict[str, float] = field(default_factory=dict)
-    evaluated_samples: int = 0
-
-
 def goal_log_probability(rel: RelationProbs, goal: Sequence[GoalLiteral]) -> torch.Tensor:
     """(B,) Σ log p(g_i): log of the product of the goal relation probabilities."""
     out = torch.zeros(rel.unary.shape[0], device=rel.unary.device)
+    n = rel.unary.shape[1]
     for lit in goal:
-        pred, subj, obj = lit[0], int(lit[1]), (None if lit[2] is None else int(lit[2]))
-        if is_unary(pred) != (obj is None):
-            raise ValueError(f"goal literal {lit}: {pred!r} takes {'one' if is_unary(pred) else 'two'} objects")
+        pred, subj, obj = check_literal(lit, n)
         out = out + torch.log(rel.prob(pred, subj, obj).clamp_min(1e-12))
     return out
 
 
-def _validate(obs: Observation, goal, skeleton):
+def _validate(obs: Observation, goal, skeleton) -> list[GoalLiteral]:
     if obs.points.shape[0] != 1:
         raise ValueError("plan from a single observation (batch size 1)")
     n = int(obs.mask.sum())
-    for lit in goal:
-        for idx in (lit[1], lit[2]):
-            if idx is not None and not 0 <= int(idx) < n:
-                raise ValueError(f"goal literal {lit} names object {idx}; the scene has {n}")
+    goal = [check_literal(lit, n) for lit in goal]
     for name, tgt in skeleton or []:
         skill_spec(name)
         if not 0 <= int(tgt) < n:
             raise ValueError(f"skeleton step ({name}, {tgt}) names object {tgt}; the scene has {n}")
+    return goal
 
 
 @torch.no_grad()
@@ -91,14 +75,11 @@ def optimise_skeleton(model: SkillEffectModel, latent: torch.Tensor, mask: torch
                       cfg: PlannerConfig, gen: torch.Generator) -> tuple[np.ndarray, float, int]:
     """Shooting + CEM over a_{1:H} for one skeleton; (best params (H, PARAM_DIM), best log p, samples)."""
     h, k = len(skeleton), cfg.samples
-    specs = [skill_spec(n) for n, _ in skeleton]
-    lo = torch.zeros(h, PARAM_DIM)
-    hi = torch.zeros(h, PARAM_DIM)
-    for i, s in enumerate(specs):
-        lo[i, :s.dim] = torch.tensor(s.low)
-        hi[i, :s.dim] = torch.tensor(s.high)
+    boxes = [padded_parameter_box(n) for n, _ in skeleton]      # padded dimensions stay at 0
+    lo = torch.tensor([b[0] for b in boxes]).reshape(h, PARAM_DIM)
+    hi = torch.tensor([b[1] for b in boxes]).reshape(h, PARAM_DIM)
     width = hi - lo
-    skill_idx = [list(SKILLS).index(n) for n, _ in skeleton]
+    skill_idx = [skill_index(n) for n, _ in skeleton]
     x = latent.expand(k, -1, -1)
     m = mask.expand(k, -1)
 
@@ -129,15 +110,14 @@ def optimise_skeleton(model: SkillEffectModel, latent: torch.Tensor, mask: torch
 
 def enumerate_skeletons(detected: RelationProbs, n_objects: int, cfg: PlannerConfig,
                         targets: Sequence[int] | None = None) -> list[list[tuple[str, int]]]:
-    """Skeletons of length 1..horizon whose targets meet TARGET_REQUIREMENT, shortest first.
-
-    With ``targets``, steps act only on those objects and each at most once per skeleton."""
-    from f2p_common.vocabulary import UNARY_RELATIONS
+    """Skeletons of length 1..horizon whose targets meet each skill's ``target_requirement``,
+    shortest first. With ``targets``, steps act only on those objects and each at most once per
+    skeleton."""
     names = [n for n in SKILLS if cfg.skills is None or n in cfg.skills]
     allowed = range(n_objects) if targets is None else sorted({int(t) for t in targets})
     steps = []
     for name in names:
-        req = UNARY_RELATIONS.index(TARGET_REQUIREMENT[name])
+        req = UNARY_RELATIONS.index(SKILLS[name].target_requirement)
         for t in allowed:
             if float(detected.unary[0, t, req]) >= cfg.require_threshold:
                 steps.append((name, t))
@@ -156,11 +136,12 @@ def enumerate_skeletons(detected: RelationProbs, n_objects: int, cfg: PlannerCon
 def plan(model: SkillEffectModel, obs: Observation, goal: Sequence[GoalLiteral],
          skeleton: Sequence[tuple[str, int]] | None = None, cfg: PlannerConfig = PlannerConfig(),
          targets: Sequence[int] | None = None) -> Plan:
-    """Best plan for ``goal`` from ``obs`` (B = 1); see the module docstring."""
+    """Best plan for ``goal`` from ``obs`` (B = 1); see the module docstring. The plan's
+    ``object_ids``, ``plan_id`` and ``model_version`` are left for the caller to name."""
     t0 = time.perf_counter()
     if not goal:
         raise ValueError("empty goal")
-    _validate(obs, goal, skeleton)
+    goal = _validate(obs, goal, skeleton)
     model.eval()
     gen = torch.Generator().manual_seed(cfg.seed)
     latent = model.encode(obs)
@@ -182,7 +163,7 @@ def plan(model: SkillEffectModel, obs: Observation, goal: Sequence[GoalLiteral],
     t_opt = time.perf_counter()
     sk, a, _ = best
     # Re-roll the winner alone to report the relations after every step.
-    rels = model.rollout(obs, [SkillBatch(torch.tensor([list(SKILLS).index(nm)]), torch.tensor([int(t)]),
+    rels = model.rollout(obs, [SkillBatch(torch.tensor([skill_index(nm)]), torch.tensor([int(t)]),
                                           torch.from_numpy(a[i:i + 1])) for i, (nm, t) in enumerate(sk)],
                          latent=latent)
     p_goal = float(torch.exp(goal_log_probability(rels[-1], goal))[0])
@@ -192,5 +173,5 @@ def plan(model: SkillEffectModel, obs: Observation, goal: Sequence[GoalLiteral],
     t1 = time.perf_counter()
     return Plan([(nm, int(t)) for nm, t in sk], params,
                 [{"unary": r.unary[0, :n].numpy(), "binary": r.binary[0, :n, :n].numpy()} for r in rels],
-                p_goal, {"encode_s": t_enc - t0, "optimise_s": t_opt - t_enc, "total_s": t1 - t0,
-                         "skeletons": float(len(candidates))}, total)
+                p_goal, goal=goal, timing={"encode_s": t_enc - t0, "optimise_s": t_opt - t_enc, "total_s": t1 - t0,
+                                           "skeletons": float(len(candidates))}, evaluated_samples=total)

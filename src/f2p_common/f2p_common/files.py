@@ -1,0 +1,34 @@
+"""Durable file writes: the one way f2p writes a file that must never be seen half-written.
+
+:func:`write_atomic` writes to a temporary name in the same folder, fsyncs the file, renames it
+over the destination (atomic on POSIX) and fsyncs the folder, so after it returns the file is
+on disk whole, and a crash at any moment leaves either the old file or the new one.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (str: UTF-8) to ``path`` durably and atomically; returns the path. The
+    folder is created if needed; a failed write leaves no temporary file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path

@@ -1,0 +1,497 @@
+"""The one conversion module of f2p: its dataclasses and numpy arrays <-> ROS messages.
+
+Every node converts here, nowhere else, and every conversion is lossless both ways: a
+dataclass sent and received is equal to the one sent (``test/ros/test_conversions.py``).
+
+==========================================  ===================================================
+f2p side                                    message
+==========================================  ===================================================
+(N, 3) float32 points [, (N, 3) uint8 RGB]  sensor_msgs/PointCloud2 (x, y, z float32 [, rgb])
+``f2p_common.interfaces.SegmentedScene``    f2p_interfaces/SegmentedScene
+``f2p_common.interfaces.RelationState``     f2p_interfaces/RelationState
+goal literal (predicate, i, j) + ids        f2p_interfaces/Relation
+``f2p_common.interfaces.SkillCall``         f2p_interfaces/SkillCall
+``f2p_common.interfaces.Plan``              f2p_interfaces/Plan
+``f2p_common.interfaces.ModelInfo``         f2p_interfaces/ModelInfo
+``f2p_failure.events.FailureEvent``         f2p_interfaces/FailureEvent
+``stamp_ns`` (int nanoseconds)              builtin_interfaces/Time
+==========================================  ===================================================
+
+sensor_msgs_py is not among the PyPI ROS wheels, so PointCloud2 layouts are decoded here with
+numpy structured dtypes (x/y/z as FLOAT32 or FLOAT64, either byte order, extra fields
+allowed; ``rgb`` packed as in PCL: 0x00RRGGBB in a FLOAT32 or UINT32 field). Every malformed
+message raises an error naming what is wrong: :class:`~f2p_common.interfaces.PointCloudError`
+for clouds, :class:`ConversionError` for the rest, ``FailureEventError`` for an event that
+does not validate. Frames and units are REP-103's (metres, x forward, z up).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from f2p_interfaces import msg as f2p_msg
+from geometry_msgs.msg import Pose, Vector3
+from sensor_msgs.msg import PointCloud2, PointField
+
+from f2p_common.interfaces import (GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError, RelationState,
+                                   SegmentedObject, SegmentedScene, SkillCall)
+from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS, is_unary
+from f2p_failure.events import CATEGORIES, FailureEvent
+
+__all__ = [
+    "ConversionError", "PointCloudError", "cloud_to_xyz", "cloud_to_arrays", "xyz_to_cloud",
+    "stamp_to_ns", "ns_to_stamp", "scene_to_msg", "scene_from_msg", "relations_to_msg", "relations_from_msg",
+    "literal_to_msg", "literal_from_msg", "skill_call_to_msg", "skill_call_from_msg", "plan_to_msg",
+    "plan_from_msg", "model_info_to_msg", "model_info_from_msg", "failure_event_to_msg", "failure_event_from_msg",
+]
+
+
+class ConversionError(ValueError):
+    """A message that cannot be converted as it is; the message says which field and why."""
+
+
+# ---------------------------------------------------------------------------- time
+def stamp_to_ns(stamp: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Integer nanoseconds (>= 0) -> builtin_interfaces/Time."""
+    if ns < 0:
+        raise ConversionError(f"a stamp must be >= 0 ns, got {ns}")
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+# ---------------------------------------------------------------------------- point clouds
+# PointField datatype code -> numpy scalar type (sensor_msgs/PointField constants).
+_DTYPES = {
+    PointField.INT8: np.int8, PointField.UINT8: np.uint8,
+    PointField.INT16: np.int16, PointField.UINT16: np.uint16,
+    PointField.INT32: np.int32, PointField.UINT32: np.uint32,
+    PointField.FLOAT32: np.float32, PointField.FLOAT64: np.float64,
+}
+_XYZ = ("x", "y", "z")
+
+
+def _record_view(msg: PointCloud2) -> tuple[dict, np.ndarray, str]:
+    """Check a cloud's layout; (fields by name, raw bytes as (N, point_step) uint8, byte order)."""
+    if not isinstance(msg, PointCloud2):
+        raise PointCloudError(f"expected sensor_msgs/PointCloud2, got {type(msg).__name__}")
+    fields = {f.name: f for f in msg.fields}
+    missing = [n for n in _XYZ if n not in fields]
+    if missing:
+        raise PointCloudError(f"point cloud lacks field(s) {missing}; it has {sorted(fields) or 'no fields'}")
+    for name in _XYZ:
+        f = fields[name]
+        if f.datatype not in (PointField.FLOAT32, PointField.FLOAT64):
+            raise PointCloudError(
+                f"field {name!r} has datatype {f.datatype}; x/y/z must be FLOAT32 (7) or FLOAT64 (8)")
+        if f.count != 1:
+            raise PointCloudError(f"field {name!r} has count {f.count}; expected 1")
+    n_points = int(msg.width) * int(msg.height)
+    step = int(msg.point_step)
+    if n_points and step <= 0:
+        raise PointCloudError(f"point_step is {step} for a cloud of {n_points} points")
+    for name, f in fields.items():
+        if f.datatype not in _DTYPES:
+            continue
+        end = f.offset + np.dtype(_DTYPES[f.datatype]).itemsize * max(int(f.count), 1)
+        if name in _XYZ + ("rgb",) and end > step:
+            raise PointCloudError(f"field {name!r} (offset {f.offset}) does not fit in point_step {step}")
+    if msg.height > 1 and msg.row_step != msg.width * step:
+        raise PointCloudError(
+            f"row_step {msg.row_step} != width {msg.width} * point_step {step}; padded rows are not supported")
+    expected = n_points * step
+    data = msg.data if isinstance(msg.data, (bytes, bytearray, memoryview)) else bytes(msg.data)
+    if len(data) != expected:
+        raise PointCloudError(
+            f"data holds {len(data)} bytes but width*height*point_step = {msg.width}*{msg.height}*{step} "
+            f"= {expected}")
+    raw = np.frombuffer(data, dtype=np.uint8, count=expected).reshape(n_points, step if n_points else 0)
+    return fields, raw, ">" if msg.is_bigendian else "<"
+
+
+def _field(raw: np.ndarray, f: PointField, order: str) -> np.ndarray:
+    dt = np.dtype(_DTYPES[f.datatype]).newbyteorder(order)
+    return np.ascontiguousarray(raw[:, f.offset:f.offset + dt.itemsize]).view(dt).reshape(-1)
+
+
+def cloud_to_arrays(msg: PointCloud2, *, nan_policy: str = "raise",
+                    allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a PointCloud2 into (N, 3) float32 x/y/z and, when it has an ``rgb`` field,
+    (N, 3) uint8 colours (else None).
+
+    nan_policy: "raise" (default) refuses clouds with any non-finite point; "drop" removes
+    such points (organised depth-camera clouds mark missing returns with NaN).
+    allow_empty: accept a cloud with no (remaining) points; by default it is an error,
+    because every f2p consumer needs points.
+    """
+    if nan_policy not in ("raise", "drop"):
+        raise ValueError(f"nan_policy must be 'raise' or 'drop', got {nan_policy!r}")
+    fields, raw, order = _record_view(msg)
+    xyz = np.stack([_field(raw, fields[n], order).astype(np.float32) for n in _XYZ], axis=-1).reshape(-1, 3)
+    rgb = None
+    if "rgb" in fields:
+        f = fields["rgb"]
+        if f.datatype not in (PointField.FLOAT32, PointField.UINT32) or f.count != 1:
+            raise PointCloudError(f"field 'rgb' has datatype {f.datatype} x {f.count}; expected one packed "
+                                  "FLOAT32 (7) or UINT32 (6)")
+        packed = np.ascontiguousarray(raw[:, f.offset:f.offset + 4]).view(np.dtype(np.uint32).newbyteorder(order))
+        packed = packed.reshape(-1).astype(np.uint32)
+        rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], -1).astype(np.uint8)
+    finite = np.isfinite(xyz).all(axis=1)
+    if not finite.all():
+        bad = int((~finite).sum())
+        if nan_policy == "raise":
+            raise PointCloudError(f"{bad} of {len(xyz)} points are NaN/Inf; pass nan_policy='drop' to discard them")
+        xyz = xyz[finite]
+        rgb = None if rgb is None else rgb[finite]
+    if len(xyz) == 0 and not allow_empty:
+        raise PointCloudError("point cloud is empty" + (" after dropping NaN/Inf points" if len(finite) else ""))
+    return np.ascontiguousarray(xyz), (None if rgb is None else np.ascontiguousarray(rgb))
+
+
+def cloud_to_xyz(msg: PointCloud2, *, nan_policy: str = "raise", allow_empty: bool = False) -> np.ndarray:
+    """The (N, 3) float32 x/y/z of a PointCloud2 (see :func:`cloud_to_arrays`)."""
+    return cloud_to_arrays(msg, nan_policy=nan_policy, allow_empty=allow_empty)[0]
+
+
+def xyz_to_cloud(points, colors=None, *, frame_id: str = "", stamp=None, allow_empty: bool = False) -> PointCloud2:
+    """Encode (N, 3) finite x/y/z (metres) and optional (N, 3) uint8 colours as an unorganised
+    PointCloud2: float32 x, y, z and, with colours, a packed FLOAT32 ``rgb`` field."""
+    arr = np.asarray(points)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise PointCloudError(f"points must have shape (N, 3), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise PointCloudError(f"points must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise PointCloudError(f"{int((~np.isfinite(arr).all(axis=1)).sum())} points are NaN/Inf")
+    if len(arr) == 0 and not allow_empty:
+        raise PointCloudError("refusing to encode an empty point cloud (allow_empty=False)")
+    names = list(_XYZ)
+    if colors is not None:
+        col = np.asarray(colors)
+        if col.shape != arr.shape or col.dtype != np.uint8:
+            raise PointCloudError(f"colors must be uint8 {arr.shape}, got {col.dtype} {col.shape}")
+        packed = (col[:, 0].astype(np.uint32) << 16) | (col[:, 1].astype(np.uint32) << 8) | col[:, 2].astype(np.uint32)
+        rec = np.empty((len(arr), 4), np.float32)
+        rec[:, :3] = arr
+        rec[:, 3] = packed.view(np.float32)
+        names.append("rgb")
+    else:
+        rec = arr
+    msg = PointCloud2()
+    msg.header.frame_id = frame_id
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.height = 1
+    msg.width = len(arr)
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
+    msg.is_bigendian = sys.byteorder == "big"
+    msg.point_step = 4 * len(names)
+    msg.row_step = msg.point_step * len(arr)
+    msg.is_dense = True
+    msg.data = np.ascontiguousarray(rec).tobytes()
+    return msg
+
+
+# ---------------------------------------------------------------------------- scenes
+def _box_to_msg(box: OrientedBox | None) -> f2p_msg.OrientedBox:
+    out = f2p_msg.OrientedBox()
+    if box is None:       # an object with no points has no box: all zeros (identity orientation)
+        return out
+    out.center = Pose()
+    out.center.position.x, out.center.position.y, out.center.position.z = (float(v) for v in box.center)
+    o = out.center.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in box.orientation)
+    out.size = Vector3(x=float(box.size[0]), y=float(box.size[1]), z=float(box.size[2]))
+    return out
+
+
+def _box_from_msg(msg: f2p_msg.OrientedBox, n_points: int, where: str) -> OrientedBox | None:
+    p, o, s = msg.center.position, msg.center.orientation, msg.size
+    values = [p.x, p.y, p.z, o.x, o.y, o.z, o.w, s.x, s.y, s.z]
+    if n_points == 0 and values == [0.0] * 6 + [1.0] + [0.0] * 3:
+        return None
+    try:
+        return OrientedBox(np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w]), np.array([s.x, s.y, s.z]))
+    except ValueError as e:
+        raise ConversionError(f"{where}: {e}") from None
+
+
+def scene_to_msg(scene: SegmentedScene) -> f2p_msg.SegmentedScene:
+    """A SegmentedScene dataclass as its message (every cloud carries the scene's header)."""
+    out = f2p_msg.SegmentedScene()
+    out.header.frame_id, out.header.stamp = scene.frame_id, ns_to_stamp(scene.stamp_ns)
+    out.source = scene.source
+    for obj in scene.objects:
+        m = f2p_msg.SegmentedObject(id=obj.id, label=obj.label, score=obj.score)
+        m.cloud = xyz_to_cloud(obj.points, obj.colors, frame_id=scene.frame_id, stamp=out.header.stamp,
+                               allow_empty=True)
+        m.box = _box_to_msg(obj.box)
+        out.objects.append(m)
+    return out
+
+
+def scene_from_msg(msg: f2p_msg.SegmentedScene) -> SegmentedScene:
+    """The dataclass of a SegmentedScene message; ConversionError / PointCloudError naming the
+    object at fault (duplicate ids, unknown labels, NaN points, a bad box)."""
+    objects = []
+    for i, m in enumerate(msg.objects):
+        where = f"objects[{i}] ({m.id!r})"
+        try:
+            points, colors = cloud_to_arrays(m.cloud, allow_empty=True)
+        except PointCloudError as e:
+            raise PointCloudError(f"{where}: {e}") from None
+        try:
+            objects.append(SegmentedObject(m.id, m.label, points, float(m.score),
+                                           _box_from_msg(m.box, len(points), where), colors))
+        except ValueError as e:
+            raise ConversionError(f"{where}: {e}") from None
+    try:
+        return SegmentedScene(objects, msg.header.frame_id, stamp_to_ns(msg.header.stamp), msg.source)
+    except ValueError as e:
+        raise ConversionError(str(e)) from None
+
+
+# ---------------------------------------------------------------------------- relations
+def relations_to_msg(state: RelationState) -> f2p_msg.RelationState:
+    """Every known relation of ``state`` as a Relation (unknown = NaN ones are left out; no
+    relation between an object and itself is listed)."""
+    out = f2p_msg.RelationState(object_ids=list(state.object_ids))
+    out.header.frame_id, out.header.stamp = state.frame_id, ns_to_stamp(state.stamp_ns)
+    ids = state.object_ids
+    rel = out.relations
+    for i, subj in enumerate(ids):
+        for k, pred in enumerate(UNARY_RELATIONS):
+            p = state.unary[i, k]
+            if not np.isnan(p):
+                rel.append(f2p_msg.Relation(predicate=pred, subject_id=subj, object_id="", probability=float(p)))
+    for i, subj in enumerate(ids):
+        for j, obj in enumerate(ids):
+            if i == j:
+                continue
+            for k, pred in enumerate(BINARY_RELATIONS):
+                p = state.binary[i, j, k]
+                if not np.isnan(p):
+                    rel.append(f2p_msg.Relation(predicate=pred, subject_id=subj, object_id=obj, probability=float(p)))
+    return out
+
+
+def _index(ids: dict[str, int], object_id: str, where: str) -> int:
+    if object_id not in ids:
+        raise ConversionError(f"{where}: unknown object id {object_id!r}; known: {sorted(ids)}")
+    return ids[object_id]
+
+
+def relations_from_msg(msg: f2p_msg.RelationState) -> RelationState:
+    """The dense state of a RelationState message: relations it does not list are NaN
+    (unknown). ConversionError for unknown predicates or ids, a relation listed twice, or a
+    probability outside [0, 1]."""
+    ids = list(msg.object_ids)
+    index = {o: i for i, o in enumerate(ids)}
+    if len(index) != len(ids):
+        raise ConversionError(f"duplicate object ids in {ids}")
+    n = len(ids)
+    unary = np.full((n, len(UNARY_RELATIONS)), np.nan, np.float32)
+    binary = np.full((n, n, len(BINARY_RELATIONS)), np.nan, np.float32)
+    binary[np.arange(n), np.arange(n)] = 0.0
+    seen = set()
+    for r, m in enumerate(msg.relations):
+        where = f"relations[{r}] {m.predicate}({m.subject_id}, {m.object_id})"
+        pred, subj, obj = literal_from_msg(m, index, where)
+        p = float(m.probability)
+        if not 0.0 <= p <= 1.0:
+            raise ConversionError(f"{where}: probability {p} is outside [0, 1]")
+        if (pred, subj, obj) in seen:
+            raise ConversionError(f"{where}: listed twice")
+        seen.add((pred, subj, obj))
+        if obj is None:
+            unary[subj, UNARY_RELATIONS.index(pred)] = p
+        else:
+            binary[subj, obj, BINARY_RELATIONS.index(pred)] = p
+    return RelationState(ids, unary, binary, msg.header.frame_id, stamp_to_ns(msg.header.stamp))
+
+
+def literal_to_msg(literal: GoalLiteral, object_ids: Sequence[str], probability: float = 1.0) -> f2p_msg.Relation:
+    """A literal (predicate, subject index, object index or None) as a Relation over ids."""
+    pred, subj, obj = literal[0], literal[1], literal[2]
+    return f2p_msg.Relation(predicate=pred, subject_id=object_ids[subj],
+                            object_id="" if obj is None else object_ids[obj], probability=float(probability))
+
+
+def literal_from_msg(msg: f2p_msg.Relation, object_ids, where: str = "relation") -> GoalLiteral:
+    """(predicate, subject index, object index or None) of a Relation; ``object_ids``: the ids
+    in index order (a sequence, or a dict id -> index)."""
+    index = object_ids if isinstance(object_ids, dict) else {o: i for i, o in enumerate(object_ids)}
+    try:
+        unary = is_unary(msg.predicate)
+    except ValueError as e:
+        raise ConversionError(f"{where}: {e}") from None
+    subj = _index(index, msg.subject_id, where)
+    if unary:
+        if msg.object_id:
+            raise ConversionError(f"{where}: {msg.predicate!r} is unary; object_id must be empty")
+        return (msg.predicate, subj, None)
+    if not msg.object_id:
+        raise ConversionError(f"{where}: {msg.predicate!r} is binary; object_id is empty")
+    obj = _index(index, msg.object_id, where)
+    if obj == subj:
+        raise ConversionError(f"{where}: an object has no relation with itself")
+    return (msg.predicate, subj, obj)
+
+
+# ---------------------------------------------------------------------------- skills and plans
+def skill_call_to_msg(call: SkillCall) -> f2p_msg.SkillCall:
+    return f2p_msg.SkillCall(skill=call.skill, target_ids=list(call.target_ids), parameters=list(call.parameters))
+
+
+def skill_call_from_msg(msg: f2p_msg.SkillCall) -> SkillCall:
+    """The dataclass of a SkillCall message; ConversionError for an unknown skill, a wrong number
+    of targets or parameters outside the skill's box."""
+    try:
+        return SkillCall(msg.skill, tuple(msg.target_ids), tuple(float(p) for p in msg.parameters))
+    except ValueError as e:
+        raise ConversionError(f"skill call: {e}") from None
+
+
+def plan_to_msg(plan: Plan) -> f2p_msg.Plan:
+    """A plan as its message; ``plan.object_ids`` must name every object of its relations."""
+    ids = list(plan.object_ids)
+    n = plan.step_relations[0]["unary"].shape[0] if plan.step_relations else len(ids)
+    if len(ids) != n or len(set(ids)) != n:
+        raise ConversionError(f"the plan needs {n} unique object_ids to be sent, has {ids}")
+    out = f2p_msg.Plan(plan_id=plan.plan_id, object_ids=ids, success_probability=float(plan.goal_probability),
+                       model_version=plan.model_version, evaluated_samples=int(plan.evaluated_samples))
+    out.header.frame_id, out.header.stamp = plan.frame_id, ns_to_stamp(plan.stamp_ns)
+    out.goal = [literal_to_msg(lit, ids) for lit in plan.goal]
+    for (name, target), params, rel in zip(plan.skeleton, plan.parameters, plan.step_relations):
+        step = f2p_msg.PlanStep(skill=skill_call_to_msg(SkillCall(name, (ids[target],), tuple(params))))
+        step.predicted_relations = relations_to_msg(RelationState(ids, rel["unary"], rel["binary"], plan.frame_id,
+                                                                  plan.stamp_ns))
+        out.steps.append(step)
+    out.timing = [f2p_msg.Metric(name=k, value=float(v)) for k, v in plan.timing.items()]
+    return out
+
+
+def plan_from_msg(msg: f2p_msg.Plan) -> Plan:
+    """The dataclass of a Plan message (ConversionError naming the step or literal at fault)."""
+    ids = list(msg.object_ids)
+    index = {o: i for i, o in enumerate(ids)}
+    if len(index) != len(ids):
+        raise ConversionError(f"duplicate object ids in {ids}")
+    skeleton, parameters, relations = [], [], []
+    for k, step in enumerate(msg.steps):
+        call = skill_call_from_msg(step.skill)
+        skeleton.append((call.skill, _index(index, call.target_ids[0], f"steps[{k}].skill")))
+        parameters.append(list(call.parameters))
+        rel = relations_from_msg(step.predicted_relations)
+        if rel.object_ids != ids:
+            raise ConversionError(f"steps[{k}].predicted_relations range over {rel.object_ids}, the plan over {ids}")
+        relations.append({"unary": rel.unary, "binary": rel.binary})
+    goal = [literal_from_msg(m, index, f"goal[{g}]") for g, m in enumerate(msg.goal)]
+    return Plan(skeleton, parameters, relations, float(msg.success_probability), goal, ids, msg.plan_id,
+                msg.model_version, msg.header.frame_id, stamp_to_ns(msg.header.stamp),
+                {m.name: float(m.value) for m in msg.timing}, int(msg.evaluated_samples))
+
+
+# ---------------------------------------------------------------------------- models
+def model_info_to_msg(info: ModelInfo) -> f2p_msg.ModelInfo:
+    return f2p_msg.ModelInfo(name=info.name, version=info.version, parent_version=info.parent_version,
+                             sha256=info.sha256, signature=info.signature, uri=info.uri,
+                             created=ns_to_stamp(info.created_ns),
+                             metrics=[f2p_msg.Metric(name=k, value=float(v)) for k, v in info.metrics.items()])
+
+
+def model_info_from_msg(msg: f2p_msg.ModelInfo) -> ModelInfo:
+    return ModelInfo(msg.name, msg.version, msg.parent_version, msg.sha256, msg.signature, msg.uri,
+                     stamp_to_ns(msg.created), {m.name: float(m.value) for m in msg.metrics})
+
+
+# ---------------------------------------------------------------------------- failure events
+def _event_scene(event: FailureEvent, clouds: list[np.ndarray]) -> SegmentedScene:
+    objects = [SegmentedObject(sid, label, cloud) for sid, label, cloud in
+               zip(event.segment_ids, event.segment_labels, clouds)]
+    return SegmentedScene(objects, event.frame_id, event.stamp_ns, "failure_event")
+
+
+def failure_event_to_msg(event: FailureEvent) -> f2p_msg.FailureEvent:
+    """A (valid) failure event as its message."""
+    event.validate()
+    ids = event.segment_ids
+    out = f2p_msg.FailureEvent(event_id=event.event_id, robot_id=event.robot_id, plan_id=event.plan_id,
+                               step_index=int(event.step_index), category=CATEGORIES.index(event.category),
+                               model_version=event.model_version,
+                               context_json=json.dumps(event.context, sort_keys=True, allow_nan=False))
+    out.header.frame_id, out.header.stamp = event.frame_id, ns_to_stamp(event.stamp_ns)
+    out.observation_before = scene_to_msg(_event_scene(event, event.observation_before))
+    if event.observation_after:
+        out.observation_after = scene_to_msg(_event_scene(event, event.observation_after))
+    state = lambda u, b: relations_to_msg(RelationState(ids, u, b, event.frame_id, event.stamp_ns))  # noqa: E731
+    out.relations_before = state(event.relations_before_unary, event.relations_before_binary)
+    out.predicted_after = state(event.predicted_after_unary, event.predicted_after_binary)
+    out.observed_after = state(event.observed_after_unary, event.observed_after_binary)
+    out.skill = skill_call_to_msg(SkillCall(event.skill, (ids[event.target],), tuple(event.params)))
+    out.mismatches = [literal_to_msg((m["predicate"], m["subject"], m["object"]), ids, m["predicted"])
+                      for m in event.mismatches]
+    return out
+
+
+def _observed(state: RelationState, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 relations of an observed state as bool arrays (every relation must be listed)."""
+    for name, arr in (("unary", state.unary), ("binary", state.binary)):
+        if np.isnan(arr).any():
+            raise ConversionError(f"{where}: an observed state must list every relation; {name} ones are missing")
+        if not np.isin(arr, (0.0, 1.0)).all():
+            raise ConversionError(f"{where}: observed relations must have probability 0 or 1")
+    return state.unary > 0.5, state.binary > 0.5
+
+
+def failure_event_from_msg(msg: f2p_msg.FailureEvent) -> FailureEvent:
+    """The FailureEvent of a message; ConversionError, PointCloudError or FailureEventError
+    naming what is malformed (the event is validated)."""
+    before = scene_from_msg(msg.observation_before)
+    ids = before.object_ids
+    after = scene_from_msg(msg.observation_after)
+    if after.objects and after.object_ids != ids:
+        raise ConversionError(f"observation_after has objects {after.object_ids}, observation_before {ids}")
+    states = {}
+    for name in ("relations_before", "predicted_after", "observed_after"):
+        st = relations_from_msg(getattr(msg, name))
+        if st.object_ids != ids:
+            raise ConversionError(f"{name} ranges over {st.object_ids}, observation_before over {ids}")
+        states[name] = st
+    if np.isnan(states["predicted_after"].unary).any() or np.isnan(states["predicted_after"].binary).any():
+        raise ConversionError("predicted_after must list every relation")
+    rb_u, rb_b = _observed(states["relations_before"], "relations_before")
+    ob_u, ob_b = _observed(states["observed_after"], "observed_after")
+    call = skill_call_from_msg(msg.skill)
+    index = {o: i for i, o in enumerate(ids)}
+    mismatches = []
+    for n, m in enumerate(msg.mismatches):
+        pred, subj, obj = literal_from_msg(m, index, f"mismatches[{n}]")
+        seen = ob_u[subj, UNARY_RELATIONS.index(pred)] if obj is None else ob_b[subj, obj, BINARY_RELATIONS.index(pred)]
+        mismatches.append({"predicate": pred, "subject": subj, "object": obj, "predicted": float(m.probability),
+                           "observed": bool(seen)})
+    if msg.category >= len(CATEGORIES):
+        raise ConversionError(f"category {msg.category} is not one of the CATEGORY_* constants (0..{len(CATEGORIES) - 1})")
+    try:
+        context = json.loads(msg.context_json) if msg.context_json else {}
+    except json.JSONDecodeError as e:
+        raise ConversionError(f"context_json is not JSON: {e}") from None
+    event = FailureEvent(
+        event_id=msg.event_id, robot_id=msg.robot_id, plan_id=msg.plan_id, step_index=int(msg.step_index),
+        model_version=msg.model_version, segment_ids=ids, segment_labels=before.labels,
+        observation_before=before.clouds, relations_before_unary=rb_u, relations_before_binary=rb_b,
+        skill=call.skill, target=_index(index, call.target_ids[0], "skill"), params=list(call.parameters),
+        predicted_after_unary=states["predicted_after"].unary, predicted_after_binary=states["predicted_after"].binary,
+        observed_after_unary=ob_u, observed_after_binary=ob_b, observation_after=after.clouds,
+        mismatches=mismatches, category=CATEGORIES[msg.category], frame_id=msg.header.frame_id,
+        stamp_ns=stamp_to_ns(msg.header.stamp), context=context)
+    event.validate()
+    return event

@@ -1,0 +1,120 @@
+"""The package cut along the deployment boundary (design notes: robot side / off-board / simulation).
+
+* In a fresh interpreter, the robot-side modules (planner, checkpoint, events, detection, the
+  conversions) load neither MuJoCo, the simulator nor training or learning code.
+* Every f2p import of a package is declared in its package.xml, and no robot-side package
+  declares (or imports) the simulator, training or learning; the ROS-free packages need no rclpy.
+* Code finds installed files through the ament index, never by walking up from ``__file__``.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+#: Robot side: what runs on the robot's computer.
+ROBOT = ("f2p_common", "f2p_ros", "f2p_relations", "f2p_perception", "f2p_skill_effect", "f2p_failure", "f2p_bringup")
+#: Off-board and simulation: never a dependency of a robot-side package.
+OFF_BOARD = ("f2p_sim", "f2p_training", "f2p_learning")
+#: Packages that must not need ROS at all (algorithms; nodes are thin adapters elsewhere).
+ROS_FREE = ("f2p_common", "f2p_relations", "f2p_skill_effect", "f2p_failure", "f2p_training")
+ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "builtin_interfaces", "f2p_interfaces",
+               "diagnostic_msgs", "lifecycle_msgs", "rcl_interfaces")
+
+
+def packages() -> dict[str, Path]:
+    return {p.parent.name: p.parent for p in sorted(SRC.glob("*/package.xml"))}
+
+
+def exec_depends(pkg_dir: Path) -> set[str]:
+    root = ET.parse(pkg_dir / "package.xml").getroot()
+    return {e.text for tag in ("exec_depend", "depend", "build_depend") for e in root.findall(tag)}
+
+
+def imported_top_modules(pkg_dir: Path) -> dict[str, set[str]]:
+    """Top-level module -> files of the package that import it (absolute imports only)."""
+    out: dict[str, set[str]] = {}
+    for f in pkg_dir.rglob("*.py"):
+        if "test" in f.relative_to(pkg_dir).parts:
+            continue
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for n in names:
+                out.setdefault(n.split(".")[0], set()).add(str(f.relative_to(SRC)))
+    return out
+
+
+def test_the_packages_are_the_documented_ones():
+    assert set(packages()) == set(ROBOT) | set(OFF_BOARD) | {"f2p_interfaces"}
+
+
+@pytest.mark.parametrize("name", sorted(set(packages()) - {"f2p_interfaces"}))
+def test_every_f2p_import_is_declared_and_crosses_no_boundary(name):
+    pkg = packages()[name]
+    deps = exec_depends(pkg)
+    imports = imported_top_modules(pkg)
+    undeclared = {m: sorted(files) for m, files in imports.items()
+                  if m.startswith("f2p_") and m != name and m not in deps}
+    assert not undeclared, f"{name} imports packages its package.xml does not declare: {undeclared}"
+    if name in ROBOT:
+        crossing = sorted((deps | set(imports)) & set(OFF_BOARD))
+        assert not crossing, f"robot-side {name} depends on off-board {crossing}"
+        assert "mujoco" not in imports, f"robot-side {name} imports mujoco: {sorted(imports['mujoco'])}"
+    if name in ROS_FREE:
+        ros = sorted((deps | set(imports)) & set(ROS_MODULES))
+        assert not ros, f"{name} must not need ROS, but uses {ros}"
+
+
+def test_robot_side_modules_load_neither_the_simulator_nor_training_code():
+    code = """
+import json, sys
+import f2p_skill_effect.planner, f2p_skill_effect.checkpoint, f2p_failure.events, f2p_failure.detection
+import f2p_relations.relations, f2p_ros.conversions, f2p_ros.parameters, f2p_perception.cloud_filter_node
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("mujoco", "f2p_sim", "f2p_training", "f2p_learning"))
+print(json.dumps(loaded))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []
+
+
+def test_no_code_walks_up_from_its_own_file():
+    offenders = [str(f.relative_to(ROOT)) for f in SRC.rglob("*.py") if "__file__" in f.read_text(encoding="utf-8")]
+    assert offenders == [], "find installed files with f2p_common.resources.share_path, not __file__"
+    setups = [str(f.relative_to(ROOT)) for f in SRC.glob("*/setup.py") if ".." in f.read_text(encoding="utf-8")]
+    assert setups == [], "package data must live inside its package"
+
+
+def test_installed_data_is_found_through_the_ament_index():
+    from f2p_bringup import params_file
+    from f2p_sim.config import default_config_path
+    from f2p_skill_effect.checkpoint import SHIPPED_MODELS, shipped_model
+    env_override = os.environ.get("F2P_SIM_CONFIG")
+    for path, package in ([(shipped_model(n), "f2p_skill_effect") for n in SHIPPED_MODELS]
+                          + [(params_file(), "f2p_bringup")]
+                          + ([] if env_override else [(default_config_path(), "f2p_sim")])):
+        assert path.is_file() and f"share/{package}/" in path.as_posix(), path
+
+
+def test_colcon_resolves_the_robot_side_without_off_board_packages():
+    """What docker/Dockerfile's robot image builds (F2P_PACKAGES for tools/setup.sh)."""
+    import re
+    docker = (ROOT / "docker" / "Dockerfile").read_text()
+    robot = re.search(r'F2P_PACKAGES="([^"]+)"', docker).group(1).split()
+    assert set(robot) <= set(ROBOT)
+    r = subprocess.run(["colcon", "list", "--names-only", "--base-paths", str(SRC), "--packages-up-to", *robot],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.split()) == set(ROBOT) | {"f2p_interfaces"}
