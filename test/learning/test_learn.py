@@ -22,7 +22,7 @@ LEARN_SEED = 2
 
 def tiny_dataset(folder, seed):
     generate(DatagenConfig(folder, DatagenParams(transitions=6, shard_size=6, seed=seed, hold_out_failure_modes=True),
-                           progress=False))
+                           workers=1, progress=False))
     return folder
 
 

@@ -73,9 +73,9 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
 
 
 def test_generate_reports_what_it_did_and_the_command_line_builds_the_same_config(tmp_path):
-    first = generate(DatagenConfig(tmp_path / "d", DatagenParams(seed=2, **SMALL), progress=False))
+    first = generate(DatagenConfig(tmp_path / "d", DatagenParams(seed=2, **SMALL), workers=1, progress=False))
     assert (first.transitions, first.generated_shards, first.reused_shards) == (12, 2, 0)
-    again = generate(DatagenConfig(tmp_path / "d", DatagenParams(seed=2, **SMALL), progress=False))
+    again = generate(DatagenConfig(tmp_path / "d", DatagenParams(seed=2, **SMALL), workers=1, progress=False))
     assert (again.generated_shards, again.reused_shards) == (0, 2) and again.manifest == first.manifest
     cfg = config_from_args(["--out", str(tmp_path / "e"), "--transitions", "12", "--shard-size", "6",
                             "--steps-per-scene", "3", "--points-per-segment", "64", "--seed", "2", "--workers", "1",

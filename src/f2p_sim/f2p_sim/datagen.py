@@ -317,11 +317,12 @@ def _existing_shard(params: DatagenParams, index: int, folder: Path) -> dict | N
 @dataclass
 class DatagenConfig:
     """Where and how to generate: ``out`` folder (resumed if it holds this dataset), the content
-    ``params``, worker processes, a progress bar, the world config (None: the installed one)."""
+    ``params``, worker processes (default: one per core; the content does not depend on them), a
+    progress bar, the world config (None: the installed one)."""
 
     out: str | os.PathLike
     params: DatagenParams = field(default_factory=DatagenParams)
-    workers: int = 1
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     progress: bool = True
     world_config: str | None = None
 
@@ -433,12 +434,12 @@ def config_from_args(argv=None) -> DatagenConfig:
     """The :class:`DatagenConfig` of an ``f2p-datagen`` command line (defaults: DatagenParams')."""
     p = argparse.ArgumentParser(prog="f2p-datagen", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = DatagenParams()
+    d, c = DatagenParams(), DatagenConfig(out="")
     p.add_argument("--out", required=True, help="output folder (resumes if it exists)")
     p.add_argument("--transitions", type=int, default=d.transitions)
     p.add_argument("--shard-size", type=int, default=d.shard_size)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument("--workers", type=int, default=c.workers, help="worker processes")
     p.add_argument("--tasks", nargs="+", default=list(d.tasks), choices=TASK_KINDS)
     p.add_argument("--object-counts", nargs="+", type=int, default=list(d.object_counts))
     p.add_argument("--steps-per-scene", type=int, default=d.steps_per_scene)

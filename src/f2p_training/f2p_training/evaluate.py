@@ -42,6 +42,7 @@ from f2p_common.vocabulary import BINARY_RELATIONS, RELATIONS, UNARY_RELATIONS
 from f2p_skill_effect.checkpoint import CheckpointError, load_model
 from f2p_skill_effect.model import Observation, SkillBatch
 
+from .train import default_device
 from .transitions import load_transitions
 
 
@@ -192,7 +193,7 @@ class EvaluateConfig:
     threshold: float = 0.5
     batch_size: int = 32
     seed: int = 0
-    device: str = "cpu"
+    device: str = field(default_factory=default_device)
 
     def validate(self) -> None:
         if self.max_transitions is not None and self.max_transitions < 1:

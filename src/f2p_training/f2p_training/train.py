@@ -15,8 +15,8 @@ too few to pick an epoch by — measured, the pick fell on epoch 47 of 200, befo
 was learned). Optional: ``replay_data`` with ``replay_fraction`` (that share of every epoch
 drawn afresh from the original data, against forgetting), ``relabel_objects``
 (:func:`f2p_training.transitions.relabel_objects`) and ``anchor_weight``
-(:func:`placement_anchor_loss`). ``seed`` makes runs repeatable; CPU unless ``device`` says
-otherwise (the command line picks CUDA when there is one).
+(:func:`placement_anchor_loss`). ``seed`` makes runs repeatable on one device; the default
+device is CUDA when there is one, else the CPU (:func:`default_device`).
 """
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ from f2p_skill_effect.checkpoint import (Checkpoint, CheckpointError, load_check
 from f2p_skill_effect.model import ModelConfig, Observation, SkillBatch, build_model, compute_losses
 
 from .transitions import KEYS, load_transitions, to_batch
+
+
+def default_device() -> str:
+    """"cuda" when a CUDA device is usable, else "cpu": the default of training and evaluation."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -76,7 +81,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     patience: int = 10
     seed: int = 0
-    device: str = "cpu"
+    device: str = field(default_factory=default_device)
     version: str | None = None
     keep_unstable: bool = False
     keep_unseen_after: bool = False
@@ -326,7 +331,7 @@ def config_from_args(argv=None) -> TrainConfig:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping: epochs without val improvement")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=d.device)
     p.add_argument("--version", default=None, help="version string (default: sha of weights)")
     p.add_argument("--config-json", default=None, help="ModelConfig overrides as JSON (pre-training only)")
     p.add_argument("--keep-unstable", action="store_true", help="train on transitions flagged unstable too")
