@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
 	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
+	@echo "make bench-relations  relation detector backends against the simulator's relations -> benchmarks/results/relation_detector.{json,md}"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
@@ -41,6 +42,9 @@ bench-model: setup
 
 bench-f2p: setup
 	@$(ENV) && python benchmarks/fail2progress.py && python benchmarks/failure_mode_probe.py && python benchmarks/task_feasibility.py
+
+bench-relations: setup
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/relation_detector.py
 
 lock:
 	@bash tools/lock.sh

@@ -3,7 +3,9 @@
 * In a fresh interpreter, the robot-side modules (planner, checkpoint, events, detection, the
   conversions) load neither MuJoCo, the simulator nor training or learning code.
 * Every f2p import of a package is declared in its package.xml, and no robot-side package
-  declares (or imports) the simulator, training or learning; the ROS-free packages need no rclpy.
+  declares (or imports) the simulator, training or learning; the algorithm packages need no
+  ROS at all, and everywhere only node modules (``*_node.py``) and the ROS side's own packages
+  import ROS: algorithms stay callable as plain Python.
 * Code finds installed files through the ament index, never by walking up from ``__file__``.
 """
 from __future__ import annotations
@@ -24,8 +26,10 @@ SRC = ROOT / "src"
 ROBOT = ("f2p_common", "f2p_ros", "f2p_relations", "f2p_perception", "f2p_skill_effect", "f2p_failure", "f2p_bringup")
 #: Off-board and simulation: never a dependency of a robot-side package.
 OFF_BOARD = ("f2p_sim", "f2p_training", "f2p_learning")
-#: Packages that must not need ROS at all (algorithms; nodes are thin adapters elsewhere).
-ROS_FREE = ("f2p_common", "f2p_relations", "f2p_skill_effect", "f2p_failure", "f2p_training")
+#: Packages that must not need ROS at all (algorithms without a node).
+ROS_FREE = ("f2p_common", "f2p_skill_effect", "f2p_failure", "f2p_training")
+#: Packages whose every module is ROS-side (conversions, node helpers, parameters).
+ROS_SIDE = ("f2p_ros", "f2p_bringup", "f2p_interfaces")
 ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "builtin_interfaces", "f2p_interfaces",
                "diagnostic_msgs", "lifecycle_msgs", "rcl_interfaces")
 
@@ -39,10 +43,10 @@ def exec_depends(pkg_dir: Path) -> set[str]:
     return {e.text for tag in ("exec_depend", "depend", "build_depend") for e in root.findall(tag)}
 
 
-def imported_top_modules(pkg_dir: Path) -> dict[str, set[str]]:
+def imported_top_modules(pkg_dir: Path, files=None) -> dict[str, set[str]]:
     """Top-level module -> files of the package that import it (absolute imports only)."""
     out: dict[str, set[str]] = {}
-    for f in pkg_dir.rglob("*.py"):
+    for f in files if files is not None else pkg_dir.rglob("*.py"):
         if "test" in f.relative_to(pkg_dir).parts:
             continue
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
@@ -75,6 +79,11 @@ def test_every_f2p_import_is_declared_and_crosses_no_boundary(name):
     if name in ROS_FREE:
         ros = sorted((deps | set(imports)) & set(ROS_MODULES))
         assert not ros, f"{name} must not need ROS, but uses {ros}"
+    if name not in ROS_SIDE:
+        algorithms = [f for f in (pkg / name).rglob("*.py") if not f.name.endswith("_node.py")]
+        ros = {m: sorted(fs) for m, fs in imported_top_modules(pkg, algorithms).items()
+               if m in ROS_MODULES or m == "f2p_ros"}
+        assert not ros, f"only *_node.py modules may import ROS; in {name}: {ros}"
 
 
 def test_robot_side_modules_load_neither_the_simulator_nor_training_code():
@@ -82,6 +91,7 @@ def test_robot_side_modules_load_neither_the_simulator_nor_training_code():
 import json, sys
 import f2p_skill_effect.planner, f2p_skill_effect.checkpoint, f2p_failure.events, f2p_failure.detection
 import f2p_relations.relations, f2p_ros.conversions, f2p_ros.parameters, f2p_perception.cloud_filter_node
+import f2p_perception.perception_node, f2p_relations.relation_detector_node
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("mujoco", "f2p_sim", "f2p_training", "f2p_learning"))
 print(json.dumps(loaded))
 """

@@ -19,6 +19,7 @@ setup(
     entry_points={
         "console_scripts": [
             "cloud_filter = f2p_perception.cloud_filter_node:main",
+            "perception = f2p_perception.perception_node:main",
         ],
     },
 )

@@ -16,4 +16,9 @@ setup(
     maintainer_email="maintainers@f2p-robotics.org",
     description="the one definition of the paper 000 A.9 relations, computed from object boxes (the geometric relation detector, the simulator's ground truth).",
     license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "relation_detector = f2p_relations.relation_detector_node:main",
+        ],
+    },
 )

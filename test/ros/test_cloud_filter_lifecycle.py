@@ -6,48 +6,20 @@ installed f2p_bringup params file, filters a real cloud, and reports malformed c
 """
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import State, Transition
-from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
 from f2p_bringup import params_file
 from f2p_perception.cloud_filter_node import CloudFilterNode
 from f2p_ros.conversions import cloud_to_xyz, xyz_to_cloud
-from support.ros import WAIT_S, wait_future, wait_until
+from support.ros import WAIT_S, LifecycleClient, collector as _collector, wait_until
 
 PARAMS_FILE = params_file()      # the installed f2p_bringup one
-
-
-class LifecycleClient:
-    def __init__(self, node, target: str):
-        self.change = node.create_client(ChangeState, f"/{target}/change_state")
-        self.get = node.create_client(GetState, f"/{target}/get_state")
-        assert self.change.wait_for_service(timeout_sec=WAIT_S)
-        assert self.get.wait_for_service(timeout_sec=WAIT_S)
-
-    def transition(self, transition_id: int) -> bool:
-        return wait_future(self.change.call_async(
-            ChangeState.Request(transition=Transition(id=transition_id)))).success
-
-    def state(self) -> int:
-        return wait_future(self.get.call_async(GetState.Request())).current_state.id
-
-
-def _collector(node, msg_type, topic, qos, predicate=lambda m: True):
-    box, event = [], threading.Event()
-
-    def cb(m):
-        if predicate(m):
-            box.append(m)
-            event.set()
-    node.create_subscription(msg_type, topic, cb, qos)
-    return box, event
 
 
 def _publish_until(pub, msg, event):
@@ -128,16 +100,3 @@ def test_filter_rejects_a_view_that_misses_the_workspace():
         filter_points(np.full((10, 3), 9.0, np.float32), CloudFilterConfig())
     with pytest.raises(ValueError, match="crop_min < crop_max"):
         CloudFilterConfig(crop_min=(1, 1, 1), crop_max=(0, 0, 0))
-
-
-def test_params_file_sets_only_declared_parameters():
-    """A typo in the robot's YAML would silently leave a default in force: every key there is a
-    parameter the node declares (and documents), with a value its check accepts."""
-    import yaml
-    from f2p_perception.cloud_filter_node import PARAMS
-    section = yaml.safe_load(PARAMS_FILE.read_text())["cloud_filter"]["ros__parameters"]
-    declared = {p.name: p for p in PARAMS}
-    assert set(section) <= set(declared), sorted(set(section) - set(declared))
-    for name, value in section.items():
-        check = declared[name].check
-        assert check is None or check(value) is None, (name, value)

@@ -221,3 +221,33 @@ def test_stamps():
     assert C.stamp_to_ns(C.ns_to_stamp(STAMP)) == STAMP
     with pytest.raises(C.ConversionError):
         C.ns_to_stamp(-1)
+
+
+# ---------------------------------------------------------------------------- camera clouds
+def test_camera_cloud_round_trip_keeps_organised_layout_nan_and_labels():
+    from f2p_common.interfaces import CameraCloud
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(12, 3)).astype(np.float32)
+    pts[[2, 7]] = np.nan
+    cloud = CameraCloud(pts, rng.integers(0, 256, (12, 3), dtype=np.uint8), np.arange(12) - 1,
+                        rng.integers(-1, 8, 12), "camera_link", STAMP, height=3)
+    msg = C.camera_cloud_to_msg(cloud)
+    assert (msg.height, msg.width, msg.is_dense) == (3, 4, False)
+    assert C.camera_cloud_from_msg(msg) == cloud
+    plain = CameraCloud(pts[:4] * 0 + 1, frame_id="base_link")
+    assert C.camera_cloud_from_msg(C.camera_cloud_to_msg(plain)) == plain
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda m: [setattr(f, "offset", 0) for f in m.fields[:3]], r"fields 'x' .* and 'y' .* overlap"),
+    (lambda m: setattr(m.fields[1], "name", "x"), r"names field\(s\) \['x'\] more than once"),
+    (lambda m: setattr(m.fields[3], "datatype", 7), "field 'instance' has datatype 7"),
+    (lambda m: setattr(m.fields[4], "offset", 40), "does not fit in point_step"),
+])
+def test_malformed_cloud_layouts_are_refused(edit, pattern):
+    from f2p_common.interfaces import CameraCloud
+    cloud = CameraCloud(np.ones((4, 3), np.float32), instance=np.zeros(4, int), label=np.zeros(4, int))
+    msg = C.camera_cloud_to_msg(cloud)
+    edit(msg)
+    with pytest.raises(PointCloudError, match=pattern):
+        C.camera_cloud_from_msg(msg)

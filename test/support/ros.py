@@ -1,7 +1,11 @@
-"""ROS test harness: waits on futures/conditions, a background-spinning executor."""
+"""ROS test harness: waits on futures/conditions, a background-spinning executor, a lifecycle
+client and a topic collector."""
 from __future__ import annotations
 
 import threading
+
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 
 WAIT_S = 15.0  # generous upper bound for DDS discovery on a loaded 2-core CI machine
 
@@ -58,3 +62,36 @@ class RosHarness:
         self.context.try_shutdown()
 
 
+class LifecycleClient:
+    """Drives a lifecycle node through its real change_state / get_state services."""
+
+    def __init__(self, node, target: str):
+        self.change = node.create_client(ChangeState, f"/{target}/change_state")
+        self.get = node.create_client(GetState, f"/{target}/get_state")
+        assert self.change.wait_for_service(timeout_sec=WAIT_S)
+        assert self.get.wait_for_service(timeout_sec=WAIT_S)
+
+    def transition(self, transition_id: int) -> bool:
+        return wait_future(self.change.call_async(
+            ChangeState.Request(transition=Transition(id=transition_id)))).success
+
+    def state(self) -> int:
+        return wait_future(self.get.call_async(GetState.Request())).current_state.id
+
+    def activate(self) -> None:
+        """unconfigured -> inactive -> active; AssertionError naming the transition that failed."""
+        assert self.transition(Transition.TRANSITION_CONFIGURE), "configure failed"
+        assert self.transition(Transition.TRANSITION_ACTIVATE), "activate failed"
+        assert self.state() == State.PRIMARY_STATE_ACTIVE
+
+
+def collector(node, msg_type, topic, qos, predicate=lambda m: True):
+    """Subscribe; returns (the messages that passed ``predicate``, an Event set at the first)."""
+    box, event = [], threading.Event()
+
+    def cb(m):
+        if predicate(m):
+            box.append(m)
+            event.set()
+    node.create_subscription(msg_type, topic, cb, qos)
+    return box, event

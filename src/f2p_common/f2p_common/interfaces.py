@@ -8,6 +8,7 @@ float32 precision for that reason). No ROS import.
 =====================  =============================  ========================================
 dataclass              message                        produced by
 =====================  =============================  ========================================
+:class:`CameraCloud`   sensor_msgs/PointCloud2        a depth camera driver, the simulated robot
 :class:`OrientedBox`   f2p_interfaces/OrientedBox     perception
 :class:`SegmentedObject`  SegmentedObject             perception, simulated camera
 :class:`SegmentedScene`   SegmentedScene              perception, simulated camera
@@ -29,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from f2p_common.vocabulary import (BINARY_RELATIONS, UNARY_RELATIONS, check_object_class, is_unary,
+from f2p_common.vocabulary import (BINARY_RELATIONS, OBJECT_CLASSES, UNARY_RELATIONS, check_object_class, is_unary,
                                    skill as skill_spec)
 
 class PointCloudError(ValueError):
@@ -71,6 +72,67 @@ def _fields_equal(a, b) -> bool:
         elif x != y:
             return False
     return True
+
+
+# ---------------------------------------------------------------------------- camera clouds
+#: ``instance`` / ``label`` value of a point that belongs to no object (floor, walls, unknown).
+NO_OBJECT = -1
+
+
+def instance_object_id(label: str, instance: int) -> str:
+    """The object id of instance ``instance`` of class ``label``, e.g. ``cup_3``: the one naming
+    rule of objects seen through a segmenting camera (the simulated robot names its task goals
+    by it, perception names its segments by it)."""
+    return f"{check_object_class(label)}_{int(instance)}"
+
+
+@dataclass(eq=False)
+class CameraCloud:
+    """What a depth camera driver publishes, optionally with a segmenting camera's per-point
+    labels: ``points`` (N, 3) float32 m in ``frame_id`` (NaN where an organised cloud has no
+    return), ``colors`` (N, 3) uint8 RGB, ``instance`` (N,) int32 object instance and
+    ``label`` (N,) int32 index into ``vocabulary.OBJECT_CLASSES`` (:data:`NO_OBJECT` for neither).
+    ``height`` x ``width`` is the organised layout (height 1: unorganised)."""
+
+    points: np.ndarray
+    colors: np.ndarray | None = None
+    instance: np.ndarray | None = None
+    label: np.ndarray | None = None
+    frame_id: str = "base_link"
+    stamp_ns: int = 0
+    height: int = 1
+
+    def __post_init__(self):
+        pts = np.asarray(self.points)
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise PointCloudError(f"points must be (N, 3), got {pts.shape}")
+        self.points = np.ascontiguousarray(pts, np.float32)
+        n = len(self.points)
+        if self.height < 1 or n % self.height:
+            raise PointCloudError(f"{n} points do not fill {self.height} rows")
+        if self.colors is not None:
+            col = np.asarray(self.colors)
+            if col.shape != (n, 3) or col.dtype != np.uint8:
+                raise PointCloudError(f"colors must be uint8 ({n}, 3), got {col.dtype} {col.shape}")
+            self.colors = np.ascontiguousarray(col)
+        for name in ("instance", "label"):
+            v = getattr(self, name)
+            if v is not None:
+                v = np.asarray(v)
+                if v.shape != (n,) or not np.issubdtype(v.dtype, np.integer):
+                    raise PointCloudError(f"{name} must be integer ({n},), got {v.dtype} {v.shape}")
+                setattr(self, name, np.ascontiguousarray(v, np.int32))
+        if self.label is not None and (self.label >= len(OBJECT_CLASSES)).any():
+            raise PointCloudError(f"label values must index OBJECT_CLASSES (< {len(OBJECT_CLASSES)}) or be {NO_OBJECT}")
+
+    @property
+    def width(self) -> int:
+        return len(self.points) // self.height
+
+    def __eq__(self, other) -> bool:
+        return _fields_equal(self, other)
+
+    __hash__ = None
 
 
 # ---------------------------------------------------------------------------- scenes

@@ -7,29 +7,21 @@ Topics (remap as usual):
                          OK, or ERROR with the reason a cloud was rejected (never silent)
 Lifecycle (ros2/demos lifecycle_py pattern): configure reads and validates parameters and
 creates the publishers; activate subscribes; deactivate unsubscribes; cleanup destroys
-the publishers. Parameters: see PARAMS (and config/f2p_params.yaml).
-
-The node's publishers and subscription carry no QoS event handlers (``NO_EVENT_HANDLERS``):
-rclpy 9.1's executor, gathering a wait set while another thread destroys an endpoint, skips
-the endpoint's destroyed event handler on entering it but then adds it to the wait set and
-raises InvalidHandle, which ends a MultiThreadedExecutor's spin (measured: 2 of 15 runs of
-the lifecycle test hung at deactivate; cf. ros2/rclpy#1206). Endpoints without handlers go
-through the executor's guarded path. The peer still logs an incompatible-QoS warning: its
-own handlers report it.
+the publishers. Parameters: see PARAMS (and the f2p_bringup params file). Endpoints carry no
+QoS event handlers (``f2p_ros.nodes.NO_EVENT_HANDLERS`` says why).
 """
 from __future__ import annotations
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
 from f2p_common.interfaces import PointCloudError
+from f2p_perception.cloud_filter import CloudFilterConfig, filter_points
 from f2p_ros import parameters as P
 from f2p_ros.conversions import cloud_to_xyz, xyz_to_cloud
-from f2p_perception.cloud_filter import CloudFilterConfig, filter_points
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, diagnostics, run_node
 
 _DEFAULTS = CloudFilterConfig()   # the one home of the defaults; a robot's params YAML overrides them
 PARAMS = [
@@ -44,11 +36,6 @@ PARAMS = [
     P.Param("nan_policy", "drop", "'drop' discards NaN/Inf points (organised depth clouds); 'raise' rejects the cloud",
             P.one_of("drop", "raise")),
 ]
-
-
-#: Endpoint options without QoS event handlers (module docstring: destroyed at run time, safely).
-NO_EVENT_HANDLERS = {"pub": PublisherEventCallbacks(use_default_callbacks=False),
-                     "sub": SubscriptionEventCallbacks(use_default_callbacks=False)}
 
 
 class CloudFilterNode(LifecycleNode):
@@ -109,33 +96,19 @@ class CloudFilterNode(LifecycleNode):
             self.rejected += 1
             self.get_logger().warning(f"rejected cloud (frame {msg.header.frame_id!r}): {exc}",
                                    throttle_duration_sec=5.0)
-            self._report(DiagnosticStatus.ERROR, str(exc), msg)
+            self._report(ERROR, str(exc), msg)
             return
         self.accepted += 1
         self._pub.publish(xyz_to_cloud(out, frame_id=msg.header.frame_id, stamp=msg.header.stamp))
-        self._report(DiagnosticStatus.OK, f"{len(xyz)} -> {len(out)} points", msg)
+        self._report(OK, f"{len(xyz)} -> {len(out)} points", msg)
 
     def _report(self, level: int, message: str, msg: PointCloud2) -> None:
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [DiagnosticStatus(
-            level=level, name=f"{self.get_name()}: input cloud", message=message, hardware_id="",
-            values=[KeyValue(key="accepted", value=str(self.accepted)),
-                    KeyValue(key="rejected", value=str(self.rejected)),
-                    KeyValue(key="frame_id", value=msg.header.frame_id)])]
-        self._diag.publish(arr)
+        self._diag.publish(diagnostics(self, "input cloud", level, message, accepted=self.accepted,
+                                       rejected=self.rejected, frame_id=msg.header.frame_id))
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = CloudFilterNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(CloudFilterNode, args)
 
 
 if __name__ == "__main__":

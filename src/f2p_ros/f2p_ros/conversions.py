@@ -7,6 +7,7 @@ dataclass sent and received is equal to the one sent (``test/ros/test_conversion
 f2p side                                    message
 ==========================================  ===================================================
 (N, 3) float32 points [, (N, 3) uint8 RGB]  sensor_msgs/PointCloud2 (x, y, z float32 [, rgb])
+``f2p_common.interfaces.CameraCloud``       sensor_msgs/PointCloud2 (+ rgb, instance, label)
 ``f2p_common.interfaces.SegmentedScene``    f2p_interfaces/SegmentedScene
 ``f2p_common.interfaces.RelationState``     f2p_interfaces/RelationState
 goal literal (predicate, i, j) + ids        f2p_interfaces/Relation
@@ -36,13 +37,14 @@ from f2p_interfaces import msg as f2p_msg
 from geometry_msgs.msg import Pose, Vector3
 from sensor_msgs.msg import PointCloud2, PointField
 
-from f2p_common.interfaces import (GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError, RelationState,
-                                   SegmentedObject, SegmentedScene, SkillCall)
+from f2p_common.interfaces import (CameraCloud, GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError,
+                                   RelationState, SegmentedObject, SegmentedScene, SkillCall)
 from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS, is_unary
 from f2p_failure.events import CATEGORIES, FailureEvent
 
 __all__ = [
-    "ConversionError", "PointCloudError", "cloud_to_xyz", "cloud_to_arrays", "xyz_to_cloud",
+    "ConversionError", "PointCloudError", "cloud_to_xyz", "cloud_to_arrays", "xyz_to_cloud", "camera_cloud_to_msg",
+    "camera_cloud_from_msg",
     "stamp_to_ns", "ns_to_stamp", "scene_to_msg", "scene_from_msg", "relations_to_msg", "relations_from_msg",
     "literal_to_msg", "literal_from_msg", "skill_call_to_msg", "skill_call_from_msg", "plan_to_msg",
     "plan_from_msg", "model_info_to_msg", "model_info_from_msg", "failure_event_to_msg", "failure_event_from_msg",
@@ -77,11 +79,27 @@ _DTYPES = {
 _XYZ = ("x", "y", "z")
 
 
+#: Fields f2p reads besides x/y/z: packed colour, a segmenting camera's instance and class.
+_EXTRA = ("rgb", "instance", "label")
+
+
 def _record_view(msg: PointCloud2) -> tuple[dict, np.ndarray, str]:
-    """Check a cloud's layout; (fields by name, raw bytes as (N, point_step) uint8, byte order)."""
+    """Check a cloud's layout; (fields by name, raw bytes as (N, point_step) uint8, byte order).
+
+    Refused: a field named twice, and fields f2p reads whose bytes overlap (a cloud whose x, y
+    and z all sit at offset 0 would otherwise decode as garbage)."""
     if not isinstance(msg, PointCloud2):
         raise PointCloudError(f"expected sensor_msgs/PointCloud2, got {type(msg).__name__}")
+    names = [f.name for f in msg.fields]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise PointCloudError(f"point cloud names field(s) {dup} more than once")
     fields = {f.name: f for f in msg.fields}
+    used = sorted((int(f.offset), int(f.offset) + np.dtype(_DTYPES[f.datatype]).itemsize * max(int(f.count), 1), n)
+                  for n, f in fields.items() if n in _XYZ + _EXTRA and f.datatype in _DTYPES)
+    for (a0, a1, an), (b0, b1, bn) in zip(used, used[1:]):
+        if b0 < a1:
+            raise PointCloudError(f"fields {an!r} (bytes {a0}..{a1}) and {bn!r} (from byte {b0}) overlap")
     missing = [n for n in _XYZ if n not in fields]
     if missing:
         raise PointCloudError(f"point cloud lacks field(s) {missing}; it has {sorted(fields) or 'no fields'}")
@@ -100,7 +118,7 @@ def _record_view(msg: PointCloud2) -> tuple[dict, np.ndarray, str]:
         if f.datatype not in _DTYPES:
             continue
         end = f.offset + np.dtype(_DTYPES[f.datatype]).itemsize * max(int(f.count), 1)
-        if name in _XYZ + ("rgb",) and end > step:
+        if name in _XYZ + _EXTRA and end > step:
             raise PointCloudError(f"field {name!r} (offset {f.offset}) does not fit in point_step {step}")
     if msg.height > 1 and msg.row_step != msg.width * step:
         raise PointCloudError(
@@ -198,6 +216,64 @@ def xyz_to_cloud(points, colors=None, *, frame_id: str = "", stamp=None, allow_e
     msg.is_dense = True
     msg.data = np.ascontiguousarray(rec).tobytes()
     return msg
+
+
+def camera_cloud_to_msg(cloud: CameraCloud) -> PointCloud2:
+    """A camera cloud as the PointCloud2 a driver publishes: float32 x, y, z, packed ``rgb``
+    and INT32 ``instance`` / ``label`` when present; organised as ``height`` x ``width``."""
+    names, columns = list(_XYZ), [cloud.points]
+    if cloud.colors is not None:
+        c = cloud.colors.astype(np.uint32)
+        columns.append(((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).view(np.float32)[:, None])
+        names.append("rgb")
+    for name in ("instance", "label"):
+        v = getattr(cloud, name)
+        if v is not None:
+            columns.append(v.view(np.float32)[:, None])      # same 4 bytes, reinterpreted
+            names.append(name)
+    rec = np.concatenate([np.asarray(c, np.float32).reshape(len(cloud.points), -1) for c in columns], axis=1)
+    types = {"instance": PointField.INT32, "label": PointField.INT32}
+    msg = PointCloud2(height=cloud.height, width=cloud.width, is_bigendian=sys.byteorder == "big",
+                      point_step=4 * len(names), is_dense=bool(np.isfinite(cloud.points).all()))
+    msg.header.frame_id, msg.header.stamp = cloud.frame_id, ns_to_stamp(cloud.stamp_ns)
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=types.get(n, PointField.FLOAT32), count=1)
+                  for i, n in enumerate(names)]
+    msg.row_step = msg.point_step * cloud.width
+    msg.data = np.ascontiguousarray(rec).tobytes()
+    return msg
+
+
+def camera_cloud_from_msg(msg: PointCloud2) -> CameraCloud:
+    """Every point of a PointCloud2 as it is (NaN returns and the organised layout kept), with
+    ``rgb``, ``instance`` and ``label`` when the cloud has them (INT32 / UINT32 / INT16 / UINT16 /
+    INT8 / UINT8 instance and label fields are read). PointCloudError for a bad layout."""
+    fields, raw, order = _record_view(msg)
+    xyz = np.stack([_field(raw, fields[n], order).astype(np.float32) for n in _XYZ], axis=-1).reshape(-1, 3)
+    colors = instance = label = None
+    if "rgb" in fields:
+        f = fields["rgb"]
+        if f.datatype not in (PointField.FLOAT32, PointField.UINT32) or f.count != 1:
+            raise PointCloudError(f"field 'rgb' has datatype {f.datatype} x {f.count}; expected one packed "
+                                  "FLOAT32 (7) or UINT32 (6)")
+        packed = np.ascontiguousarray(raw[:, f.offset:f.offset + 4]).view(np.dtype(np.uint32).newbyteorder(order))
+        packed = packed.reshape(-1).astype(np.uint32)
+        colors = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], -1).astype(np.uint8)
+    ints = (PointField.INT8, PointField.UINT8, PointField.INT16, PointField.UINT16, PointField.INT32, PointField.UINT32)
+    for name in ("instance", "label"):
+        if name in fields:
+            f = fields[name]
+            if f.datatype not in ints or f.count != 1:
+                raise PointCloudError(f"field {name!r} has datatype {f.datatype} x {f.count}; expected one integer")
+            v = _field(raw, f, order).astype(np.int64)
+            if name == "instance":
+                instance = v
+            else:
+                label = v
+    try:
+        return CameraCloud(xyz, colors, instance, label, msg.header.frame_id, stamp_to_ns(msg.header.stamp),
+                           max(int(msg.height), 1) if len(xyz) else 1)
+    except PointCloudError as e:
+        raise PointCloudError(f"camera cloud: {e}") from None
 
 
 # ---------------------------------------------------------------------------- scenes

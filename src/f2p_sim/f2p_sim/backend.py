@@ -20,7 +20,7 @@ import numpy as np
 
 from f2p_relations.relations import Boxes, Relations, compute_relations
 from f2p_sim.scene import SceneSpec, Segment
-from f2p_sim.skills import SkillReport
+from f2p_sim.skills import SkillMonitor, SkillReport
 
 
 @dataclass
@@ -82,12 +82,22 @@ class SimBackend(abc.ABC):
         """Segment index pairs (i < j) in contact now (relation in_contact)."""
 
     @abc.abstractmethod
-    def execute_skill(self, name: str, target: int, params) -> SkillReport:
-        """Run a skill of f2p_common.vocabulary.SKILLS on segment ``target`` with ``params``."""
+    def execute_skill(self, name: str, target: int, params, monitor: SkillMonitor | None = None) -> SkillReport:
+        """Run a skill of f2p_common.vocabulary.SKILLS on segment ``target`` with ``params``;
+        ``monitor`` gets each motion phase and may stop the skill (``SkillReport.stopped``)."""
 
     @abc.abstractmethod
     def raycast(self, origin: np.ndarray, directions: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
         """Cast unit rays; return (distance (R,), segment index (R,), -1 = no segment hit)."""
+
+    @abc.abstractmethod
+    def gripper_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The gripper's position (3,) m and orientation quaternion (x, y, z, w), world frame."""
+
+    @property
+    @abc.abstractmethod
+    def time(self) -> float:
+        """Simulated time (s) since the scene was loaded."""
 
     @abc.abstractmethod
     def stability_issues(self) -> list[str]:

@@ -17,7 +17,8 @@ from f2p_relations.relations import CONTACT_DISTANCE, compute_relations
 from f2p_sim.backend import SegmentState, SimBackend
 from f2p_sim.config import load_world_config
 from f2p_sim.scene import GRIPPER_GEOM_GROUP, SceneError, SceneSpec, Segment, build_mjcf, class_mass, drawer_layout
-from f2p_sim.skills import (SkillError, SkillReport, check_skill, grasp_point, push_start, smooth_path)
+from f2p_sim.skills import (SkillError, SkillMonitor, SkillReport, SkillStopped, check_skill, grasp_point, push_start,
+                             smooth_path)
 
 #: Rays see geom groups 0-4; the gripper lives in group 5.
 _RAY_GROUPS = np.array([1 if g != GRIPPER_GEOM_GROUP else 0 for g in range(6)], dtype=np.uint8)
@@ -47,6 +48,7 @@ class MujocoBackend(SimBackend):
         self._segments: list[Segment] = []
         self._dirty = True
         self._carried = -1
+        self._monitor = SkillMonitor()
 
     # ------------------------------------------------------------------ loading / state
     def load(self, scene: SceneSpec, settle: bool = True) -> None:
@@ -220,6 +222,14 @@ class MujocoBackend(SimBackend):
         dist[~hit] = np.inf
         return dist, seg
 
+    def gripper_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        w, x, y, z = self.data.mocap_quat[0]
+        return np.array(self.data.mocap_pos[0], dtype=np.float64), np.array([x, y, z, w], dtype=np.float64)
+
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
     def stability_issues(self) -> list[str]:
         phys, ws = self.cfg["physics"], self.cfg["workspace"]
         issues = []
@@ -258,6 +268,9 @@ class MujocoBackend(SimBackend):
             d.mocap_pos[0] = path[k]
             mujoco.mj_step(m, d)
             steps += 1
+            if k % 4 == 0 and self._monitor.stop_requested():
+                self._dirty = True
+                raise SkillStopped()
             if k % 4 == 0 and stop_if is not None and stop_if(k):
                 break
             if k % 4 == 0 and d.ncon:
@@ -308,7 +321,7 @@ class MujocoBackend(SimBackend):
         return (origin[2] - dist[0] if np.isfinite(dist[0]) else 0.0), int(seg[0])
 
     # ------------------------------------------------------------------ skills
-    def execute_skill(self, name: str, target: int, params) -> SkillReport:
+    def execute_skill(self, name: str, target: int, params, monitor: SkillMonitor | None = None) -> SkillReport:
         params = check_skill(name, params)
         if not isinstance(target, (int, np.integer)) or not 0 <= int(target) < len(self._segments):
             raise SkillError(f"target {target!r} is not a segment index 0..{len(self._segments) - 1}")
@@ -323,12 +336,19 @@ class MujocoBackend(SimBackend):
         opening0 = self.drawer_openings()
         report = SkillReport(skill=name, target=target, params=params)
         touched: set = set()
-        if name == "pick_place":
-            self._pick_place(target, np.array(params), report, touched, lo0, hi0)
-        elif name == "push":
-            self._push(target, params[0], params[1], report, touched, lo0, hi0)
-        else:
-            self._drawer(target, params[0], name == "open_drawer", report, touched)
+        self._monitor = monitor or SkillMonitor()
+        try:
+            if name == "pick_place":
+                self._pick_place(target, np.array(params), report, touched, lo0, hi0)
+            elif name == "push":
+                self._push(target, params[0], params[1], report, touched, lo0, hi0)
+            else:
+                self._drawer(target, params[0], name == "open_drawer", report, touched)
+        except SkillStopped:
+            report.stopped = True
+            report.message = "stopped on request before the motion ended"
+        finally:
+            self._monitor = SkillMonitor()
         self._weld_off()
         self._teleport(self._home)
         report.steps += self.settle()
@@ -364,6 +384,7 @@ class MujocoBackend(SimBackend):
         pad_hz = self._pad_half[2]
         self._teleport(g + [0.0, 0.0, clearance + pad_hz])
         grasp_pad = g + [0.0, 0.0, pad_hz + 0.002]
+        self._monitor.phase("approach", 0.0)
         report.steps += self._follow(smooth_path([g + [0, 0, clearance + pad_hz], grasp_pad], speed, dt), touched)
         self._weld_on(target)
         place = g + offset
@@ -376,16 +397,20 @@ class MujocoBackend(SimBackend):
         z_transfer = max(grasp_pad[2], place[2] + pad_hz) + clearance + height
         z_before = lo[target, 2]
         lift = [grasp_pad, np.array([grasp_pad[0], grasp_pad[1], z_transfer])]
+        self._monitor.phase("grasp", 0.2)
         report.steps += self._follow(smooth_path(lift, speed, dt), touched)
         lo_l, _ = self._segment_aabbs()
         report.grasp_success = bool(lo_l[target, 2] - z_before > GRASP_LIFT_FRACTION * (z_transfer - grasp_pad[2]))
         above_place = np.array([place[0], place[1], z_transfer])
+        self._monitor.phase("transport", 0.4)
         report.steps += self._follow(smooth_path([lift[-1], above_place], speed, dt), touched)
         place_pad = place + [0.0, 0.0, pad_hz + 0.002]
+        self._monitor.phase("place", 0.7)
         report.steps += self._follow(smooth_path([above_place, place_pad], 0.5 * speed, dt), touched,
                                      stop_when_touching=stop_mask)
         self._weld_off()
         here = np.array(self.data.mocap_pos[0])
+        self._monitor.phase("retreat", 0.9)
         report.steps += self._follow(smooth_path([here, here + [0.0, 0.0, clearance]], speed, dt), touched)
 
     def _push(self, target, direction, distance, report, touched, lo, hi):
@@ -403,9 +428,12 @@ class MujocoBackend(SimBackend):
                 return
         above = start + [0.0, 0.0, clearance]
         self._teleport(above)
+        self._monitor.phase("approach", 0.0)
         report.steps += self._follow(smooth_path([above, start], speed, dt), touched)
         end = start + u * (distance + gap)
+        self._monitor.phase("push", 0.3)
         report.steps += self._follow(smooth_path([start, end], 0.5 * speed, dt), touched)
+        self._monitor.phase("retreat", 0.9)
         report.steps += self._follow(smooth_path([end, end + [0.0, 0.0, clearance]], speed, dt), touched)
 
     def _drawer(self, target, distance, opening, report, touched):
@@ -419,6 +447,7 @@ class MujocoBackend(SimBackend):
         pre = front - axis * (self._pad_half[0] + gap)
         touch = front - axis * (self._pad_half[0] + 0.002)
         self._teleport(pre)
+        self._monitor.phase("approach", 0.0)
         # Both skills hold the front panel (a handle grasp): the drawer follows the gripper
         # and cannot coast past the commanded distance; the joint limits still stop it.
         report.steps += self._follow(smooth_path([pre, touch], 0.5 * speed, dt), touched)
@@ -434,6 +463,7 @@ class MujocoBackend(SimBackend):
             # obstacle; a force-limited arm stops there instead of crushing through.
             commanded = float(np.linalg.norm(path[k] - touch))
             return commanded - sign * (-self.data.qpos[qadr] - before) > STALL_LAG
+        self._monitor.phase("pull" if opening else "push", 0.3)
         report.steps += self._follow(path, touched, stop_if=stalled)
         end = np.array(self.data.mocap_pos[0])
         if opening:

@@ -17,7 +17,9 @@ For the learner every segment's hits are resampled to a fixed ``points_per_segme
 are fewer hits), giving ``points`` of shape (S, K, 3); ``counts`` keeps the raw number of
 hits per segment (0 = the segment was not seen; its rows are then zeros).
 
-:func:`render_images` gives RGB / depth / segmentation images through MuJoCo's renderer
+:func:`camera_cloud` gives what a (perfectly segmenting) depth camera driver publishes: every
+return, floor included, with colour, instance and class per point. :func:`render_images` gives
+RGB / depth / segmentation images through MuJoCo's renderer
 where a GL backend exists (``MUJOCO_GL=egl`` or ``osmesa``); it raises RuntimeError if not.
 """
 from __future__ import annotations
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from f2p_common.vocabulary import CONTAINER_CLASSES, MOVABLE_CLASSES
+from f2p_common.interfaces import NO_OBJECT, CameraCloud
+from f2p_common.vocabulary import CONTAINER_CLASSES, MOVABLE_CLASSES, OBJECT_CLASSES
 from f2p_sim.backend import SimBackend
 
 #: Segments cast at full camera resolution when the camera uses a coarse background grid.
@@ -230,6 +233,50 @@ def observe(backend: SimBackend, camera: Camera, noise: NoiseModel | None = None
     segs = seg[hit].astype(np.int32)
     fixed, counts = resample_fixed(pts, segs, len(backend.segments), points_per_segment)
     return Observation(points=fixed, counts=counts, raw_points=pts, raw_segments=segs, camera=camera.name)
+
+
+#: Colour of returns from the floor and anything that is not an object (RGB).
+FLOOR_RGB = (128, 128, 128)
+
+
+def camera_cloud(backend: SimBackend, camera: Camera, *, organized: bool = False, noise: NoiseModel | None = None,
+                 rng: np.random.Generator | None = None, frame_id: str = "base_link", stamp_ns: int = 0,
+                 cutoff: float = 10.0) -> CameraCloud:
+    """What the camera's driver would publish, as a perfectly segmenting camera: every return
+    (floor included) in the world frame, coloured by its class, with per-point ``instance`` (the
+    segment index) and ``label`` (its class index), NO_OBJECT for the floor.
+
+    ``organized``: every pixel, in raster order, NaN where a ray hits nothing (a driver's
+    organised height x width cloud); otherwise the camera's foveated ray mask (:meth:`Camera.ray_mask`)
+    and returns only. Noise as in :func:`observe`."""
+    eye = np.asarray(camera.eye, dtype=np.float64)
+    dirs = camera.ray_directions()
+    if not organized and camera.coarse_stride > 1:
+        st = backend.segment_state()
+        focus = np.array([s.cls in FOCUS_CLASSES for s in backend.segments])
+        dirs = dirs[camera.ray_mask(st.box_lower[focus], st.box_upper[focus])]
+    dist, seg = backend.raycast(eye, dirs, cutoff)
+    hit = np.isfinite(dist)
+    if noise is not None and not noise.is_zero:
+        if rng is None:
+            raise ValueError("a noise model needs an rng (numpy Generator) for reproducibility")
+        if noise.dropout > 0:
+            hit &= rng.random(hit.shape[0]) >= noise.dropout
+        if noise.depth_std > 0:
+            dist = dist + rng.normal(0.0, noise.depth_std, dist.shape[0])
+    pts = eye[None, :] + np.where(hit, dist, np.nan)[:, None] * dirs
+    if noise is not None and noise.point_std > 0:
+        pts = pts + rng.normal(0.0, noise.point_std, pts.shape)
+    seg = np.where(hit, seg, NO_OBJECT)
+    classes = [s.cls for s in backend.segments]
+    seg_label = np.array([OBJECT_CLASSES.index(c) for c in classes] + [NO_OBJECT], dtype=np.int32)
+    palette = np.array([[int(round(255 * v)) for v in backend.cfg["classes"][c]["rgba"][:3]] for c in classes]
+                       + [list(FLOOR_RGB)], dtype=np.uint8)
+    if not organized:
+        keep = hit
+        pts, seg = pts[keep], seg[keep]
+    return CameraCloud(pts.astype(np.float32), palette[seg], seg.astype(np.int32), seg_label[seg], frame_id, stamp_ns,
+                       height=camera.height if organized else 1)
 
 
 def _load_triton_before_gl() -> None:

@@ -51,6 +51,8 @@ class SkillReport:
                     skills the change of the drawer opening (m).
     flags           stability problems found after settling (empty when trustworthy).
     steps           physics steps simulated.
+    stopped         the motion was stopped on request (:class:`SkillMonitor`) before its end;
+                    the gripper let go and went home, and the world was left to settle.
     """
 
     skill: str
@@ -65,10 +67,28 @@ class SkillReport:
     flags: list[str] = field(default_factory=list)
     steps: int = 0
     message: str = ""
+    stopped: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.executed and not self.flags
+        return self.executed and not self.flags and not self.stopped
+
+
+class SkillMonitor:
+    """Watches a skill while a backend executes it (the simulated robot's action server uses
+    it for feedback and cancel). ``phase`` is called as each motion phase starts, with the
+    fraction of the skill's phases done; ``stop_requested`` is polled during motions and a True
+    stops the skill where it is. The default watches nothing."""
+
+    def phase(self, name: str, fraction: float) -> None:
+        """A motion phase (approach, grasp, lift, transport, place, retreat, push, pull) starts."""
+
+    def stop_requested(self) -> bool:
+        return False
+
+
+class SkillStopped(Exception):
+    """Raised inside a backend when its :class:`SkillMonitor` asks to stop."""
 
 
 def check_skill(name: str, params) -> tuple[float, ...]:

@@ -1,0 +1,166 @@
+"""The simulated robot: the MuJoCo world as a robot's camera driver and skill server present it.
+
+ROS-free; ``sim_robot_node`` adapts it to topics, a service and an action. Objects are named as
+a segmenting camera's perception names them (``instance_object_id``: ``<class>_<segment>``),
+so the task goals it hands out, the skill calls it executes and the scenes perception builds
+from its camera all use the same ids. Frames: the world frame is the robot's base frame
+(REP-103: x forward, y left, z up, metres).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from f2p_common.interfaces import (CameraCloud, OrientedBox, RelationState, SegmentedObject, SegmentedScene, SkillCall,
+                                   instance_object_id)
+from f2p_sim.mujoco_backend import MujocoBackend
+from f2p_sim.observation import Camera, NoiseModel, camera_cloud, observe
+from f2p_sim.scene import SceneError, SceneSpec
+from f2p_sim.skills import SkillError, SkillMonitor, SkillReport
+from f2p_sim.tasks import Literal, make_task
+
+#: (predicate, subject id, object id or None) over the robot's object ids.
+IdLiteral = tuple
+
+
+class SimRobotError(ValueError):
+    """A request the simulated robot refuses (unknown object, bad scene, bad skill); says why."""
+
+
+@dataclass
+class SceneInfo:
+    """The loaded scene: object ids and classes (instance order) and the task's goal, if any."""
+
+    object_ids: list[str]
+    labels: list[str]
+    goal: list[IdLiteral] = field(default_factory=list)
+    description: str = ""
+
+
+@dataclass
+class SkillOutcome:
+    """A skill's report and what the world looks like after it: the camera's segmented scene
+    (perfect segmentation) and the simulator's relations."""
+
+    report: SkillReport
+    observation: SegmentedScene
+    relations: RelationState
+
+
+class SimRobot:
+    """One simulated world; every method holds :attr:`lock` (MuJoCo is not thread-safe)."""
+
+    def __init__(self, world: dict, camera: str = "front", frame_id: str = "base_link", organized: bool = False,
+                 seed: int = 0):
+        self.backend = MujocoBackend(world)
+        self.camera = Camera.from_config(world, camera)
+        self.frame_id, self.organized = frame_id, organized
+        self.noise = NoiseModel.from_config(world)
+        self.rng = np.random.default_rng(seed)
+        self.lock = threading.Lock()
+        self.scene = SceneInfo([], [])
+
+    # ------------------------------------------------------------------ scenes
+    def reset_task(self, kind: str, n_objects: int, seed: int) -> SceneInfo:
+        """Load a task instance (f2p_sim.tasks; the same arguments give the same scene)."""
+        try:
+            task = make_task(kind, n_objects, seed, self.backend.cfg)
+        except (ValueError, SceneError) as e:
+            raise SimRobotError(str(e)) from None
+        return self._load(task.scene, task.goal, f"{kind} with {n_objects} objects, seed {seed}")
+
+    def reset_scene_file(self, path: str | Path) -> SceneInfo:
+        """Load a scene JSON file: ``SceneSpec.to_dict()``'s form, optionally with ``goal``: a list
+        of [predicate, subject name, object name or null]."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            scene = SceneSpec.from_dict(doc)
+            goal = [Literal(g[0], g[1], g[2] if len(g) > 2 else None) for g in doc.get("goal", [])]
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+            raise SimRobotError(f"cannot read scene file {path}: {e}") from None
+        return self._load(scene, goal, f"scene file {path}")
+
+    def _load(self, scene: SceneSpec, goal: list[Literal], description: str) -> SceneInfo:
+        with self.lock:
+            try:
+                self.backend.load(scene)
+            except (SceneError, ValueError) as e:
+                raise SimRobotError(f"cannot build the scene: {e}") from None
+            segs = self.backend.segments
+            ids = [instance_object_id(s.cls, i) for i, s in enumerate(segs)]
+            by_name = {s.name: ids[i] for i, s in enumerate(segs)}
+            try:
+                id_goal = [(g.predicate, by_name[g.subject], None if g.object is None else by_name[g.object]) for g in goal]
+            except KeyError as e:
+                raise SimRobotError(f"the goal names {e}, which is not an object of the scene") from None
+            self.scene = SceneInfo(ids, [s.cls for s in segs], id_goal, description)
+            return self.scene
+
+    def _require_scene(self) -> None:
+        if not self.scene.object_ids:
+            raise SimRobotError("no scene is loaded: reset the world to a task or a scene file first")
+
+    # ------------------------------------------------------------------ sensing
+    def camera_cloud(self, blocking: bool = True) -> CameraCloud | None:
+        """The camera's current cloud, stamped with the simulated time; None without waiting when
+        ``blocking`` is False and the world is busy (a skill or a reset is running)."""
+        if not self.lock.acquire(blocking=blocking):
+            return None
+        try:
+            self._require_scene()
+            return camera_cloud(self.backend, self.camera, organized=self.organized, noise=self.noise, rng=self.rng,
+                                frame_id=self.frame_id, stamp_ns=self.time_ns())
+        finally:
+            self.lock.release()
+
+    def time_ns(self) -> int:
+        return int(round(self.backend.time * 1e9)) if self.scene.object_ids else 0
+
+    def gripper_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            self._require_scene()
+            return self.backend.gripper_pose()
+
+    def observation(self) -> SegmentedScene:
+        """The camera's view as a perfectly segmented scene (objects the camera does not see get
+        no points), in the robot's frame."""
+        with self.lock:
+            self._require_scene()
+            return self._observation()
+
+    def relations(self) -> RelationState:
+        """The simulator's ground-truth relations (paper 000 A.9) of the current state."""
+        with self.lock:
+            self._require_scene()
+            return self._relations()
+
+    def _observation(self) -> SegmentedScene:
+        obs = observe(self.backend, self.camera, noise=self.noise, rng=self.rng)
+        objects = []
+        for i, (oid, label) in enumerate(zip(self.scene.object_ids, self.scene.labels)):
+            pts = obs.segment_cloud(i)
+            objects.append(SegmentedObject(oid, label, pts, box=OrientedBox.around(pts) if len(pts) else None))
+        return SegmentedScene(objects, self.frame_id, self.time_ns(), "sim:mujoco")
+
+    def _relations(self) -> RelationState:
+        rel = self.backend.relations()
+        return RelationState.from_arrays(self.scene.object_ids, rel.unary, rel.binary, self.frame_id, self.time_ns())
+
+    # ------------------------------------------------------------------ skills
+    def execute(self, call: SkillCall, monitor: SkillMonitor | None = None) -> SkillOutcome:
+        """Run ``call`` through physics; SimRobotError for an unknown target or a refused request."""
+        with self.lock:
+            self._require_scene()
+            target = call.target_ids[0]
+            if target not in self.scene.object_ids:
+                raise SimRobotError(f"unknown object id {target!r}; the scene has {self.scene.object_ids}")
+            try:
+                report = self.backend.execute_skill(call.skill, self.scene.object_ids.index(target), call.parameters,
+                                                    monitor=monitor)
+            except SkillError as e:
+                raise SimRobotError(str(e)) from None
+            return SkillOutcome(report, self._observation(), self._relations())

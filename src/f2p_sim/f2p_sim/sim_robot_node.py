@@ -1,0 +1,245 @@
+"""``sim_robot`` lifecycle node: the MuJoCo world behind the interfaces of a robot's drivers.
+
+=====================  ===============================  =========================================
+interface              type                             what
+=====================  ===============================  =========================================
+pub ``camera/points``  sensor_msgs/PointCloud2          the depth camera, every 1/``rate_hz`` s:
+                                                        x y z rgb + per-point ``instance`` and
+                                                        ``label`` (a perfectly segmenting camera),
+                                                        frame ``frame_id``, reliable, depth 2
+pub ``gripper/pose``   geometry_msgs/PoseStamped        the gripper, with every camera frame
+pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``use_sim_time``)
+pub ``/diagnostics``   diagnostic_msgs/DiagnosticArray  scene, frames published and skipped, time
+srv ``reset_scene``    f2p_interfaces/ResetScene        load a task instance or a scene file
+act ``execute_skill``  f2p_interfaces/ExecuteSkill      one skill through physics; feedback per
+                                                        phase; cancel stops the motion
+=====================  ===============================  =========================================
+
+Names are the ones a robot driver uses and remap as usual. Lifecycle: configure loads the world
+(parameters ``world_config``, ``camera``, the initial ``task`` / ``objects`` / ``seed``) and
+creates the publishers; activate starts the camera; deactivate stops it; cleanup frees the
+world. The service and the action answer only while active. One skill runs at a time (a second
+goal is rejected); while a skill or a reset runs, the camera skips its frames (MuJoCo is not
+thread-safe), which ``/diagnostics`` counts. The skill runs in its own callback group, so
+cancel requests and the camera are served meanwhile. ``ExecuteSkill``'s predicted relations
+are not used here: comparing them with the outcome is the task executor's job.
+"""
+from __future__ import annotations
+
+import threading
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import PointCloud2
+
+from f2p_interfaces.action import ExecuteSkill
+from f2p_interfaces.srv import ResetScene
+from f2p_ros import parameters as P
+from f2p_ros.conversions import (ConversionError, camera_cloud_to_msg, literal_to_msg, ns_to_stamp, relations_to_msg,
+                                 scene_to_msg, skill_call_from_msg)
+from f2p_ros.nodes import NO_EVENT_HANDLERS, OK, WARN, diagnostics, run_node
+from f2p_sim.config import load_world_config
+from f2p_sim.robot import SimRobot, SimRobotError
+from f2p_sim.skills import SkillMonitor
+from f2p_sim.tasks import TASK_KINDS
+
+PARAMS = [
+    P.Param("world_config", "", "simulated world YAML ('' = the installed f2p_sim world.yaml)"),
+    P.Param("camera", "front", "camera preset of the world config"),
+    P.Param("rate_hz", 5.0, "camera frames per second", lambda v: None if v > 0 else "must be > 0"),
+    P.Param("organized", False, "publish every pixel as an organised height x width cloud (NaN: no return) "
+                                "instead of the camera's foveated returns"),
+    P.Param("frame_id", "base_link", "frame of the cloud and poses: the robot's base frame (REP-103)"),
+    P.Param("task", "transport", "task of the initial scene", P.one_of(*TASK_KINDS)),
+    P.Param("objects", 3, "movable objects of the initial scene", P.one_of(3, 5, 7)),
+    P.Param("seed", 1000, "seed of the initial scene", P.positive_or_zero),
+]
+
+
+class _GoalMonitor(SkillMonitor):
+    """Feedback per motion phase, and cancel requests as a stop."""
+
+    def __init__(self, goal_handle):
+        self.goal_handle = goal_handle
+
+    def phase(self, name: str, fraction: float) -> None:
+        self.goal_handle.publish_feedback(ExecuteSkill.Feedback(phase=name, progress=float(fraction)))
+
+    def stop_requested(self) -> bool:
+        return self.goal_handle.is_cancel_requested
+
+
+class SimRobotNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("sim_robot", **kwargs)
+        P.declare(self, PARAMS)
+        self.robot: SimRobot | None = None
+        self._active = False
+        self._skill = threading.Lock()           # one skill at a time
+        self._points = self._pose = self._clock_pub = self._diag = None
+        self._timer = self._diag_timer = None
+        self.frames_published = self.frames_skipped = 0
+        self._camera_group = MutuallyExclusiveCallbackGroup()
+        # The service and the action server exist from the start (created while the executor
+        # spins, an action server races it: support/ros.py) and answer only while active.
+        self.create_service(ResetScene, "reset_scene", self._on_reset)
+        self._action = ActionServer(self, ExecuteSkill, "execute_skill", self._execute, goal_callback=self._on_goal,
+                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT,
+                                    callback_group=ReentrantCallbackGroup())
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            v = P.load(self, PARAMS)
+            world = load_world_config(v["world_config"] or None)
+            self.robot = SimRobot(world, v["camera"], v["frame_id"], v["organized"], seed=int(v["seed"]))
+            info = self.robot.reset_task(v["task"], int(v["objects"]), int(v["seed"]))
+        except (ValueError, OSError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self.robot = None
+            return TransitionCallbackReturn.FAILURE
+        self._rate = float(v["rate_hz"])
+        qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        pub = NO_EVENT_HANDLERS["pub"]
+        self._points = self.create_lifecycle_publisher(PointCloud2, "camera/points", qos, event_callbacks=pub)
+        self._pose = self.create_lifecycle_publisher(PoseStamped, "gripper/pose", qos, event_callbacks=pub)
+        self._clock_pub = self.create_lifecycle_publisher(Clock, "/clock", 10, event_callbacks=pub)
+        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+        self.get_logger().info(f"configured: {info.description}, objects {info.object_ids}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._timer = self.create_timer(1.0 / self._rate, self._publish_frame, callback_group=self._camera_group)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._camera_group)
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        for t in (self._timer, self._diag_timer):
+            self.destroy_timer(t)
+        self._timer = self._diag_timer = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for pub in (self._points, self._pose, self._clock_pub, self._diag):
+            self.destroy_lifecycle_publisher(pub)
+        self._points = self._pose = self._clock_pub = self._diag = None
+        self.robot = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        if getattr(self, "_action", None) is not None:
+            self._action.destroy()
+        super().destroy_node()
+
+    # --- camera, pose, clock -----------------------------------------------------------
+    def _publish_frame(self) -> None:
+        cloud = self.robot.camera_cloud(blocking=False)
+        if cloud is None:                    # a skill or a reset holds the world: no frame now
+            self.frames_skipped += 1
+            return
+        self._points.publish(camera_cloud_to_msg(cloud))
+        self.frames_published += 1
+        self._publish_pose_and_clock()
+
+    def _publish_pose_and_clock(self) -> None:
+        stamp = ns_to_stamp(self.robot.time_ns())
+        pos, quat = self.robot.gripper_pose()
+        pose = PoseStamped()
+        pose.header.frame_id, pose.header.stamp = self.robot.frame_id, stamp
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in quat)
+        self._pose.publish(pose)
+        self._clock_pub.publish(Clock(clock=stamp))
+
+    def _publish_diagnostics(self) -> None:
+        busy = self._skill.locked()
+        self._diag.publish(diagnostics(
+            self, "world", WARN if busy else OK, "running a skill" if busy else "idle",
+            scene=self.robot.scene.description, objects=" ".join(self.robot.scene.object_ids),
+            frames_published=self.frames_published, frames_skipped=self.frames_skipped,
+            sim_time_s=f"{self.robot.time_ns() / 1e9:.3f}"))
+
+    # --- reset -------------------------------------------------------------------------
+    def _on_reset(self, req: ResetScene.Request, resp: ResetScene.Response) -> ResetScene.Response:
+        if not self._active:
+            resp.success, resp.message = False, "sim_robot is not active (configure and activate it first)"
+            return resp
+        if not self._skill.acquire(blocking=False):
+            resp.success, resp.message = False, "a skill is running; reset after it ends (or cancel it)"
+            return resp
+        try:
+            info = (self.robot.reset_scene_file(req.scene_file) if req.scene_file
+                    else self.robot.reset_task(req.task, int(req.n_objects), int(req.seed)))
+        except SimRobotError as exc:
+            resp.success, resp.message = False, str(exc)
+            return resp
+        finally:
+            self._skill.release()
+        resp.success, resp.message = True, f"loaded {info.description}"
+        resp.object_ids, resp.labels = info.object_ids, info.labels
+        index = {o: i for i, o in enumerate(info.object_ids)}
+        resp.goal = [literal_to_msg((p, index[s], None if o is None else index[o]), info.object_ids)
+                     for p, s, o in info.goal]
+        self._publish_pose_and_clock()
+        return resp
+
+    # --- skills ------------------------------------------------------------------------
+    def _on_goal(self, goal) -> GoalResponse:
+        if not self._active or self._skill.locked():
+            self.get_logger().warning("rejected an execute_skill goal: " +
+                                      ("not active" if not self._active else "a skill is already running"))
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle) -> ExecuteSkill.Result:
+        result = ExecuteSkill.Result()
+        if not self._skill.acquire(blocking=False):
+            goal_handle.abort()
+            result.message = "a skill is already running"
+            return result
+        try:
+            call = skill_call_from_msg(goal_handle.request.skill)
+            outcome = self.robot.execute(call, _GoalMonitor(goal_handle))
+        except (ConversionError, SimRobotError) as exc:
+            goal_handle.abort()
+            result.message = f"refused: {exc}"
+            return result
+        finally:
+            self._skill.release()
+        report = outcome.report
+        result.observation_after = scene_to_msg(outcome.observation)
+        result.observed_relations = relations_to_msg(outcome.relations)
+        self._publish_pose_and_clock()
+        if report.stopped and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+            result.message = f"cancelled: {report.message}"
+        elif not report.executed:
+            goal_handle.abort()
+            result.message = f"not executed: {report.message}"
+        else:
+            goal_handle.succeed()
+            result.success = True
+            result.message = (f"{call.skill} on {call.target_ids[0]} done in {report.steps} physics steps; moved "
+                              f"{[outcome.observation.object_ids[i] for i in report.moved]}"
+                              + (f"; warnings: {report.flags}" if report.flags else ""))
+        return result
+
+
+def main(args=None) -> None:
+    run_node(SimRobotNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The robot's params YAML (f2p_bringup): one ``ros__parameters`` section per node, every key a
+parameter that node declares, every value one its check accepts (a typo would otherwise leave a
+default silently in force)."""
+import pytest
+import yaml
+
+from f2p_bringup import params_file
+from f2p_perception import cloud_filter_node, perception_node
+from f2p_relations import relation_detector_node
+from f2p_sim import sim_robot_node
+
+NODES = {"cloud_filter": cloud_filter_node.PARAMS, "perception": perception_node.PARAMS,
+         "relation_detector": relation_detector_node.PARAMS, "sim_robot": sim_robot_node.PARAMS}
+
+
+def test_every_section_is_a_node():
+    doc = yaml.safe_load(params_file().read_text())
+    assert set(doc) == set(NODES)
+    assert all(set(section) == {"ros__parameters"} for section in doc.values())
+
+
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_sections_set_only_declared_parameters_with_valid_values(node):
+    section = yaml.safe_load(params_file().read_text())[node]["ros__parameters"]
+    declared = {p.name: p for p in NODES[node]}
+    assert set(section) <= set(declared), sorted(set(section) - set(declared))
+    for name, value in section.items():
+        p = declared[name]
+        assert type(value) is type(p.default) or (isinstance(p.default, float) and isinstance(value, (int, float))), \
+            (name, value, p.default)
+        assert p.check is None or p.check(value) is None, (name, value)

@@ -1,0 +1,135 @@
+"""Perception: the labelled_cloud segmentation backend (ROS-free) and the ``perception`` lifecycle
+node over DDS — camera cloud in, SegmentedScene out, bad clouds and a silent camera reported on
+/diagnostics while the node keeps running."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import PointCloud2
+
+from f2p_common.interfaces import CameraCloud, PointCloudError
+from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
+from f2p_perception.perception_node import PerceptionNode
+from f2p_perception.segmentation import LabelledCloudSegmenter, SensorFrame, make_segmenter, transform_cloud
+from f2p_ros.conversions import camera_cloud_to_msg, scene_from_msg, xyz_to_cloud
+from f2p_sim.config import load_world_config
+from f2p_sim.robot import SimRobot
+from support.ros import WAIT_S, LifecycleClient, collector
+
+RELIABLE = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+@pytest.fixture(scope="module")
+def sim_cloud():
+    robot = SimRobot(load_world_config())
+    info = robot.reset_task("organize", 5, 3)
+    return info, robot.camera_cloud(), robot.observation()
+
+
+# ---------------------------------------------------------------------------- the backend
+def test_labelled_cloud_backend_gives_the_simulators_segments(sim_cloud):
+    info, cloud, truth = sim_cloud
+    objects = LabelledCloudSegmenter().segment(SensorFrame(cloud))
+    assert [o.id for o in objects] == info.object_ids and [o.label for o in objects] == info.labels
+    for obj, ref in zip(objects, truth.objects):
+        assert len(obj.points) == len(ref.points) or len(ref.points) == 0 or len(obj.points) > 0
+        assert obj.score == 1.0 and obj.colors is not None
+        assert np.all(obj.points >= obj.box.center - obj.box.size / 2 - 1e-5)
+
+
+def test_labelled_cloud_backend_drops_nan_and_tiny_instances_and_refuses_unlabelled_clouds():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 1, (40, 3)).astype(np.float32)
+    pts[:5] = np.nan
+    inst = np.array([0] * 30 + [1] * 5 + [-1] * 5)
+    cloud = CameraCloud(pts, instance=inst, label=np.where(inst >= 0, 6, -1))
+    objects = LabelledCloudSegmenter(min_points=10).segment(SensorFrame(cloud))
+    assert [(o.id, len(o.points)) for o in objects] == [("cup_0", 25)]          # instance 1 has 5 points: left out
+    with pytest.raises(PointCloudError, match="needs a cloud with 'instance' and 'label'"):
+        LabelledCloudSegmenter().segment(SensorFrame(CameraCloud(pts)))
+    mixed = CameraCloud(pts, instance=np.zeros(40, int), label=np.array([6] * 20 + [7] * 20))
+    with pytest.raises(PointCloudError, match="one class per instance"):
+        LabelledCloudSegmenter().segment(SensorFrame(mixed))
+    with pytest.raises(ValueError, match="unknown segmentation backend 'magic'"):
+        make_segmenter("magic")
+
+
+def test_transform_cloud_moves_a_camera_frame_cloud_into_the_base_frame():
+    pts = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], np.float32)
+    quarter = [0.0, 0.0, np.sin(np.pi / 4), np.cos(np.pi / 4)]           # 90 degrees about z
+    out = transform_cloud(CameraCloud(pts, frame_id="camera"), [1.0, 2.0, 3.0, *quarter], "base_link")
+    assert out.frame_id == "base_link"
+    np.testing.assert_allclose(out.points, [[1.0, 2.0, 4.0], [1.0, 3.0, 3.0]], atol=1e-6)
+    with pytest.raises(ValueError, match="unit quaternion"):
+        transform_cloud(CameraCloud(pts), [0, 0, 0, 0, 0, 0, 2], "base_link")
+
+
+# ---------------------------------------------------------------------------- the node over DDS
+def _node(ros, **params):
+    from rclpy.parameter import Parameter
+    node = ros.add(PerceptionNode(context=ros.context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in params.items()]))
+    probe = ros.node("perception_probe")
+    LifecycleClient(probe, "perception").activate()
+    pub = probe.create_publisher(PointCloud2, "/camera/points", RELIABLE)
+    return node, probe, pub
+
+
+def _diag_levels(probe):
+    return collector(probe, DiagnosticArray, "/diagnostics", 50, lambda m: m.status[0].name.startswith("perception"))
+
+
+def test_node_publishes_the_segmented_scene_of_each_cloud(ros, sim_cloud):
+    info, cloud, _ = sim_cloud
+    node, probe, pub = _node(ros)
+    scenes, got = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    from support.ros import wait_until
+    wait_until(lambda: pub.get_subscription_count() > 0)
+    pub.publish(camera_cloud_to_msg(cloud))
+    assert got.wait(WAIT_S)
+    scene = scene_from_msg(scenes[-1])
+    assert scene.object_ids == info.object_ids and scene.frame_id == "base_link"
+    assert scene.source == "camera:labelled_cloud" and scene.stamp_ns == cloud.stamp_ns
+
+
+def test_node_reports_bad_clouds_and_keeps_running(ros, sim_cloud):
+    info, cloud, _ = sim_cloud
+    node, probe, pub = _node(ros)
+    diags, _ = _diag_levels(probe)
+    scenes, got_scene = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    errors = lambda: [m.status[0].message for m in diags if m.status[0].level == DiagnosticStatus.ERROR]  # noqa: E731
+    from support.ros import wait_until
+    wait_until(lambda: pub.get_subscription_count() > 0)
+    overlap = camera_cloud_to_msg(cloud)
+    for f in overlap.fields[:3]:
+        f.offset = 0                                                                        # x, y, z on one float
+    bad = [xyz_to_cloud(np.zeros((5, 3), np.float32), frame_id="base_link"),                # no labels
+           overlap, camera_cloud_to_msg(CameraCloud(cloud.points, None, cloud.instance, cloud.label, "camera_link"))]
+    for k, msg in enumerate(bad, 1):          # one at a time: the subscription keeps the latest cloud only
+        pub.publish(msg)
+        wait_until(lambda: len(errors()) >= k)
+    msgs = errors()
+    assert any("needs a cloud with 'instance' and 'label'" in m for m in msgs)
+    assert any("overlap" in m for m in msgs)
+    assert any("not 'base_link', and no camera_pose" in m for m in msgs)
+    pub.publish(camera_cloud_to_msg(cloud))                                                # still serving
+    assert got_scene.wait(WAIT_S) and node.rejected == 3
+
+
+def test_node_warns_when_the_camera_goes_silent(ros):
+    node, probe, pub = _node(ros, max_age_s=0.2)
+    diags, _ = _diag_levels(probe)
+    from support.ros import wait_until
+    wait_until(lambda: any(m.status[0].level == DiagnosticStatus.WARN and "no camera cloud for" in m.status[0].message
+                           for m in diags))
+
+
+def test_bad_parameters_fail_configure(ros):
+    from lifecycle_msgs.msg import Transition
+    from rclpy.parameter import Parameter
+    ros.add(PerceptionNode(context=ros.context, parameter_overrides=[Parameter("camera_pose", value=[1.0, 2.0])]))
+    lc = LifecycleClient(ros.node("perception_probe"), "perception")
+    assert not lc.transition(Transition.TRANSITION_CONFIGURE)

@@ -1,0 +1,190 @@
+"""The simulated robot: ROS-free (f2p_sim.robot) and as the ``sim_robot`` lifecycle node over
+DDS — reset service, the segmenting camera, the gripper pose and /clock, the ExecuteSkill
+action with feedback and cancel, and every refusal with its reason."""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from rclpy.action import ActionClient
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import PointCloud2
+
+from f2p_common.interfaces import NO_OBJECT, SkillCall
+from f2p_common.vocabulary import OBJECT_CLASSES
+from f2p_interfaces.action import ExecuteSkill
+from f2p_interfaces.srv import ResetScene
+from f2p_ros.conversions import camera_cloud_from_msg, relations_from_msg, scene_from_msg, skill_call_to_msg
+from f2p_sim.config import load_world_config
+from f2p_sim.robot import SimRobot, SimRobotError
+from f2p_sim.sim_robot_node import SimRobotNode
+from f2p_sim.skills import SkillMonitor
+from support.ros import WAIT_S, LifecycleClient, collector, wait_future
+
+#: The demo's failing step: the container of transport-3 (seed 1000) carried to table_b.
+CARRY = (0.13, 0.501, 0.6)
+
+
+@pytest.fixture(scope="module")
+def robot():
+    return SimRobot(load_world_config())
+
+
+# ---------------------------------------------------------------------------- ROS-free
+def test_reset_names_objects_as_perception_will_and_maps_the_goal(robot):
+    info = robot.reset_task("transport", 3, 1000)
+    assert info.object_ids == ["table_0", "table_1", "bin_2", "cuboid_3", "cuboid_4"]
+    assert info.goal == [("inside", "cuboid_3", "bin_2"), ("inside", "cuboid_4", "bin_2"), ("above", "bin_2", "table_1")]
+    cloud = robot.camera_cloud()
+    assert cloud.frame_id == "base_link" and cloud.height == 1 and len(cloud.points) > 5000
+    assert set(np.unique(cloud.instance)) == {NO_OBJECT, 0, 1, 2, 3, 4}
+    for k, label in enumerate(info.labels):          # every instance carries its own class
+        assert set(cloud.label[cloud.instance == k]) == {OBJECT_CLASSES.index(label)}
+
+
+def test_a_skill_runs_through_physics_and_reports_the_world_after(robot):
+    robot.reset_task("transport", 3, 1000)
+    phases = []
+
+    class Watch(SkillMonitor):
+        def phase(self, name, fraction):
+            phases.append(name)
+    out = robot.execute(SkillCall("pick_place", ("bin_2",), CARRY), Watch())
+    assert out.report.executed and not out.report.stopped
+    assert phases == ["approach", "grasp", "transport", "place", "retreat"]
+    assert out.observation.object_ids == robot.scene.object_ids
+    rel = out.relations
+    k = rel.object_ids.index
+    assert rel.binary[k("cuboid_3"), k("bin_2"), 8] == 1.0          # the items rode along: inside
+    assert rel.binary[k("bin_2"), k("table_1"), 4] == 1.0           # above table_1
+
+
+def test_a_stop_request_ends_the_motion_early_and_leaves_the_world_settled(robot):
+    robot.reset_task("transport", 3, 1000)
+
+    class StopAtTransport(SkillMonitor):
+        def __init__(self):
+            self.seen = None
+
+        def phase(self, name, fraction):
+            self.seen = name
+
+        def stop_requested(self):
+            return self.seen == "transport"
+    out = robot.execute(SkillCall("pick_place", ("bin_2",), CARRY), StopAtTransport())
+    assert out.report.stopped and "stopped on request" in out.report.message
+    assert out.relations.binary[out.relations.object_ids.index("bin_2"), 1, 4] == 0.0   # not above table_1
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: robot_call("pick_place", "mug_9"), "unknown object id 'mug_9'"),
+    (lambda: robot_call("pick_place", "table_0"), "needs a movable target"),
+    (lambda: robot_call("open_drawer", "bin_2", (0.1,)), "needs a drawer target"),
+])
+def test_refused_skills_say_why(robot, call, pattern):
+    robot.reset_task("transport", 3, 1000)
+    with pytest.raises(SimRobotError, match=pattern):
+        robot.execute(call())
+
+
+def robot_call(skill, target, params=CARRY):
+    return SkillCall(skill, (target,), params)
+
+
+def test_bad_scenes_are_refused(robot, tmp_path):
+    with pytest.raises(SimRobotError, match="unknown task"):
+        robot.reset_task("juggle", 3, 0)
+    with pytest.raises(SimRobotError, match="n_objects must be one of"):
+        robot.reset_task("transport", 4, 0)
+    with pytest.raises(SimRobotError, match="cannot read scene file"):
+        robot.reset_scene_file(tmp_path / "missing.json")
+    from f2p_sim.tasks import make_task
+    scene = make_task("organize", 3, 7, robot.backend.cfg).scene.to_dict()
+    good = tmp_path / "scene.json"
+    good.write_text(json.dumps({**scene, "goal": [["above", "cup_0", "table_b"]]}))
+    info = robot.reset_scene_file(good)
+    assert info.goal == [("above", info.object_ids[2], info.object_ids[1])]
+    bad = tmp_path / "bad_goal.json"
+    bad.write_text(json.dumps({**scene, "goal": [["above", "teapot", "table_b"]]}))
+    with pytest.raises(SimRobotError, match="goal names 'teapot'"):
+        robot.reset_scene_file(bad)
+
+
+# ---------------------------------------------------------------------------- the node over DDS
+@pytest.fixture
+def sim(ros):
+    node = ros.add(SimRobotNode(context=ros.context, parameter_overrides=[]))
+    probe = ros.node("sim_probe")
+    LifecycleClient(probe, "sim_robot").activate()
+    return node, probe
+
+
+def _reset(probe, **fields):
+    client = probe.create_client(ResetScene, "/reset_scene")
+    assert client.wait_for_service(timeout_sec=WAIT_S)
+    return wait_future(client.call_async(ResetScene.Request(**fields)))
+
+
+def test_node_resets_publishes_the_camera_pose_and_clock(sim):
+    node, probe = sim
+    clouds, got_cloud = collector(probe, PointCloud2, "/camera/points", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+    clocks, got_clock = collector(probe, Clock, "/clock", 10)
+    resp = _reset(probe, task="transport", n_objects=3, seed=1000)
+    assert resp.success, resp.message
+    assert list(resp.object_ids) == ["table_0", "table_1", "bin_2", "cuboid_3", "cuboid_4"]
+    assert [(g.predicate, g.subject_id, g.object_id) for g in resp.goal][-1] == ("above", "bin_2", "table_1")
+    assert got_cloud.wait(WAIT_S) and got_clock.wait(WAIT_S)
+    cloud = camera_cloud_from_msg(clouds[-1])
+    assert [f.name for f in clouds[-1].fields] == ["x", "y", "z", "rgb", "instance", "label"]
+    assert cloud.frame_id == "base_link" and (cloud.instance >= 0).sum() > 1000
+    bad = _reset(probe, task="transport", n_objects=4, seed=0)
+    assert not bad.success and "n_objects" in bad.message
+    assert _reset(probe, scene_file="/nonexistent.json").message.startswith("cannot read scene file")
+
+
+def test_node_executes_a_skill_with_feedback_and_refuses_bad_goals(sim, ros):
+    node, probe = sim
+    assert _reset(probe, task="transport", n_objects=3, seed=1000).success
+    client = ActionClient(probe, ExecuteSkill, "/execute_skill")
+    assert client.wait_for_server(timeout_sec=WAIT_S)
+    feedback = []
+    goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("pick_place", ("bin_2",), CARRY)))
+    handle = wait_future(client.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback.phase)))
+    assert handle.accepted
+    res = wait_future(handle.get_result_async(), timeout=3 * WAIT_S).result
+    assert res.success, res.message
+    assert feedback and set(feedback) <= {"approach", "grasp", "transport", "place", "retreat"}
+    after = relations_from_msg(res.observed_relations)
+    k = after.object_ids.index
+    assert after.binary[k("cuboid_3"), k("bin_2"), 8] == 1.0
+    assert scene_from_msg(res.observation_after).object_ids == after.object_ids
+    # an unknown object: aborted with the reason, the node keeps serving
+    bad = wait_future(client.send_goal_async(ExecuteSkill.Goal(skill=skill_call_to_msg(
+        SkillCall("pick_place", ("mug_9",), CARRY)))))
+    res = wait_future(bad.get_result_async()).result
+    assert not res.success and "unknown object id 'mug_9'" in res.message
+    # malformed: NaN parameters
+    nan = ExecuteSkill.Goal()
+    nan.skill.skill, nan.skill.target_ids, nan.skill.parameters = "pick_place", ["bin_2"], [float("nan"), 0.0, 0.0]
+    res = wait_future(wait_future(client.send_goal_async(nan)).get_result_async()).result
+    assert not res.success and "not finite" in res.message
+
+
+def test_node_cancel_stops_a_running_skill(sim):
+    node, probe = sim
+    assert _reset(probe, task="transport", n_objects=3, seed=1000).success
+    client = ActionClient(probe, ExecuteSkill, "/execute_skill")
+    assert client.wait_for_server(timeout_sec=WAIT_S)
+    started = threading.Event()
+    goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("pick_place", ("bin_2",), CARRY)))
+    handle = wait_future(client.send_goal_async(goal, feedback_callback=lambda m: started.set()))
+    assert started.wait(WAIT_S)
+    # a second goal while one runs is rejected
+    assert not wait_future(client.send_goal_async(goal)).accepted
+    wait_future(handle.cancel_goal_async())
+    wrapped = wait_future(handle.get_result_async(), timeout=3 * WAIT_S)
+    from action_msgs.msg import GoalStatus
+    assert wrapped.status == GoalStatus.STATUS_CANCELED and wrapped.result.message.startswith("cancelled")
