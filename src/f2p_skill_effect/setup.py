@@ -19,4 +19,9 @@ setup(
     maintainer_email="maintainers@f2p-robotics.org",
     description='the skill-effect model Gamma (paper 000 §3, A.11: point-cloud encoder, transformer latent dynamics, relation decoders), its one checkpoint format and the shooting/CEM planner; the shipped models as package data',
     license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "f2p-sign = f2p_skill_effect.sign:main",
+        ],
+    },
 )

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from f2p_common.interfaces import Plan
-from f2p_common.vocabulary import MOVABLE_CLASSES, TASK_SKILLS
+from f2p_common.vocabulary import TASK_SKILLS
 from f2p_failure.detection import find_mismatches
 from f2p_failure.events import FailureEvent
 from f2p_skill_effect.model import Observation, SkillEffectModel
-from f2p_skill_effect.planner import PlannerConfig, plan
+from f2p_skill_effect.planner import PlannerConfig, plan, unmet_goal_targets
 
 from .observation import Camera, NoiseModel, observe
 from .tasks import Task
@@ -78,14 +78,8 @@ def goal_literals(task: Task, names: list[str]) -> list[tuple[str, int, int | No
 
 
 def plan_targets(task: Task, relations, names: list[str], classes: list[str]) -> list[int]:
-    """The movable objects of the goal literals that do not hold yet."""
-    idx = {n: i for i, n in enumerate(names)}
-    out = set()
-    for lit in task.unmet(relations, names):
-        for name in (lit.subject, lit.object):
-            if name is not None and classes[idx[name]] in MOVABLE_CLASSES:
-                out.add(idx[name])
-    return sorted(out)
+    """The movable objects of the goal literals that do not hold yet (in the simulator's truth)."""
+    return unmet_goal_targets(goal_literals(task, names), relations.unary, relations.binary, classes)
 
 
 def _clouds(obs) -> list[np.ndarray]:

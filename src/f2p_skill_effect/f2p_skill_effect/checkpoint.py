@@ -15,6 +15,11 @@ Loading verifies the sidecar (file bytes), the content digest, that the archive 
 that the vocabularies equal f2p_common.vocabulary's and, when given, that the model config
 equals the expected one. Any failure raises :class:`CheckpointError` saying which.
 
+Signatures (Ed25519, ``cryptography``): :func:`sign_checkpoint` signs the file's SHA-256 with a
+private key and writes it hex-encoded to ``<file>.sig``; :func:`verify_signature` checks a
+digest and signature against a public key (PEM), so a robot can refuse a checkpoint that its
+learner did not sign. :func:`generate_signing_key` writes a key pair.
+
 The shipped models are package data of ``f2p_skill_effect`` (``share/f2p_skill_effect/models/``,
 found by :func:`shipped_model`); :func:`model_info` describes a checkpoint as the
 ``ModelInfo`` nodes exchange.
@@ -148,7 +153,10 @@ def load_checkpoint(path: str | os.PathLike, expected_config: ModelConfig | None
 
 def model_from_checkpoint(ckpt: Checkpoint) -> SkillEffectModel:
     """The model a loaded checkpoint describes, with its weights (strict), in eval mode."""
-    model = build_model(ckpt.config)
+    try:
+        model = build_model(ckpt.config)
+    except ValueError as e:        # an architecture this code does not know
+        raise CheckpointError(f"checkpoint {ckpt.version}: {e}") from None
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as e:
@@ -174,14 +182,95 @@ def shipped_model(name: str = SHIPPED_MODELS[0]) -> Path:
     return share_path("f2p_skill_effect", "models", name)
 
 
+# ---------------------------------------------------------------------------- signatures
+#: What is signed: this prefix and the file's SHA-256 (hex), so a signature made for anything
+#: else (another format, another file) never verifies a checkpoint.
+SIGNED_PREFIX = FORMAT + ":sha256:"
+
+
+def signature_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".sig")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of the file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def generate_signing_key(private_key: str | os.PathLike) -> Path:
+    """Write a new Ed25519 key pair: ``private_key`` (PEM, mode 0600) and ``<private_key>.pub``
+    (PEM, to install on robots); returns the public key's path. An existing file is never
+    overwritten (FileExistsError)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    private_key = Path(private_key)
+    public_key = Path(str(private_key) + ".pub")
+    for p in (private_key, public_key):
+        if p.exists():
+            raise FileExistsError(f"{p} exists; refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    write_atomic(private_key, pem)
+    os.chmod(private_key, 0o600)
+    write_atomic(public_key, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    return public_key
+
+
+def sign_checkpoint(path: str | os.PathLike, private_key: str | os.PathLike) -> str:
+    """Sign the checkpoint at ``path`` (verified first) with the Ed25519 ``private_key`` (PEM);
+    writes ``<path>.sig`` and returns the signature (hex)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    load_checkpoint(path)
+    try:
+        key = serialization.load_pem_private_key(Path(private_key).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise CheckpointError(f"cannot read the signing key {private_key}: {e}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CheckpointError(f"{private_key} is not an Ed25519 private key")
+    signature = key.sign((SIGNED_PREFIX + file_sha256(path)).encode()).hex()
+    write_atomic(signature_path(path), signature + "\n")
+    return signature
+
+
+def verify_signature(sha256: str, signature: str, public_key: str | os.PathLike) -> None:
+    """CheckpointError unless ``signature`` (hex) is the Ed25519 signature, by the key whose public
+    half is ``public_key`` (PEM file), of a checkpoint file with this ``sha256``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    if not signature:
+        raise CheckpointError("the checkpoint is not signed, and signatures are required")
+    try:
+        key = serialization.load_pem_public_key(Path(public_key).read_bytes())
+    except (OSError, ValueError, TypeError) as e:
+        raise CheckpointError(f"cannot read the public key {public_key}: {e}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise CheckpointError(f"{public_key} is not an Ed25519 public key")
+    try:
+        key.verify(bytes.fromhex(signature), (SIGNED_PREFIX + sha256).encode())
+    except (InvalidSignature, ValueError):
+        raise CheckpointError(f"bad signature for checkpoint sha256 {sha256[:16]}...: not signed by the key "
+                              f"{public_key}, or the file changed after signing") from None
+
+
 def model_info(path: str | os.PathLike, ckpt: Checkpoint | None = None, name: str = "skill_effect") -> ModelInfo:
     """The ModelInfo of the checkpoint at ``path`` (read and verified unless ``ckpt`` is given):
-    version, parent, the file's SHA-256 (its sidecar), its URI, when it was written and its
-    scalar metrics."""
+    version, parent, the file's SHA-256 (its sidecar), its signature (``<file>.sig``, if signed),
+    its URI, when it was written and its scalar metrics."""
     path = Path(path)
     ckpt = ckpt or load_checkpoint(path)
     side = sidecar_path(path)
     digest = side.read_text().split()[0] if side.is_file() else hashlib.sha256(path.read_bytes()).hexdigest()
     metrics = {k: float(v) for k, v in ckpt.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    sig = signature_path(path)
+    signature = sig.read_text().strip() if sig.is_file() else ""
     return ModelInfo(name=name, version=ckpt.version, parent_version=ckpt.parent_version or "", sha256=digest,
-                     uri=path.absolute().as_uri(), created_ns=path.stat().st_mtime_ns, metrics=metrics)
+                     signature=signature, uri=path.absolute().as_uri(), created_ns=path.stat().st_mtime_ns,
+                     metrics=metrics)

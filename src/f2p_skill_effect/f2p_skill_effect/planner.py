@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from f2p_common.interfaces import GoalLiteral, Plan, check_literal
-from f2p_common.vocabulary import (PARAM_DIM, SKILLS, UNARY_RELATIONS, padded_parameter_box, skill as skill_spec,
-                                   skill_index)
+from f2p_common.vocabulary import (BINARY_RELATIONS, MOVABLE_CLASSES, PARAM_DIM, SKILLS, UNARY_RELATIONS,
+                                   padded_parameter_box, skill as skill_spec, skill_index)
 
 from .model import Observation, RelationProbs, SkillBatch, SkillEffectModel
 
@@ -55,6 +55,20 @@ def goal_log_probability(rel: RelationProbs, goal: Sequence[GoalLiteral]) -> tor
         pred, subj, obj = check_literal(lit, n)
         out = out + torch.log(rel.prob(pred, subj, obj).clamp_min(1e-12))
     return out
+
+
+def unmet_goal_targets(goal: Sequence[GoalLiteral], unary: np.ndarray, binary: np.ndarray,
+                       labels: Sequence[str], threshold: float = 0.5) -> list[int]:
+    """The movable objects (by class label) named by the goal literals that do not hold in the
+    relation state (``unary`` (N, 3), ``binary`` (N, N, 9): 0/1 or probabilities, a literal
+    holds at p >= ``threshold``): what a plan still has to act on, sorted. Empty: the goal holds."""
+    out = set()
+    for lit in goal:
+        pred, subj, obj = check_literal(lit, len(labels))
+        p = unary[subj, UNARY_RELATIONS.index(pred)] if obj is None else binary[subj, obj, BINARY_RELATIONS.index(pred)]
+        if p < threshold:
+            out.update(i for i in (subj, obj) if i is not None and labels[i] in MOVABLE_CLASSES)
+    return sorted(out)
 
 
 def _validate(obs: Observation, goal, skeleton) -> list[GoalLiteral]:

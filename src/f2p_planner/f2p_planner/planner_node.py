@@ -1,0 +1,225 @@
+"""``planner`` lifecycle node: plans with the skill-effect model Γ and hot-swaps it (paper 000 §3, §5).
+
+=========================  ===============================  ====================================
+interface                  type                             what
+=========================  ===============================  ====================================
+srv ``plan_task``          f2p_interfaces/PlanTask          goal (+ optional skeleton) -> plan
+                                                            with parameters, predicted relations
+                                                            per step, p(goal), model version
+srv ``swap_model``         f2p_interfaces/SwapModel         admit a checkpoint and make it active
+                                                            (``dry_run``: admit only)
+srv ``rollback_model``     std_srvs/Trigger                 back to the model the last swap replaced
+pub ``model_info``         f2p_interfaces/ModelInfo         the active model; transient local
+sub ``segmented_scene``    f2p_interfaces/SegmentedScene    the latest observation, used when a
+                                                            PlanTask request's scene is empty
+pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  per request: OK / ERROR with why
+=========================  ===============================  ====================================
+
+Model governance (``f2p_planner.model_slot``): a checkpoint serves only after its SHA-256
+matches the request, its Ed25519 signature verifies against ``public_key`` when
+``require_signed`` is true, and it loads as a weights-only checkpoint of a known architecture
+and f2p's vocabulary; a refused one leaves the active model serving. Any client that can reach
+the ``swap_model`` service may request a swap (the learner does, issue 30); on a robot, set
+``require_signed`` so that only checkpoints signed by the learner's key are accepted. Swaps are
+atomic between requests: a plan in flight finishes on the model it started with. Planning and
+model changes run in separate callback groups, so a swap never waits for a plan.
+Lifecycle: configure loads the initial ``checkpoint`` ('' = the shipped pre-trained model);
+the services answer while active.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_srvs.srv import Trigger
+
+from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
+from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
+from f2p_interfaces.srv import PlanTask, SwapModel
+from f2p_planner.model_slot import ModelSlot
+from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
+from f2p_ros import parameters as P
+from f2p_ros.conversions import (ConversionError, PointCloudError, literal_from_msg, model_info_from_msg,
+                                 model_info_to_msg, plan_to_msg, scene_from_msg)
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, diagnostics, run_node
+from f2p_skill_effect.checkpoint import CheckpointError, shipped_model
+
+PARAMS = [
+    P.Param("checkpoint", "", "checkpoint served at configure ('' = the shipped pre-trained model)"),
+    P.Param("require_signed", False, "admit only checkpoints with an Ed25519 signature by public_key"),
+    P.Param("public_key", "", "PEM public key of the learner that signs checkpoints"),
+    P.Param("samples", 256, "shooting samples per CEM round (a request's num_samples overrides)",
+            lambda v: None if v >= 2 else "must be >= 2"),
+    P.Param("iterations", 3, "CEM rounds after the first shooting", P.positive_or_zero),
+    P.Param("max_horizon", 3, "longest plan searched without a skeleton (a request's max_horizon overrides)",
+            lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("max_skeletons", 64, "skeletons tried at most", lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("skills", [""], "skill library searched ([''] = every skill)"),
+    P.Param("seed", 0, "seed of the search (plans are repeatable)", P.positive_or_zero),
+    P.Param("torch_threads", 2, "torch intra-op threads of this process", lambda v: None if v >= 1 else "must be >= 1"),
+]
+
+
+class PlannerNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("planner", **kwargs)
+        P.declare(self, PARAMS)
+        self.slot: ModelSlot | None = None
+        self._active = False
+        self._latest_scene = None
+        self._info_pub = self._diag = self._scene_sub = None
+        self.served = self.refused = 0
+        self._plan_group, self._model_group = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        self._scene_group = MutuallyExclusiveCallbackGroup()
+        self.create_service(PlanTask, "plan_task", self._on_plan, callback_group=self._plan_group)
+        self.create_service(SwapModel, "swap_model", self._on_swap, callback_group=self._model_group)
+        self.create_service(Trigger, "rollback_model", self._on_rollback, callback_group=self._model_group)
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            v = P.load(self, PARAMS)
+            skills = tuple(s for s in v["skills"] if s)
+            self.settings = PlanningSettings(int(v["samples"]), int(v["iterations"]), int(v["max_horizon"]),
+                                             int(v["max_skeletons"]), skills, seed=int(v["seed"]))
+            torch.set_num_threads(int(v["torch_threads"]))
+            self.slot = ModelSlot(v["checkpoint"] or shipped_model("skill_effect_pretrained.pt"),
+                                  bool(v["require_signed"]), v["public_key"] or None)
+        except (ValueError, OSError, CheckpointError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        pub = NO_EVENT_HANDLERS["pub"]
+        self._info_pub = self.create_lifecycle_publisher(ModelInfoMsg, "model_info", latched, event_callbacks=pub)
+        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+        self._latched = latched
+        self.get_logger().info(f"configured: serving model {self.slot.active().version}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._scene_sub = self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene, self._latched,
+                                                   callback_group=self._scene_group,
+                                                   event_callbacks=NO_EVENT_HANDLERS["sub"])
+        result = super().on_activate(state)
+        self._active = True
+        self._info_pub.publish(model_info_to_msg(self.slot.active().info))
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self.destroy_subscription(self._scene_sub)
+        self._scene_sub = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_lifecycle_publisher(self._info_pub)
+        self.destroy_lifecycle_publisher(self._diag)
+        self._info_pub = self._diag = self.slot = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- observations ------------------------------------------------------------------
+    def _on_scene(self, msg: SegmentedSceneMsg) -> None:
+        self._latest_scene = msg
+
+    # --- planning ----------------------------------------------------------------------
+    def _on_plan(self, req: PlanTask.Request, resp: PlanTask.Response) -> PlanTask.Response:
+        if not self._active:
+            resp.success, resp.message = False, "planner is not active (configure and activate it first)"
+            return resp
+        t0 = time.perf_counter()
+        loaded = self.slot.active()                # this request finishes on this model
+        try:
+            scene_msg = req.scene if req.scene.objects else self._latest_scene
+            if scene_msg is None:
+                raise PlanningError("the request has no scene and no segmented_scene was received yet")
+            scene = scene_from_msg(scene_msg)
+            index = {o: i for i, o in enumerate(scene.object_ids)}
+            goal = [literal_from_msg(m, index, f"goal[{k}]") for k, m in enumerate(req.goal)]
+            skeleton = [self._skeleton_step(step, index, k) for k, step in enumerate(req.skeleton)]
+            settings = PlanningSettings(int(req.num_samples) or self.settings.samples, self.settings.iterations,
+                                        int(req.max_horizon) or self.settings.max_horizon,
+                                        self.settings.max_skeletons, self.settings.skills, seed=self.settings.seed)
+            result = plan_task(loaded, scene, goal, skeleton or None, settings)
+        except (ConversionError, PointCloudError, PlanningError, ValueError) as exc:
+            self.refused += 1
+            resp.success, resp.message = False, f"no plan: {exc}"
+            self._diag.publish(diagnostics(self, "plan_task", ERROR, resp.message, served=self.served,
+                                           refused=self.refused))
+            return resp
+        resp.plan = plan_to_msg(result)
+        resp.success = True
+        resp.message = (f"{len(result.skeleton)} step(s), p(goal) {result.goal_probability:.3f}, model "
+                        f"{loaded.version}, {time.perf_counter() - t0:.2f} s" if result.skeleton
+                        else f"the goal holds already (p {result.goal_probability:.3f}): nothing to do")
+        self.served += 1
+        self._diag.publish(diagnostics(self, "plan_task", OK, resp.message, served=self.served, refused=self.refused,
+                                       model=loaded.version))
+        return resp
+
+    @staticmethod
+    def _skeleton_step(step, index: dict, k: int) -> tuple[str, int]:
+        """(skill, target index) of a skeleton's SkillCall: its parameters are the planner's to choose."""
+        from f2p_common.vocabulary import skill as skill_spec
+        try:
+            spec = skill_spec(step.skill)
+        except ValueError as e:
+            raise PlanningError(f"skeleton[{k}]: {e}") from None
+        if len(step.target_ids) != spec.targets:
+            raise PlanningError(f"skeleton[{k}]: {step.skill} takes {spec.targets} target id(s)")
+        if step.target_ids[0] not in index:
+            raise PlanningError(f"skeleton[{k}]: unknown object id {step.target_ids[0]!r}; known: {sorted(index)}")
+        return step.skill, index[step.target_ids[0]]
+
+    # --- models ------------------------------------------------------------------------
+    def _on_swap(self, req: SwapModel.Request, resp: SwapModel.Response) -> SwapModel.Response:
+        if not self._active:
+            resp.success, resp.message = False, "planner is not active (configure and activate it first)"
+            return resp
+        current = self.slot.active().info
+        resp.previous = resp.active = model_info_to_msg(current)
+        try:
+            candidate = self.slot.admit(model_info_from_msg(req.model))
+        except (CheckpointError, ValueError, OSError) as exc:
+            resp.success, resp.message = False, f"refused, still serving {current.version}: {exc}"
+            self._diag.publish(diagnostics(self, "swap_model", ERROR, resp.message, active=current.version))
+            return resp
+        if req.dry_run:
+            resp.success, resp.message = True, f"{candidate.version} would be admitted (dry run)"
+            return resp
+        previous, active = self.slot.swap(candidate)
+        resp.previous, resp.active = model_info_to_msg(previous), model_info_to_msg(active)
+        resp.success, resp.message = True, f"swapped {previous.version} -> {active.version}"
+        self._info_pub.publish(resp.active)
+        self._diag.publish(diagnostics(self, "swap_model", OK, resp.message, active=active.version))
+        self.get_logger().info(resp.message)
+        return resp
+
+    def _on_rollback(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        if not self._active:
+            resp.success, resp.message = False, "planner is not active (configure and activate it first)"
+            return resp
+        try:
+            previous, active = self.slot.rollback()
+        except CheckpointError as exc:
+            resp.success, resp.message = False, str(exc)
+            return resp
+        self._info_pub.publish(model_info_to_msg(active))
+        resp.success, resp.message = True, f"rolled back {previous.version} -> {active.version}"
+        self.get_logger().info(resp.message)
+        return resp
+
+
+def main(args=None) -> None:
+    run_node(PlannerNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Planning a task from a segmented scene with the active model (paper 000 §3): the work behind
+the planner node's ``PlanTask`` service, without ROS.
+
+Given a scene (objects with points), goal literals over its objects and optionally a skeleton:
+without a skeleton, the model's own detection head decides which goal literals hold already
+(p >= 0.5 on O_0); the search then acts on the movable objects of the others, each at most
+once, horizon their number (at most ``max_horizon``), over the planner's skill library — the
+paper's planning on what the robot sees, not on ground truth. When every literal already
+holds, the plan has no step. The result is a :class:`~f2p_common.interfaces.Plan` named with the
+scene's object ids and the model's version.
+"""
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import torch
+
+from f2p_common.interfaces import GoalLiteral, Plan, SegmentedScene, check_literal
+from f2p_common.vocabulary import skill as skill_spec
+from f2p_skill_effect.model import Observation
+from f2p_skill_effect.planner import PlannerConfig, goal_log_probability, plan, unmet_goal_targets
+
+from .model_slot import LoadedModel
+
+
+class PlanningError(ValueError):
+    """A request that cannot be planned (bad goal, skeleton or scene, no plan); says why."""
+
+
+@dataclass(frozen=True)
+class PlanningSettings:
+    """samples: K shooting samples per CEM round; iterations: CEM rounds; max_horizon: longest
+    searched plan; max_skeletons: skeletons tried at most; skills: the skill library searched
+    (() = all); points: per object (0 = the checkpoint's own); seed: of the search."""
+
+    samples: int = 256
+    iterations: int = 3
+    max_horizon: int = 3
+    max_skeletons: int = 64
+    skills: tuple[str, ...] = ()
+    points: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.samples < 2 or self.iterations < 0 or self.max_horizon < 1 or self.max_skeletons < 1:
+            raise ValueError("samples must be >= 2, iterations >= 0, max_horizon and max_skeletons >= 1")
+        for name in self.skills:
+            skill_spec(name)
+
+
+def plan_task(loaded: LoadedModel, scene: SegmentedScene, goal: Sequence[GoalLiteral],
+              skeleton: Sequence[tuple[str, int]] | None, settings: PlanningSettings) -> Plan:
+    """The best plan for ``goal`` from ``scene`` with ``loaded``'s model (module docstring)."""
+    t0 = time.perf_counter()
+    n = len(scene.objects)
+    if n == 0:
+        raise PlanningError("the scene has no objects")
+    if not goal:
+        raise PlanningError("the goal is empty")
+    empty = [o.id for o in scene.objects if len(o.points) == 0]
+    if empty:
+        raise PlanningError(f"objects {empty} have no points in the scene: nothing to plan from")
+    model = loaded.model
+    if n > model.cfg.max_objects:
+        raise PlanningError(f"{n} objects exceed the model's {model.cfg.max_objects}")
+    try:
+        goal = [check_literal(lit, n) for lit in goal]
+        for name, target in skeleton or []:
+            skill_spec(name)
+            if not 0 <= int(target) < n:
+                raise ValueError(f"skeleton step ({name}, {target}) names object {target}; the scene has {n}")
+    except ValueError as e:
+        raise PlanningError(str(e)) from None
+    points = settings.points or int(loaded.checkpoint.training_data.get("points_per_object", 128))
+    obs = Observation.from_clouds(scene.clouds, points, seed=settings.seed, max_objects=model.cfg.max_objects)
+    cfg = PlannerConfig(samples=settings.samples, iterations=settings.iterations, max_skeletons=settings.max_skeletons,
+                        skills=settings.skills or None, seed=settings.seed)
+    targets = None
+    with torch.no_grad():
+        if not skeleton:
+            detected = model.detect(model.encode(obs), obs.mask)
+            unary, binary = detected.unary[0, :n].numpy(), detected.binary[0, :n, :n].numpy()
+            targets = unmet_goal_targets(goal, unary, binary, scene.labels)
+            if not targets:            # the model sees the goal holding already: nothing to do
+                p = float(math.exp(goal_log_probability(detected, goal)[0]))
+                return _named(Plan([], [], [], p, goal=goal, timing={"total_s": time.perf_counter() - t0}), scene,
+                              loaded)
+            cfg = replace(cfg, horizon=min(len(targets), settings.max_horizon))
+        try:
+            result = plan(model, obs, goal, skeleton=list(skeleton) if skeleton else None, cfg=cfg, targets=targets)
+        except ValueError as e:
+            raise PlanningError(str(e)) from None
+    return _named(result, scene, loaded)
+
+
+def _named(result: Plan, scene: SegmentedScene, loaded: LoadedModel) -> Plan:
+    result.object_ids, result.plan_id, result.model_version = scene.object_ids, str(uuid.uuid4()), loaded.version
+    result.frame_id, result.stamp_ns = scene.frame_id, scene.stamp_ns
+    return result
+
