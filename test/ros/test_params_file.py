@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from f2p_bringup import params_file
+from f2p_executor import task_executor_node
 from f2p_perception import cloud_filter_node, perception_node
 from f2p_planner import planner_node
 from f2p_relations import relation_detector_node
@@ -12,7 +13,7 @@ from f2p_sim import sim_robot_node
 
 NODES = {"cloud_filter": cloud_filter_node.PARAMS, "perception": perception_node.PARAMS,
          "relation_detector": relation_detector_node.PARAMS, "sim_robot": sim_robot_node.PARAMS,
-         "planner": planner_node.PARAMS}
+         "planner": planner_node.PARAMS, "task_executor": task_executor_node.PARAMS}
 
 
 def test_every_section_is_a_node():

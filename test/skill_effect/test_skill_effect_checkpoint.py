@@ -109,3 +109,10 @@ def test_shipped_checkpoints_verify(name, version, target_relations):
     model, ck = load_model(path)
     assert (ck.version, ck.config.target_relations) == (version, target_relations)
     assert ck.training_data["seed"] == 0 and ck.parent_version is None
+
+
+def test_the_shipped_learned_child_descends_from_the_shipped_parent():
+    """The demo's transport-3 child, shipped for swap demonstrations, names its parent and event."""
+    _, ck = load_model(shipped_model("skill_effect_transport3_learned.pt"))
+    assert (ck.version, ck.parent_version) == ("9cd94cb61795b96e", "ae063623659bb4aa")
+    assert ck.metrics["deployable"] is True and ck.training_data["lineage"]["method"] == "fail2progress"

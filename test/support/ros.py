@@ -33,13 +33,13 @@ def wait_until(predicate, timeout: float = WAIT_S, poll: float = 0.01) -> None:
 class RosHarness:
     """An rclpy context with a MultiThreadedExecutor spinning in a background thread."""
 
-    def __init__(self):
+    def __init__(self, threads: int = 4):
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
         self._nodes = []
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()

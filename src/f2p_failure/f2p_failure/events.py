@@ -57,12 +57,14 @@ import numbers
 import os
 from pathlib import Path
 import re
+from typing import Sequence
 import uuid
 import zipfile
 
 import numpy as np
 
 from f2p_common.files import write_atomic
+from f2p_common.interfaces import Plan
 from f2p_common.vocabulary import BINARY_RELATIONS, OBJECT_CLASSES, SKILLS, UNARY_RELATIONS
 
 #: Failure categories; the index is the FailureEvent.msg CATEGORY_* constant.
@@ -143,6 +145,32 @@ class FailureEvent:
     def new_id() -> str:
         """A fresh event id (uuid4 string)."""
         return str(uuid.uuid4())
+
+    @classmethod
+    def from_plan_step(cls, plan: Plan, k: int, *, robot_id: str, labels: Sequence[str], before: Sequence[np.ndarray],
+                       relations_before: tuple[np.ndarray, np.ndarray], observed_after: tuple[np.ndarray, np.ndarray],
+                       after: Sequence[np.ndarray], mismatches: list[dict], context: dict | None = None,
+                       frame_id: str = "world", stamp_ns: int = 0) -> "FailureEvent":
+        """The event of step ``k`` of ``plan`` (its objects, plan id, model version, skill and
+        predicted relations R'_k): ``before`` / ``relations_before`` are O_F and R_F, ``after`` and
+        ``observed_after`` O_k and R-hat_k (relations as 0/1 or probabilities, read at 0.5);
+        ``after`` may be [] (not captured). Validated; FailureEventError if malformed."""
+        skill, target = plan.skeleton[k]
+        event = cls(
+            event_id=cls.new_id(), robot_id=robot_id, plan_id=plan.plan_id, step_index=int(k),
+            model_version=plan.model_version, segment_ids=list(plan.object_ids), segment_labels=list(labels),
+            observation_before=[np.asarray(c, np.float32) for c in before],
+            relations_before_unary=np.asarray(relations_before[0]) >= 0.5,
+            relations_before_binary=np.asarray(relations_before[1]) >= 0.5,
+            skill=skill, target=int(target), params=[float(v) for v in plan.parameters[k]],
+            predicted_after_unary=np.asarray(plan.step_relations[k]["unary"], np.float32),
+            predicted_after_binary=np.asarray(plan.step_relations[k]["binary"], np.float32),
+            observed_after_unary=np.asarray(observed_after[0]) >= 0.5,
+            observed_after_binary=np.asarray(observed_after[1]) >= 0.5,
+            observation_after=[np.asarray(c, np.float32) for c in after], mismatches=mismatches,
+            frame_id=frame_id, stamp_ns=int(stamp_ns), context=context or {})
+        event.validate()
+        return event
 
     @property
     def num_segments(self) -> int:

@@ -10,6 +10,7 @@ handlers go through the executor's guarded path; the peer still logs incompatibl
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import rclpy
@@ -32,6 +33,22 @@ def diagnostics(node, name: str, level: int, message: str, **values) -> Diagnost
     arr.status = [DiagnosticStatus(level=level, name=f"{node.get_name()}: {name}", message=message, hardware_id="",
                                    values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
     return arr
+
+
+def wait_for(future, timeout: float, stop: Callable[[], bool] | None = None, poll: float = 0.05):
+    """Block a callback thread until an rclpy ``future`` is done (another executor thread
+    completes it: the node must spin on a MultiThreadedExecutor) and return its result.
+    TimeoutError after ``timeout`` s; InterruptedError as soon as ``stop()`` is true."""
+    done = threading.Event()
+    future.add_done_callback(lambda _f: done.set())
+    waited = 0.0
+    while not done.wait(poll):
+        waited += poll
+        if stop is not None and stop():
+            raise InterruptedError("stopped while waiting")
+        if waited >= timeout:
+            raise TimeoutError(f"no answer within {timeout:g} s")
+    return future.result()
 
 
 def run_node(make_node: Callable[[], object], args=None, threads: int = 4) -> None:

@@ -132,16 +132,10 @@ def run_trial(model: SkillEffectModel, model_version: str, task: Task, backend, 
             if mism:
                 failed = True
                 if res.failure is None:   # the first failure is the one the robot records
-                    res.failure = FailureEvent(
-                        event_id=FailureEvent.new_id(), robot_id=cfg.robot_id, plan_id=plan_id, step_index=k,
-                        model_version=model_version, segment_ids=names, segment_labels=classes,
-                        observation_before=clouds,
-                        relations_before_unary=rel.unary.astype(bool), relations_before_binary=rel.binary.astype(bool),
-                        skill=skill, target=int(target), params=[float(v) for v in params],
-                        predicted_after_unary=p.step_relations[k]["unary"].astype(np.float32),
-                        predicted_after_binary=p.step_relations[k]["binary"].astype(np.float32),
-                        observed_after_unary=rel_k.unary.astype(bool), observed_after_binary=rel_k.binary.astype(bool),
-                        observation_after=_clouds(obs_k) if seen_all else [], mismatches=mism,
+                    res.failure = FailureEvent.from_plan_step(
+                        p, k, robot_id=cfg.robot_id, labels=classes, before=clouds,
+                        relations_before=(rel.unary, rel.binary), observed_after=(rel_k.unary, rel_k.binary),
+                        after=_clouds(obs_k) if seen_all else [], mismatches=mism,
                         context={"task": task.kind, "n_objects": task.n_objects, "task_seed": task.seed,
                                  "goal": [str(l) for l in task.goal], "camera": cfg.camera, "trial_seed": seed,
                                  "plan": [[s_, int(t_), [float(v) for v in a_]] for (s_, t_), a_ in zip(p.skeleton, p.parameters)]})

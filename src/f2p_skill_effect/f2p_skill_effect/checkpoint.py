@@ -44,8 +44,10 @@ from .model import ModelConfig, SkillEffectModel, build_model
 
 FORMAT = "f2p-skill-effect-checkpoint/1"
 #: The checkpoints installed with this package: the pre-trained model of the demo and of the
-#: paper's recipe, and the ``target_relations`` parent of the 5-minute recipe (models/README.md).
-SHIPPED_MODELS = ("skill_effect_pretrained.pt", "skill_effect_target_relations.pt")
+#: paper's recipe, the ``target_relations`` parent of the 5-minute recipe, and the child the demo
+#: learns from its transport-3 failure, for trying a model swap without waiting for learning
+#: (models/README.md).
+SHIPPED_MODELS = ("skill_effect_pretrained.pt", "skill_effect_target_relations.pt", "skill_effect_transport3_learned.pt")
 
 
 class CheckpointError(Exception):

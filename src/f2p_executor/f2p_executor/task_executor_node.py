@@ -1,0 +1,380 @@
+"""``task_executor`` lifecycle node: runs a task end to end — observe, plan, verify, execute each
+step, observe again, detect failures (paper 000 §3-4), replan.
+
+=========================  ===============================  ====================================
+interface                  type                             what
+=========================  ===============================  ====================================
+action ``run_task``        f2p_interfaces/RunTask           goal relations (+ skeleton,
+                                                            max_replans) -> executed steps,
+                                                            failure event ids, final relations;
+                                                            feedback per stage; cancel anytime
+sub ``segmented_scene``    f2p_interfaces/SegmentedScene    perception (transient local)
+sub ``relation_state``     f2p_interfaces/RelationState     the relation detector (its stamp
+                                                            pairs it with its scene)
+client ``plan_task``       f2p_interfaces/PlanTask          the planner
+client ``execute_skill``   f2p_interfaces/ExecuteSkill      the robot's skill server (sim_robot)
+client ``verifier``        f2p_interfaces/VerifyPlan        when set: a plan verifier (Guardian)
+pub ``failure_events``     f2p_interfaces/FailureEvent      every failure event, as recorded
+pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  per task: OK / WARN with the outcome
+=========================  ===============================  ====================================
+
+A task: **observe** (a scene and its relations received after the request), **plan**, **verify**
+(``verifier`` service when set; otherwise the executor's own symbolic check,
+``f2p_executor.supervision.check_plan``), then per step **execute** and **verify_step**: the
+first observation after the skill ended (received after its result, stamped no earlier) is
+compared with the relations the plan predicted (§4). A mismatch is a failure event F = (O_{k-1},
+R_{k-1}, φ_k(a_k), R_k), written durably to ``spool_dir`` (``.f2pevent``, fsync + rename, the
+failure recorder's queue until it ships it: issue 30) and published; the executor then
+**replans** from what it observes, up to ``max_replans`` times. The result says whether the goal
+was observed and whether every prediction held, so "done, but the model was wrong" differs
+from "not done". One task runs at a time: a goal sent meanwhile is rejected. A camera that stops
+ends the task after ``observe_timeout_s`` with that reason; a skill server that does not answer,
+after ``step_timeout_s``.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
+from f2p_executor.supervision import check_plan, goal_status, step_mismatches
+from f2p_failure.events import FailureEvent, FailureEventError, save_event
+from f2p_interfaces.action import ExecuteSkill, RunTask
+from f2p_interfaces.msg import FailureEvent as FailureEventMsg
+from f2p_interfaces.msg import GuardianVerdict, PlanStep
+from f2p_interfaces.msg import RelationState as RelationStateMsg
+from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
+from f2p_interfaces.srv import PlanTask, VerifyPlan
+from f2p_ros import parameters as P
+from f2p_ros.conversions import (ConversionError, PointCloudError, failure_event_to_msg, literal_from_msg,
+                                 plan_from_msg, plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg,
+                                 skill_call_to_msg, stamp_to_ns)
+from f2p_ros.nodes import NO_EVENT_HANDLERS, OK, WARN, diagnostics, run_node, wait_for
+
+
+def default_spool_dir() -> str:
+    """``$ROS_HOME/f2p/failure_events`` (ROS_HOME defaults to ~/.ros)."""
+    return str(Path(os.environ.get("ROS_HOME", Path.home() / ".ros")) / "f2p" / "failure_events")
+
+
+PARAMS = [
+    P.Param("spool_dir", "", "folder failure events are written to durably ('' = $ROS_HOME/f2p/failure_events)"),
+    P.Param("robot_id", "sim", "robot id recorded in every failure event"),
+    P.Param("verifier", "", "VerifyPlan service that checks plans before acting ('' = the executor's own check)"),
+    P.Param("min_goal_probability", 0.0, "own check: refuse plans whose predicted p(goal) is lower (0 = never)",
+            lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
+    P.Param("observe_timeout_s", 10.0, "longest wait for an observation (s)", lambda v: None if v > 0 else "must be > 0"),
+    P.Param("step_timeout_s", 120.0, "longest wait for a skill or a service (s)",
+            lambda v: None if v > 0 else "must be > 0"),
+]
+
+
+class TaskError(Exception):
+    """Ends a task early with this message (a stage failed, a timeout, a cancel)."""
+
+
+class TaskExecutorNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("task_executor", **kwargs)
+        P.declare(self, PARAMS)
+        self._active = False
+        self._busy = threading.Lock()
+        self._seen = threading.Condition()
+        self._scenes: dict[int, tuple[SegmentedSceneMsg, float]] = {}   # stamp -> (scene, arrival)
+        self._pairs: list[tuple[SegmentedSceneMsg, RelationStateMsg, float]] = []
+        self._subs = []
+        self._events_pub = self._diag = None
+        self.tasks_run = 0
+        calls = ReentrantCallbackGroup()
+        self._obs_group = MutuallyExclusiveCallbackGroup()
+        self._plan_client = self.create_client(PlanTask, "plan_task", callback_group=calls)
+        self._skill_client = ActionClient(self, ExecuteSkill, "execute_skill", callback_group=calls)
+        self._verify_client = None
+        self._action = ActionServer(self, RunTask, "run_task", self._execute, goal_callback=self._on_goal,
+                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=calls)
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.v = P.load(self, PARAMS)
+        except ValueError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.spool = Path(self.v["spool_dir"] or default_spool_dir()).expanduser()
+        self.spool.mkdir(parents=True, exist_ok=True)
+        if self.v["verifier"]:
+            self._verify_client = self.create_client(VerifyPlan, self.v["verifier"],
+                                                     callback_group=ReentrantCallbackGroup())
+        pub = NO_EVENT_HANDLERS["pub"]
+        self._events_pub = self.create_lifecycle_publisher(
+            FailureEventMsg, "failure_events", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+            event_callbacks=pub)
+        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+        self.get_logger().info(f"configured: failure events spool to {self.spool}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        sub = NO_EVENT_HANDLERS["sub"]
+        self._subs = [
+            self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene, latched,
+                                     callback_group=self._obs_group, event_callbacks=sub),
+            self.create_subscription(RelationStateMsg, "relation_state", self._on_relations, latched,
+                                     callback_group=self._obs_group, event_callbacks=sub)]
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self._subs = []
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_lifecycle_publisher(self._events_pub)
+        self.destroy_lifecycle_publisher(self._diag)
+        self._events_pub = self._diag = None
+        if self._verify_client is not None:
+            self.destroy_client(self._verify_client)
+            self._verify_client = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        for endpoint in ("_action", "_skill_client"):
+            if getattr(self, endpoint, None) is not None:
+                getattr(self, endpoint).destroy()
+        super().destroy_node()
+
+    # --- observations ------------------------------------------------------------------
+    def _on_scene(self, msg: SegmentedSceneMsg) -> None:
+        with self._seen:
+            self._scenes[stamp_to_ns(msg.header.stamp)] = (msg, time.monotonic())
+            while len(self._scenes) > 8:
+                self._scenes.pop(next(iter(self._scenes)))
+
+    def _on_relations(self, msg: RelationStateMsg) -> None:
+        with self._seen:
+            scene = self._scenes.get(stamp_to_ns(msg.header.stamp))
+            if scene is None:             # its scene has not arrived (or was superseded): wait for the next
+                return
+            self._pairs = (self._pairs + [(scene[0], msg, time.monotonic())])[-4:]
+            self._seen.notify_all()
+
+    def _observe(self, goal_handle, received_after: float, stamped_after_ns: int = 0
+                 ) -> tuple[SegmentedScene, RelationState, SegmentedSceneMsg, RelationStateMsg]:
+        """The first scene and relation state received after ``received_after`` (monotonic s) and
+        stamped no earlier than ``stamped_after_ns``."""
+        deadline = time.monotonic() + self.v["observe_timeout_s"]
+        with self._seen:
+            while True:
+                for scene_msg, rel_msg, arrived in reversed(self._pairs):
+                    if arrived > received_after and stamp_to_ns(rel_msg.header.stamp) >= stamped_after_ns:
+                        try:
+                            return scene_from_msg(scene_msg), relations_from_msg(rel_msg), scene_msg, rel_msg
+                        except (ConversionError, PointCloudError) as exc:
+                            raise TaskError(f"an unusable observation: {exc}") from None
+                if goal_handle.is_cancel_requested:
+                    raise TaskError("cancelled")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TaskError(f"no observation (segmented_scene with its relation_state) for "
+                                    f"{self.v['observe_timeout_s']:g} s: is the camera publishing?")
+                self._seen.wait(min(left, 0.1))
+
+    # --- the task ----------------------------------------------------------------------
+    def _on_goal(self, goal) -> GoalResponse:
+        # An accepted goal holds _busy until its execution ends: a second one is rejected at once.
+        if not self._active or not self._busy.acquire(blocking=False):
+            self.get_logger().warning("rejected a run_task goal: " +
+                                      ("not active" if not self._active else "a task is already running"))
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _feedback(self, goal_handle, stage: str, k: int = 0, n: int = 0, progress: float = 0.0, status: str = ""):
+        goal_handle.publish_feedback(RunTask.Feedback(stage=stage, step_index=k, num_steps=n, progress=float(progress),
+                                                      status=status))
+
+    def _execute(self, goal_handle) -> RunTask.Result:
+        result = RunTask.Result()
+        try:
+            outcome = self._run(goal_handle, result)
+        finally:
+            self._busy.release()                 # taken when the goal was accepted
+        self.tasks_run += 1
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif outcome:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        self._diag.publish(diagnostics(self, "task", OK if result.success else WARN, result.message,
+                                       tasks=self.tasks_run, events=len(result.failure_event_ids)))
+        return result
+
+    def _run(self, goal_handle, result: RunTask.Result) -> bool:
+        """The task (module docstring); fills ``result``; True when it ran to its end."""
+        req = goal_handle.request
+        started = time.monotonic()
+        stop = lambda: goal_handle.is_cancel_requested  # noqa: E731
+        replans_left, attempt = int(req.max_replans), 0
+        try:
+            self._feedback(goal_handle, "observe", status="waiting for an observation")
+            scene, rel, scene_msg, rel_msg = self._observe(goal_handle, started)
+            while True:
+                index = {o: i for i, o in enumerate(scene.object_ids)}
+                try:
+                    goal = [literal_from_msg(m, index, f"goal[{i}]") for i, m in enumerate(req.goal)]
+                except ConversionError as exc:
+                    raise TaskError(f"bad goal: {exc}") from None
+                self._feedback(goal_handle, "plan" if attempt == 0 else "replan", status=f"attempt {attempt + 1}")
+                plan = self._plan(scene_msg, req, stop)
+                if not plan.skeleton:
+                    break                                   # the goal holds already, as the model sees it
+                self._feedback(goal_handle, "verify_plan", n=len(plan.skeleton))
+                problems = self._verify(req, scene_msg, plan, scene, stop)
+                if problems:
+                    raise TaskError(f"plan refused: {'; '.join(problems)}")
+                failed, before, rel_before = False, scene, rel
+                for k, ((name, target), params) in enumerate(zip(plan.skeleton, plan.parameters)):
+                    self._feedback(goal_handle, "execute", k, len(plan.skeleton), k / len(plan.skeleton),
+                                   f"{name} on {plan.object_ids[target]}")
+                    skill_result, ended = self._execute_skill(plan, k, stop)
+                    step = PlanStep(skill=skill_call_to_msg(SkillCall(name, (plan.object_ids[target],), tuple(params))))
+                    step.predicted_relations = relations_to_msg(RelationState(
+                        plan.object_ids, plan.step_relations[k]["unary"], plan.step_relations[k]["binary"],
+                        plan.frame_id, plan.stamp_ns))
+                    result.executed_steps.append(step)
+                    self._feedback(goal_handle, "verify_step", k, len(plan.skeleton), (k + 0.5) / len(plan.skeleton))
+                    after, rel_after, after_msg, rel_after_msg = self._observe(
+                        goal_handle, ended, stamp_to_ns(skill_result.observed_relations.header.stamp))
+                    if after.object_ids != plan.object_ids:
+                        raise TaskError(f"after step {k} the camera sees {after.object_ids}, not {plan.object_ids}: "
+                                        "the step cannot be checked")
+                    mismatches = step_mismatches(plan, k, rel_after)
+                    scene, rel, scene_msg, rel_msg = after, rel_after, after_msg, rel_after_msg
+                    if mismatches:
+                        result.failure_event_ids.append(self._record(plan, k, before, rel_before, after, rel_after,
+                                                                     mismatches, req))
+                        failed = True
+                        break
+                    before, rel_before = after, rel_after
+                if not failed:
+                    break
+                if replans_left == 0:
+                    break
+                replans_left, attempt = replans_left - 1, attempt + 1
+        except TaskError as exc:
+            result.message = str(exc)
+            result.predictions_met = not result.failure_event_ids
+            return False
+        result.final_relations = rel_msg
+        index = {o: i for i, o in enumerate(rel.object_ids)}
+        goal = [literal_from_msg(m, index) for m in req.goal]
+        result.goal_observed, unmet = goal_status(goal, rel)
+        result.predictions_met = not result.failure_event_ids
+        result.success = result.goal_observed and result.predictions_met
+        result.message = ("done: the goal holds and every step went as predicted" if result.success else
+                          f"the goal holds, but {len(result.failure_event_ids)} step(s) did not go as predicted"
+                          if result.goal_observed else
+                          f"not done: {len(unmet)} goal relation(s) do not hold"
+                          + (f" after {len(result.failure_event_ids)} failure event(s)" if result.failure_event_ids else ""))
+        return True
+
+    # --- stages ------------------------------------------------------------------------
+    def _plan(self, scene_msg: SegmentedSceneMsg, req, stop) -> Plan:
+        if not self._plan_client.wait_for_service(timeout_sec=min(5.0, self.v["step_timeout_s"])):
+            raise TaskError("the planner (plan_task) is not available")
+        try:
+            resp = wait_for(self._plan_client.call_async(PlanTask.Request(scene=scene_msg, goal=req.goal,
+                                                                          skeleton=req.skeleton)),
+                            self.v["step_timeout_s"], stop)
+        except TimeoutError as exc:
+            raise TaskError(f"plan_task: {exc}") from None
+        except InterruptedError:
+            raise TaskError("cancelled") from None
+        if not resp.success:
+            raise TaskError(f"planning failed: {resp.message}")
+        return plan_from_msg(resp.plan)
+
+    def _verify(self, req, scene_msg, plan: Plan, scene: SegmentedScene, stop) -> list[str]:
+        problems = check_plan(plan, scene.labels, self.v["min_goal_probability"])
+        if problems or self._verify_client is None:
+            return problems
+        if not self._verify_client.wait_for_service(timeout_sec=5.0):
+            return [f"the verifier {self.v['verifier']} is not available"]
+        try:
+            resp = wait_for(self._verify_client.call_async(VerifyPlan.Request(
+                task_description=req.task_description, scene=scene_msg, plan=plan_to_msg(plan))),
+                self.v["step_timeout_s"], stop)
+        except (TimeoutError, InterruptedError) as exc:
+            return [f"verifier: {exc}"]
+        if resp.verdict.verdict == GuardianVerdict.VERDICT_FAILURE:
+            return [f"the verifier refuses the plan ({resp.verdict.category}): {resp.verdict.reasoning[:200]}"]
+        return []
+
+    def _execute_skill(self, plan: Plan, k: int, stop) -> tuple[ExecuteSkill.Result, float]:
+        name, target = plan.skeleton[k]
+        if not self._skill_client.wait_for_server(timeout_sec=min(5.0, self.v["step_timeout_s"])):
+            raise TaskError("the skill server (execute_skill) is not available")
+        goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall(name, (plan.object_ids[target],),
+                                                                   tuple(plan.parameters[k]))))
+        goal.predicted_relations = relations_to_msg(RelationState(plan.object_ids, plan.step_relations[k]["unary"],
+                                                                  plan.step_relations[k]["binary"], plan.frame_id,
+                                                                  plan.stamp_ns))
+        try:
+            handle = wait_for(self._skill_client.send_goal_async(goal), self.v["step_timeout_s"], stop)
+        except (TimeoutError, InterruptedError) as exc:
+            raise TaskError(f"execute_skill: {exc}") from None
+        if not handle.accepted:
+            raise TaskError(f"the skill server rejected step {k} ({name})")
+        try:
+            wrapped = wait_for(handle.get_result_async(), self.v["step_timeout_s"], stop)
+        except InterruptedError:
+            wait_for(handle.cancel_goal_async(), 10.0)
+            wait_for(handle.get_result_async(), self.v["step_timeout_s"])
+            raise TaskError(f"cancelled during step {k} ({name})") from None
+        except TimeoutError as exc:
+            raise TaskError(f"step {k} ({name}): {exc}") from None
+        if not wrapped.result.success:
+            raise TaskError(f"step {k} ({name}) was not executed: {wrapped.result.message}")
+        return wrapped.result, time.monotonic()
+
+    def _record(self, plan: Plan, k: int, before: SegmentedScene, rel_before: RelationState, after: SegmentedScene,
+                rel_after: RelationState, mismatches: list[dict], req) -> str:
+        """Write the failure event of step ``k`` durably to the spool and publish it; its id."""
+        context = {"task_description": req.task_description, "plan_id": plan.plan_id,
+                   "plan": [[s, int(t), [float(v) for v in a]] for (s, t), a in zip(plan.skeleton, plan.parameters)]}
+        try:
+            event = FailureEvent.from_plan_step(
+                plan, k, robot_id=self.v["robot_id"], labels=before.labels, before=before.clouds,
+                relations_before=(rel_before.unary, rel_before.binary), observed_after=(rel_after.unary, rel_after.binary),
+                after=after.clouds, mismatches=mismatches, context=context, frame_id=before.frame_id,
+                stamp_ns=after.stamp_ns)
+            path = save_event(event, self.spool)
+        except (FailureEventError, OSError) as exc:
+            raise TaskError(f"step {k} did not go as predicted, and its failure event could not be recorded: {exc}")
+        self._events_pub.publish(failure_event_to_msg(event))
+        self.get_logger().info(f"failure at step {k}: {len(mismatches)} mismatched relation(s); event {event.event_id} "
+                               f"saved to {path}")
+        return event.event_id
+
+
+def main(args=None) -> None:
+    run_node(TaskExecutorNode, args)
+
+
+if __name__ == "__main__":
+    main()

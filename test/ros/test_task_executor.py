@@ -1,0 +1,170 @@
+"""The task executor: its decisions (ROS-free) and the robot graph end to end over DDS —
+sim_robot, perception, relation_detector, planner and task_executor in one process, each a
+lifecycle node activated through its services.
+
+The end-to-end test is the loop of paper 000 on the ROS graph: transport with 3 objects (task
+seed 1000). The shipped pre-trained model plans to carry the bin to table_b and predicts the
+items stay behind; they ride along, so the step's observed relations differ from the prediction:
+a failure event is recorded (spooled durably, published) although the goal holds. After
+SwapModel to the child learned from that failure (shipped), the same task succeeds as predicted.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from f2p_common.interfaces import Plan, RelationState
+from f2p_executor.supervision import check_plan, goal_status, step_mismatches
+from f2p_executor.task_executor_node import TaskExecutorNode
+from f2p_failure.events import list_events, load_event
+from f2p_interfaces.action import RunTask
+from f2p_interfaces.msg import FailureEvent as FailureEventMsg
+from f2p_interfaces.msg import Relation
+from f2p_interfaces.srv import ResetScene, SwapModel
+from f2p_perception.perception_node import PerceptionNode
+from f2p_planner.planner_node import PlannerNode
+from f2p_relations.relation_detector_node import RelationDetectorNode
+from f2p_ros.conversions import failure_event_from_msg, model_info_to_msg
+from f2p_sim.sim_robot_node import SimRobotNode
+from f2p_skill_effect.checkpoint import model_info, shipped_model
+from support.ros import WAIT_S, LifecycleClient, RosHarness, collector, wait_future
+
+INSIDE, ABOVE = 8, 4
+
+
+# ---------------------------------------------------------------------------- decisions (ROS-free)
+def _state(n, ones=()):
+    u, b = np.zeros((n, 3), np.float32), np.zeros((n, n, 9), np.float32)
+    for i, j, k in ones:
+        b[i, j, k] = 1.0
+    return RelationState([f"o{i}" for i in range(n)], u, b)
+
+
+def _plan(predicted_after):
+    return Plan([("pick_place", 1)], [[0.1, 0.2, 0.3]], [{"unary": predicted_after.unary, "binary": predicted_after.binary}],
+                0.7, goal=[("inside", 2, 1), ("above", 1, 0)], object_ids=["o0", "o1", "o2"])
+
+
+def test_step_mismatches_and_goal_status():
+    predicted = _state(3, [(1, 0, ABOVE)])                      # the model: the item stays behind
+    observed = _state(3, [(1, 0, ABOVE), (2, 1, INSIDE)])       # the world: it rode along
+    plan = _plan(predicted)
+    assert [(m["predicate"], m["subject"], m["object"], m["observed"]) for m in step_mismatches(plan, 0, observed)] \
+        == [("inside", 2, 1, True)]
+    assert goal_status(plan.goal, observed) == (True, [])
+    assert goal_status(plan.goal, predicted) == (False, [("inside", 2, 1)])
+    with pytest.raises(ValueError, match="not the plan's"):
+        step_mismatches(plan, 0, _state(2))
+
+
+def test_check_plan_refuses_structurally_wrong_plans():
+    plan = _plan(_state(3))
+    assert check_plan(plan, ["table", "bin", "cuboid"]) == []
+    assert "needs a target that is movable" in check_plan(plan, ["table", "table", "cuboid"])[0]
+    bad = Plan([("pick_place", 1)], [[0.1, 0.2, 9.0]], plan.step_relations, 0.7, goal=plan.goal, object_ids=plan.object_ids)
+    assert "outside its box" in check_plan(bad, ["table", "bin", "cuboid"])[0]
+    assert "below 0.9" in check_plan(plan, ["table", "bin", "cuboid"], min_goal_probability=0.9)[0]
+
+
+# ---------------------------------------------------------------------------- the graph over DDS
+@pytest.fixture
+def graph(tmp_path):
+    harness = RosHarness(threads=10)
+    try:
+        nodes = {
+            "sim_robot": SimRobotNode(context=harness.context, parameter_overrides=[Parameter("rate_hz", value=10.0)]),
+            "perception": PerceptionNode(context=harness.context),
+            "relation_detector": RelationDetectorNode(context=harness.context),
+            "planner": PlannerNode(context=harness.context, parameter_overrides=[
+                Parameter("skills", value=["pick_place"]), Parameter("torch_threads", value=1)]),
+            "task_executor": TaskExecutorNode(context=harness.context, parameter_overrides=[
+                Parameter("spool_dir", value=str(tmp_path / "spool")), Parameter("observe_timeout_s", value=10.0)]),
+        }
+        for node in nodes.values():
+            harness.add(node)
+        probe = harness.node("graph_probe")
+        for name in nodes:
+            LifecycleClient(probe, name).activate()
+        yield harness, probe, nodes, tmp_path / "spool"
+    finally:
+        harness.close()
+
+
+def _reset(probe, seed=1000):
+    client = probe.create_client(ResetScene, "/reset_scene")
+    assert client.wait_for_service(timeout_sec=WAIT_S)
+    resp = wait_future(client.call_async(ResetScene.Request(task="transport", n_objects=3, seed=seed)))
+    assert resp.success, resp.message
+    return [Relation(predicate=g.predicate, subject_id=g.subject_id, object_id=g.object_id) for g in resp.goal]
+
+
+def _run(client, goal, **fields):
+    feedback = []
+    handle = wait_future(client.send_goal_async(RunTask.Goal(goal=goal, **fields),
+                                                feedback_callback=lambda m: feedback.append(m.feedback.stage)))
+    assert handle.accepted
+    wrapped = wait_future(handle.get_result_async(), timeout=8 * WAIT_S)
+    return wrapped, feedback
+
+
+def test_run_task_fails_with_the_pretrained_model_and_succeeds_after_swapping_to_the_learned_one(graph):
+    harness, probe, nodes, spool = graph
+    events, got_event = collector(probe, FailureEventMsg, "/failure_events",
+                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    run = ActionClient(probe, RunTask, "/run_task")
+    assert run.wait_for_server(timeout_sec=WAIT_S)
+    goal = _reset(probe)
+
+    wrapped, stages = _run(run, goal, task_description="carry the bin with its items to table_b")
+    res = wrapped.result
+    assert wrapped.status == GoalStatus.STATUS_SUCCEEDED, res.message
+    assert (res.success, res.goal_observed, res.predictions_met) == (False, True, False), res.message
+    assert len(res.failure_event_ids) == 1 and len(res.executed_steps) == 1
+    assert res.executed_steps[0].skill.target_ids == ["bin_2"]
+    assert stages[:4] == ["observe", "plan", "verify_plan", "execute"] and "verify_step" in stages
+    # the event: durable in the spool, the same on the topic
+    (path,) = list_events(spool)
+    event = load_event(path)
+    assert event.event_id == res.failure_event_ids[0] and event.model_version == "ae063623659bb4aa"
+    assert {(m["predicate"], event.segment_ids[m["subject"]]) for m in event.mismatches} >= {("inside", "cuboid_3")}
+    assert got_event.wait(WAIT_S) and failure_event_from_msg(events[0]) == event
+
+    swap = probe.create_client(SwapModel, "/swap_model")
+    assert swap.wait_for_service(timeout_sec=WAIT_S)
+    learned = model_info_to_msg(model_info(shipped_model("skill_effect_transport3_learned.pt")))
+    resp = wait_future(swap.call_async(SwapModel.Request(model=learned)))
+    assert resp.success, resp.message
+
+    goal = _reset(probe)
+    wrapped, _ = _run(run, goal, task_description="carry the bin with its items to table_b")
+    res = wrapped.result
+    assert (res.success, res.goal_observed, res.predictions_met) == (True, True, True), res.message
+    assert res.failure_event_ids == [] and len(list_events(spool)) == 1
+
+
+def test_run_task_refusals_and_timeouts(graph):
+    harness, probe, nodes, spool = graph
+    run = ActionClient(probe, RunTask, "/run_task")
+    assert run.wait_for_server(timeout_sec=WAIT_S)
+    _reset(probe)
+    wrapped, _ = _run(run, [Relation(predicate="inside", subject_id="mug_9", object_id="bin_2")])
+    assert wrapped.status == GoalStatus.STATUS_ABORTED and "unknown object id 'mug_9'" in wrapped.result.message
+    wrapped, _ = _run(run, [Relation(predicate="levitating", subject_id="bin_2")])
+    assert wrapped.status == GoalStatus.STATUS_ABORTED and "unknown relation predicate" in wrapped.result.message
+    # one task at a time: a goal sent while one runs is rejected
+    first = wait_future(run.send_goal_async(RunTask.Goal(goal=[Relation(predicate="above", subject_id="bin_2",
+                                                                        object_id="table_1")])))
+    second = wait_future(run.send_goal_async(RunTask.Goal(goal=[Relation(predicate="above", subject_id="bin_2",
+                                                                         object_id="table_1")])))
+    assert first.accepted and not second.accepted
+    wait_future(first.get_result_async(), timeout=8 * WAIT_S)
+    # the camera stops: the task ends with that reason, the executor keeps serving
+    LifecycleClient(probe, "sim_robot").transition(4)            # deactivate: no more frames
+    nodes["task_executor"].v["observe_timeout_s"] = 1.0
+    wrapped, _ = _run(run, [Relation(predicate="above", subject_id="bin_2", object_id="table_1")])
+    assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
+    assert list_events(spool) == []
