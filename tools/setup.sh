@@ -96,13 +96,19 @@ else
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
   export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
   # The interfaces generate C/C++ type support too; two jobs keep a 2-core machine usable.
-  # shellcheck disable=SC2086  # PACKAGES is a word list
-  if ! colcon --log-base log build --symlink-install --event-handlers console_direct- console_cohesion- status- summary+ \
-        --parallel-workers "${F2P_BUILD_JOBS:-2}" ${PACKAGES:+--packages-up-to $PACKAGES} \
-        --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF --no-warn-unused-cli; then
-    die "colcon build (per-package logs under log/latest_build/)" \
-      "read the failing package's log: ls log/latest_build/*/stdout_stderr.log" \
-      "after changing the lock file or the venv: rm -rf build install && make setup"
+  build() {
+    # shellcheck disable=SC2086  # PACKAGES is a word list
+    colcon --log-base log build --symlink-install --event-handlers console_direct- console_cohesion- status- summary+ \
+      --parallel-workers "${F2P_BUILD_JOBS:-2}" ${PACKAGES:+--packages-up-to $PACKAGES} \
+      --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF --no-warn-unused-cli
+  }
+  if ! build; then
+    # A symlink install keeps stale state of files that were renamed or removed since the last
+    # build (colcon then fails to link them): one clean rebuild heals it.
+    say "workspace: the build failed; once more from a clean build/ and install/"
+    rm -rf build install
+    build || die "colcon build (per-package logs under log/latest_build/)" \
+      "read the failing package's log: ls log/latest_build/*/stdout_stderr.log"
   fi
   echo "$INPUTS" > "$STAMP"
 fi

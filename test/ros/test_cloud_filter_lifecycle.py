@@ -100,3 +100,15 @@ def test_filter_rejects_a_view_that_misses_the_workspace():
         filter_points(np.full((10, 3), 9.0, np.float32), CloudFilterConfig())
     with pytest.raises(ValueError, match="crop_min < crop_max"):
         CloudFilterConfig(crop_min=(1, 1, 1), crop_max=(0, 0, 0))
+
+
+def test_a_destroyed_node_leaves_the_graph(ros):
+    # rclpy's LifecycleNode keeps its state machine (and the node handle) alive after
+    # destroy_node; ManagedNode destroys it, so no other process can call a dead node's services.
+    node = ros.add(CloudFilterNode(context=ros.context))
+    probe = ros.node("cloud_filter_probe")
+    wait_until(lambda: "cloud_filter" in probe.get_node_names())
+    ros.executor.remove_node(node)
+    node.destroy_node()
+    wait_until(lambda: "cloud_filter" not in probe.get_node_names()
+               and "/cloud_filter/change_state" not in dict(probe.get_service_names_and_types()))

@@ -1,10 +1,10 @@
-"""The robot's params YAML (f2p_bringup): one ``ros__parameters`` section per node, every key a
-parameter that node declares, every value one its check accepts (a typo would otherwise leave a
-default silently in force)."""
+"""Each robot's params YAML (f2p_bringup config/<robot>.yaml): one ``ros__parameters`` section per
+node, a section for every node of the robot's graph, every key a parameter that node declares
+and every value one its check accepts (a typo would otherwise leave a default silently in force)."""
 import pytest
 import yaml
 
-from f2p_bringup import params_file
+from f2p_bringup import GRAPHS, graph, params_file
 from f2p_executor import task_executor_node
 from f2p_perception import cloud_filter_node, perception_node
 from f2p_planner import planner_node
@@ -16,15 +16,17 @@ NODES = {"cloud_filter": cloud_filter_node.PARAMS, "perception": perception_node
          "planner": planner_node.PARAMS, "task_executor": task_executor_node.PARAMS}
 
 
-def test_every_section_is_a_node():
-    doc = yaml.safe_load(params_file().read_text())
-    assert set(doc) == set(NODES)
+@pytest.mark.parametrize("robot", sorted(GRAPHS))
+def test_every_node_of_the_graph_has_a_section_and_every_section_is_a_node(robot):
+    doc = yaml.safe_load(params_file(robot).read_text())
+    assert {n.name for n in graph(robot)} <= set(doc) <= set(NODES)
     assert all(set(section) == {"ros__parameters"} for section in doc.values())
 
 
-@pytest.mark.parametrize("node", sorted(NODES))
-def test_sections_set_only_declared_parameters_with_valid_values(node):
-    section = yaml.safe_load(params_file().read_text())[node]["ros__parameters"]
+@pytest.mark.parametrize("robot, node", [(r, n) for r in sorted(GRAPHS)
+                                         for n in sorted(yaml.safe_load(params_file(r).read_text()))])
+def test_sections_set_only_declared_parameters_with_valid_values(robot, node):
+    section = yaml.safe_load(params_file(robot).read_text())[node]["ros__parameters"]
     declared = {p.name: p for p in NODES[node]}
     assert set(section) <= set(declared), sorted(set(section) - set(declared))
     for name, value in section.items():

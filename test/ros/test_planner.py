@@ -207,7 +207,7 @@ def test_node_plans_publishes_model_info_and_refuses_bad_requests(ros, transport
 
 def test_require_signed_refuses_an_unsigned_initial_model(ros, models):
     from lifecycle_msgs.msg import Transition
-    node = ros.add(PlannerNode(context=ros.context, parameter_overrides=[
+    ros.add(PlannerNode(context=ros.context, parameter_overrides=[
         Parameter("checkpoint", value=str(models["v1"])), Parameter("require_signed", value=True),
         Parameter("public_key", value=str(models["public"]))]))
     lc = LifecycleClient(ros.node("planner_probe"), "planner")

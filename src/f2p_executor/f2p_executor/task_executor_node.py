@@ -41,7 +41,7 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
@@ -57,7 +57,7 @@ from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, PointCloudError, failure_event_to_msg, literal_from_msg,
                                  plan_from_msg, plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg,
                                  skill_call_to_msg, stamp_to_ns)
-from f2p_ros.nodes import NO_EVENT_HANDLERS, OK, WARN, diagnostics, run_node, wait_for
+from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 
 
 def default_spool_dir() -> str:
@@ -81,7 +81,7 @@ class TaskError(Exception):
     """Ends a task early with this message (a stage failed, a timeout, a cancel)."""
 
 
-class TaskExecutorNode(LifecycleNode):
+class TaskExecutorNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("task_executor", **kwargs)
         P.declare(self, PARAMS)

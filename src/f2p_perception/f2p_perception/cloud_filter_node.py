@@ -13,7 +13,7 @@ QoS event handlers (``f2p_ros.nodes.NO_EVENT_HANDLERS`` says why).
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
@@ -21,7 +21,7 @@ from f2p_common.interfaces import PointCloudError
 from f2p_perception.cloud_filter import CloudFilterConfig, filter_points
 from f2p_ros import parameters as P
 from f2p_ros.conversions import cloud_to_xyz, xyz_to_cloud
-from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, diagnostics, run_node
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
 
 _DEFAULTS = CloudFilterConfig()   # the one home of the defaults; a robot's params YAML overrides them
 PARAMS = [
@@ -38,7 +38,7 @@ PARAMS = [
 ]
 
 
-class CloudFilterNode(LifecycleNode):
+class CloudFilterNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("cloud_filter", **kwargs)
         P.declare(self, PARAMS)

@@ -27,7 +27,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 
@@ -36,7 +36,7 @@ from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.segmentation import SEGMENTERS, SensorFrame, make_segmenter, transform_cloud
 from f2p_ros import parameters as P
 from f2p_ros.conversions import camera_cloud_from_msg, scene_to_msg
-from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, WARN, diagnostics, run_node
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 
 PARAMS = [
     P.Param("backend", "labelled_cloud", "segmentation backend", P.one_of(*SEGMENTERS)),
@@ -50,7 +50,7 @@ PARAMS = [
 ]
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("perception", **kwargs)
         P.declare(self, PARAMS)

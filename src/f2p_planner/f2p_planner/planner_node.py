@@ -33,7 +33,7 @@ import time
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
@@ -45,7 +45,7 @@ from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
 from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, PointCloudError, literal_from_msg, model_info_from_msg,
                                  model_info_to_msg, plan_to_msg, scene_from_msg)
-from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, diagnostics, run_node
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
 from f2p_skill_effect.checkpoint import CheckpointError, shipped_model
 
 PARAMS = [
@@ -64,7 +64,7 @@ PARAMS = [
 ]
 
 
-class PlannerNode(LifecycleNode):
+class PlannerNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("planner", **kwargs)
         P.declare(self, PARAMS)

@@ -21,7 +21,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_interfaces.msg import RelationState as RelationStateMsg
@@ -29,7 +29,7 @@ from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_relations.detectors import DETECTORS, GeometricDetector, LearnedDetector
 from f2p_ros import parameters as P
 from f2p_ros.conversions import relations_to_msg, scene_from_msg
-from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, diagnostics, run_node
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
 
 PARAMS = [
     P.Param("backend", "geometric", "relation detector: 'geometric' (rules on point boxes) or 'learned' "
@@ -38,7 +38,7 @@ PARAMS = [
 ]
 
 
-class RelationDetectorNode(LifecycleNode):
+class RelationDetectorNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("relation_detector", **kwargs)
         P.declare(self, PARAMS)

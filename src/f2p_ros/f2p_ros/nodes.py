@@ -17,6 +17,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
 
 #: Endpoint options without QoS event handlers (module docstring).
 NO_EVENT_HANDLERS = {"pub": PublisherEventCallbacks(use_default_callbacks=False),
@@ -24,6 +25,18 @@ NO_EVENT_HANDLERS = {"pub": PublisherEventCallbacks(use_default_callbacks=False)
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
                           DiagnosticStatus.STALE)
+
+
+class ManagedNode(LifecycleNode):
+    """The lifecycle node every f2p node is: rclpy's LifecycleNode whose ``destroy_node`` also
+    destroys its state machine. rclpy's does not, and the state machine holds the node handle
+    and its five lifecycle services, so a destroyed lifecycle node stays in the graph until
+    garbage collection: measured, another process still saw ``/<node>/change_state`` and its
+    request went to a node no longer spinning (same family as ros2/rclpy#1710)."""
+
+    def destroy_node(self):
+        super().destroy_node()
+        self._state_machine.destroy_when_not_in_use()
 
 
 def diagnostics(node, name: str, level: int, message: str, **values) -> DiagnosticArray:

@@ -32,7 +32,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2
@@ -42,7 +42,7 @@ from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, camera_cloud_to_msg, literal_to_msg, ns_to_stamp, relations_to_msg,
                                  scene_to_msg, skill_call_from_msg)
-from f2p_ros.nodes import NO_EVENT_HANDLERS, OK, WARN, diagnostics, run_node
+from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.skills import SkillMonitor
@@ -74,7 +74,7 @@ class _GoalMonitor(SkillMonitor):
         return self.goal_handle.is_cancel_requested
 
 
-class SimRobotNode(LifecycleNode):
+class SimRobotNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("sim_robot", **kwargs)
         P.declare(self, PARAMS)

@@ -1,0 +1,96 @@
+"""The one declarative description of f2p's robot graph, per robot (design notes: "one description
+feeds both the launch files and a small runner").
+
+A graph is an ordered list of :class:`NodeSpec`: which executable of which package runs as which
+node, its topic remaps, and whether it is a lifecycle node (activated in the graph's order).
+``launch/*.launch.py`` (for a robot with ``launch_ros``) and :mod:`f2p_bringup.runner` (for a
+machine without it) both start :func:`graph` — nothing else names nodes, executables or remaps.
+
+Robots:
+
+``sim``      the simulated robot (``sim_robot``) and the whole robot-side stack on it.
+``stretch``  Hello Robot Stretch: the same stack on its head camera (realsense2_camera's
+             ``/camera/depth/color/points``) and its skill server's ``/stretch/execute_skill``
+             (the vendor driver and a skill server are assumed running).
+``ur5``      a UR5 with a wrist RGB-D camera: ``/wrist_camera/depth/color/points`` and
+             ``/ur5/execute_skill``.
+
+Each robot's parameters are ``config/<robot>.yaml`` of f2p_bringup (:data:`PARAMS_FILES`).
+``use_sim_time``: the simulated robot publishes /clock, but its time advances only while physics
+runs (during skills), so timers of nodes that follow it pause between skills; the sim graph runs
+on wall time by default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from f2p_common.resources import share_path
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph: ``name`` (its ROS node name), ``package`` / ``executable`` (as for
+    ``ros2 run``), ``remaps`` {from: to}, ``lifecycle`` (a managed node, activated in order),
+    ``clock_source`` (it publishes /clock, so it never follows ``use_sim_time`` itself)."""
+
+    name: str
+    package: str
+    executable: str
+    remaps: dict[str, str] = field(default_factory=dict)
+    lifecycle: bool = True
+    clock_source: bool = False
+
+
+#: The robot-side stack, in activation order (each node's inputs come up before it).
+_STACK = (
+    NodeSpec("perception", "f2p_perception", "perception"),
+    NodeSpec("relation_detector", "f2p_relations", "relation_detector"),
+    NodeSpec("planner", "f2p_planner", "planner"),
+    NodeSpec("task_executor", "f2p_executor", "task_executor"),
+)
+
+
+def _on(camera: str, skills: str) -> tuple[NodeSpec, ...]:
+    """The stack remapped onto a robot's camera topic and skill server."""
+    remap = {"perception": {"camera/points": camera}, "task_executor": {"execute_skill": skills}}
+    return tuple(NodeSpec(n.name, n.package, n.executable, remap.get(n.name, {})) for n in _STACK)
+
+
+GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
+    "sim": (NodeSpec("sim_robot", "f2p_sim", "sim_robot", clock_source=True), *_STACK),
+    "stretch": _on("/camera/depth/color/points", "/stretch/execute_skill"),
+    "ur5": _on("/wrist_camera/depth/color/points", "/ur5/execute_skill"),
+}
+
+#: Each robot's parameter file in ``share/f2p_bringup/config/``.
+PARAMS_FILES: dict[str, str] = {robot: f"{robot}.yaml" for robot in GRAPHS}
+
+
+def graph(robot: str) -> tuple[NodeSpec, ...]:
+    """The nodes of ``robot``'s graph, in activation order; ValueError for an unknown robot."""
+    if robot not in GRAPHS:
+        raise ValueError(f"unknown robot {robot!r}; known: {', '.join(GRAPHS)}")
+    return GRAPHS[robot]
+
+
+def params_file(robot: str = "sim") -> Path:
+    """The installed ``node_name: ros__parameters:`` YAML of ``robot``."""
+    graph(robot)
+    return share_path("f2p_bringup", "config", PARAMS_FILES[robot])
+
+
+def ros_args(spec: NodeSpec, params: str | Path | None = None, namespace: str = "",
+             use_sim_time: bool | None = None) -> list[str]:
+    """The ``--ros-args`` that start ``spec`` as the graph describes it (name, namespace, params,
+    remaps, use_sim_time): what a runner passes to the executable, and what launch sets."""
+    args = ["--ros-args", "-r", f"__node:={spec.name}"]
+    if namespace:
+        args += ["-r", f"__ns:={namespace if namespace.startswith('/') else '/' + namespace}"]
+    if params:
+        args += ["--params-file", str(params)]
+    if use_sim_time is not None and not spec.clock_source:
+        args += ["-p", f"use_sim_time:={'true' if use_sim_time else 'false'}"]
+    for src, dst in spec.remaps.items():
+        args += ["-r", f"{src}:={dst}"]
+    return args

@@ -1,0 +1,210 @@
+"""``f2p-bringup``: start a robot's graph as processes where ``ros2 launch`` is not available.
+
+    f2p-bringup sim                          # the simulated robot and the whole stack
+    f2p-bringup stretch --params-file my_stretch.yaml --namespace robot1
+
+It starts every node of :func:`f2p_bringup.graph.graph` (its executable with ``--ros-args``: name,
+namespace, the robot's params file, remaps, ``use_sim_time``), then — unless ``--no-autostart`` —
+drives each lifecycle node through configure and activate over its own lifecycle services, in
+the graph's order, saying which node refused. It then watches the processes: Ctrl-C (SIGINT or
+SIGTERM) is forwarded to every node and the runner exits 0 once they ended; a node that dies
+ends the graph, and the runner exits 1 naming it. Startup problems exit 2.
+``run_graph(BringupConfig)`` is the same as a library call.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from f2p_bringup.graph import NodeSpec, graph, params_file, ros_args
+
+EXIT_STOPPED, EXIT_NODE_DIED, EXIT_STARTUP = 0, 1, 2
+
+
+class BringupError(RuntimeError):
+    """The graph could not be started (missing executable, a lifecycle transition refused)."""
+
+
+@dataclass
+class BringupConfig:
+    """robot: a graph of f2p_bringup.graph; params_file: None = the robot's installed one;
+    namespace, use_sim_time: as for ``ros2 launch``; autostart: configure and activate the
+    lifecycle nodes; transition_timeout_s: per lifecycle service call; log_dir: each node's
+    output to ``<log_dir>/<node>.log`` (None: the runner's own stdout/stderr)."""
+
+    robot: str = "sim"
+    params_file: str | Path | None = None
+    namespace: str = ""
+    use_sim_time: bool = False
+    autostart: bool = True
+    transition_timeout_s: float = 60.0
+    log_dir: str | Path | None = None
+    nodes: tuple[NodeSpec, ...] = field(default=(), repr=False)
+
+    def __post_init__(self):
+        self.nodes = graph(self.robot)
+        if self.params_file is None:
+            self.params_file = params_file(self.robot)
+        if not Path(self.params_file).is_file():
+            raise ValueError(f"no params file {self.params_file}")
+
+
+def executable(spec: NodeSpec) -> Path:
+    """``<prefix>/lib/<package>/<executable>`` of an installed package (what ``ros2 run`` runs)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    try:
+        prefix = Path(get_package_prefix(spec.package))
+    except (PackageNotFoundError, LookupError, ValueError, OSError) as e:
+        raise BringupError(f"node {spec.name}: package {spec.package!r} is not installed ({e})") from None
+    path = prefix / "lib" / spec.package / spec.executable
+    if not os.access(path, os.X_OK):
+        raise BringupError(f"node {spec.name}: no executable {path}")
+    return path
+
+
+class Graph:
+    """The running graph: its processes and the lifecycle client that activates them."""
+
+    def __init__(self, cfg: BringupConfig, log=print):
+        self.cfg, self.log = cfg, log
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs = []
+
+    def start(self) -> None:
+        for spec in self.cfg.nodes:
+            cmd = [str(executable(spec)), *ros_args(spec, self.cfg.params_file, self.cfg.namespace,
+                                                    self.cfg.use_sim_time)]
+            out = None
+            if self.cfg.log_dir is not None:
+                Path(self.cfg.log_dir).mkdir(parents=True, exist_ok=True)
+                out = open(Path(self.cfg.log_dir) / f"{spec.name}.log", "w")
+                self._logs.append(out)
+            # its own session: Ctrl-C reaches the runner, which forwards it to each node
+            self.procs[spec.name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                                     start_new_session=True)
+            self.log(f"[f2p-bringup] started {spec.name} (pid {self.procs[spec.name].pid})")
+
+    def activate(self) -> None:
+        """configure then activate every lifecycle node, in order, over its lifecycle services."""
+        import rclpy
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+        from rclpy.executors import SingleThreadedExecutor
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        node = rclpy.create_node("f2p_bringup", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        try:
+            ns = self.cfg.namespace.strip("/")
+            for spec in (s for s in self.cfg.nodes if s.lifecycle):
+                service = f"/{ns + '/' if ns else ''}{spec.name}/change_state"
+                client = node.create_client(ChangeState, service)
+                deadline = time.monotonic() + self.cfg.transition_timeout_s
+                while not client.wait_for_service(timeout_sec=0.2):
+                    self._check_alive()
+                    if time.monotonic() > deadline:
+                        raise BringupError(f"node {spec.name}: no lifecycle service {service} after "
+                                           f"{self.cfg.transition_timeout_s:g} s")
+                for label, tid in (("configure", Transition.TRANSITION_CONFIGURE),
+                                   ("activate", Transition.TRANSITION_ACTIVATE)):
+                    future = client.call_async(ChangeState.Request(transition=Transition(id=tid)))
+                    executor.spin_until_future_complete(future, timeout_sec=self.cfg.transition_timeout_s)
+                    if not future.done():
+                        raise BringupError(f"node {spec.name}: no answer to {label} in {self.cfg.transition_timeout_s:g} s")
+                    if not future.result().success:
+                        raise BringupError(f"node {spec.name} refused to {label}: see its log")
+                self.log(f"[f2p-bringup] {spec.name} active")
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+            context.try_shutdown()
+
+    def _check_alive(self) -> None:
+        dead = self.dead()
+        if dead:
+            raise BringupError(f"node {dead[0]} exited with code {dead[1]} while the graph started")
+
+    def dead(self) -> tuple[str, int] | None:
+        """(name, exit code) of a node that has ended, if any."""
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                return name, p.returncode
+        return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGINT to every node still running, then SIGKILL to those that did not end in time."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in self._logs:
+            f.close()
+
+
+def run_graph(cfg: BringupConfig, stop: threading.Event | None = None, ready: threading.Event | None = None,
+              log=print) -> int:
+    """Start ``cfg``'s graph and watch it until ``stop`` is set (the CLI sets it on SIGINT/SIGTERM)
+    or a node dies; ``ready`` is set once every node is active. The exit code (module docstring)."""
+    stop = stop or threading.Event()
+    g = Graph(cfg, log)
+    try:
+        g.start()
+        if cfg.autostart:
+            g.activate()
+    except BringupError as exc:
+        log(f"[f2p-bringup] error: {exc}")
+        g.stop()
+        return EXIT_STARTUP
+    log(f"[f2p-bringup] {cfg.robot} graph running: {', '.join(g.procs)}")
+    if ready is not None:
+        ready.set()
+    try:
+        while not stop.wait(0.2):
+            dead = g.dead()
+            if dead:
+                log(f"[f2p-bringup] node {dead[0]} exited with code {dead[1]}: stopping the graph")
+                return EXIT_NODE_DIED
+        log("[f2p-bringup] stopping the graph")
+        return EXIT_STOPPED
+    finally:
+        g.stop()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="f2p-bringup", description=__doc__.split("\n\n")[0])
+    d = BringupConfig.__dataclass_fields__
+    p.add_argument("robot", choices=["sim", "stretch", "ur5"])
+    p.add_argument("--params-file", default=None, help="default: the robot's installed config/<robot>.yaml")
+    p.add_argument("--namespace", default=d["namespace"].default)
+    p.add_argument("--use-sim-time", action="store_true")
+    p.add_argument("--no-autostart", dest="autostart", action="store_false",
+                   help="start the processes only; configure and activate them yourself")
+    p.add_argument("--log-dir", default=None, help="each node's output to <log-dir>/<node>.log")
+    a = p.parse_args(argv)
+    try:
+        cfg = BringupConfig(a.robot, a.params_file, a.namespace, a.use_sim_time, a.autostart, log_dir=a.log_dir)
+    except ValueError as e:
+        print(f"f2p-bringup: error: {e}", file=sys.stderr)
+        return EXIT_STARTUP
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return run_graph(cfg, stop, log=lambda msg: print(msg, flush=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

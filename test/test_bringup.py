@@ -1,0 +1,155 @@
+"""Bringup: the one graph description, the launch files built from it, and the ``f2p-bringup``
+runner starting the simulated robot's graph as processes — the loop end to end over DDS
+(pre-trained model fails and records the event; after SwapModel to the learned child the same
+task succeeds), Ctrl-C, a node that dies, a node that refuses to configure."""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from f2p_bringup.graph import GRAPHS, graph, params_file, ros_args
+from f2p_bringup.runner import executable
+from support.ros import WAIT_S, wait_future
+
+LAUNCH = Path(params_file("sim")).parents[1] / "launch"
+
+
+# ---------------------------------------------------------------------------- the description
+def test_graphs_share_the_stack_and_differ_in_robot_and_remaps():
+    sim, stretch, ur5 = graph("sim"), graph("stretch"), graph("ur5")
+    assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "planner", "task_executor"]
+    assert [n.name for n in stretch] == [n.name for n in ur5] == [n.name for n in sim[1:]]
+    assert stretch[0].name == "perception" and stretch[0].remaps == {"camera/points": "/camera/depth/color/points"}
+    assert ur5[-1].remaps == {"execute_skill": "/ur5/execute_skill"}
+    with pytest.raises(ValueError, match="unknown robot 'r2d2'"):
+        graph("r2d2")
+
+
+def test_ros_args_name_the_node_its_params_remaps_and_clock():
+    perception = graph("stretch")[0]
+    args = ros_args(perception, "/p.yaml", "robot1", use_sim_time=True)
+    assert args[:3] == ["--ros-args", "-r", "__node:=perception"] and "__ns:=/robot1" in args
+    assert args[args.index("--params-file") + 1] == "/p.yaml" and "use_sim_time:=true" in args
+    assert "camera/points:=/camera/depth/color/points" in args
+    assert "use_sim_time:=true" not in ros_args(graph("sim")[0], use_sim_time=True)      # the clock source
+
+
+@pytest.mark.parametrize("robot", sorted(GRAPHS))
+def test_every_node_of_every_graph_is_an_installed_executable(robot):
+    for spec in graph(robot):
+        assert executable(spec).name == spec.executable
+
+
+@pytest.mark.parametrize("robot", sorted(GRAPHS))
+def test_launch_files_start_the_described_graph(robot):
+    path = LAUNCH / f"{robot}.launch.py"
+    tree = ast.parse(path.read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "robot_launch_description"]
+    assert [c.args[0].value for c in calls] == [robot]
+    # built for real where a ROS install provides launch_ros (not on PyPI, so not in this venv)
+    pytest.importorskip("launch_ros", reason="launch_ros is part of a robot's ROS install, not of the PyPI wheels")
+    from launch_ros.actions import LifecycleNode
+    from f2p_bringup.launch_graph import robot_launch_description
+    nodes = [e for e in robot_launch_description(robot).entities if isinstance(e, LifecycleNode)]
+    assert [n.node_executable for n in nodes] == [s.executable for s in graph(robot)]
+
+
+# ---------------------------------------------------------------------------- the runner
+class Runner:
+    """``f2p-bringup`` as a subprocess, its output read line by line."""
+
+    def __init__(self, tmp_path, *args, robot="sim"):
+        env = {**os.environ, "ROS_HOME": str(tmp_path / "ros_home")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "f2p_bringup.runner", robot, "--log-dir",
+                                      str(tmp_path / "logs"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env)
+        self.lines, self.running = [], threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if "graph running" in line:
+                self.running.set()
+
+    def pid_of(self, node: str) -> int:
+        for line in self.lines:
+            m = re.search(rf"started {node} \(pid (\d+)\)", line)
+            if m:
+                return int(m.group(1))
+        raise AssertionError(f"{node} was not started: {self.lines}")
+
+    def finish(self, timeout=60):
+        code = self.proc.wait(timeout)
+        return code, "\n".join(self.lines)
+
+
+@pytest.fixture
+def sim_graph(tmp_path):
+    runner = Runner(tmp_path)
+    try:
+        assert runner.running.wait(120), "\n".join(runner.lines)
+        yield runner, tmp_path
+    finally:
+        if runner.proc.poll() is None:
+            runner.proc.send_signal(signal.SIGINT)
+            runner.proc.wait(60)
+
+
+def test_runner_starts_the_sim_graph_and_the_loop_runs_over_dds(sim_graph, ros):
+    from rclpy.action import ActionClient
+    from f2p_failure.events import list_events
+    from f2p_interfaces.action import RunTask
+    from f2p_interfaces.msg import Relation
+    from f2p_interfaces.srv import ResetScene, SwapModel
+    from f2p_ros.conversions import model_info_to_msg
+    from f2p_skill_effect.checkpoint import model_info, shipped_model
+    runner, tmp_path = sim_graph
+    probe = ros.node("bringup_probe")
+    reset = probe.create_client(ResetScene, "/reset_scene")
+    run = ActionClient(probe, RunTask, "/run_task")
+    assert reset.wait_for_service(timeout_sec=WAIT_S) and run.wait_for_server(timeout_sec=WAIT_S)
+
+    def transport():
+        resp = wait_future(reset.call_async(ResetScene.Request(task="transport", n_objects=3, seed=1000)))
+        assert resp.success, resp.message
+        goal = [Relation(predicate=g.predicate, subject_id=g.subject_id, object_id=g.object_id) for g in resp.goal]
+        handle = wait_future(run.send_goal_async(RunTask.Goal(task_description="transport", goal=goal)))
+        return wait_future(handle.get_result_async(), timeout=8 * WAIT_S).result
+
+    first = transport()
+    assert (first.goal_observed, first.predictions_met, len(first.failure_event_ids)) == (True, False, 1), first.message
+    spool = tmp_path / "ros_home" / "f2p" / "failure_events"
+    assert [p.stem for p in list_events(spool)] == list(first.failure_event_ids)
+    swap = probe.create_client(SwapModel, "/swap_model")
+    assert swap.wait_for_service(timeout_sec=WAIT_S)
+    learned = model_info_to_msg(model_info(shipped_model("skill_effect_transport3_learned.pt")))
+    assert wait_future(swap.call_async(SwapModel.Request(model=learned))).success
+    second = transport()
+    assert second.success and second.predictions_met and not second.failure_event_ids, second.message
+    runner.proc.send_signal(signal.SIGINT)                      # Ctrl-C: forwarded, every node ends
+    code, out = runner.finish()
+    assert code == 0 and "stopping the graph" in out
+
+
+def test_runner_exits_nonzero_naming_a_node_that_died(sim_graph):
+    runner, _ = sim_graph
+    os.kill(runner.pid_of("perception"), signal.SIGKILL)
+    code, out = runner.finish()
+    assert code == 1 and "node perception exited with code" in out
+
+
+def test_runner_says_which_node_refused_to_configure(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(params_file("sim").read_text().replace("require_signed: false", "require_signed: true"))
+    runner = Runner(tmp_path, "--params-file", str(bad))
+    code, out = runner.finish(timeout=180)
+    assert code == 2 and "node planner refused to configure" in out, out
