@@ -22,6 +22,7 @@ _f2p_venv=$(cd "$_f2p_root/.venv/" && pwd -P)
 export AMENT_PREFIX_PATH="$_f2p_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$_f2p_venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 COLCON_CURRENT_PREFIX="$_f2p_root/install" . "$_f2p_root/install/setup.sh"
+export PATH="$_f2p_root/install/bin:$PATH"          # f2p-bringup, f2p-learn, f2p-sign, ...
 
 if [ "${F2P_ROS_NETWORK:-0}" != 1 ]; then
   export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST

@@ -1,7 +1,8 @@
 """Bringup: the one graph description, the launch files built from it, and the ``f2p-bringup``
 runner starting the simulated robot's graph as processes — the loop end to end over DDS
 (pre-trained model fails and records the event; after SwapModel to the learned child the same
-task succeeds), Ctrl-C, a node that dies, a node that refuses to configure."""
+task succeeds; what the rviz view shows is what the graph publishes), Ctrl-C, a node that dies,
+a node that refuses to configure."""
 from __future__ import annotations
 
 import ast
@@ -14,8 +15,9 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
-from f2p_bringup.graph import GRAPHS, graph, params_file, ros_args
+from f2p_bringup.graph import GRAPHS, graph, params_file, ros_args, rviz_config
 from f2p_bringup.runner import executable
 from support.ros import WAIT_S, wait_future
 
@@ -25,10 +27,11 @@ LAUNCH = Path(params_file("sim")).parents[1] / "launch"
 # ---------------------------------------------------------------------------- the description
 def test_graphs_share_the_stack_and_differ_in_robot_and_remaps():
     sim, stretch, ur5 = graph("sim"), graph("stretch"), graph("ur5")
-    assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "planner", "task_executor"]
+    assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "planner", "task_executor",
+                                     "visualizer"]
     assert [n.name for n in stretch] == [n.name for n in ur5] == [n.name for n in sim[1:]]
     assert stretch[0].name == "perception" and stretch[0].remaps == {"camera/points": "/camera/depth/color/points"}
-    assert ur5[-1].remaps == {"execute_skill": "/ur5/execute_skill"}
+    assert next(n for n in ur5 if n.name == "task_executor").remaps == {"execute_skill": "/ur5/execute_skill"}
     with pytest.raises(ValueError, match="unknown robot 'r2d2'"):
         graph("r2d2")
 
@@ -60,6 +63,27 @@ def test_launch_files_start_the_described_graph(robot):
     from f2p_bringup.launch_graph import robot_launch_description
     nodes = [e for e in robot_launch_description(robot).entities if isinstance(e, LifecycleNode)]
     assert [n.node_executable for n in nodes] == [s.executable for s in graph(robot)]
+
+
+# ---------------------------------------------------------------------------- rviz views (the sim's topics are checked live below)
+def rviz_topics(robot: str) -> dict[str, str]:
+    """{topic: display class} of every display with a topic in ``robot``'s rviz view."""
+    doc = yaml.safe_load(rviz_config(robot).read_text())
+    return {d["Topic"]["Value"]: d["Class"] for d in doc["Visualization Manager"]["Displays"] if "Topic" in d}
+
+
+RVIZ_TYPES = {"rviz_default_plugins/PointCloud2": "sensor_msgs/msg/PointCloud2",
+              "rviz_default_plugins/MarkerArray": "visualization_msgs/msg/MarkerArray"}
+
+
+@pytest.mark.parametrize("robot", sorted(GRAPHS))
+def test_rviz_views_show_the_camera_cloud_and_the_markers(robot):
+    topics = rviz_topics(robot)
+    assert set(topics.values()) == set(RVIZ_TYPES)
+    cloud = next(t for t, c in topics.items() if c.endswith("PointCloud2"))
+    perception = next(n for n in graph(robot) if n.name == "perception")
+    assert cloud == perception.remaps.get("camera/points", "/camera/points")      # what perception listens to
+    assert "/markers" in topics
 
 
 # ---------------------------------------------------------------------------- the runner
@@ -104,6 +128,20 @@ def sim_graph(tmp_path):
             runner.proc.wait(60)
 
 
+EXAMPLE_CLIENT = Path(__file__).resolve().parents[1] / "examples" / "f2p_client.py"
+
+
+def client(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXAMPLE_CLIENT), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_the_example_client_needs_only_rclpy_and_f2p_interfaces():
+    tree = ast.parse(EXAMPLE_CLIENT.read_text())
+    modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert modules - set(sys.stdlib_module_names) == {"rclpy", "f2p_interfaces"}
+
+
 def test_runner_starts_the_sim_graph_and_the_loop_runs_over_dds(sim_graph, ros):
     from rclpy.action import ActionClient
     from f2p_failure.events import list_events
@@ -133,8 +171,13 @@ def test_runner_starts_the_sim_graph_and_the_loop_runs_over_dds(sim_graph, ros):
     assert swap.wait_for_service(timeout_sec=WAIT_S)
     learned = model_info_to_msg(model_info(shipped_model("skill_effect_transport3_learned.pt")))
     assert wait_future(swap.call_async(SwapModel.Request(model=learned))).success
-    second = transport()
-    assert second.success and second.predictions_met and not second.failure_event_ids, second.message
+    # the same task again, from the example client: f2p_interfaces and rclpy only, as another stack would
+    planned = client("plan", "--reset", "transport:3:1000")
+    assert planned.returncode == 0 and "p(goal) = " in planned.stdout, planned.stdout + planned.stderr
+    second = client("run", "--reset", "transport:3:1000")
+    assert second.returncode == 0 and "success: done" in second.stdout, second.stdout + second.stderr
+    for topic, display in rviz_topics("sim").items():              # what rviz shows, the stack publishes
+        assert [p.topic_type for p in probe.get_publishers_info_by_topic(topic)] == [RVIZ_TYPES[display]], topic
     runner.proc.send_signal(signal.SIGINT)                      # Ctrl-C: forwarded, every node ends
     code, out = runner.finish()
     assert code == 0 and "stopping the graph" in out

@@ -31,3 +31,12 @@ def test_setup_is_cached_on_a_second_run():
     r = subprocess.run(["bash", "tools/setup.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "python environment: cached" in r.stdout and "workspace: up to date" in r.stdout
+
+
+
+def test_env_sh_puts_the_command_line_tools_on_path_and_no_node():
+    # what the README runs (f2p-bringup, f2p-learn, ...), as after `. ./env.sh`; nodes stay for ros2 run
+    r = _in_env("for t in f2p-bringup f2p-learn f2p-sign f2p-train f2p-evaluate f2p-datagen f2p-demo; do "
+                "$t --help > /dev/null || exit 1; done; command -v planner sim_robot || echo no-nodes")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "no-nodes"

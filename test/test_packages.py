@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 #: Robot side: what runs on the robot's computer.
 ROBOT = ("f2p_common", "f2p_ros", "f2p_relations", "f2p_perception", "f2p_skill_effect", "f2p_failure", "f2p_planner",
-         "f2p_executor", "f2p_bringup")
+         "f2p_executor", "f2p_viz", "f2p_bringup")
 #: Off-board and simulation: never a dependency of a robot-side package.
 OFF_BOARD = ("f2p_sim", "f2p_training", "f2p_learning")
 #: Packages that must not need ROS at all (algorithms without a node).
@@ -32,7 +32,7 @@ ROS_FREE = ("f2p_common", "f2p_skill_effect", "f2p_failure", "f2p_training")
 #: Packages whose every module is ROS-side (conversions, node helpers, parameters).
 ROS_SIDE = ("f2p_ros", "f2p_bringup", "f2p_interfaces")
 ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "builtin_interfaces", "f2p_interfaces",
-               "diagnostic_msgs", "lifecycle_msgs", "rcl_interfaces")
+               "diagnostic_msgs", "lifecycle_msgs", "rcl_interfaces", "visualization_msgs")
 
 
 def packages() -> dict[str, Path]:
@@ -93,7 +93,7 @@ import json, sys
 import f2p_skill_effect.planner, f2p_skill_effect.checkpoint, f2p_failure.events, f2p_failure.detection
 import f2p_relations.relations, f2p_ros.conversions, f2p_ros.parameters, f2p_perception.cloud_filter_node
 import f2p_perception.perception_node, f2p_relations.relation_detector_node, f2p_planner.planner_node
-import f2p_executor.task_executor_node
+import f2p_executor.task_executor_node, f2p_viz.visualizer_node
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("mujoco", "f2p_sim", "f2p_training", "f2p_learning"))
 print(json.dumps(loaded))
 """

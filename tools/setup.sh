@@ -87,7 +87,7 @@ ln -sfn "$VENV" "$ROOT/.venv"
 cd "$ROOT"
 STAMP="$ROOT/install/.f2p-build-stamp"
 PACKAGES=${F2P_PACKAGES:-}
-INPUTS=$( { echo "$VENV $PACKAGES"; find src msg srv action colcon.meta -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+INPUTS=$( { echo "$VENV $PACKAGES"; find src msg srv action colcon.meta tools/setup.sh -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
             | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$INPUTS" ]; then
   say "workspace: up to date"
@@ -110,6 +110,10 @@ else
     build || die "colcon build (per-package logs under log/latest_build/)" \
       "read the failing package's log: ls log/latest_build/*/stdout_stderr.log"
   fi
+  # The command-line tools (f2p-bringup, f2p-learn, ...; `ros2 run <package> <tool>` on a ROS
+  # install) on PATH after `. ./env.sh`: install/bin links to each; node executables stay out.
+  rm -rf install/bin && mkdir -p install/bin
+  for tool in install/*/lib/*/f2p-*; do [ -x "$tool" ] && ln -s "../${tool#install/}" install/bin/; done
   echo "$INPUTS" > "$STAMP"
 fi
 say "ready in $(( $(date +%s) - T0 )) s — enter it with: . ./env.sh"

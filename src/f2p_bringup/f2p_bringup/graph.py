@@ -48,6 +48,7 @@ _STACK = (
     NodeSpec("relation_detector", "f2p_relations", "relation_detector"),
     NodeSpec("planner", "f2p_planner", "planner"),
     NodeSpec("task_executor", "f2p_executor", "task_executor"),
+    NodeSpec("visualizer", "f2p_viz", "visualizer"),
 )
 
 
@@ -78,6 +79,12 @@ def params_file(robot: str = "sim") -> Path:
     """The installed ``node_name: ros__parameters:`` YAML of ``robot``."""
     graph(robot)
     return share_path("f2p_bringup", "config", PARAMS_FILES[robot])
+
+
+def rviz_config(robot: str = "sim") -> Path:
+    """The installed rviz2 config of ``robot``: the camera cloud and the visualizer's markers."""
+    graph(robot)
+    return share_path("f2p_bringup", "config", f"{robot}.rviz")
 
 
 def ros_args(spec: NodeSpec, params: str | Path | None = None, namespace: str = "",

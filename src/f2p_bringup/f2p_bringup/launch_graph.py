@@ -3,12 +3,13 @@
 ROS 2 install; they are not on PyPI), imported only when a description is built.
 
 Arguments, as navigation2's bringup takes them: ``params_file`` (default: the robot's installed
-``config/<robot>.yaml``), ``namespace``, ``use_sim_time`` and ``autostart`` (configure, then
-activate, every lifecycle node as it comes up).
+``config/<robot>.yaml``), ``namespace``, ``use_sim_time``, ``autostart`` (configure, then
+activate, every lifecycle node as it comes up) and ``rviz`` (start rviz2 with
+``config/<robot>.rviz``).
 """
 from __future__ import annotations
 
-from f2p_bringup.graph import graph, params_file
+from f2p_bringup.graph import graph, params_file, rviz_config
 
 
 def robot_launch_description(robot: str):
@@ -18,7 +19,7 @@ def robot_launch_description(robot: str):
     from launch.conditions import IfCondition
     from launch.events import matches_action
     from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import LifecycleNode
+    from launch_ros.actions import LifecycleNode, Node
     from launch_ros.event_handlers import OnStateTransition
     from launch_ros.events.lifecycle import ChangeState
     from launch_ros.parameter_descriptions import ParameterValue
@@ -33,6 +34,10 @@ def robot_launch_description(robot: str):
         DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="configure and activate the lifecycle nodes"),
+        DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with config/<robot>.rviz"),
+        Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(rviz_config(robot))],
+             parameters=[{"use_sim_time": ParameterValue(use_sim_time, value_type=bool)}],
+             condition=IfCondition(LaunchConfiguration("rviz"))),
     ]
     for spec in graph(robot):
         node_params = [params]

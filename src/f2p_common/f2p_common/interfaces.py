@@ -17,6 +17,7 @@ dataclass              message                        produced by
 :class:`Plan`             Plan                        planner (``f2p_skill_effect.planner``)
 :class:`ModelInfo`        ModelInfo                   checkpoint store (``f2p_skill_effect.checkpoint``)
 ``FailureEvent``          FailureEvent                failure detection (``f2p_failure.events``)
+:class:`Shape`            visualization_msgs/Marker   the visualizer (``f2p_viz.drawing``)
 =====================  =============================  ========================================
 
 Frames and units follow REP-103: metres, right-handed, x forward, z up; ``frame_id`` names
@@ -379,3 +380,50 @@ class ModelInfo:
     uri: str = ""
     created_ns: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- pictures
+#: Kinds of :class:`Shape`, and what its ``scale`` means for each (as visualization_msgs/Marker).
+SHAPE_KINDS = {"box": "edge lengths (m)", "lines": "(line width, -, -) m; points taken in pairs",
+               "arrow": "(shaft diameter, head diameter, head length) m; from points[0] to points[1]",
+               "text": "(-, -, text height) m"}
+
+
+@dataclass(eq=False)
+class Shape:
+    """One thing to draw (a visualization_msgs/Marker): ``kind`` one of :data:`SHAPE_KINDS`,
+    identified by ``namespace`` and ``index``; ``color`` RGBA in [0, 1]; ``center`` (3,) m and
+    ``orientation`` (4,) x, y, z, w of a box or a text; ``points`` (P, 3) m of lines and arrows;
+    ``scale`` (3,) as :data:`SHAPE_KINDS` says. In ``frame_id``."""
+
+    kind: str
+    namespace: str
+    index: int
+    color: tuple[float, float, float, float]
+    scale: tuple[float, float, float]
+    center: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    orientation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    text: str = ""
+    frame_id: str = "world"
+
+    def __post_init__(self):
+        if self.kind not in SHAPE_KINDS:
+            raise ValueError(f"shape kind {self.kind!r} is not one of {sorted(SHAPE_KINDS)}")
+        self.center = np.asarray(self.center, np.float64).reshape(3)
+        self.orientation = np.asarray(self.orientation, np.float64).reshape(4)
+        self.points = np.asarray(self.points, np.float64).reshape(-1, 3)
+        if len(self.color) != 4 or not all(0.0 <= c <= 1.0 for c in self.color):
+            raise ValueError(f"shape color must be RGBA in [0, 1], got {self.color}")
+        self.color = tuple(float32_exact(c) for c in self.color)      # the message's float32
+        self.scale = tuple(float(v) for v in self.scale)
+        if not (np.isfinite(self.center).all() and np.isfinite(self.points).all() and np.isfinite(self.scale).all()):
+            raise ValueError(f"shape {self.namespace}/{self.index}: coordinates must be finite")
+        need = {"lines": lambda n: n % 2 == 0, "arrow": lambda n: n == 2}.get(self.kind, lambda n: True)
+        if not need(len(self.points)):
+            raise ValueError(f"shape {self.namespace}/{self.index}: {self.kind} cannot take {len(self.points)} points")
+
+    def __eq__(self, other) -> bool:
+        return _fields_equal(self, other)
+
+    __hash__ = None

@@ -15,6 +15,8 @@ client ``plan_task``       f2p_interfaces/PlanTask          the planner
 client ``execute_skill``   f2p_interfaces/ExecuteSkill      the robot's skill server (sim_robot)
 client ``verifier``        f2p_interfaces/VerifyPlan        when set: a plan verifier (Guardian)
 pub ``failure_events``     f2p_interfaces/FailureEvent      every failure event, as recorded
+pub ``plan``               f2p_interfaces/Plan              every plan adopted (latched)
+pub ``task_progress``      f2p_interfaces/TaskProgress      every stage (latched): goal, plan, step
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  per task: OK / WARN with the outcome
 =========================  ===============================  ====================================
 
@@ -49,7 +51,8 @@ from f2p_executor.supervision import check_plan, goal_status, step_mismatches
 from f2p_failure.events import FailureEvent, FailureEventError, save_event
 from f2p_interfaces.action import ExecuteSkill, RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
-from f2p_interfaces.msg import GuardianVerdict, PlanStep
+from f2p_interfaces.msg import Plan as PlanMsg
+from f2p_interfaces.msg import GuardianVerdict, PlanStep, TaskProgress
 from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import PlanTask, VerifyPlan
@@ -91,7 +94,7 @@ class TaskExecutorNode(ManagedNode):
         self._scenes: dict[int, tuple[SegmentedSceneMsg, float]] = {}   # stamp -> (scene, arrival)
         self._pairs: list[tuple[SegmentedSceneMsg, RelationStateMsg, float]] = []
         self._subs = []
-        self._events_pub = self._diag = None
+        self._events_pub = self._diag = self._plan_pub = self._progress_pub = None
         self.tasks_run = 0
         calls = ReentrantCallbackGroup()
         self._obs_group = MutuallyExclusiveCallbackGroup()
@@ -118,6 +121,9 @@ class TaskExecutorNode(ManagedNode):
             FailureEventMsg, "failure_events", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
             event_callbacks=pub)
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._plan_pub = self.create_lifecycle_publisher(PlanMsg, "plan", latched, event_callbacks=pub)
+        self._progress_pub = self.create_lifecycle_publisher(TaskProgress, "task_progress", latched, event_callbacks=pub)
         self.get_logger().info(f"configured: failure events spool to {self.spool}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -140,9 +146,9 @@ class TaskExecutorNode(ManagedNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._events_pub)
-        self.destroy_lifecycle_publisher(self._diag)
-        self._events_pub = self._diag = None
+        for pub in (self._events_pub, self._diag, self._plan_pub, self._progress_pub):
+            self.destroy_lifecycle_publisher(pub)
+        self._events_pub = self._diag = self._plan_pub = self._progress_pub = None
         if self._verify_client is not None:
             self.destroy_client(self._verify_client)
             self._verify_client = None
@@ -203,9 +209,16 @@ class TaskExecutorNode(ManagedNode):
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
-    def _feedback(self, goal_handle, stage: str, k: int = 0, n: int = 0, progress: float = 0.0, status: str = ""):
-        goal_handle.publish_feedback(RunTask.Feedback(stage=stage, step_index=k, num_steps=n, progress=float(progress),
-                                                      status=status))
+    def _feedback(self, goal_handle, stage: str, k: int = 0, n: int = 0, progress: float = 0.0, status: str = "",
+                  plan_id: str = ""):
+        """The stage to the RunTask client (feedback) and to everyone (task_progress)."""
+        if stage != "done":
+            goal_handle.publish_feedback(RunTask.Feedback(stage=stage, step_index=k, num_steps=n,
+                                                          progress=float(progress), status=status))
+        progress_msg = TaskProgress(goal_id=bytes(goal_handle.goal_id.uuid).hex(), stage=stage, plan_id=plan_id,
+                                    step_index=k, num_steps=n, status=status)
+        progress_msg.header.stamp = self.get_clock().now().to_msg()
+        self._progress_pub.publish(progress_msg)
 
     def _execute(self, goal_handle) -> RunTask.Result:
         result = RunTask.Result()
@@ -214,6 +227,7 @@ class TaskExecutorNode(ManagedNode):
         finally:
             self._busy.release()                 # taken when the goal was accepted
         self.tasks_run += 1
+        self._feedback(goal_handle, "done", len(result.executed_steps), len(result.executed_steps), 1.0, result.message)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif outcome:
@@ -243,21 +257,23 @@ class TaskExecutorNode(ManagedNode):
                 plan = self._plan(scene_msg, req, stop)
                 if not plan.skeleton:
                     break                                   # the goal holds already, as the model sees it
-                self._feedback(goal_handle, "verify_plan", n=len(plan.skeleton))
+                self._plan_pub.publish(plan_to_msg(plan))
+                self._feedback(goal_handle, "verify_plan", n=len(plan.skeleton), plan_id=plan.plan_id)
                 problems = self._verify(req, scene_msg, plan, scene, stop)
                 if problems:
                     raise TaskError(f"plan refused: {'; '.join(problems)}")
                 failed, before, rel_before = False, scene, rel
                 for k, ((name, target), params) in enumerate(zip(plan.skeleton, plan.parameters)):
                     self._feedback(goal_handle, "execute", k, len(plan.skeleton), k / len(plan.skeleton),
-                                   f"{name} on {plan.object_ids[target]}")
+                                   f"{name} on {plan.object_ids[target]}", plan.plan_id)
                     skill_result, ended = self._execute_skill(plan, k, stop)
                     step = PlanStep(skill=skill_call_to_msg(SkillCall(name, (plan.object_ids[target],), tuple(params))))
                     step.predicted_relations = relations_to_msg(RelationState(
                         plan.object_ids, plan.step_relations[k]["unary"], plan.step_relations[k]["binary"],
                         plan.frame_id, plan.stamp_ns))
                     result.executed_steps.append(step)
-                    self._feedback(goal_handle, "verify_step", k, len(plan.skeleton), (k + 0.5) / len(plan.skeleton))
+                    self._feedback(goal_handle, "verify_step", k, len(plan.skeleton), (k + 0.5) / len(plan.skeleton),
+                                   plan_id=plan.plan_id)
                     after, rel_after, after_msg, rel_after_msg = self._observe(
                         goal_handle, ended, stamp_to_ns(skill_result.observed_relations.header.stamp))
                     if after.object_ids != plan.object_ids:

@@ -15,6 +15,7 @@ goal literal (predicate, i, j) + ids        f2p_interfaces/Relation
 ``f2p_common.interfaces.Plan``              f2p_interfaces/Plan
 ``f2p_common.interfaces.ModelInfo``         f2p_interfaces/ModelInfo
 ``f2p_failure.events.FailureEvent``         f2p_interfaces/FailureEvent
+``f2p_common.interfaces.Shape`` (a list)    visualization_msgs/MarkerArray (after a DELETEALL)
 ``stamp_ns`` (int nanoseconds)              builtin_interfaces/Time
 ==========================================  ===================================================
 
@@ -34,11 +35,13 @@ from typing import Sequence
 import numpy as np
 from builtin_interfaces.msg import Time
 from f2p_interfaces import msg as f2p_msg
-from geometry_msgs.msg import Pose, Vector3
+from geometry_msgs.msg import Point, Pose, Vector3
 from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
 
 from f2p_common.interfaces import (CameraCloud, GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError,
-                                   RelationState, SegmentedObject, SegmentedScene, SkillCall)
+                                   RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall)
 from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS, is_unary
 from f2p_failure.events import CATEGORIES, FailureEvent
 
@@ -48,6 +51,7 @@ __all__ = [
     "stamp_to_ns", "ns_to_stamp", "scene_to_msg", "scene_from_msg", "relations_to_msg", "relations_from_msg",
     "literal_to_msg", "literal_from_msg", "skill_call_to_msg", "skill_call_from_msg", "plan_to_msg",
     "plan_from_msg", "model_info_to_msg", "model_info_from_msg", "failure_event_to_msg", "failure_event_from_msg",
+    "shapes_to_msg", "shapes_from_msg",
 ]
 
 
@@ -571,3 +575,44 @@ def failure_event_from_msg(msg: f2p_msg.FailureEvent) -> FailureEvent:
         stamp_ns=stamp_to_ns(msg.header.stamp), context=context)
     event.validate()
     return event
+
+
+# ---------------------------------------------------------------------------- pictures
+_MARKER_TYPES = {"box": Marker.CUBE, "lines": Marker.LINE_LIST, "arrow": Marker.ARROW, "text": Marker.TEXT_VIEW_FACING}
+_SHAPE_KINDS = {v: k for k, v in _MARKER_TYPES.items()}
+
+
+def shapes_to_msg(shapes: Sequence[Shape], stamp_ns: int = 0) -> MarkerArray:
+    """A MarkerArray that replaces everything shown before: a DELETEALL, then one marker per shape."""
+    out = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
+    for s in shapes:
+        m = Marker(ns=s.namespace, id=int(s.index), type=_MARKER_TYPES[s.kind], action=Marker.ADD, text=s.text,
+                   frame_locked=False)
+        m.header.frame_id, m.header.stamp = s.frame_id, ns_to_stamp(stamp_ns)
+        m.pose = Pose()
+        (m.pose.position.x, m.pose.position.y, m.pose.position.z) = (float(v) for v in s.center)
+        (m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z,
+         m.pose.orientation.w) = (float(v) for v in s.orientation)
+        m.scale = Vector3(x=s.scale[0], y=s.scale[1], z=s.scale[2])
+        m.color = ColorRGBA(r=s.color[0], g=s.color[1], b=s.color[2], a=s.color[3])
+        m.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in s.points]
+        out.markers.append(m)
+    return out
+
+
+def shapes_from_msg(msg: MarkerArray) -> list[Shape]:
+    """The shapes of a MarkerArray made by :func:`shapes_to_msg` (DELETE / DELETEALL markers skipped)."""
+    out = []
+    for n, m in enumerate(msg.markers):
+        if m.action != Marker.ADD:
+            continue
+        if m.type not in _SHAPE_KINDS:
+            raise ConversionError(f"markers[{n}]: type {m.type} is not one f2p draws ({sorted(_SHAPE_KINDS)})")
+        p, q = m.pose.position, m.pose.orientation
+        try:
+            out.append(Shape(_SHAPE_KINDS[m.type], m.ns, m.id, (m.color.r, m.color.g, m.color.b, m.color.a),
+                             (m.scale.x, m.scale.y, m.scale.z), center=[p.x, p.y, p.z], orientation=[q.x, q.y, q.z, q.w],
+                             points=[[v.x, v.y, v.z] for v in m.points], text=m.text, frame_id=m.header.frame_id))
+        except ValueError as exc:
+            raise ConversionError(f"markers[{n}]: {exc}") from None
+    return out
