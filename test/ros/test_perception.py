@@ -12,7 +12,8 @@ from sensor_msgs.msg import PointCloud2
 from f2p_common.interfaces import CameraCloud, PointCloudError
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.perception_node import PerceptionNode
-from f2p_perception.segmentation import LabelledCloudSegmenter, SensorFrame, make_segmenter, transform_cloud
+from f2p_perception.segmentation import (LabelledCloudSegmenter, SensorFrame, limit_points, make_segmenter,
+                                         transform_cloud)
 from f2p_ros.conversions import camera_cloud_to_msg, scene_from_msg, xyz_to_cloud
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot
@@ -57,6 +58,19 @@ def test_labelled_cloud_backend_drops_nan_and_tiny_instances_and_refuses_unlabel
         make_segmenter("magic")
 
 
+def test_limit_points_thins_evenly_and_keeps_the_box_of_all_points():
+    from f2p_common.interfaces import SegmentedObject
+    pts = np.stack([np.arange(1000.0) / 1000, np.zeros(1000), np.zeros(1000)], 1).astype(np.float32)
+    colors = np.repeat(np.arange(1000)[:, None] % 256, 3, 1).astype(np.uint8)
+    big, small = SegmentedObject("table_0", "table", pts, colors=colors), SegmentedObject("cup_1", "cup", pts[:50])
+    thinned, same = limit_points([big, small], 100)
+    assert len(thinned.points) == 100 and thinned.points[0, 0] == 0.0 and thinned.points[-1, 0] == pts[-1, 0]
+    assert thinned.box == big.box and (thinned.colors[:, 0] == (thinned.points[:, 0] * 1000).round() % 256).all()
+    assert same is small
+    with pytest.raises(ValueError, match="max_points must be >= 1"):
+        limit_points([big], 0)
+
+
 def test_transform_cloud_moves_a_camera_frame_cloud_into_the_base_frame():
     pts = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], np.float32)
     quarter = [0.0, 0.0, np.sin(np.pi / 4), np.cos(np.pi / 4)]           # 90 degrees about z
@@ -95,6 +109,25 @@ def test_node_publishes_the_segmented_scene_of_each_cloud(ros, sim_cloud):
     assert scene.source == "camera:labelled_cloud" and scene.stamp_ns == cloud.stamp_ns
 
 
+def test_node_takes_every_cloud_of_a_burst_and_segments_the_newest(ros, sim_cloud):
+    # the subscription keeps up with the camera; the worker segments the newest cloud at most
+    # max_rate_hz times a second and counts the ones it skipped
+    from support.ros import wait_until
+    info, cloud, _ = sim_cloud
+    node, probe, pub = _node(ros, max_rate_hz=1.0, max_object_points=20)
+    scenes, _ = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    wait_until(lambda: pub.get_subscription_count() > 0)
+    burst = 8
+    for k in range(burst):
+        msg = camera_cloud_to_msg(cloud)
+        msg.header.stamp.sec = k + 1
+        pub.publish(msg)
+    wait_until(lambda: node.received == burst and any(m.header.stamp.sec == burst for m in scenes))
+    assert node.accepted + node.skipped == burst and node.skipped >= burst - 3       # 1 Hz: mostly skipped
+    last = scene_from_msg(next(m for m in scenes if m.header.stamp.sec == burst))
+    assert max(len(o.points) for o in last.objects) == 20 and last.object_ids == info.object_ids
+
+
 def test_node_reports_bad_clouds_and_keeps_running(ros, sim_cloud):
     info, cloud, _ = sim_cloud
     node, probe, pub = _node(ros)
@@ -108,7 +141,7 @@ def test_node_reports_bad_clouds_and_keeps_running(ros, sim_cloud):
         f.offset = 0                                                                        # x, y, z on one float
     bad = [xyz_to_cloud(np.zeros((5, 3), np.float32), frame_id="base_link"),                # no labels
            overlap, camera_cloud_to_msg(CameraCloud(cloud.points, None, cloud.instance, cloud.label, "camera_link"))]
-    for k, msg in enumerate(bad, 1):          # one at a time: the subscription keeps the latest cloud only
+    for k, msg in enumerate(bad, 1):          # one at a time: the worker segments the newest cloud only
         pub.publish(msg)
         wait_until(lambda: len(errors()) >= k)
     msgs = errors()

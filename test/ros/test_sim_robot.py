@@ -22,7 +22,7 @@ from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.sim_robot_node import SimRobotNode
 from f2p_sim.skills import SkillMonitor
-from support.ros import WAIT_S, LifecycleClient, collector, wait_future
+from support.ros import WAIT_S, LifecycleClient, collector, wait_future, wait_until
 
 #: The demo's failing step: the container of transport-3 (seed 1000) carried to table_b.
 CARRY = (0.13, 0.501, 0.6)
@@ -43,6 +43,21 @@ def test_reset_names_objects_as_perception_will_and_maps_the_goal(robot):
     assert set(np.unique(cloud.instance)) == {NO_OBJECT, 0, 1, 2, 3, 4}
     for k, label in enumerate(info.labels):          # every instance carries its own class
         assert set(cloud.label[cloud.instance == k]) == {OBJECT_CLASSES.index(label)}
+
+
+def test_the_simulated_clock_runs_on_through_rest_skills_and_resets():
+    robot = SimRobot(load_world_config())
+    robot.reset_task("transport", 3, 1000)
+    t0 = robot.time_ns()
+    assert robot.rest(0.2) and robot.time_ns() == t0 + 200_000_000
+    assert robot.camera_cloud().stamp_ns == robot.time_ns()
+    robot.execute(SkillCall("push", ("cuboid_3",), (0.0, 0.05)))
+    t1 = robot.time_ns()
+    assert t1 > t0 + 200_000_000                                        # physics time of the skill
+    robot.reset_task("transport", 3, 1001)
+    assert robot.time_ns() >= t1                                        # a new world, the same clock
+    with pytest.raises(ValueError, match="negative"):
+        robot.rest(-1.0)
 
 
 def test_a_skill_runs_through_physics_and_reports_the_world_after(robot):
@@ -137,6 +152,9 @@ def test_node_resets_publishes_the_camera_pose_and_clock(sim):
     assert list(resp.object_ids) == ["table_0", "table_1", "bin_2", "cuboid_3", "cuboid_4"]
     assert [(g.predicate, g.subject_id, g.object_id) for g in resp.goal][-1] == ("above", "bin_2", "table_1")
     assert got_cloud.wait(WAIT_S) and got_clock.wait(WAIT_S)
+    wait_until(lambda: len(clocks) >= 3)                   # idle, the clock runs at the camera's pace
+    ticks = [c.clock.sec * 10**9 + c.clock.nanosec for c in clocks]
+    assert all(b > a for a, b in zip(ticks, ticks[1:]))
     cloud = camera_cloud_from_msg(clouds[-1])
     assert [f.name for f in clouds[-1].fields] == ["x", "y", "z", "rgb", "instance", "label"]
     assert cloud.frame_id == "base_link" and (cloud.instance >= 0).sum() > 1000

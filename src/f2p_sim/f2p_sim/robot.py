@@ -63,6 +63,7 @@ class SimRobot:
         self.rng = np.random.default_rng(seed)
         self.lock = threading.Lock()
         self.scene = SceneInfo([], [])
+        self._clock_offset_ns = 0          # simulated time before the current world's physics time
 
     # ------------------------------------------------------------------ scenes
     def reset_task(self, kind: str, n_objects: int, seed: int) -> SceneInfo:
@@ -86,6 +87,7 @@ class SimRobot:
 
     def _load(self, scene: SceneSpec, goal: list[Literal], description: str) -> SceneInfo:
         with self.lock:
+            before = self._time_ns()
             try:
                 self.backend.load(scene)
             except (SceneError, ValueError) as e:
@@ -98,6 +100,7 @@ class SimRobot:
             except KeyError as e:
                 raise SimRobotError(f"the goal names {e}, which is not an object of the scene") from None
             self.scene = SceneInfo(ids, [s.cls for s in segs], id_goal, description)
+            self._clock_offset_ns = before - int(round(self.backend.time * 1e9))     # the clock goes on
             return self.scene
 
     def _require_scene(self) -> None:
@@ -113,12 +116,32 @@ class SimRobot:
         try:
             self._require_scene()
             return camera_cloud(self.backend, self.camera, organized=self.organized, noise=self.noise, rng=self.rng,
-                                frame_id=self.frame_id, stamp_ns=self.time_ns())
+                                frame_id=self.frame_id, stamp_ns=self._time_ns())
         finally:
             self.lock.release()
 
     def time_ns(self) -> int:
-        return int(round(self.backend.time * 1e9)) if self.scene.object_ids else 0
+        """The simulated clock (ns): physics time, plus the time the world rested (:meth:`rest`),
+        continuing across resets: it never goes back, as /clock must not."""
+        with self.lock:
+            return self._time_ns()
+
+    def _time_ns(self) -> int:
+        return self._clock_offset_ns + (int(round(self.backend.time * 1e9)) if self.scene.object_ids else 0)
+
+    def rest(self, seconds: float, blocking: bool = True) -> bool:
+        """Let ``seconds`` of simulated time pass with nothing moving (the world is at rest between
+        skills, so physics need not step: the clock advances). False without waiting when
+        ``blocking`` is False and the world is busy."""
+        if seconds < 0:
+            raise ValueError(f"cannot rest a negative time ({seconds} s)")
+        if not self.lock.acquire(blocking=blocking):
+            return False
+        try:
+            self._clock_offset_ns += int(round(seconds * 1e9))
+            return True
+        finally:
+            self.lock.release()
 
     def gripper_pose(self) -> tuple[np.ndarray, np.ndarray]:
         with self.lock:
@@ -144,11 +167,11 @@ class SimRobot:
         for i, (oid, label) in enumerate(zip(self.scene.object_ids, self.scene.labels)):
             pts = obs.segment_cloud(i)
             objects.append(SegmentedObject(oid, label, pts, box=OrientedBox.around(pts) if len(pts) else None))
-        return SegmentedScene(objects, self.frame_id, self.time_ns(), "sim:mujoco")
+        return SegmentedScene(objects, self.frame_id, self._time_ns(), "sim:mujoco")
 
     def _relations(self) -> RelationState:
         rel = self.backend.relations()
-        return RelationState.from_arrays(self.scene.object_ids, rel.unary, rel.binary, self.frame_id, self.time_ns())
+        return RelationState.from_arrays(self.scene.object_ids, rel.unary, rel.binary, self.frame_id, self._time_ns())
 
     # ------------------------------------------------------------------ skills
     def execute(self, call: SkillCall, monitor: SkillMonitor | None = None) -> SkillOutcome:

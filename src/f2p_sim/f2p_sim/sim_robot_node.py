@@ -6,9 +6,9 @@ interface              type                             what
 pub ``camera/points``  sensor_msgs/PointCloud2          the depth camera, every 1/``rate_hz`` s:
                                                         x y z rgb + per-point ``instance`` and
                                                         ``label`` (a perfectly segmenting camera),
-                                                        frame ``frame_id``, reliable, depth 2
+                                                        frame ``frame_id``, reliable, depth 10
 pub ``gripper/pose``   geometry_msgs/PoseStamped        the gripper, with every camera frame
-pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``use_sim_time``)
+pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``use_sim_time``):
 pub ``/diagnostics``   diagnostic_msgs/DiagnosticArray  scene, frames published and skipped, time
 srv ``reset_scene``    f2p_interfaces/ResetScene        load a task instance or a scene file
 act ``execute_skill``  f2p_interfaces/ExecuteSkill      one skill through physics; feedback per
@@ -104,7 +104,7 @@ class SimRobotNode(ManagedNode):
             self.robot = None
             return TransitionCallbackReturn.FAILURE
         self._rate = float(v["rate_hz"])
-        qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)         # as a camera driver's default
         pub = NO_EVENT_HANDLERS["pub"]
         self._points = self.create_lifecycle_publisher(PointCloud2, "camera/points", qos, event_callbacks=pub)
         self._pose = self.create_lifecycle_publisher(PoseStamped, "gripper/pose", qos, event_callbacks=pub)
@@ -144,7 +144,10 @@ class SimRobotNode(ManagedNode):
 
     # --- camera, pose, clock -----------------------------------------------------------
     def _publish_frame(self) -> None:
-        cloud = self.robot.camera_cloud(blocking=False)
+        # Between skills the world rests and its clock runs at the camera's pace: every frame (and
+        # /clock) gets a new stamp. During a skill the clock is physics'.
+        rested = self.robot.rest(1.0 / self._rate, blocking=False)
+        cloud = self.robot.camera_cloud(blocking=False) if rested else None
         if cloud is None:                    # a skill or a reset holds the world: no frame now
             self.frames_skipped += 1
             return
