@@ -73,11 +73,12 @@ def rviz_topics(robot: str) -> dict[str, str]:
 
 
 RVIZ_TYPES = {"rviz_default_plugins/PointCloud2": "sensor_msgs/msg/PointCloud2",
+              "rviz_default_plugins/Image": "sensor_msgs/msg/Image",
               "rviz_default_plugins/MarkerArray": "visualization_msgs/msg/MarkerArray"}
 
 
 @pytest.mark.parametrize("robot", sorted(GRAPHS))
-def test_rviz_views_show_the_camera_cloud_and_the_markers(robot):
+def test_rviz_views_show_the_camera_image_cloud_and_the_markers(robot):
     topics = rviz_topics(robot)
     assert set(topics.values()) == set(RVIZ_TYPES)
     cloud = next(t for t, c in topics.items() if c.endswith("PointCloud2"))

@@ -251,3 +251,36 @@ def test_malformed_cloud_layouts_are_refused(edit, pattern):
     edit(msg)
     with pytest.raises(PointCloudError, match=pattern):
         C.camera_cloud_from_msg(msg)
+
+
+def test_images_and_camera_info_round_trip_and_refuse_what_they_cannot_be():
+    from f2p_ros.conversions import (ConversionError, camera_info_from_msg, camera_info_to_msg, image_from_msg,
+                                     image_to_msg)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (4, 6, 3), dtype=np.uint8)
+    depth = rng.uniform(0.3, 3.0, (4, 6)).astype(np.float32)
+    depth[0, 0] = np.nan                                                  # no return
+    m = image_to_msg(rgb, "camera_color_optical_frame", 7)
+    assert (m.encoding, m.step, m.header.stamp.nanosec) == ("rgb8", 18, 7)
+    assert (image_from_msg(m) == rgb).all()
+    d = image_from_msg(image_to_msg(depth, "cam"))
+    assert d.dtype == np.float32 and np.array_equal(d, depth, equal_nan=True)
+    bgr = image_to_msg(rgb, "cam")
+    bgr.encoding, bgr.data = "bgr8", rgb[..., ::-1].tobytes()
+    assert (image_from_msg(bgr) == rgb).all()
+    mm = image_to_msg(depth, "cam")
+    mm.encoding, mm.step, mm.data = "16UC1", 12, np.full((4, 6), 1500, "<u2").tobytes()
+    assert (image_from_msg(mm) == np.float32(1.5)).all()                  # millimetres -> metres
+    with pytest.raises(ConversionError, match="encoding 'yuv422'"):
+        image_from_msg(type(m)(encoding="yuv422"))
+    short = image_to_msg(rgb, "cam")
+    short.data = short.data[:-1]
+    with pytest.raises(ConversionError, match="do not fit"):
+        image_from_msg(short)
+    with pytest.raises(ConversionError, match=r"\(H, W, 3\) uint8"):
+        image_to_msg(depth.astype(np.float64), "cam")
+    info = camera_info_to_msg(640, 480, (415.7, 415.7, 320.0, 240.0), "cam", 3)
+    assert camera_info_from_msg(info) == (640, 480, (415.7, 415.7, 320.0, 240.0)) and info.p[0] == 415.7
+    info.k = [0.0] * 9
+    with pytest.raises(ConversionError, match="no pinhole"):
+        camera_info_from_msg(info)

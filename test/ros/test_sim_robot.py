@@ -60,6 +60,17 @@ def test_the_simulated_clock_runs_on_through_rest_skills_and_resets():
         robot.rest(-1.0)
 
 
+def test_the_camera_pose_is_its_optical_frame_looking_at_the_target(robot):
+    from scipy.spatial.transform import Rotation
+    pos, quat = robot.camera_pose()
+    cam = robot.camera
+    forward = Rotation.from_quat(quat).apply([0.0, 0.0, 1.0])              # optical z: where it looks
+    to_target = np.subtract(cam.target, cam.eye)
+    np.testing.assert_allclose(pos, cam.eye)
+    np.testing.assert_allclose(forward, to_target / np.linalg.norm(to_target), atol=1e-9)
+    assert Rotation.from_quat(quat).apply([0.0, 1.0, 0.0])[2] < 0            # optical y points down
+
+
 def test_a_skill_runs_through_physics_and_reports_the_world_after(robot):
     robot.reset_task("transport", 3, 1000)
     phases = []
@@ -161,6 +172,31 @@ def test_node_resets_publishes_the_camera_pose_and_clock(sim):
     bad = _reset(probe, task="transport", n_objects=4, seed=0)
     assert not bad.success and "n_objects" in bad.message
     assert _reset(probe, scene_file="/nonexistent.json").message.startswith("cannot read scene file")
+
+
+def test_node_publishes_camera_images_their_info_and_the_camera_pose(sim):
+    # env.sh sets MUJOCO_GL=egl: this machine has a GL backend, so the images must come
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import DurabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+    from f2p_ros.conversions import camera_info_from_msg, image_from_msg
+    node, probe = sim
+    qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+    rgb, got_rgb = collector(probe, Image, "/camera/color/image_raw", qos)
+    depth, got_depth = collector(probe, Image, "/camera/depth/image_rect_raw", qos)
+    info, got_info = collector(probe, CameraInfo, "/camera/color/camera_info", qos)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pose, got_pose = collector(probe, PoseStamped, "/camera/pose", latched)
+    assert got_rgb.wait(WAIT_S) and got_depth.wait(WAIT_S) and got_info.wait(WAIT_S) and got_pose.wait(WAIT_S)
+    cam = node.robot.camera
+    image, d = image_from_msg(rgb[-1]), image_from_msg(depth[-1])
+    assert image.shape == (cam.height, cam.width, 3) and image.std() > 5                # a picture, not a blank
+    assert d.shape == (cam.height, cam.width) and 0.3 < float(np.nanmedian(d)) < 3.0      # metres to the table
+    assert rgb[-1].header.frame_id == depth[-1].header.frame_id == "camera_color_optical_frame"
+    assert camera_info_from_msg(info[-1]) == (cam.width, cam.height, cam.intrinsics)
+    p = pose[-1].pose.position
+    np.testing.assert_allclose([p.x, p.y, p.z], cam.eye)
+    assert pose[-1].header.frame_id == "base_link"
 
 
 def test_node_executes_a_skill_with_feedback_and_refuses_bad_goals(sim, ros):

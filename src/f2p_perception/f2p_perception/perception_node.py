@@ -148,6 +148,10 @@ class PerceptionNode(ManagedNode):
         self._stop_receiving()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self):
+        self._stop_receiving()                # the worker publishes: it ends first
+        super().destroy_node()
+
     # --- data ------------------------------------------------------------------------
     def segment(self, msg: PointCloud2) -> SegmentedScene:
         """The scene of one cloud message (PointCloudError / ValueError when it cannot be)."""

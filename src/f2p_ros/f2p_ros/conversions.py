@@ -8,6 +8,8 @@ f2p side                                    message
 ==========================================  ===================================================
 (N, 3) float32 points [, (N, 3) uint8 RGB]  sensor_msgs/PointCloud2 (x, y, z float32 [, rgb])
 ``f2p_common.interfaces.CameraCloud``       sensor_msgs/PointCloud2 (+ rgb, instance, label)
+(H, W, 3) uint8 RGB / (H, W) float32 depth  sensor_msgs/Image rgb8 / 32FC1 (m; 16UC1 mm read too)
+(width, height, (fx, fy, cx, cy))           sensor_msgs/CameraInfo (pinhole, no distortion)
 ``f2p_common.interfaces.SegmentedScene``    f2p_interfaces/SegmentedScene
 ``f2p_common.interfaces.RelationState``     f2p_interfaces/RelationState
 goal literal (predicate, i, j) + ids        f2p_interfaces/Relation
@@ -36,7 +38,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from f2p_interfaces import msg as f2p_msg
 from geometry_msgs.msg import Point, Pose, Vector3
-from sensor_msgs.msg import PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -51,7 +53,7 @@ __all__ = [
     "stamp_to_ns", "ns_to_stamp", "scene_to_msg", "scene_from_msg", "relations_to_msg", "relations_from_msg",
     "literal_to_msg", "literal_from_msg", "skill_call_to_msg", "skill_call_from_msg", "plan_to_msg",
     "plan_from_msg", "model_info_to_msg", "model_info_from_msg", "failure_event_to_msg", "failure_event_from_msg",
-    "shapes_to_msg", "shapes_from_msg",
+    "shapes_to_msg", "shapes_from_msg", "image_to_msg", "image_from_msg", "camera_info_to_msg", "camera_info_from_msg",
 ]
 
 
@@ -616,3 +618,59 @@ def shapes_from_msg(msg: MarkerArray) -> list[Shape]:
         except ValueError as exc:
             raise ConversionError(f"markers[{n}]: {exc}") from None
     return out
+
+
+# ---------------------------------------------------------------------------- camera images
+def image_to_msg(image: np.ndarray, frame_id: str, stamp_ns: int = 0) -> Image:
+    """(H, W, 3) uint8 RGB -> ``rgb8``; (H, W) float32 depth in metres -> ``32FC1`` (REP-118)."""
+    a = np.ascontiguousarray(image)
+    if a.ndim == 3 and a.shape[2] == 3 and a.dtype == np.uint8:
+        encoding, step = "rgb8", 3 * a.shape[1]
+    elif a.ndim == 2 and a.dtype == np.float32:
+        a = a.astype("<f4", copy=False)
+        encoding, step = "32FC1", 4 * a.shape[1]
+    else:
+        raise ConversionError(f"an image is (H, W, 3) uint8 RGB or (H, W) float32 depth, got {a.dtype} {a.shape}")
+    msg = Image(height=a.shape[0], width=a.shape[1], encoding=encoding, is_bigendian=0, step=step)
+    msg.header.frame_id, msg.header.stamp = frame_id, ns_to_stamp(stamp_ns)
+    msg.data = a.tobytes()
+    return msg
+
+
+def image_from_msg(msg: Image) -> np.ndarray:
+    """``rgb8`` / ``bgr8`` -> (H, W, 3) uint8 RGB; ``32FC1`` (m) / ``16UC1`` (mm) -> (H, W) float32 m."""
+    kinds = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "32FC1": (np.float32, 1), "16UC1": (np.uint16, 1)}
+    if msg.encoding not in kinds:
+        raise ConversionError(f"image encoding {msg.encoding!r} is not one of {sorted(kinds)}")
+    dtype, channels = kinds[msg.encoding]
+    itemsize = np.dtype(dtype).itemsize
+    if msg.step < msg.width * channels * itemsize or len(msg.data) != msg.step * msg.height:
+        raise ConversionError(f"image of {msg.width}x{msg.height} {msg.encoding}: step {msg.step} and "
+                              f"{len(msg.data)} bytes do not fit")
+    order = ">" if msg.is_bigendian else "<"
+    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, :msg.width * channels * itemsize]
+    a = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order) if itemsize > 1 else dtype)
+    a = a.reshape(msg.height, msg.width, channels) if channels == 3 else a.reshape(msg.height, msg.width)
+    if msg.encoding == "bgr8":
+        return np.ascontiguousarray(a[..., ::-1])
+    if msg.encoding == "16UC1":
+        return (a.astype(np.float32) / 1000.0).astype(np.float32)
+    return a.astype(dtype, copy=False)
+
+
+def camera_info_to_msg(width: int, height: int, intrinsics, frame_id: str, stamp_ns: int = 0) -> CameraInfo:
+    """A pinhole camera without distortion: ``intrinsics`` (fx, fy, cx, cy) in pixels."""
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    msg = CameraInfo(width=int(width), height=int(height), distortion_model="plumb_bob", d=[0.0] * 5,
+                     k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0], r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                     p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+    msg.header.frame_id, msg.header.stamp = frame_id, ns_to_stamp(stamp_ns)
+    return msg
+
+
+def camera_info_from_msg(msg: CameraInfo) -> tuple[int, int, tuple[float, float, float, float]]:
+    """(width, height, (fx, fy, cx, cy)) of a CameraInfo (its K matrix)."""
+    k = list(msg.k)
+    if len(k) != 9 or k[0] <= 0 or k[4] <= 0:
+        raise ConversionError(f"camera_info K {k} is no pinhole camera matrix")
+    return int(msg.width), int(msg.height), (float(k[0]), float(k[4]), float(k[2]), float(k[5]))

@@ -294,39 +294,56 @@ def _load_triton_before_gl() -> None:
         import triton  # noqa: F401
 
 
+class ImageRenderer:
+    """RGB and depth images of ``camera`` through MuJoCo's renderer, its GL context kept between
+    frames (creating one costs more than a frame). Needs a GL backend (MUJOCO_GL=egl or osmesa
+    before mujoco is imported); RuntimeError when none is available. MuJoCo backend only; not
+    thread-safe: one caller at a time (the GL context is made current on each render)."""
+
+    def __init__(self, backend, camera: Camera):
+        import mujoco
+
+        _load_triton_before_gl()
+        self.backend, self.camera = backend, camera
+        try:
+            self._renderer = mujoco.Renderer(backend.model, height=camera.height, width=camera.width)
+        except Exception as e:  # no GL context: the ray-cast cloud still works
+            raise RuntimeError(f"no OpenGL backend for mujoco.Renderer ({e}); set MUJOCO_GL=egl or osmesa") from None
+        self._view = mujoco.MjvCamera()
+        eye, tgt = np.asarray(camera.eye, float), np.asarray(camera.target, float)
+        delta = tgt - eye
+        self._view.lookat[:] = tgt
+        self._view.distance = float(np.linalg.norm(delta))
+        self._view.azimuth = float(np.degrees(np.arctan2(delta[1], delta[0])))
+        self._view.elevation = float(np.degrees(np.arcsin(delta[2] / np.linalg.norm(delta))))
+
+    def render(self, segmentation: bool = False) -> dict:
+        """``rgb`` (H, W, 3) uint8, ``depth`` (H, W) float32 m along the optical axis, and with
+        ``segmentation`` the segment index per pixel (-1: none)."""
+        model, data, r = self.backend.model, self.backend.data, self._renderer
+        model.vis.global_.fovy = self.camera.fovy_deg
+        r.update_scene(data, camera=self._view)
+        out = {"rgb": r.render().copy()}
+        r.enable_depth_rendering()
+        out["depth"] = r.render().astype(np.float32)
+        r.disable_depth_rendering()
+        if segmentation:
+            r.enable_segmentation_rendering()
+            seg_geom = r.render()[..., 0].copy()
+            r.disable_segmentation_rendering()
+            lut = self.backend._geom_seg
+            out["segmentation"] = np.where(seg_geom >= 0, lut[np.clip(seg_geom, 0, len(lut) - 1)], -1)
+        return out
+
+    def close(self) -> None:
+        self._renderer.close()
+
+
 def render_images(backend, camera: Camera) -> dict:
-    """RGB (H, W, 3) uint8, depth (H, W) m and segment ids (H, W) via mujoco.Renderer.
-
-    Needs a GL backend (set MUJOCO_GL=egl or osmesa before importing mujoco); raises
-    RuntimeError when none is available. Only for the MuJoCo backend.
-    """
-    import mujoco
-
-    _load_triton_before_gl()
-    model, data = backend.model, backend.data
+    """RGB (H, W, 3) uint8, depth (H, W) m and segment ids (H, W) of one frame (a renderer made
+    and closed for it: :class:`ImageRenderer` keeps one); RuntimeError without a GL backend."""
+    renderer = ImageRenderer(backend, camera)
     try:
-        renderer = mujoco.Renderer(model, height=camera.height, width=camera.width)
-    except Exception as e:  # no GL context: the ray-cast cloud still works
-        raise RuntimeError(f"no OpenGL backend for mujoco.Renderer ({e}); use observe() instead") from None
-    cam = mujoco.MjvCamera()
-    eye, tgt = np.asarray(camera.eye, float), np.asarray(camera.target, float)
-    delta = tgt - eye
-    cam.lookat[:] = tgt
-    cam.distance = float(np.linalg.norm(delta))
-    cam.azimuth = float(np.degrees(np.arctan2(delta[1], delta[0])))
-    cam.elevation = float(np.degrees(np.arcsin(delta[2] / np.linalg.norm(delta))))
-    model.vis.global_.fovy = camera.fovy_deg
-    try:
-        renderer.update_scene(data, camera=cam)
-        rgb = renderer.render().copy()
-        renderer.enable_depth_rendering()
-        depth = renderer.render().copy()
-        renderer.disable_depth_rendering()
-        renderer.enable_segmentation_rendering()
-        seg_geom = renderer.render()[..., 0].copy()
-        renderer.disable_segmentation_rendering()
+        return renderer.render(segmentation=True)
     finally:
         renderer.close()
-    lut = backend._geom_seg
-    segments = np.where(seg_geom >= 0, lut[np.clip(seg_geom, 0, len(lut) - 1)], -1)
-    return {"rgb": rgb, "depth": depth, "segmentation": segments}

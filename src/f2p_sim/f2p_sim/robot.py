@@ -18,7 +18,7 @@ import numpy as np
 from f2p_common.interfaces import (CameraCloud, OrientedBox, RelationState, SegmentedObject, SegmentedScene, SkillCall,
                                    instance_object_id)
 from f2p_sim.mujoco_backend import MujocoBackend
-from f2p_sim.observation import Camera, NoiseModel, camera_cloud, observe
+from f2p_sim.observation import Camera, ImageRenderer, NoiseModel, camera_cloud, observe
 from f2p_sim.scene import SceneError, SceneSpec
 from f2p_sim.skills import SkillError, SkillMonitor, SkillReport
 from f2p_sim.tasks import Literal, make_task
@@ -64,6 +64,7 @@ class SimRobot:
         self.lock = threading.Lock()
         self.scene = SceneInfo([], [])
         self._clock_offset_ns = 0          # simulated time before the current world's physics time
+        self._renderer: ImageRenderer | None = None                 # made at the first render_images
 
     # ------------------------------------------------------------------ scenes
     def reset_task(self, kind: str, n_objects: int, seed: int) -> SceneInfo:
@@ -142,6 +143,45 @@ class SimRobot:
             return True
         finally:
             self.lock.release()
+
+    def render_images(self, blocking: bool = True) -> dict | None:
+        """The camera's ``rgb`` (H, W, 3) uint8 and ``depth`` (H, W) float32 m images and their
+        ``stamp_ns`` (observation.ImageRenderer); None without waiting when ``blocking`` is False
+        and the world is busy. RuntimeError when no GL backend exists."""
+        if not self.lock.acquire(blocking=blocking):
+            return None
+        try:
+            self._require_scene()
+            if self._renderer is None or self._renderer.backend.model is not self.backend.model:
+                if self._renderer is not None:               # a reset built a new model
+                    self._renderer.close()
+                self._renderer = ImageRenderer(self.backend, self.camera)
+            return {**self._renderer.render(), "stamp_ns": self._time_ns()}
+        finally:
+            self.lock.release()
+
+    def close_renderer(self) -> None:
+        """Free the renderer's GL context (from the thread that rendered: GL contexts are per thread)."""
+        with self.lock:
+            if self._renderer is not None:
+                self._renderer.close()
+                self._renderer = None
+
+    def camera_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The camera's optical frame (x right, y down, z forward: REP-103's ``_optical``) in the
+        robot's frame: position (3,) m and quaternion (x, y, z, w)."""
+        r = self.camera.frame()                                    # columns: right, down, forward
+        w = 0.5 * np.sqrt(max(1e-12, 1.0 + r[0, 0] + r[1, 1] + r[2, 2]))
+        if w > 1e-3:
+            q = np.array([(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w), w])
+        else:                                                      # a half-turn: the general formula
+            i = int(np.argmax(np.diag(r)))
+            j, k = (i + 1) % 3, (i + 2) % 3
+            t = np.sqrt(max(1e-12, 1.0 + r[i, i] - r[j, j] - r[k, k]))
+            q = np.zeros(4)
+            q[i], q[3] = 0.5 * t, (r[k, j] - r[j, k]) / (2 * t)
+            q[j], q[k] = (r[j, i] + r[i, j]) / (2 * t), (r[k, i] + r[i, k]) / (2 * t)
+        return np.asarray(self.camera.eye, float), q / np.linalg.norm(q)
 
     def gripper_pose(self) -> tuple[np.ndarray, np.ndarray]:
         with self.lock:

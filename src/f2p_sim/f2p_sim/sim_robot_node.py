@@ -7,6 +7,12 @@ pub ``camera/points``  sensor_msgs/PointCloud2          the depth camera, every 
                                                         x y z rgb + per-point ``instance`` and
                                                         ``label`` (a perfectly segmenting camera),
                                                         frame ``frame_id``, reliable, depth 10
+pub ``camera/color/image_raw``, ``camera/depth/image_rect_raw``  sensor_msgs/Image: rgb8 and
+                       32FC1 (m), every 1/``image_rate_hz`` s where a GL backend exists
+pub ``camera/color/camera_info``, ``camera/depth/camera_info``  sensor_msgs/CameraInfo of them
+pub ``camera/pose``    geometry_msgs/PoseStamped        the camera's optical frame in ``frame_id``
+                                                        (latched); also on ``/tf_static`` where
+                                                        tf2_msgs is installed
 pub ``gripper/pose``   geometry_msgs/PoseStamped        the gripper, with every camera frame
 pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``use_sim_time``):
 pub ``/diagnostics``   diagnostic_msgs/DiagnosticArray  scene, frames published and skipped, time
@@ -18,7 +24,9 @@ act ``execute_skill``  f2p_interfaces/ExecuteSkill      one skill through physic
 Names are the ones a robot driver uses and remap as usual. Lifecycle: configure loads the world
 (parameters ``world_config``, ``camera``, the initial ``task`` / ``objects`` / ``seed``) and
 creates the publishers; activate starts the camera; deactivate stops it; cleanup frees the
-world. The service and the action answer only while active. One skill runs at a time (a second
+world. The service and the action answer only while active. Images are rendered on their
+own thread (a GL context belongs to one thread); without a GL backend (MUJOCO_GL=egl or
+osmesa) the node says so on ``/diagnostics`` and publishes clouds only. One skill runs at a time (a second
 goal is rejected); while a skill or a reset runs, the camera skips its frames (MuJoCo is not
 thread-safe), which ``/diagnostics`` counts. The skill runs in its own callback group, so
 cancel requests and the camera are served meanwhile. ``ExecuteSkill``'s predicted relations
@@ -33,15 +41,15 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
-from f2p_ros.conversions import (ConversionError, camera_cloud_to_msg, literal_to_msg, ns_to_stamp, relations_to_msg,
-                                 scene_to_msg, skill_call_from_msg)
+from f2p_ros.conversions import (ConversionError, camera_cloud_to_msg, camera_info_to_msg, image_to_msg, literal_to_msg,
+                                 ns_to_stamp, relations_to_msg, scene_to_msg, skill_call_from_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
@@ -55,6 +63,9 @@ PARAMS = [
     P.Param("organized", False, "publish every pixel as an organised height x width cloud (NaN: no return) "
                                 "instead of the camera's foveated returns"),
     P.Param("frame_id", "base_link", "frame of the cloud and poses: the robot's base frame (REP-103)"),
+    P.Param("camera_frame_id", "camera_color_optical_frame", "frame of the images: the camera's optical frame"),
+    P.Param("image_rate_hz", 2.0, "RGB and depth images per second where a GL backend exists (0: none)",
+            P.positive_or_zero),
     P.Param("task", "transport", "task of the initial scene", P.one_of(*TASK_KINDS)),
     P.Param("objects", 3, "movable objects of the initial scene", P.one_of(3, 5, 7)),
     P.Param("seed", 1000, "seed of the initial scene", P.positive_or_zero),
@@ -82,7 +93,10 @@ class SimRobotNode(ManagedNode):
         self._active = False
         self._skill = threading.Lock()           # one skill at a time
         self._points = self._pose = self._clock_pub = self._diag = None
+        self._images = {}
         self._timer = self._diag_timer = None
+        self._image_thread, self._stop_images = None, threading.Event()
+        self.images_published, self.image_problem = 0, ""
         self.frames_published = self.frames_skipped = 0
         self._camera_group = MutuallyExclusiveCallbackGroup()
         # The service and the action server exist from the start (created while the executor
@@ -110,6 +124,20 @@ class SimRobotNode(ManagedNode):
         self._pose = self.create_lifecycle_publisher(PoseStamped, "gripper/pose", qos, event_callbacks=pub)
         self._clock_pub = self.create_lifecycle_publisher(Clock, "/clock", 10, event_callbacks=pub)
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+        self._image_rate, self._camera_frame = float(v["image_rate_hz"]), v["camera_frame_id"]
+        if self._image_rate > 0:
+            self._images = {name: self.create_lifecycle_publisher(kind, topic, qos, event_callbacks=pub) for name, kind, topic in (
+                ("rgb", Image, "camera/color/image_raw"), ("depth", Image, "camera/depth/image_rect_raw"),
+                ("rgb_info", CameraInfo, "camera/color/camera_info"),
+                ("depth_info", CameraInfo, "camera/depth/camera_info"))}
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._camera_pose_pub = self.create_lifecycle_publisher(PoseStamped, "camera/pose", latched, event_callbacks=pub)
+        self._tf_static = None
+        try:
+            from tf2_msgs.msg import TFMessage          # a ROS install has it; the PyPI wheels do not
+            self._tf_static = self.create_lifecycle_publisher(TFMessage, "/tf_static", latched, event_callbacks=pub)
+        except ImportError:
+            self.get_logger().info("tf2_msgs is not installed: the camera's pose is on camera/pose only")
         self.get_logger().info(f"configured: {info.description}, objects {info.object_ids}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -117,27 +145,45 @@ class SimRobotNode(ManagedNode):
         self._timer = self.create_timer(1.0 / self._rate, self._publish_frame, callback_group=self._camera_group)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._camera_group)
         self._active = True
-        return super().on_activate(state)
+        result = super().on_activate(state)
+        self._publish_camera_pose()
+        if self._images:
+            self._stop_images.clear()
+            self._image_thread = threading.Thread(target=self._render_images, name="sim_robot-images", daemon=True)
+            self._image_thread.start()
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        for t in (self._timer, self._diag_timer):
-            self.destroy_timer(t)
-        self._timer = self._diag_timer = None
+        self._stop()
         return super().on_deactivate(state)
 
+    def _stop(self) -> None:
+        self._active = False
+        for t in (self._timer, self._diag_timer):
+            if t is not None:
+                self.destroy_timer(t)
+        self._timer = self._diag_timer = None
+        self._stop_images.set()
+        if self._image_thread is not None:
+            self._image_thread.join(timeout=10.0)
+            self._image_thread = None
+
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in (self._points, self._pose, self._clock_pub, self._diag):
-            self.destroy_lifecycle_publisher(pub)
-        self._points = self._pose = self._clock_pub = self._diag = None
+        for pub in (self._points, self._pose, self._clock_pub, self._diag, self._camera_pose_pub, self._tf_static,
+                    *self._images.values()):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self._points = self._pose = self._clock_pub = self._diag = self._camera_pose_pub = self._tf_static = None
+        self._images = {}
         self.robot = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
+        self._stop()
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self):
+        self._stop()                          # the image thread publishes: it ends first
         if getattr(self, "_action", None) is not None:
             self._action.destroy()
         super().destroy_node()
@@ -154,6 +200,45 @@ class SimRobotNode(ManagedNode):
         self._points.publish(camera_cloud_to_msg(cloud))
         self.frames_published += 1
         self._publish_pose_and_clock()
+
+    def _render_images(self) -> None:
+        """The image thread: every GL call of this node happens here."""
+        try:
+            while not self._stop_images.wait(1.0 / self._image_rate):
+                try:
+                    frame = self.robot.render_images(blocking=False)
+                except RuntimeError as exc:                      # no GL backend here
+                    self.image_problem = str(exc)
+                    self.get_logger().warning(f"no camera images: {exc}")
+                    return
+                if frame is None:                                # a skill or a reset holds the world
+                    continue
+                stamp, cam = frame["stamp_ns"], self.robot.camera
+                self._images["rgb"].publish(image_to_msg(frame["rgb"], self._camera_frame, stamp))
+                self._images["depth"].publish(image_to_msg(frame["depth"], self._camera_frame, stamp))
+                for name in ("rgb_info", "depth_info"):
+                    self._images[name].publish(camera_info_to_msg(cam.width, cam.height, cam.intrinsics,
+                                                                  self._camera_frame, stamp))
+                self.images_published += 1
+        finally:
+            self.robot.close_renderer()
+
+    def _publish_camera_pose(self) -> None:
+        pos, quat = self.robot.camera_pose()
+        pose = PoseStamped()
+        pose.header.frame_id, pose.header.stamp = self.robot.frame_id, ns_to_stamp(self.robot.time_ns())
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in quat)
+        self._camera_pose_pub.publish(pose)
+        if self._tf_static is not None:
+            from geometry_msgs.msg import TransformStamped
+            from tf2_msgs.msg import TFMessage
+            t = TransformStamped()
+            t.header, t.child_frame_id = pose.header, self._camera_frame
+            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (float(v) for v in pos)
+            t.transform.rotation = pose.pose.orientation
+            self._tf_static.publish(TFMessage(transforms=[t]))
 
     def _publish_pose_and_clock(self) -> None:
         stamp = ns_to_stamp(self.robot.time_ns())
@@ -172,6 +257,7 @@ class SimRobotNode(ManagedNode):
             self, "world", WARN if busy else OK, "running a skill" if busy else "idle",
             scene=self.robot.scene.description, objects=" ".join(self.robot.scene.object_ids),
             frames_published=self.frames_published, frames_skipped=self.frames_skipped,
+            images_published=self.images_published, images=self.image_problem or ("on" if self._images else "off"),
             sim_time_s=f"{self.robot.time_ns() / 1e9:.3f}"))
 
     # --- reset -------------------------------------------------------------------------
