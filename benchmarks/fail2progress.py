@@ -353,7 +353,7 @@ def main(argv=None) -> int:
                 rep = learn(LearnConfig(event=ev_path, checkpoint=parent_path, out_dir=out, method=method,
                                         particles=particles or a.particles, fine_tune=fine_tune_recipe(a),
                                         replay_data=[data["replay"]], regression_data=[data["regression"]],
-                                        seed=a.seed))
+                                        seed=a.seed, fresh=True))     # progress.json decides what reruns
             except LearnInputError as e:
                 return {"error": f"learning refused its input: {e}"}
             except Exception as e:   # one method's crash is that cell's result, not the end of the benchmark

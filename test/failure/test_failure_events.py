@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from f2p_failure.events import (CATEGORIES, EVENT_FORMAT, FailureEvent, FailureEventError, list_events, load_event,
+                               sha256sums,
                                 save_event)
 from support.failure_fixtures import handmade_event as make_event
 
-def rewrite(path, json_edit=None, arrays_edit=None):
-    """Rewrite an event file's members: json_edit(doc) / arrays_edit(dict of arrays) in place."""
+def rewrite(path, json_edit=None, arrays_edit=None, reseal=False):
+    """Rewrite an event file's members: json_edit(doc) / arrays_edit(dict of arrays) in place;
+    ``reseal`` recomputes SHA256SUMS (an edit by someone who knows the format)."""
     with zipfile.ZipFile(path) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     if json_edit is not None:
@@ -25,6 +27,8 @@ def rewrite(path, json_edit=None, arrays_edit=None):
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         members["arrays.npz"] = buf.getvalue()
+    if reseal:
+        members["SHA256SUMS"] = sha256sums({k: v for k, v in members.items() if k != "SHA256SUMS"})
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
@@ -105,8 +109,31 @@ def test_unknown_skill_refused_at_save_and_at_load(tmp_path):
         save_event(make_event(skill="teleport"), tmp_path)
     assert list_events(tmp_path) == []
     path = save_event(make_event(), tmp_path)
-    rewrite(path, json_edit=lambda doc: doc.update(skill="teleport"))
+    rewrite(path, json_edit=lambda doc: doc.update(skill="teleport"), reseal=True)
     with pytest.raises(FailureEventError, match=r"f2pevent: unknown skill 'teleport'"):
+        load_event(path)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda doc: doc["params"].__setitem__(0, 0.3),                       # the failed action
+    lambda doc: doc["segment_labels"].__setitem__(2, "cuboid"),          # a label
+    lambda doc: doc["mismatches"].pop(),                                 # the mismatch list
+])
+def test_every_byte_of_the_event_json_is_covered(tmp_path, edit):
+    path = save_event(make_event(), tmp_path)
+    rewrite(path, json_edit=edit)
+    with pytest.raises(FailureEventError, match="do not match their sha256 in SHA256SUMS"):
+        load_event(path)
+
+
+def test_events_without_checksums_are_refused(tmp_path):
+    path = save_event(make_event(), tmp_path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if n != "SHA256SUMS"}
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(FailureEventError, match="missing member 'SHA256SUMS'"):
         load_event(path)
 
 

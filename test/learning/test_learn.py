@@ -109,8 +109,9 @@ def test_truncated_event_is_bad_input(inputs, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(LearnInputError, match="corrupt or truncated"):
         learn(config(bad, inputs["checkpoint"], out))
-    assert not (out / "model.pt").exists() and not (out / "learn_report.json").exists()
-    assert not (out / "d_plus").exists()
+    assert not (out / "model.pt").exists() and not (out / "d_plus").exists()
+    report = json.loads((out / "learn_report.json").read_text())        # every exit writes its report
+    assert report["outcome"] == "bad_input" and "corrupt or truncated" in report["result"]
 
 
 def test_truncated_checkpoint_is_bad_input(inputs, tmp_path):
@@ -196,3 +197,72 @@ def test_infer_stage_reports_particles_outside_the_feasible_set(inputs, tmp_path
     assert rep.stages["classify"]["category"] == "skipped"
     assert isinstance(st["states_at_bound"], int) and 0 <= st["states_at_bound"] <= 4
     assert isinstance(st["actions_infeasible"], int) and 0 <= st["actions_infeasible"] <= 4
+
+
+def test_a_run_stopped_between_fine_tuning_and_the_gate_leaves_no_child(inputs, tmp_path, monkeypatch):
+    # the fine-tuned child is provisional until the gate's verdict is written into it
+    def killed(*_a, **_k):
+        assert (tmp_path / "out" / "model.provisional.pt").is_file()
+        raise learn_cli.LearnInterrupted("signal 15")
+    monkeypatch.setattr(learn_cli, "regression_gate", killed)
+    out = tmp_path / "out"
+    rep = learn(config(inputs["event_path"], inputs["checkpoint"], out, regression_data=[inputs["regression"]]))
+    assert rep.outcome == "interrupted" and learn_cli.EXIT_CODES["interrupted"] == 5
+    assert not (out / "model.pt").exists() and not (out / "model.provisional.pt").exists()
+    assert json.loads((out / "learn_report.json").read_text())["outcome"] == "interrupted"
+    monkeypatch.undo()
+    again = learn(config(inputs["event_path"], inputs["checkpoint"], out, regression_data=[inputs["regression"]]))
+    assert again.outcome == "learned"                       # an interrupted out-dir is run again
+    assert not (out / "model.provisional.pt").exists() and isinstance(load_checkpoint(out / "model.pt").metrics["deployable"], bool)
+
+
+def test_an_out_dir_holding_an_earlier_run_is_refused_unless_fresh(inputs, tmp_path):
+    out = tmp_path / "out"
+    first = learn(config(inputs["event_path"], inputs["checkpoint"], out, skip_classification=True))
+    assert first.outcome == "learned"
+    with pytest.raises(LearnInputError, match="holds an earlier run \\(outcome: learned\\)"):
+        learn(config(tmp_path / "nope.f2pevent", inputs["checkpoint"], out))
+    assert json.loads((out / "learn_report.json").read_text())["outcome"] == "learned"     # untouched
+    with pytest.raises(LearnInputError, match="does not exist"):
+        learn(config(tmp_path / "nope.f2pevent", inputs["checkpoint"], out, fresh=True))
+    assert not (out / "model.pt").exists() and not (out / "d_plus").exists()                 # discarded
+    assert json.loads((out / "learn_report.json").read_text())["outcome"] == "bad_input"
+
+
+def test_unwritable_out_dir_and_mismatched_checkpoint_are_clear_bad_input(inputs, tmp_path):
+    import torch
+    from f2p_skill_effect.checkpoint import Checkpoint, save_checkpoint
+    from support.failure_fixtures import TINY_POINTS, tiny_model
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(LearnInputError, match="cannot write to the out-dir"):
+        learn(config(inputs["event_path"], inputs["checkpoint"], blocker / "out"))
+    sd = tiny_model().state_dict()
+    sd = {k: (torch.zeros(v.shape[0] + 1, *v.shape[1:]) if i == 0 else v) for i, (k, v) in enumerate(sd.items())}
+    wrong = tmp_path / "wrong.pt"
+    save_checkpoint(wrong, Checkpoint(TINY_CONFIG, sd, TINY_VERSION, training_data={"points_per_object": TINY_POINTS}))
+    out = tmp_path / "out"
+    with pytest.raises(LearnInputError, match="weights do not fit the architecture"):
+        learn(config(inputs["event_path"], wrong, out))
+    assert json.loads((out / "learn_report.json").read_text())["outcome"] == "bad_input"
+
+
+def test_sigterm_ends_f2p_learn_with_a_report(inputs, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "f2p_learning.learn", "--event", str(inputs["event_path"]),
+                             "--checkpoint", str(inputs["checkpoint"]), "--out-dir", str(out), "--particles", "4",
+                             "--svgd-steps", "3", "--epochs", "50", "--seed", str(LEARN_SEED)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for line in proc.stdout:                       # stop it once it is fine-tuning
+        if line.startswith("[f2p-learn] simulate"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stdout.read()
+    assert proc.wait(120) == 5, rest
+    assert json.loads((out / "learn_report.json").read_text())["outcome"] == "interrupted"
+    assert not (out / "model.pt").exists() and not (out / "model.provisional.pt").exists()

@@ -53,10 +53,14 @@ def models(tmp_path_factory):
     m = tiny_model()
     sd = {k: v + 0.01 if v.is_floating_point() else v for k, v in m.state_dict().items()}
     v2 = root / "v2.pt"
-    save_checkpoint(v2, Checkpoint(TINY_CONFIG, sd, "tiny-v2", parent_version="tiny", training_data={"points_per_object": 32}))
+    save_checkpoint(v2, Checkpoint(TINY_CONFIG, sd, "tiny-v2", parent_version="tiny", training_data={"points_per_object": 32},
+                                   metrics={"deployable": True}))
     sign_checkpoint(v2, root / "key.pem")
+    provisional = root / "provisional.pt"                     # a child the regression gate never passed
+    save_checkpoint(provisional, Checkpoint(TINY_CONFIG, sd, "tiny-v3", parent_version="tiny",
+                                            training_data={"points_per_object": 32}, metrics={"deployable": False}))
     other_pub = generate_signing_key(root / "other.pem")
-    return {"root": root, "public": pub, "other_public": other_pub, "v1": v1, "v2": v2}
+    return {"root": root, "public": pub, "other_public": other_pub, "v1": v1, "v2": v2, "provisional": provisional}
 
 
 # ---------------------------------------------------------------------------- signatures
@@ -76,6 +80,13 @@ def test_sign_and_verify(models):
 
 
 # ---------------------------------------------------------------------------- model governance
+def test_slot_refuses_a_child_the_regression_gate_did_not_pass(models):
+    slot = ModelSlot(models["v1"])
+    with pytest.raises(CheckpointError, match="regression gate did not pass"):
+        slot.admit(model_info(models["provisional"]))
+    assert slot.active().version == "tiny"
+
+
 def test_slot_admits_swaps_and_rolls_back(models):
     slot = ModelSlot(models["v1"])
     assert slot.active().version == "tiny"

@@ -17,14 +17,18 @@ naming the field (and segment) at fault. Pure Python + numpy: no ROS import.
 On-disk form
 ------------
 One file ``<event_id>.f2pevent`` per event: an uncompressed zip (``ZIP_STORED``, fixed
-member timestamps, so the same event always gives the same bytes) with two members:
+member timestamps, so the same event always gives the same bytes) with three members:
 
 ``event.json``   UTF-8 JSON, sorted keys, no NaN: ``format`` (= :data:`EVENT_FORMAT`), the
                  scalar and list fields (ids, step, model version, segment ids and labels,
                  skill, target, params, category, frame, stamp, mismatches, context), the
-                 relation vocabularies the arrays are indexed by, ``arrays`` (dtype and
-                 shape of every array below) and ``arrays_sha256`` (SHA-256 of the bytes
-                 of the ``arrays.npz`` member).
+                 relation vocabularies the arrays are indexed by and ``arrays`` (dtype and
+                 shape of every array below).
+``SHA256SUMS``   the SHA-256 of every byte of the two other members, in ``sha256sum``'s
+                 format (``unzip -p E.f2pevent SHA256SUMS`` checks by hand): an edited
+                 action, label or mismatch list is refused like an edited cloud. (Integrity,
+                 not authenticity: events stay on the robot's and learner's own disks; what
+                 crosses to the robot, the checkpoint, is signed.)
 ``arrays.npz``   an npz (zip of ``.npy``, no pickles, fixed timestamps) with S segments:
 
 =============================  ==============  ==========================================
@@ -70,13 +74,14 @@ from f2p_common.vocabulary import BINARY_RELATIONS, OBJECT_CLASSES, SKILLS, UNAR
 #: Failure categories; the index is the FailureEvent.msg CATEGORY_* constant.
 CATEGORIES: tuple[str, ...] = ("unclassified", "incorrect_prediction", "sim_to_real_gap")
 #: Format string of ``event.json``; bumped on any incompatible change.
-EVENT_FORMAT = "f2p-failure-event/1"
+EVENT_FORMAT = "f2p-failure-event/2"
 #: File suffix of a stored event.
 EVENT_SUFFIX = ".f2pevent"
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _JSON_MEMBER = "event.json"
 _ARRAYS_MEMBER = "arrays.npz"
+_SUMS_MEMBER = "SHA256SUMS"
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _SEQUENCE = (list, tuple, np.ndarray)
 _MISMATCH_KEYS = frozenset({"predicate", "subject", "object", "predicted", "observed"})
@@ -447,18 +452,22 @@ def save_event(event: FailureEvent, folder: str | os.PathLike) -> Path:
         "context": event.context,
         "vocabulary": {"unary_relations": list(UNARY_RELATIONS), "binary_relations": list(BINARY_RELATIONS)},
         "arrays": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in arrays.items()},
-        "arrays_sha256": hashlib.sha256(npz).hexdigest(),
     }
-    text = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
-    data = _zip_bytes({_JSON_MEMBER: text.encode("utf-8"), _ARRAYS_MEMBER: npz})
+    text = (json.dumps(doc, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
+    data = _zip_bytes({_JSON_MEMBER: text, _ARRAYS_MEMBER: npz, _SUMS_MEMBER: sha256sums({_JSON_MEMBER: text,
+                                                                                         _ARRAYS_MEMBER: npz})})
 
     return write_atomic(event_path(folder, event.event_id), data)
 
 
 _REQUIRED_KEYS = ("format", "event_id", "robot_id", "plan_id", "step_index", "model_version",
                   "segment_ids", "segment_labels", "skill", "target", "params", "mismatches",
-                  "category", "frame_id", "stamp_ns", "context", "vocabulary", "arrays",
-                  "arrays_sha256")
+                  "category", "frame_id", "stamp_ns", "context", "vocabulary", "arrays")
+
+
+def sha256sums(members: dict[str, bytes]) -> bytes:
+    """``sha256sum``'s listing of ``members`` (name -> bytes), sorted by name."""
+    return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(members.items())).encode()
 
 
 def load_event(path: str | os.PathLike) -> FailureEvent:
@@ -478,6 +487,7 @@ def load_event(path: str | os.PathLike) -> FailureEvent:
                     raise FailureEventError(f"{path}: missing member {member!r} (not a failure event?)")
             text = zf.read(_JSON_MEMBER)
             npz = zf.read(_ARRAYS_MEMBER)
+            sums = zf.read(_SUMS_MEMBER) if _SUMS_MEMBER in names else None
     except FailureEventError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
@@ -491,6 +501,11 @@ def load_event(path: str | os.PathLike) -> FailureEvent:
         raise FailureEventError(f"{path}: {_JSON_MEMBER} must hold a JSON object")
     if doc.get("format") != EVENT_FORMAT:
         raise FailureEventError(f"{path}: format {doc.get('format')!r}, this loader reads {EVENT_FORMAT!r}")
+    if sums is None:
+        raise FailureEventError(f"{path}: missing member {_SUMS_MEMBER!r}: its content cannot be checked")
+    if sums != sha256sums({_JSON_MEMBER: text, _ARRAYS_MEMBER: npz}):
+        raise FailureEventError(f"{path}: its members do not match their sha256 in {_SUMS_MEMBER} "
+                                "(file tampered or corrupt)")
     missing = [k for k in _REQUIRED_KEYS if k not in doc]
     if missing:
         raise FailureEventError(f"{path}: {_JSON_MEMBER} lacks {missing}")
@@ -498,8 +513,6 @@ def load_event(path: str | os.PathLike) -> FailureEvent:
     if doc["vocabulary"] != vocab:
         raise FailureEventError(
             f"{path}: written with relation vocabulary {doc['vocabulary']}, this code uses {vocab}")
-    if hashlib.sha256(npz).hexdigest() != doc["arrays_sha256"]:
-        raise FailureEventError(f"{path}: {_ARRAYS_MEMBER} does not match its sha256 (file tampered or corrupt)")
 
     arrays = _read_arrays(path, npz, doc["arrays"])
     try:

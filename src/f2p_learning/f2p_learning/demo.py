@@ -219,7 +219,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     learn_dir = out / "learn"
     rep = learn(LearnConfig(event=ev_path, checkpoint=ck_path, out_dir=learn_dir, replay_data=[data["replay"]],
                             regression_data=[data["regression"]], fine_tune=FineTuneRecipe(epochs=cfg.epochs),
-                            seed=cfg.seed, log=lambda msg: print(msg, flush=True)))
+                            seed=cfg.seed, fresh=True, log=lambda msg: print(msg, flush=True)))
     result.learn_outcome = rep.outcome
     if rep.outcome != "learned":
         print(f"[f2p demo]   learning stopped ({rep.result}); see {learn_dir / 'learn_report.json'}")
@@ -233,6 +233,10 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     summary["learn"] = {"child_version": rep.child_version, "deployable": rep.deployable, "regression_gate": gate,
                         "total_seconds": rep.total_seconds}
     result.child_version, result.deployable = rep.child_version, rep.deployable
+    if not rep.deployable:           # nothing the regression gate refused is swapped in
+        why = gate.get("reason") or f"worst drop {gate.get('worst_drop')} > tolerance {gate.get('tolerance')}"
+        print(f"[f2p demo]   the regression gate refused the child ({why}): the pre-trained model keeps serving")
+        return done(result)
 
     stage("hot-swap the new weights and retry the same task")
     model2, ck2 = load_model(rep.checkpoint)

@@ -24,7 +24,12 @@ arguments. Stages (each logged with its time, all recorded in ``learn_report.jso
 
 Output folder: ``d_plus/`` (the dataset), ``particles.npz``, ``model.pt`` (+ .sha256;
 ``training_data.lineage`` holds the parent version, event id, method, D+ digest) and
-``learn_report.json``, written (atomically) whatever the outcome once the inputs were read.
+``learn_report.json``, written (atomically) whatever the outcome, bad input included. Fine-tuning
+writes ``model.provisional.pt``; only the gate's verdict turns it into ``model.pt`` (with
+``metrics.deployable``), so a run killed in between leaves nothing that looks validated, and the
+planner admits no child without ``deployable: true``. An out-dir holding an earlier run is
+refused (``fresh`` discards it), except one whose run was interrupted, which is run again.
+Exit codes of ``f2p-learn``: :data:`EXIT_CODES` (SIGTERM: ``interrupted``, 5, with a report).
 """
 from __future__ import annotations
 
@@ -54,12 +59,56 @@ from .pairs import METHODS, infer_pairs
 from .svgd import SVGDDivergedError
 
 #: ``f2p-learn`` exit codes per outcome (0: learned).
-EXIT_CODES = {"learned": 0, "bad_input": 2, "no_training_data": 2, "sim_to_real_gap": 3, "inference_diverged": 4}
+EXIT_CODES = {"learned": 0, "bad_input": 2, "no_training_data": 2, "sim_to_real_gap": 3, "inference_diverged": 4,
+              "interrupted": 5}
+#: What a run writes in its out_dir (``fresh`` removes exactly these).
+OUTPUTS = ("learn_report.json", "model.pt", "model.pt.sha256", "model.pt.sig", "model.provisional.pt",
+           "model.provisional.pt.sha256", "particles.npz", "d_plus")
 
 
 class LearnInputError(ValueError):
-    """The event or checkpoint cannot be used (missing, corrupt, tampered with), or the failure
-    cannot be replayed in simulation. Nothing was learned; the message says why."""
+    """The event or checkpoint cannot be used (missing, corrupt, tampered with), the out-dir
+    cannot be written or holds an earlier run, or the failure cannot be replayed in simulation.
+    Nothing was learned; the message says why."""
+
+
+class LearnInterrupted(BaseException):
+    """Raised into a running learn step to stop it (``f2p-learn`` does on SIGTERM); the step
+    writes an ``interrupted`` report and leaves no validated-looking child. A BaseException,
+    like KeyboardInterrupt, so that no ``except Exception`` on the way swallows or rewraps it."""
+
+
+def prepare_out_dir(out: Path, fresh: bool) -> None:
+    """Create ``out``; LearnInputError when it cannot be written or holds a finished or failed
+    earlier run (unless ``fresh``: then that run's outputs are removed)."""
+    import shutil
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{time.time_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise LearnInputError(f"cannot write to the out-dir {out}: {e.strerror or e}") from None
+    report = out / "learn_report.json"
+    earlier = None
+    if report.is_file():
+        try:
+            earlier = json.loads(report.read_text()).get("outcome", "?")
+        except (OSError, ValueError):
+            earlier = "unreadable"
+    elif any((out / name).exists() for name in OUTPUTS):
+        earlier = "no report"
+    if earlier is None or earlier == "interrupted":
+        return
+    if not fresh:
+        raise LearnInputError(f"the out-dir {out} holds an earlier run (outcome: {earlier}); choose another out-dir "
+                              "or discard it (--fresh)")
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 @dataclass
@@ -70,7 +119,8 @@ class LearnConfig:
     gradient steps; fine_tune: how the child is fine-tuned; replay_data: original data mixed
     into fine-tuning; regression_data / regression_tolerance: the gate (no data: the child is
     never deployable); skip_classification: learn without the sim replay check; world_config:
-    the simulated world (None: the installed one); log: progress lines (None: silent)."""
+    the simulated world (None: the installed one); fresh: discard an earlier run in out_dir;
+    log: progress lines (None: silent)."""
 
     event: str | Path
     checkpoint: str | Path
@@ -85,6 +135,7 @@ class LearnConfig:
     skip_classification: bool = False
     seed: int = 0
     world_config: str | Path | None = None
+    fresh: bool = False
     log: Callable[[str], None] | None = None
 
     def validate(self) -> None:
@@ -104,9 +155,9 @@ class LearnConfig:
 @dataclass
 class LearnReport:
     """What one learn step did. ``outcome``: ``learned`` (``checkpoint`` written, ``deployable``
-    says whether it passed the regression gate), ``sim_to_real_gap``, ``inference_diverged`` or
-    ``no_training_data``; ``result`` says the same in words; ``stages``: seconds and figures
-    per stage."""
+    says whether it passed the regression gate), ``sim_to_real_gap``, ``inference_diverged``,
+    ``no_training_data``, ``bad_input`` or ``interrupted``; ``result`` says the same in words;
+    ``stages``: seconds and figures per stage."""
 
     outcome: str
     result: str
@@ -144,38 +195,52 @@ def regression_gate(parent_model, child_model, data: dict, tolerance: float) -> 
 
 
 def learn(cfg: LearnConfig) -> LearnReport:
-    """Learn from ``cfg.event`` (module docstring). LearnInputError for unusable inputs."""
+    """Learn from ``cfg.event`` (module docstring). LearnInputError for unusable inputs (after
+    writing a ``bad_input`` report where the out-dir allows)."""
     cfg.validate()
-    log = cfg.log or (lambda _msg: None)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, cfg.fresh)
+    report = LearnReport("learned", "learned", cfg.method, "", "", "", [], _config_record(cfg))
     t_all = time.perf_counter()
-    t0 = time.perf_counter()
-    try:
-        event = load_event(cfg.event)
-        parent = load_checkpoint(cfg.checkpoint)
-    except (FailureEventError, CheckpointError) as e:
-        raise LearnInputError(str(e)) from None
-    if event.model_version != parent.version:
-        log(f"[f2p-learn] warning: event {event.event_id} was recorded with model {event.model_version}, "
-            f"learning on checkpoint {parent.version}")
-    model = model_from_checkpoint(parent)
-    n_points = int(parent.training_data.get("points_per_object", 128))
-    world = load_world_config(cfg.world_config)
-    backend = MujocoBackend(world)
-    report = LearnReport("learned", "learned", cfg.method, event.event_id, parent.version, event.skill,
-                         event.mismatches, _config_record(cfg))
-
-    def stage(name: str, started: float, **info) -> None:
-        report.stages[name] = {"seconds": round(time.perf_counter() - started, 3), **info}
-        log(f"[f2p-learn] {name}: {time.perf_counter() - started:.1f}s "
-            + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (list, dict))))
 
     def finish(outcome: str, result: str) -> LearnReport:
         report.outcome, report.result = outcome, result
         report.total_seconds = round(time.perf_counter() - t_all, 3)
         report.write(out / "learn_report.json")
         return report
+
+    try:
+        return _learn(cfg, out, report, finish)
+    except LearnInputError as e:
+        finish("bad_input", f"bad input: {e}")
+        raise
+    except LearnInterrupted:
+        (out / "model.provisional.pt").unlink(missing_ok=True)
+        return finish("interrupted", "interrupted before the end: run the same command again to start over")
+
+
+def _learn(cfg: LearnConfig, out: Path, report: LearnReport, finish) -> LearnReport:
+    log = cfg.log or (lambda _msg: None)
+    t0 = time.perf_counter()
+    try:
+        event = load_event(cfg.event)
+        parent = load_checkpoint(cfg.checkpoint)
+        model = model_from_checkpoint(parent)
+    except (FailureEventError, CheckpointError) as e:
+        raise LearnInputError(str(e)) from None
+    report.event_id, report.parent_version, report.skill = event.event_id, parent.version, event.skill
+    report.mismatches = event.mismatches
+    if event.model_version != parent.version:
+        log(f"[f2p-learn] warning: event {event.event_id} was recorded with model {event.model_version}, "
+            f"learning on checkpoint {parent.version}")
+    n_points = int(parent.training_data.get("points_per_object", 128))
+    world = load_world_config(cfg.world_config)
+    backend = MujocoBackend(world)
+
+    def stage(name: str, started: float, **info) -> None:
+        report.stages[name] = {"seconds": round(time.perf_counter() - started, 3), **info}
+        log(f"[f2p-learn] {name}: {time.perf_counter() - started:.1f}s "
+            + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (list, dict))))
 
     stage("load", t0, event=event.event_id, parent=parent.version, segments=event.num_segments)
 
@@ -221,24 +286,26 @@ def learn(cfg: LearnConfig) -> LearnReport:
           flagged=d_plus.manifest["flagged"], skipped_reasons=d_plus.skipped)
 
     t0 = time.perf_counter()
-    child_path = out / "model.pt"
+    provisional, child_path = out / "model.provisional.pt", out / "model.pt"
     report.lineage = {"parent_version": parent.version, "event_id": event.event_id, "method": cfg.method,
                       "d_plus": str(d_plus.folder), "d_plus_shard_sha256": d_plus.manifest["shards"][0]["sha256"],
                       "particles": cfg.particles}
-    trained = train(cfg.fine_tune.train_config([d_plus.folder], child_path, cfg.checkpoint, points=n_points,
+    trained = train(cfg.fine_tune.train_config([d_plus.folder], provisional, cfg.checkpoint, points=n_points,
                                                seed=cfg.seed, replay_data=cfg.replay_data, keep_unstable=True,
                                                lineage=report.lineage, log=cfg.log))
     stage("fine_tune", t0, epochs=cfg.fine_tune.epochs)
 
     t0 = time.perf_counter()
-    child = load_checkpoint(child_path)
+    child = load_checkpoint(provisional)
     if cfg.regression_data:
         data = load_transitions(cfg.regression_data, n_points, parent.config.max_objects, cfg.seed)
         gate = regression_gate(model, model_from_checkpoint(child), data, cfg.regression_tolerance)
     else:
         gate = {"tolerance": cfg.regression_tolerance, "deployable": False, "reason": "no regression data: not validated"}
     child.metrics = {**child.metrics, "regression_gate": gate, "deployable": gate["deployable"]}
-    report.child_sha256 = save_checkpoint(child_path, child)
+    report.child_sha256 = save_checkpoint(child_path, child)          # the gate's verdict is in the child
+    for leftover in (provisional, provisional.with_name(provisional.name + ".sha256")):
+        leftover.unlink(missing_ok=True)
     stage("validate", t0, deployable=gate["deployable"], worst_drop=gate.get("worst_drop"))
     report.checkpoint, report.child_version = str(child_path), trained.version
     report.deployable, report.regression_gate = gate["deployable"], gate
@@ -286,6 +353,7 @@ def config_from_args(argv=None) -> LearnConfig:
                    help="largest allowed drop of detection F1 or next-step accuracy")
     p.add_argument("--skip-classification", action="store_true", help="learn even without a sim replay check")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--fresh", action="store_true", help="discard an earlier run in --out-dir (refused otherwise)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = LearnConfig(
@@ -295,7 +363,7 @@ def config_from_args(argv=None) -> LearnConfig:
                                  relabel_objects=a.relabel_objects, anchor_weight=a.anchor_weight,
                                  keep_unseen_after=a.keep_unseen_after),
         replay_data=a.replay_data, regression_data=a.regression_data, regression_tolerance=a.regression_tolerance,
-        skip_classification=a.skip_classification, seed=a.seed,
+        skip_classification=a.skip_classification, seed=a.seed, fresh=a.fresh,
         log=None if a.quiet else (lambda msg: print(msg, flush=True)))
     try:
         cfg.validate()
@@ -304,8 +372,14 @@ def config_from_args(argv=None) -> LearnConfig:
     return cfg
 
 
+def _interrupt(signum, _frame):
+    raise LearnInterrupted(f"signal {signum}")
+
+
 def main(argv=None) -> int:
+    import signal
     cfg = config_from_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)          # stop cleanly: a report, no half-made child
     try:
         report = learn(cfg)
     except LearnInputError as e:

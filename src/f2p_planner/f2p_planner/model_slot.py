@@ -9,7 +9,9 @@ admitted only after :meth:`ModelSlot.admit` checked it, in this order:
 2. when signatures are required, an Ed25519 signature of that SHA-256 by the configured key
    (``f2p_skill_effect.checkpoint.verify_signature``);
 3. the checkpoint itself: weights-only load (never unpickled code), content digest, the relation
-   and skill vocabularies, an architecture the code knows, weights that fit it.
+   and skill vocabularies, an architecture the code knows, weights that fit it;
+4. a child (a checkpoint with a parent) must carry the learner's regression-gate verdict
+   ``metrics.deployable: true``: nothing unvalidated serves.
 
 A refused candidate changes nothing: the active model keeps serving. No ROS.
 """
@@ -81,6 +83,9 @@ class ModelSlot:
         if self.require_signed:
             verify_signature(digest, info.signature, self.public_key)
         ckpt = load_checkpoint(path)
+        if ckpt.parent_version and ckpt.metrics.get("deployable") is not True:
+            raise CheckpointError(f"{path}: a child of {ckpt.parent_version} that the learner's regression gate did not "
+                                  "pass (metrics.deployable is not true): it may not serve")
         model = model_from_checkpoint(ckpt)
         return LoadedModel(model, ckpt, model_info(path, ckpt))
 
