@@ -14,11 +14,12 @@ setup(
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description="the task executor node: runs tasks, detects failures, records failure events",
+    description="the task executor and failure recorder nodes: run tasks, detect failures, ship failure events",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "task_executor = f2p_executor.task_executor_node:main",
+            "failure_recorder = f2p_executor.failure_recorder_node:main",
         ],
     },
 )

@@ -48,6 +48,7 @@ _STACK = (
     NodeSpec("relation_detector", "f2p_relations", "relation_detector"),
     NodeSpec("planner", "f2p_planner", "planner"),
     NodeSpec("task_executor", "f2p_executor", "task_executor"),
+    NodeSpec("failure_recorder", "f2p_executor", "failure_recorder"),
     NodeSpec("visualizer", "f2p_viz", "visualizer"),
 )
 

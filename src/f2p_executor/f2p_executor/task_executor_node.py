@@ -25,8 +25,8 @@ A task: **observe** (a scene and its relations received after the request), **pl
 ``f2p_executor.supervision.check_plan``), then per step **execute** and **verify_step**: the
 first observation after the skill ended (received after its result, stamped no earlier) is
 compared with the relations the plan predicted (§4). A mismatch is a failure event F = (O_{k-1},
-R_{k-1}, φ_k(a_k), R_k), written durably to ``spool_dir`` (``.f2pevent``, fsync + rename, the
-failure recorder's queue until it ships it: issue 30) and published; the executor then
+R_{k-1}, φ_k(a_k), R_k), written durably to ``spool_dir`` (``.f2pevent``, fsync + rename: the
+``failure_recorder``'s queue, which ships it to the learner) and published; the executor then
 **replans** from what it observes, up to ``max_replans`` times. The result says whether the goal
 was observed and whether every prediction held, so "done, but the model was wrong" differs
 from "not done". One task runs at a time: a goal sent meanwhile is rejected. A camera that stops
@@ -48,7 +48,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
 from f2p_executor.supervision import check_plan, goal_status, step_mismatches
-from f2p_failure.events import FailureEvent, FailureEventError, save_event
+from f2p_failure.events import FailureEvent, FailureEventError
+from f2p_failure.queue import EventQueue
 from f2p_interfaces.action import ExecuteSkill, RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
 from f2p_interfaces.msg import Plan as PlanMsg
@@ -112,7 +113,11 @@ class TaskExecutorNode(ManagedNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.spool = Path(self.v["spool_dir"] or default_spool_dir()).expanduser()
-        self.spool.mkdir(parents=True, exist_ok=True)
+        try:
+            self.queue = EventQueue(self.spool, ())          # the failure recorder ships from here
+        except OSError as exc:
+            self.get_logger().error(f"configure failed: cannot create the spool {self.spool}: {exc}")
+            return TransitionCallbackReturn.FAILURE
         if self.v["verifier"]:
             self._verify_client = self.create_client(VerifyPlan, self.v["verifier"],
                                                      callback_group=ReentrantCallbackGroup())
@@ -379,7 +384,7 @@ class TaskExecutorNode(ManagedNode):
                 relations_before=(rel_before.unary, rel_before.binary), observed_after=(rel_after.unary, rel_after.binary),
                 after=after.clouds, mismatches=mismatches, context=context, frame_id=before.frame_id,
                 stamp_ns=after.stamp_ns)
-            path = save_event(event, self.spool)
+            path, _ = self.queue.put(event)
         except (FailureEventError, OSError) as exc:
             raise TaskError(f"step {k} did not go as predicted, and its failure event could not be recorded: {exc}")
         self._events_pub.publish(failure_event_to_msg(event))

@@ -1,0 +1,228 @@
+"""``failure_recorder`` lifecycle node: every failure event the robot records reaches the learner,
+none is lost and none is shipped again once the learner acknowledged it.
+
+=========================  ===============================  ====================================
+interface                  type                             what
+=========================  ===============================  ====================================
+srv ``record_failure``     f2p_interfaces/SubmitFailure     store an event durably, then answer
+                                                            ``accepted`` (false: why, and nothing
+                                                            was stored)
+sub ``failure_events``     f2p_interfaces/FailureEvent      events published by any producer
+                                                            (reliable): stored the same way
+client ``submit_failure``  f2p_interfaces/SubmitFailure     the learner (remap it to the
+                                                            learner's service)
+pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  spool depth, oldest event age,
+                                                            shipped, last error (every second)
+=========================  ===============================  ====================================
+
+The spool folder (``spool_dir``, '' = the task executor's ``$ROS_HOME/f2p/failure_events``) is
+the queue (``f2p_failure.queue.EventQueue``): the task executor writes its events there
+durably, this node adds the ones it receives, and a shipping thread sends the pending ones,
+oldest first, with ``SubmitFailure``. An event moves to ``shipped/`` only after the learner
+accepted it; while the learner is absent or silent the node retries with exponential back-off
+(``retry_initial_s`` doubling up to ``retry_max_s``), so the spool grows and drains when the
+learner returns. An event the learner refuses (malformed) moves to ``refused/`` with the
+learner's reason on ``/diagnostics``, never silently dropped; an event file that no longer
+loads (corrupt disk) moves to ``unreadable/``. Killed at any point, the node restarts from the
+folder; an event whose acknowledgement was lost in the crash is sent once more and the learner
+acknowledges it again without queueing it twice (its queue is idempotent by event id). A spool
+that cannot be written (full disk, read-only) refuses ``record_failure`` with the error and
+reports it: nothing is acknowledged that was not stored.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from f2p_executor.task_executor_node import default_spool_dir
+from f2p_failure.events import FailureEventError, load_event
+from f2p_failure.queue import EventQueue
+from f2p_interfaces.msg import FailureEvent as FailureEventMsg
+from f2p_interfaces.srv import SubmitFailure
+from f2p_ros import parameters as P
+from f2p_ros.conversions import ConversionError, failure_event_from_msg, failure_event_to_msg
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
+
+#: Where spooled events move: acknowledged by the learner, refused by it, no longer loadable.
+SPOOL_STATES = ("shipped", "refused", "unreadable")
+
+PARAMS = [
+    P.Param("spool_dir", "", "the spool folder ('' = $ROS_HOME/f2p/failure_events, the task executor's)"),
+    P.Param("retry_initial_s", 1.0, "first wait after the learner did not answer (s)",
+            lambda v: None if v > 0 else "must be > 0"),
+    P.Param("retry_max_s", 60.0, "longest wait between tries (s)", lambda v: None if v > 0 else "must be > 0"),
+    P.Param("submit_timeout_s", 30.0, "longest wait for the learner's answer to one event (s)",
+            lambda v: None if v > 0 else "must be > 0"),
+]
+
+
+class FailureRecorderNode(ManagedNode):
+    def __init__(self, **kwargs):
+        super().__init__("failure_recorder", **kwargs)
+        P.declare(self, PARAMS)
+        self.queue: EventQueue | None = None
+        self._active = False
+        self._sub = self._diag = self._diag_timer = None
+        self._thread, self._stop, self._wake = None, threading.Event(), threading.Event()
+        self.shipped = self.stored = 0
+        self.last_error = ""
+        self._calls = ReentrantCallbackGroup()
+        self._client = self.create_client(SubmitFailure, "submit_failure", callback_group=self._calls)
+        self.create_service(SubmitFailure, "record_failure", self._on_record, callback_group=self._calls)
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.v = P.load(self, PARAMS)
+            self.queue = EventQueue(Path(self.v["spool_dir"] or default_spool_dir()).expanduser(), SPOOL_STATES)
+        except (ValueError, OSError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
+                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        self.get_logger().info(f"configured: spool {self.queue.folder}, {self.queue.stats().pending} pending")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._sub = self.create_subscription(FailureEventMsg, "failure_events", self._on_event,
+                                             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
+                                             callback_group=MutuallyExclusiveCallbackGroup(),
+                                             event_callbacks=NO_EVENT_HANDLERS["sub"])
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._active = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._ship_loop, name="failure_recorder-ship", daemon=True)
+        self._thread.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._halt()
+        return super().on_deactivate(state)
+
+    def _halt(self) -> None:
+        self._active = False
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self.destroy_timer(self._diag_timer)
+            self._sub = self._diag_timer = None
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.v["submit_timeout_s"] + 5.0)
+            self._thread = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_lifecycle_publisher(self._diag)
+        self._diag, self.queue = None, None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._halt()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        if getattr(self, "v", None) is not None:
+            self._halt()                      # the shipping thread calls services: it ends first
+        super().destroy_node()
+
+    # --- storing ---------------------------------------------------------------------
+    def _store(self, msg: FailureEventMsg) -> tuple[bool, str, str]:
+        """(stored, message, path): the event durably in the spool, or why not."""
+        try:
+            event = failure_event_from_msg(msg)
+            path, new = self.queue.put(event)
+        except (ConversionError, FailureEventError, ValueError) as exc:
+            return False, f"malformed failure event: {exc}", ""
+        except OSError as exc:                     # full disk, read-only spool: say so, store nothing
+            self.last_error = f"cannot write the spool {self.queue.folder}: {exc.strerror or exc}"
+            self.get_logger().error(self.last_error)
+            return False, self.last_error, ""
+        if new:
+            self.stored += 1
+            self._wake.set()
+        return True, "stored" if new else "already recorded", str(path)
+
+    def _on_record(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
+        resp.event_id = req.event.event_id
+        if not self._active:
+            resp.accepted, resp.message = False, "the failure recorder is not active"
+            return resp
+        resp.accepted, resp.message, resp.stored_uri = self._store(req.event)
+        return resp
+
+    def _on_event(self, msg: FailureEventMsg) -> None:
+        ok, message, _ = self._store(msg)
+        if not ok:
+            self.get_logger().warning(f"failure event {msg.event_id!r} not recorded: {message}")
+
+    # --- shipping --------------------------------------------------------------------
+    def _ship_loop(self) -> None:
+        delay = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(delay if delay else 1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            shipped_all = True
+            for path in self.queue.pending():
+                if self._stop.is_set():
+                    return
+                if not self._ship(path):
+                    shipped_all = False
+                    break
+            delay = 0.0 if shipped_all else min(self.v["retry_max_s"], max(self.v["retry_initial_s"], 2 * delay))
+
+    def _ship(self, path: Path) -> bool:
+        """Send one pending event; False when the learner did not answer (retry later)."""
+        event_id = path.name[:-len(".f2pevent")]
+        try:
+            msg = failure_event_to_msg(load_event(path))
+        except FailureEventError as exc:
+            if not path.exists():                 # gone meanwhile: nothing to ship
+                return True
+            self.last_error = f"event {event_id} no longer loads ({exc}): moved to unreadable/"
+            self.get_logger().error(self.last_error)
+            self.queue.move(event_id, "unreadable")
+            return True
+        if not self._client.wait_for_service(timeout_sec=0.5):
+            self.last_error = f"the learner ({self._client.srv_name}) is not available"
+            return False
+        try:
+            resp = wait_for(self._client.call_async(SubmitFailure.Request(event=msg)), self.v["submit_timeout_s"],
+                            self._stop.is_set)
+        except (TimeoutError, InterruptedError) as exc:
+            self.last_error = f"the learner did not acknowledge event {event_id}: {exc}"
+            return False
+        if resp.accepted:
+            self.queue.move(event_id, "shipped")
+            self.shipped += 1
+            self.get_logger().info(f"event {event_id} shipped: {resp.message} ({resp.stored_uri})")
+        else:
+            self.last_error = f"the learner refused event {event_id}: {resp.message} (moved to refused/)"
+            self.get_logger().error(self.last_error)
+            self.queue.move(event_id, "refused")
+        return True
+
+    def _publish_diagnostics(self) -> None:
+        stats = self.queue.stats()
+        level = ERROR if self.last_error.startswith("cannot write") else WARN if stats.pending else OK
+        message = ((self.last_error or f"{stats.pending} event(s) to ship") if stats.pending or level == ERROR
+                   else "every event shipped")
+        self._diag.publish(diagnostics(self, "spool", level, message, spool=str(self.queue.folder),
+                                       pending=stats.pending, oldest_age_s=f"{stats.oldest_age_s:.1f}",
+                                       stored=self.stored, shipped_now=self.shipped,
+                                       **{f"in_{k}": v for k, v in stats.moved.items()}, last_error=self.last_error))
+
+
+def main(args=None) -> None:
+    run_node(FailureRecorderNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""A durable queue of failure events in a folder: the robot's spool and the learner's job queue.
+
+The ``.f2pevent`` files are the queue (no index to corrupt). ``<folder>/*.f2pevent`` are
+pending, oldest first by the time they were queued; each later state is a subfolder an event
+moves to by an atomic rename followed by an fsync of both folders (``shipped/`` once the learner
+acknowledged it, ``learned/``, ``failed/``, ``refused/``...). An event is in exactly one place
+at any moment, so a process killed at any point restarts from the folder: a pending event is
+still pending, a moved one stays moved. :meth:`EventQueue.put` is idempotent by event id (an
+event already queued or moved on is not queued again): a producer may resend after a crash,
+and a consumer acknowledges a resent event it already has. No ROS.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from f2p_failure.events import EVENT_SUFFIX, FailureEvent, event_path, list_events, load_event, save_event
+
+_STATE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """``pending`` events, the ``oldest_age_s`` of them (0 when none), events per later state."""
+
+    pending: int
+    oldest_age_s: float
+    moved: dict[str, int]
+
+
+class EventQueue:
+    """The events of ``folder`` (module docstring); ``states``: the subfolders events move to."""
+
+    def __init__(self, folder: str | os.PathLike, states: tuple[str, ...]):
+        self.folder = Path(folder)
+        for s in states:
+            if not _STATE.fullmatch(s):
+                raise ValueError(f"a queue state is a lower-case name, got {s!r}")
+        self.states = tuple(states)
+        for sub in (self.folder, *(self.folder / s for s in self.states)):
+            sub.mkdir(parents=True, exist_ok=True)
+
+    def where(self, event_id: str) -> str | None:
+        """``"pending"``, the state the event moved to, or None if the queue never had it."""
+        if event_path(self.folder, event_id).is_file():
+            return "pending"
+        for s in self.states:
+            if event_path(self.folder / s, event_id).is_file():
+                return s
+        return None
+
+    def put(self, event: FailureEvent) -> tuple[Path, bool]:
+        """Store ``event`` durably as pending unless the queue has it already: (its path, whether
+        it was new). FailureEventError for an event that does not validate; OSError when the
+        folder cannot be written (full disk, read-only): then nothing was queued."""
+        state = self.where(event.event_id)
+        if state is not None:
+            folder = self.folder if state == "pending" else self.folder / state
+            return event_path(folder, event.event_id), False
+        return save_event(event, self.folder), True
+
+    def put_file(self, path: str | os.PathLike) -> tuple[Path, bool]:
+        """:meth:`put` for an event file (its bytes are checked by loading it)."""
+        return self.put(load_event(path))
+
+    def _queued(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in list_events(self.folder):
+            try:
+                out.append((p.stat().st_mtime_ns, p))
+            except FileNotFoundError:          # moved on by another process meanwhile
+                continue
+        return sorted(out, key=lambda t: (t[0], t[1].name))
+
+    def pending(self) -> list[Path]:
+        """Pending event files, oldest queued first (ties by name)."""
+        return [p for _t, p in self._queued()]
+
+    def move(self, event_id: str, state: str) -> Path:
+        """Move a pending event to ``state``, durably; its new path. KeyError if not pending."""
+        if state not in self.states:
+            raise ValueError(f"unknown state {state!r}; this queue has {self.states}")
+        src = event_path(self.folder, event_id)
+        if not src.is_file():
+            raise KeyError(f"event {event_id} is not pending in {self.folder}")
+        dst = event_path(self.folder / state, event_id)
+        os.replace(src, dst)
+        _fsync_dir(self.folder / state)
+        _fsync_dir(self.folder)
+        return dst
+
+    def stats(self) -> QueueStats:
+        queued = self._queued()
+        oldest = (time.time_ns() - queued[0][0]) / 1e9 if queued else 0.0
+        return QueueStats(len(queued), max(0.0, oldest),
+                          {s: len(list((self.folder / s).glob("*" + EVENT_SUFFIX))) for s in self.states})
