@@ -32,7 +32,6 @@ reports it: nothing is acknowledged that was not stored.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
