@@ -20,6 +20,7 @@ setup(
         "console_scripts": [
             "f2p-learn = f2p_learning.learn:main",
             "f2p-demo = f2p_learning.demo:main",
+            "learner = f2p_learning.learner_node:main",
         ],
     },
 )

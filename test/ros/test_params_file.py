@@ -10,12 +10,14 @@ from f2p_perception import cloud_filter_node, perception_node
 from f2p_planner import planner_node
 from f2p_relations import relation_detector_node
 from f2p_sim import sim_robot_node
+from f2p_learning import learner_node
 from f2p_viz import visualizer_node
 
 NODES = {"cloud_filter": cloud_filter_node.PARAMS, "perception": perception_node.PARAMS,
          "relation_detector": relation_detector_node.PARAMS, "sim_robot": sim_robot_node.PARAMS,
          "planner": planner_node.PARAMS, "task_executor": task_executor_node.PARAMS,
-         "visualizer": visualizer_node.PARAMS, "failure_recorder": failure_recorder_node.PARAMS}
+         "visualizer": visualizer_node.PARAMS, "failure_recorder": failure_recorder_node.PARAMS,
+         "learner": learner_node.PARAMS}
 
 
 @pytest.mark.parametrize("robot", sorted(GRAPHS))

@@ -90,10 +90,11 @@ def test_slot_refuses_a_child_the_regression_gate_did_not_pass(models):
 def test_slot_admits_swaps_and_rolls_back(models):
     slot = ModelSlot(models["v1"])
     assert slot.active().version == "tiny"
-    previous, active = slot.swap(slot.admit(model_info(models["v2"])))
+    previous, active = slot.swap(slot.admit(model_info(models["v2"])), "operator:alice")
     assert (previous.version, active.version) == ("tiny", "tiny-v2")
-    assert slot.rollback()[1].version == "tiny" and slot.active().version == "tiny"
-    assert [h["event"] for h in slot.history] == ["initial", "swap", "rollback"]
+    assert slot.rollback("operator:bob")[1].version == "tiny" and slot.active().version == "tiny"
+    assert [(h["event"], h.get("requested_by")) for h in slot.history] == [
+        ("initial", None), ("swap", "operator:alice"), ("rollback", "operator:bob")]
     with pytest.raises(CheckpointError, match="no previous model"):
         ModelSlot(models["v1"]).rollback()
 

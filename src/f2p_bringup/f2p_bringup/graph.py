@@ -63,6 +63,8 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (NodeSpec("sim_robot", "f2p_sim", "sim_robot", clock_source=True), *_STACK),
     "stretch": _on("/camera/depth/color/points", "/stretch/execute_skill"),
     "ur5": _on("/wrist_camera/depth/color/points", "/ur5/execute_skill"),
+    # off-board: the learner, beside any robot graph (its swap_model reaches the robot's planner)
+    "learner": (NodeSpec("learner", "f2p_learning", "learner"),),
 }
 
 #: Each robot's parameter file in ``share/f2p_bringup/config/``.
@@ -82,9 +84,14 @@ def params_file(robot: str = "sim") -> Path:
     return share_path("f2p_bringup", "config", PARAMS_FILES[robot])
 
 
+#: The graphs with a camera to look at, each with its rviz2 view ``config/<robot>.rviz``.
+RVIZ_VIEWS = ("sim", "stretch", "ur5")
+
+
 def rviz_config(robot: str = "sim") -> Path:
     """The installed rviz2 config of ``robot``: the camera cloud and the visualizer's markers."""
-    graph(robot)
+    if robot not in RVIZ_VIEWS:
+        raise ValueError(f"graph {robot!r} has no rviz view; these do: {', '.join(RVIZ_VIEWS)}")
     return share_path("f2p_bringup", "config", f"{robot}.rviz")
 
 

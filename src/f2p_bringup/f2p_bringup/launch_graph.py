@@ -9,7 +9,7 @@ activate, every lifecycle node as it comes up) and ``rviz`` (start rviz2 with
 """
 from __future__ import annotations
 
-from f2p_bringup.graph import graph, params_file, rviz_config
+from f2p_bringup.graph import RVIZ_VIEWS, graph, params_file, rviz_config
 
 
 def robot_launch_description(robot: str):
@@ -34,11 +34,13 @@ def robot_launch_description(robot: str):
         DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="configure and activate the lifecycle nodes"),
-        DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with config/<robot>.rviz"),
-        Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(rviz_config(robot))],
-             parameters=[{"use_sim_time": ParameterValue(use_sim_time, value_type=bool)}],
-             condition=IfCondition(LaunchConfiguration("rviz"))),
     ]
+    if robot in RVIZ_VIEWS:
+        entities += [
+            DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with config/<robot>.rviz"),
+            Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(rviz_config(robot))],
+                 parameters=[{"use_sim_time": ParameterValue(use_sim_time, value_type=bool)}],
+                 condition=IfCondition(LaunchConfiguration("rviz")))]
     for spec in graph(robot):
         node_params = [params]
         if not spec.clock_source:

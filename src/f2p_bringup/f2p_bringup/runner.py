@@ -2,6 +2,7 @@
 
     f2p-bringup sim                          # the simulated robot and the whole stack
     f2p-bringup stretch --params-file my_stretch.yaml --namespace robot1
+    f2p-bringup learner                      # off-board: the learner node
 
 It starts every node of :func:`f2p_bringup.graph.graph` (its executable with ``--ros-args``: name,
 namespace, the robot's params file, remaps, ``use_sim_time``), then — unless ``--no-autostart`` —
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f2p_bringup.graph import NodeSpec, graph, params_file, ros_args
+from f2p_bringup.graph import GRAPHS, NodeSpec, graph, params_file, ros_args
 
 EXIT_STOPPED, EXIT_NODE_DIED, EXIT_STARTUP = 0, 1, 2
 
@@ -187,7 +188,7 @@ def run_graph(cfg: BringupConfig, stop: threading.Event | None = None, ready: th
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="f2p-bringup", description=__doc__.split("\n\n")[0])
     d = BringupConfig.__dataclass_fields__
-    p.add_argument("robot", choices=["sim", "stretch", "ur5"])
+    p.add_argument("robot", choices=sorted(GRAPHS), help="a robot's graph, or the off-board learner")
     p.add_argument("--params-file", default=None, help="default: the robot's installed config/<robot>.yaml")
     p.add_argument("--namespace", default=d["namespace"].default)
     p.add_argument("--use-sim-time", action="store_true")

@@ -89,20 +89,20 @@ class ModelSlot:
         model = model_from_checkpoint(ckpt)
         return LoadedModel(model, ckpt, model_info(path, ckpt))
 
-    def swap(self, candidate: LoadedModel) -> tuple[ModelInfo, ModelInfo]:
+    def swap(self, candidate: LoadedModel, requested_by: str = "") -> tuple[ModelInfo, ModelInfo]:
         """Make ``candidate`` active (atomically); (previous info, active info)."""
         with self._lock:
             self._previous, self._active = self._active, candidate
             self.history.append({"event": "swap", "from": self._previous.version, "to": candidate.version,
-                                 "time": time.time()})
+                                 "requested_by": requested_by, "time": time.time()})
             return self._previous.info, candidate.info
 
-    def rollback(self) -> tuple[ModelInfo, ModelInfo]:
+    def rollback(self, requested_by: str = "") -> tuple[ModelInfo, ModelInfo]:
         """Return to the model the last swap replaced; CheckpointError when there is none."""
         with self._lock:
             if self._previous is None:
                 raise CheckpointError("no previous model to roll back to")
             self._previous, self._active = self._active, self._previous
             self.history.append({"event": "rollback", "from": self._previous.version, "to": self._active.version,
-                                 "time": time.time()})
+                                 "requested_by": requested_by, "time": time.time()})
             return self._previous.info, self._active.info

@@ -189,17 +189,19 @@ class PlannerNode(ManagedNode):
             candidate = self.slot.admit(model_info_from_msg(req.model))
         except (CheckpointError, ValueError, OSError) as exc:
             resp.success, resp.message = False, f"refused, still serving {current.version}: {exc}"
-            self._diag.publish(diagnostics(self, "swap_model", ERROR, resp.message, active=current.version))
+            self._diag.publish(diagnostics(self, "swap_model", ERROR, resp.message, active=current.version,
+                                           requested_by=req.requested_by or "unnamed caller"))
             return resp
         if req.dry_run:
             resp.success, resp.message = True, f"{candidate.version} would be admitted (dry run)"
             return resp
-        previous, active = self.slot.swap(candidate)
+        who = req.requested_by or "unnamed caller"
+        previous, active = self.slot.swap(candidate, who)
         resp.previous, resp.active = model_info_to_msg(previous), model_info_to_msg(active)
         resp.success, resp.message = True, f"swapped {previous.version} -> {active.version}"
         self._info_pub.publish(resp.active)
-        self._diag.publish(diagnostics(self, "swap_model", OK, resp.message, active=active.version))
-        self.get_logger().info(resp.message)
+        self._diag.publish(diagnostics(self, "swap_model", OK, resp.message, active=active.version, requested_by=who))
+        self.get_logger().info(f"{resp.message} (requested by {who})")
         return resp
 
     def _on_rollback(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
@@ -207,12 +209,14 @@ class PlannerNode(ManagedNode):
             resp.success, resp.message = False, "planner is not active (configure and activate it first)"
             return resp
         try:
-            previous, active = self.slot.rollback()
+            previous, active = self.slot.rollback("rollback_model caller")
         except CheckpointError as exc:
             resp.success, resp.message = False, str(exc)
             return resp
         self._info_pub.publish(model_info_to_msg(active))
         resp.success, resp.message = True, f"rolled back {previous.version} -> {active.version}"
+        self._diag.publish(diagnostics(self, "swap_model", OK, resp.message, active=active.version,
+                                       requested_by="rollback_model caller"))
         self.get_logger().info(resp.message)
         return resp
 

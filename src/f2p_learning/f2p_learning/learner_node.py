@@ -1,0 +1,247 @@
+"""``learner`` lifecycle node (off-board): failure events in, signed validated models onto the robot.
+
+=========================  ===============================  ====================================
+interface                  type                             what
+=========================  ===============================  ====================================
+srv ``submit_failure``     f2p_interfaces/SubmitFailure     ``accepted`` once the event is in the
+                                                            learner's queue on disk (idempotent:
+                                                            a resent event is acknowledged again)
+pub ``learner/progress``   f2p_interfaces/LearnerProgress   each job's stages (queued, classify,
+                                                            infer, simulate, fine_tune, validate,
+                                                            store, swap, done / failed)
+pub ``model_updates``      f2p_interfaces/ModelUpdate       every model learned (latched, last 10):
+                                                            deployable or not, and why
+client ``swap_model``      f2p_interfaces/SwapModel         the robot's planner (remap it): a
+                                                            deployable, signed child is pushed
+pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  queue depth, the running job, last
+                                                            outcome
+=========================  ===============================  ====================================
+
+The work is :class:`f2p_learning.jobs.Learner`'s: a durable queue, one job at a time in a worker
+process (``f2p-learn``, torch threads ``worker_threads``) so the node's executor never blocks,
+a model store with lineage. **Who swaps**: the learner pushes (``push_to_robot``) each
+deployable child to the planner's ``swap_model``; the planner admits it only after its own
+checks (SHA-256, the Ed25519 signature by ``signing_key``'s public half when the robot sets
+``require_signed``, vocabulary, architecture, the gate's verdict) and keeps the old model on
+refusal; an operator can ``rollback_model`` at any time. With ``push_to_robot`` false, a robot
+stack that prefers to pull listens to ``model_updates`` and calls ``swap_model`` itself.
+Deactivating stops a running job (its event stays queued and runs again on activation).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from f2p_failure.events import FailureEventError
+from f2p_interfaces.msg import LearnerProgress, ModelUpdate
+from f2p_interfaces.srv import SubmitFailure, SwapModel
+from f2p_learning.jobs import JobResult, Learner, LearnerConfig
+from f2p_ros import parameters as P
+from f2p_ros.conversions import ConversionError, failure_event_from_msg, model_info_to_msg
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
+from f2p_skill_effect.checkpoint import model_info, shipped_model
+
+
+def ros_home() -> Path:
+    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros"))
+
+
+PARAMS = [
+    P.Param("queue_dir", "", "the learner's event queue ('' = $ROS_HOME/f2p/learner)"),
+    P.Param("store_dir", "", "the model store, one folder per version ('' = $ROS_HOME/f2p/models)"),
+    P.Param("checkpoint", "", "parent when the failed model is not in the store ('' = the shipped pre-trained)"),
+    P.Param("signing_key", "", "Ed25519 private key (PEM, f2p-sign keygen) signing deployable children ('' = unsigned)"),
+    P.Param("replay_data", [""], "dataset folders replayed during fine-tuning ([''] = none)"),
+    P.Param("regression_data", [""], "held-out dataset folders for the regression gate ([''] = none: nothing deployable)"),
+    P.Param("regression_tolerance", 0.02, "largest score drop a deployable child may show", P.positive_or_zero),
+    P.Param("particles", 20, "M, the SVGD particles (paper A.5: 20)", lambda v: None if v >= 2 else "must be >= 2"),
+    P.Param("svgd_steps", 60, "SVGD steps", lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("epochs", 200, "fine-tuning epochs (paper: 200)", lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("seed", 0, "seed of every job (the same event gives the same child)", P.positive_or_zero),
+    P.Param("worker_threads", 1, "torch threads of the worker process", lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child"),
+    P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", lambda v: None if v > 0 else "must be > 0"),
+]
+
+
+def _folders(values) -> list[str]:
+    return [v for v in values if v]
+
+
+class LearnerNode(ManagedNode):
+    def __init__(self, **kwargs):
+        super().__init__("learner", **kwargs)
+        P.declare(self, PARAMS)
+        self.learner: Learner | None = None
+        self._active = False
+        self._pubs = {}
+        self._thread, self._stop, self._wake = None, threading.Event(), threading.Event()
+        self.running, self.last_result = "", None
+        self._calls = ReentrantCallbackGroup()
+        self.create_service(SubmitFailure, "submit_failure", self._on_submit, callback_group=self._calls)
+        self._swap = self.create_client(SwapModel, "swap_model", callback_group=self._calls)
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            v = self.v = P.load(self, PARAMS)
+            home = ros_home() / "f2p"
+            if v["signing_key"] and not Path(v["signing_key"]).is_file():
+                raise ValueError(f"signing_key {v['signing_key']} does not exist (make one: f2p-sign keygen KEY)")
+            self.learner = Learner(LearnerConfig(
+                queue_dir=Path(v["queue_dir"] or home / "learner").expanduser(),
+                store_dir=Path(v["store_dir"] or home / "models").expanduser(),
+                checkpoint=v["checkpoint"] or shipped_model("skill_effect_pretrained.pt"),
+                signing_key=v["signing_key"] or None, replay_data=_folders(v["replay_data"]),
+                regression_data=_folders(v["regression_data"]), regression_tolerance=v["regression_tolerance"],
+                particles=v["particles"], svgd_steps=v["svgd_steps"], epochs=v["epochs"], seed=v["seed"],
+                worker_threads=v["worker_threads"]))
+        except (ValueError, OSError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        pub = NO_EVENT_HANDLERS["pub"]
+        self._pubs = {"progress": self.create_lifecycle_publisher(LearnerProgress, "learner/progress", 50,
+                                                                  event_callbacks=pub),
+                      "updates": self.create_lifecycle_publisher(ModelUpdate, "model_updates", latched,
+                                                                 event_callbacks=pub),
+                      "diag": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)}
+        if not self.v["signing_key"]:
+            self.get_logger().warning("no signing_key: children are unsigned, robots with require_signed refuse them")
+        self.get_logger().info(f"configured: queue {self.learner.queue.folder} ({self.learner.queue.stats().pending} "
+                               f"pending), store {self.learner.store.folder}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._work, name="learner-jobs", daemon=True)
+        self._thread.start()
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._halt()
+        return super().on_deactivate(state)
+
+    def _halt(self) -> None:
+        self._active = False
+        self._stop.set()
+        self._wake.set()
+        if self.learner is not None:
+            self.learner.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=60.0)
+            self._thread = None
+        if getattr(self, "_diag_timer", None) is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for p in self._pubs.values():
+            self.destroy_lifecycle_publisher(p)
+        self._pubs, self.learner = {}, None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._halt()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        self._halt()                          # the job thread publishes and calls services: it ends first
+        super().destroy_node()
+
+    # --- the queue -------------------------------------------------------------------
+    def _on_submit(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
+        resp.event_id = req.event.event_id
+        if not self._active:
+            resp.accepted, resp.message = False, "the learner is not active"
+            return resp
+        try:
+            event = failure_event_from_msg(req.event)
+            path, state = self.learner.submit(event)
+        except (ConversionError, FailureEventError, ValueError) as exc:
+            resp.accepted, resp.message = False, f"malformed failure event: {exc}"
+            return resp
+        except OSError as exc:
+            resp.accepted, resp.message = False, f"cannot write the learner's queue: {exc.strerror or exc}"
+            self.get_logger().error(resp.message)
+            return resp
+        resp.accepted, resp.message, resp.stored_uri = True, state, str(path)
+        if state == "queued":
+            self._progress(event.event_id, "queued", 0.0, f"{self.learner.queue.stats().pending} pending")
+            self._wake.set()
+        return resp
+
+    # --- jobs ------------------------------------------------------------------------
+    def _progress(self, event_id: str, stage: str, fraction: float, status: str) -> None:
+        msg = LearnerProgress(event_id=event_id, stage=stage, fraction=float(fraction), status=status[:500])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._pubs["progress"].publish(msg)
+        self.get_logger().info(f"[{event_id[:8]}] {stage} {100 * fraction:.0f}%: {status}")
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            pending = self.learner.queue.pending()
+            if not pending:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self.running = pending[0].stem
+            result = self.learner.run_next(self._progress)
+            self.running = ""
+            if result is None or self._stop.is_set() and result.outcome == "interrupted":
+                continue
+            self.last_result = result
+            if result.model is not None:
+                self._announce(result)
+
+    def _announce(self, result: JobResult) -> None:
+        info = model_info(result.model.path)
+        update = ModelUpdate(model=model_info_to_msg(info), event_ids=[result.event_id], deployable=result.deployable,
+                             reason=result.reason)
+        update.header.stamp = self.get_clock().now().to_msg()
+        self._pubs["updates"].publish(update)
+        if not (result.deployable and self.v["push_to_robot"]):
+            return
+        if not self._swap.wait_for_service(timeout_sec=5.0):
+            self._progress(result.event_id, "swap", 1.0, f"no planner on {self._swap.srv_name}: the robot can pull "
+                                                          f"{info.version} from model_updates")
+            return
+        try:
+            resp = wait_for(self._swap.call_async(SwapModel.Request(
+                model=update.model, requested_by=f"learner: learned from failure event {result.event_id}")),
+                self.v["swap_timeout_s"], self._stop.is_set)
+        except (TimeoutError, InterruptedError) as exc:
+            self._progress(result.event_id, "swap", 1.0, f"the planner did not answer: {exc}")
+            return
+        self._progress(result.event_id, "swap", 1.0, f"{'swapped to' if resp.success else 'the planner refused'} "
+                                                     f"{info.version}: {resp.message}")
+
+    def _publish_diagnostics(self) -> None:
+        stats = self.learner.queue.stats()
+        last = self.last_result
+        level = ERROR if last is not None and last.state == "failed" else WARN if stats.pending else OK
+        self._diag.publish(diagnostics(
+            self, "jobs", level, f"learning {self.running[:8]}" if self.running else
+            (f"last: {last.outcome} ({last.reason})" if last else "idle"), pending=stats.pending,
+            oldest_age_s=f"{stats.oldest_age_s:.1f}", **{f"in_{k}": v for k, v in stats.moved.items()},
+            models=len(self.learner.store.versions())))
+
+    @property
+    def _diag(self):
+        return self._pubs["diag"]
+
+
+def main(args=None) -> None:
+    run_node(LearnerNode, args)
+
+
+if __name__ == "__main__":
+    main()

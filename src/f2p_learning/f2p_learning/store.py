@@ -1,0 +1,75 @@
+"""The learner's model store: one folder per model version, with what the model learned from.
+
+``<store>/<version>/model.pt`` (+ ``.sha256``, and ``.sig`` when signed) and
+``<store>/<version>/lineage.json``: the parent version, the failure event ids, the data it was
+fine-tuned and validated on, its metrics and the learn report. Adding is idempotent (the same
+version again is checked to be the same bytes and left alone) and durable (every file written
+with ``f2p_common.files.write_atomic``; the folder appears complete or not at all: it is built
+under a temporary name and renamed). No ROS.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from f2p_common.files import write_atomic
+from f2p_skill_effect.checkpoint import (CheckpointError, file_sha256, load_checkpoint, sidecar_path, sign_checkpoint,
+                                         signature_path)
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A model in the store: its ``version``, ``path`` (model.pt), whether it is ``signed``."""
+
+    version: str
+    path: Path
+    signed: bool
+
+
+class ModelStore:
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def find(self, version: str) -> StoredModel | None:
+        path = self.folder / version / "model.pt"
+        return StoredModel(version, path, signature_path(path).is_file()) if path.is_file() else None
+
+    def versions(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if (p / "model.pt").is_file())
+
+    def add(self, checkpoint: str | os.PathLike, lineage: dict, signing_key: str | os.PathLike | None = None
+            ) -> StoredModel:
+        """Store ``checkpoint`` (verified first) under its version with ``lineage``; sign it with
+        the Ed25519 ``signing_key`` when given. CheckpointError for a checkpoint that does not
+        verify or a version already stored with other bytes."""
+        src = Path(checkpoint)
+        ckpt = load_checkpoint(src)
+        digest = file_sha256(src)
+        existing = self.find(ckpt.version)
+        if existing is not None:
+            if file_sha256(existing.path) != digest:
+                raise CheckpointError(f"version {ckpt.version} is already stored with other bytes ({existing.path})")
+            if signing_key and not existing.signed:
+                sign_checkpoint(existing.path, signing_key)
+                existing = self.find(ckpt.version)
+            return existing
+        staging = self.folder / f".{ckpt.version}.{os.getpid()}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        write_atomic(staging / "model.pt", src.read_bytes())
+        write_atomic(sidecar_path(staging / "model.pt"), f"{digest}  model.pt\n")
+        if signing_key:
+            sign_checkpoint(staging / "model.pt", signing_key)
+        write_atomic(staging / "lineage.json", json.dumps({"version": ckpt.version, "parent_version": ckpt.parent_version,
+                                                            "sha256": digest, **lineage}, indent=1, default=str) + "\n")
+        os.replace(staging, self.folder / ckpt.version)
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return self.find(ckpt.version)

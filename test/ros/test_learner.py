@@ -1,0 +1,173 @@
+"""The learner: its model store and jobs (ROS-free) and the ``learner`` node over DDS — an event
+acknowledged once it is queued on disk, learned in a worker process with progress, the
+deployable child signed, stored with its lineage, announced and pushed to the planner; a
+sim-to-real gap and a broken event kept with the reason; a stopped job run again."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from f2p_failure.events import FailureEvent, save_event
+from f2p_interfaces.msg import LearnerProgress, ModelUpdate
+from f2p_interfaces.srv import SubmitFailure, SwapModel
+from f2p_learning.jobs import Learner, LearnerConfig
+from f2p_learning.learner_node import LearnerNode
+from f2p_learning.store import ModelStore
+from f2p_ros.conversions import failure_event_to_msg, model_info_from_msg
+from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_skill_effect.checkpoint import (CheckpointError, generate_signing_key, load_checkpoint, model_info,
+                                         verify_signature)
+from support.failure_fixtures import failure_event, observed_flipped, save_tiny_checkpoint
+from support.ros import WAIT_S, LifecycleClient, collector, wait_future, wait_until
+
+JOB_S = 240.0          # one tiny job: a worker process (torch + MuJoCo imports) and seconds of learning
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learner")
+
+    def data(name, seed):
+        generate(DatagenConfig(root / name, DatagenParams(transitions=6, shard_size=6, seed=seed,
+                                                          hold_out_failure_modes=True), workers=1, progress=False))
+        return root / name
+    return {"root": root, "checkpoint": save_tiny_checkpoint(root / "tiny.pt"), "public": generate_signing_key(root / "key.pem"),
+            "key": root / "key.pem", "replay": data("replay", 1), "regression": data("regression", 2),
+            "event": failure_event()}
+
+
+def tiny(setup, tmp_path, **changes) -> LearnerConfig:
+    # a tolerance no tiny child can miss: the gate runs, its verdict is "deployable"
+    cfg = LearnerConfig(tmp_path / "queue", tmp_path / "store", setup["checkpoint"], setup["key"],
+                        replay_data=[setup["replay"]], regression_data=[setup["regression"]], regression_tolerance=1.0,
+                        particles=4, svgd_steps=3, epochs=2, seed=2)
+    return dataclasses.replace(cfg, **changes)
+
+
+def fresh(event: FailureEvent) -> FailureEvent:
+    return dataclasses.replace(event, event_id=FailureEvent.new_id())
+
+
+# ---------------------------------------------------------------------------- store and jobs
+def test_the_store_keeps_one_folder_per_version_and_never_other_bytes(setup, tmp_path):
+    store = ModelStore(tmp_path / "store")
+    stored = store.add(setup["checkpoint"], {"event_ids": ["e1"]}, setup["key"])
+    assert stored.signed and store.versions() == [stored.version] == ["tiny"]
+    assert json.loads((stored.path.parent / "lineage.json").read_text())["event_ids"] == ["e1"]
+    verify_signature(model_info(stored.path).sha256, model_info(stored.path).signature, setup["public"])
+    assert store.add(setup["checkpoint"], {"event_ids": ["e1"]}) == stored            # idempotent
+    other = tmp_path / "other.pt"
+    from f2p_skill_effect.checkpoint import save_checkpoint
+    ck = load_checkpoint(setup["checkpoint"])
+    ck.metrics = {"note": 1.0}
+    save_checkpoint(other, ck)
+    with pytest.raises(CheckpointError, match="already stored with other bytes"):
+        store.add(other, {})
+
+
+def test_a_job_learns_signs_stores_and_moves_the_event_once(setup, tmp_path):
+    learner = Learner(tiny(setup, tmp_path))
+    event = fresh(setup["event"])
+    assert learner.submit(event)[1] == "queued" and learner.submit(event)[1] == "already pending"
+    stages = []
+    result = learner.run_next(lambda _e, stage, fraction, _s: stages.append((stage, fraction)))
+    assert (result.outcome, result.state, result.deployable) == ("learned", "learned", True), result.reason
+    assert [s for s, _ in stages][:1] == ["queued"] and stages[-1] == ("done", 1.0)
+    assert {"infer", "fine_tune", "validate", "store"} <= {s for s, _ in stages}
+    fractions = [f for _, f in stages]
+    assert fractions == sorted(fractions)
+    child = load_checkpoint(result.model.path)
+    assert result.model.signed and child.metrics["deployable"] is True and child.parent_version == "tiny"
+    lineage = json.loads((result.model.path.parent / "lineage.json").read_text())
+    assert lineage["event_ids"] == [event.event_id] and lineage["learn_report"]["outcome"] == "learned"
+    assert learner.submit(event)[1] == "already learned" and learner.run_next() is None
+
+
+def test_a_gap_and_a_broken_event_are_kept_with_the_reason(setup, tmp_path):
+    learner = Learner(tiny(setup, tmp_path))
+    gap = fresh(observed_flipped(setup["event"]))
+    learner.submit(gap)
+    r = learner.run_next()
+    assert (r.outcome, r.state, r.model) == ("sim_to_real_gap", "not_learnable", None)
+    broken = save_event(fresh(setup["event"]), learner.queue.folder)
+    broken.write_bytes(broken.read_bytes()[:100])
+    r = learner.run_next()
+    assert r.state == "failed" and "does not load" in r.reason
+    assert learner.queue.stats().moved == {"learned": 0, "not_deployable": 0, "not_learnable": 1, "failed": 1}
+
+
+# ---------------------------------------------------------------------------- the node over DDS
+class FakePlanner:
+    """The robot planner's swap_model, as a test peer: records what it was asked to serve."""
+
+    def __init__(self, node):
+        self.models, self.got = [], threading.Event()
+        node.create_service(SwapModel, "/swap_model", self._on)
+
+    def _on(self, req, resp):
+        self.models.append(model_info_from_msg(req.model))
+        self.asked_by = req.requested_by
+        self.got.set()
+        resp.success, resp.message = True, "swapped"
+        return resp
+
+
+def _node(ros, setup, tmp_path):
+    cfg = tiny(setup, tmp_path)
+    ros.add(LearnerNode(context=ros.context, parameter_overrides=[
+        Parameter("queue_dir", value=str(cfg.queue_dir)), Parameter("store_dir", value=str(cfg.store_dir)),
+        Parameter("checkpoint", value=str(cfg.checkpoint)), Parameter("signing_key", value=str(cfg.signing_key)),
+        Parameter("replay_data", value=[str(setup["replay"])]), Parameter("regression_data", value=[str(setup["regression"])]),
+        Parameter("regression_tolerance", value=1.0), Parameter("particles", value=4), Parameter("svgd_steps", value=3),
+        Parameter("epochs", value=2), Parameter("seed", value=2)]))
+    probe = ros.node("learner_probe")
+    lc = LifecycleClient(probe, "learner")
+    lc.activate()
+    submit = probe.create_client(SubmitFailure, "/submit_failure")
+    assert submit.wait_for_service(timeout_sec=WAIT_S)
+    return probe, submit, lc
+
+
+def test_node_learns_announces_and_pushes_a_signed_child(ros, setup, tmp_path):
+    probe, submit, _ = _node(ros, setup, tmp_path)
+    planner = FakePlanner(probe)
+    latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    updates, got_update = collector(probe, ModelUpdate, "/model_updates", latched)
+    progress, _ = collector(probe, LearnerProgress, "/learner/progress", 50)
+    event = fresh(setup["event"])
+    resp = wait_future(submit.call_async(SubmitFailure.Request(event=failure_event_to_msg(event))))
+    assert resp.accepted and resp.message == "queued" and resp.stored_uri.endswith(".f2pevent")
+    assert got_update.wait(JOB_S) and planner.got.wait(WAIT_S)
+    update = updates[-1]
+    assert update.deployable and list(update.event_ids) == [event.event_id]
+    pushed = planner.models[-1]
+    assert pushed.version == update.model.version and pushed.parent_version == "tiny"
+    verify_signature(pushed.sha256, pushed.signature, setup["public"])          # what a require_signed robot checks
+    assert planner.asked_by == f"learner: learned from failure event {event.event_id}"
+    wait_until(lambda: any(m.stage == "swap" and "swapped to" in m.status for m in progress))
+    assert {"queued", "infer", "fine_tune", "done"} <= {m.stage for m in progress}
+    again = wait_future(submit.call_async(SubmitFailure.Request(event=failure_event_to_msg(event))))
+    assert again.accepted and again.message == "already learned"                 # a resend: acknowledged, not relearned
+    bad = failure_event_to_msg(fresh(setup["event"]))
+    bad.observation_before.objects.pop()
+    refused = wait_future(submit.call_async(SubmitFailure.Request(event=bad)))
+    assert not refused.accepted and "malformed failure event" in refused.message
+
+
+def test_a_job_stopped_by_deactivation_runs_again(ros, setup, tmp_path):
+    from lifecycle_msgs.msg import Transition
+    probe, submit, lc = _node(ros, setup, tmp_path)
+    progress, _ = collector(probe, LearnerProgress, "/learner/progress", 50)
+    event = fresh(setup["event"])
+    assert wait_future(submit.call_async(SubmitFailure.Request(event=failure_event_to_msg(event)))).accepted
+    wait_until(lambda: any(m.stage == "infer" for m in progress), timeout=JOB_S)
+    assert lc.transition(Transition.TRANSITION_DEACTIVATE)                       # mid-job
+    queue = Learner(tiny(setup, tmp_path)).queue
+    assert queue.where(event.event_id) == "pending"                             # kept, not lost
+    assert lc.transition(Transition.TRANSITION_ACTIVATE)
+    wait_until(lambda: queue.where(event.event_id) == "learned", timeout=JOB_S)
