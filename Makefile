@@ -15,7 +15,7 @@ ENV := . ./env.sh
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
-	@echo "make demo    setup, then the learn-from-failure loop on the simulated robot -> out/demo/report.md"
+	@echo "make demo    setup, then the robot graph fails, learns from it and succeeds, live over ROS 2 -> out/demo/report.md"
 	@echo "make test    setup, then run the test suite (pytest over test/)"
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
@@ -29,7 +29,7 @@ setup:
 	@bash tools/setup.sh
 
 demo: setup
-	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python -m f2p_learning.demo --out out/demo
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python -m f2p_learning.live_demo --out out/demo
 
 test: setup
 	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \

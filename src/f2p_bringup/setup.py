@@ -23,6 +23,7 @@ setup(
     entry_points={
         "console_scripts": [
             "f2p-bringup = f2p_bringup.runner:main",
+            "bag_recorder = f2p_bringup.bag_recorder_node:main",
         ],
     },
 )

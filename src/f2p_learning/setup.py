@@ -19,7 +19,8 @@ setup(
     entry_points={
         "console_scripts": [
             "f2p-learn = f2p_learning.learn:main",
-            "f2p-demo = f2p_learning.demo:main",
+            "f2p-demo = f2p_learning.live_demo:main",
+            "f2p-learn-bag = f2p_learning.bag_learning:main",
             "learner = f2p_learning.learner_node:main",
         ],
     },

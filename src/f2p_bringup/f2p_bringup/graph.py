@@ -50,12 +50,14 @@ _STACK = (
     NodeSpec("task_executor", "f2p_executor", "task_executor"),
     NodeSpec("failure_recorder", "f2p_executor", "failure_recorder"),
     NodeSpec("visualizer", "f2p_viz", "visualizer"),
+    NodeSpec("bag_recorder", "f2p_bringup", "bag_recorder"),
 )
 
 
 def _on(camera: str, skills: str) -> tuple[NodeSpec, ...]:
     """The stack remapped onto a robot's camera topic and skill server."""
-    remap = {"perception": {"camera/points": camera}, "task_executor": {"execute_skill": skills}}
+    remap = {"perception": {"camera/points": camera}, "bag_recorder": {"camera/points": camera},
+             "task_executor": {"execute_skill": skills}}
     return tuple(NodeSpec(n.name, n.package, n.executable, remap.get(n.name, {})) for n in _STACK)
 
 

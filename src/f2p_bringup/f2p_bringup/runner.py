@@ -38,7 +38,9 @@ class BringupConfig:
     """robot: a graph of f2p_bringup.graph; params_file: None = the robot's installed one;
     namespace, use_sim_time: as for ``ros2 launch``; autostart: configure and activate the
     lifecycle nodes; transition_timeout_s: per lifecycle service call; log_dir: each node's
-    output to ``<log_dir>/<node>.log`` (None: the runner's own stdout/stderr)."""
+    output to ``<log_dir>/<node>.log`` (None: the runner's own stdout/stderr); environment:
+    variables set for the node processes on top of the runner's (e.g. ROS_HOME); nodes: a part
+    of the graph to run (default: all of ``robot``'s)."""
 
     robot: str = "sim"
     params_file: str | Path | None = None
@@ -47,10 +49,11 @@ class BringupConfig:
     autostart: bool = True
     transition_timeout_s: float = 60.0
     log_dir: str | Path | None = None
+    environment: dict[str, str] = field(default_factory=dict)
     nodes: tuple[NodeSpec, ...] = field(default=(), repr=False)
 
     def __post_init__(self):
-        self.nodes = graph(self.robot)
+        self.nodes = tuple(self.nodes) or graph(self.robot)
         if self.params_file is None:
             self.params_file = params_file(self.robot)
         if not Path(self.params_file).is_file():
@@ -89,7 +92,8 @@ class Graph:
                 self._logs.append(out)
             # its own session: Ctrl-C reaches the runner, which forwards it to each node
             self.procs[spec.name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                                     start_new_session=True)
+                                                     start_new_session=True,
+                                                     env={**os.environ, **self.cfg.environment})
             self.log(f"[f2p-bringup] started {spec.name} (pid {self.procs[spec.name].pid})")
 
     def activate(self) -> None:
@@ -100,7 +104,7 @@ class Graph:
         from rclpy.executors import SingleThreadedExecutor
         context = rclpy.Context()
         rclpy.init(context=context)
-        node = rclpy.create_node("f2p_bringup", context=context)
+        node = rclpy.create_node(f"f2p_bringup_{self.cfg.robot}", context=context)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         try:

@@ -110,7 +110,8 @@ def _render(backend, camera, path: Path) -> str | None:
         return None
 
 
-def _plot_particles(event, particles_npz: Path, path: Path) -> str:
+def plot_particles(event, particles_npz: Path, path: Path) -> str:
+    """The SVGD state and action particles of a learn step next to the failure, as a PNG."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -143,7 +144,22 @@ def _plot_particles(event, particles_npz: Path, path: Path) -> str:
     return path.name
 
 
-def _successes(model, version, kind, n, seeds, backend, trial_cfg) -> int:
+def demo_data(folder: Path) -> dict[str, str]:
+    """The demo's replay and regression datasets (:data:`DEMO_DATA`, hold-out distribution):
+    generated into ``folder`` on first use, then reused."""
+    data = {}
+    for name, seed, n in DEMO_DATA:
+        sub = Path(folder) / name
+        if not (sub / "manifest.json").is_file():
+            generate(DatagenConfig(sub, DatagenParams(transitions=n, seed=seed, hold_out_failure_modes=True,
+                                                      steps_per_scene=8),
+                                   workers=min(2, os.cpu_count() or 1), progress=False))
+        data[name] = str(sub)
+    return data
+
+
+def successes(model, version, kind, n, seeds, backend, trial_cfg) -> int:
+    """Trials of ``model`` that succeed on the task instances ``seeds``."""
     return sum(run_trial(model, version, make_task(kind, n, s, backend.cfg), backend, trial_cfg, seed=s).success
                for s in seeds)
 
@@ -178,14 +194,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     trial_cfg = TrialConfig(n_points=int(ck.training_data.get("points_per_object", 128)))
 
     stage("replay and regression data (hold-out distribution; generated once, cached)")
-    data = {}
-    for name, seed, n in DEMO_DATA:
-        folder = out / "data" / name
-        if not (folder / "manifest.json").is_file():
-            generate(DatagenConfig(folder, DatagenParams(transitions=n, seed=seed, hold_out_failure_modes=True,
-                                                         steps_per_scene=8),
-                                   workers=min(2, os.cpu_count() or 1), progress=False))
-        data[name] = str(folder)
+    data = demo_data(out / "data")
 
     stage(f"plan and execute {cfg.task} with {cfg.objects} objects (task seed {cfg.task_seed}) using the pre-trained model")
     task = make_task(cfg.task, cfg.objects, cfg.task_seed, world)
@@ -229,7 +238,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     gate = rep.regression_gate
     print(f"[f2p demo]   new model {rep.child_version} (parent {rep.parent_version}), deployable: {rep.deployable}; "
           f"regression: detection F1 {gate['parent']['detection_f1']:.3f} -> {gate['child']['detection_f1']:.3f}")
-    pic_particles = _plot_particles(ev, learn_dir / "particles.npz", out / "svgd_particles.png")
+    pic_particles = plot_particles(ev, learn_dir / "particles.npz", out / "svgd_particles.png")
     summary["learn"] = {"child_version": rep.child_version, "deployable": rep.deployable, "regression_gate": gate,
                         "total_seconds": rep.total_seconds}
     result.child_version, result.deployable = rep.child_version, rep.deployable
@@ -250,8 +259,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
     stage(f"compare both models on {cfg.eval_trials} fresh {cfg.task}-{cfg.objects} instances (seeds never used above)")
     seeds = list(range(EVALUATION_SEED_BASE, EVALUATION_SEED_BASE + cfg.eval_trials))
-    w0 = _successes(model, ck.version, cfg.task, cfg.objects, seeds, backend, trial_cfg)
-    w1 = _successes(model2, ck2.version, cfg.task, cfg.objects, seeds, backend, trial_cfg)
+    w0 = successes(model, ck.version, cfg.task, cfg.objects, seeds, backend, trial_cfg)
+    w1 = successes(model2, ck2.version, cfg.task, cfg.objects, seeds, backend, trial_cfg)
     print(f"[f2p demo]   success: pre-trained {w0}/{len(seeds)}, after learning from one failure {w1}/{len(seeds)}")
     summary["comparison"] = {"seeds": seeds, "pretrained_successes": w0, "learned_successes": w1}
     result.pretrained_successes, result.learned_successes, result.trials = w0, w1, len(seeds)

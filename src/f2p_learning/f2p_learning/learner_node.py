@@ -74,6 +74,22 @@ def _folders(values) -> list[str]:
     return [v for v in values if v]
 
 
+def learner_config(v: dict) -> LearnerConfig:
+    """The jobs' settings from validated learner parameters (this node's, and ``f2p-learn-bag``'s
+    from the same params file: the same event gives the same child online and offline)."""
+    home = ros_home() / "f2p"
+    if v["signing_key"] and not Path(v["signing_key"]).is_file():
+        raise ValueError(f"signing_key {v['signing_key']} does not exist (make one: f2p-sign keygen KEY)")
+    return LearnerConfig(
+        queue_dir=Path(v["queue_dir"] or home / "learner").expanduser(),
+        store_dir=Path(v["store_dir"] or home / "models").expanduser(),
+        checkpoint=v["checkpoint"] or shipped_model("skill_effect_pretrained.pt"),
+        signing_key=v["signing_key"] or None, replay_data=_folders(v["replay_data"]),
+        regression_data=_folders(v["regression_data"]), regression_tolerance=v["regression_tolerance"],
+        particles=v["particles"], svgd_steps=v["svgd_steps"], epochs=v["epochs"], seed=v["seed"],
+        worker_threads=v["worker_threads"])
+
+
 class LearnerNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("learner", **kwargs)
@@ -90,18 +106,8 @@ class LearnerNode(ManagedNode):
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            v = self.v = P.load(self, PARAMS)
-            home = ros_home() / "f2p"
-            if v["signing_key"] and not Path(v["signing_key"]).is_file():
-                raise ValueError(f"signing_key {v['signing_key']} does not exist (make one: f2p-sign keygen KEY)")
-            self.learner = Learner(LearnerConfig(
-                queue_dir=Path(v["queue_dir"] or home / "learner").expanduser(),
-                store_dir=Path(v["store_dir"] or home / "models").expanduser(),
-                checkpoint=v["checkpoint"] or shipped_model("skill_effect_pretrained.pt"),
-                signing_key=v["signing_key"] or None, replay_data=_folders(v["replay_data"]),
-                regression_data=_folders(v["regression_data"]), regression_tolerance=v["regression_tolerance"],
-                particles=v["particles"], svgd_steps=v["svgd_steps"], epochs=v["epochs"], seed=v["seed"],
-                worker_threads=v["worker_threads"]))
+            self.v = P.load(self, PARAMS)
+            self.learner = Learner(learner_config(self.v))
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE

@@ -35,16 +35,25 @@ def declare(node, params: list[Param]) -> None:
 
 def load(node, params: list[Param]) -> dict[str, Any]:
     """Read and validate every parameter; ParameterError lists all failures."""
-    values, errors = {}, []
+    return validate(params, {p.name: node.get_parameter(p.name).value for p in params}, node.get_name())
+
+
+def validate(params: list[Param], values: dict[str, Any], node_name: str) -> dict[str, Any]:
+    """Every parameter of ``params``: its value in ``values`` (e.g. a params file's
+    ``ros__parameters`` read without a node) or its default, checked; ParameterError lists
+    every unknown key and bad value."""
+    known = {p.name for p in params}
+    errors = [f"{k}: not a parameter of {node_name}" for k in values if k not in known]
+    out = {}
     for p in params:
-        value = node.get_parameter(p.name).value
+        value = values.get(p.name, p.default)
         problem = p.check(value) if p.check else None
         if problem:
             errors.append(f"{p.name}={value!r}: {problem}")
-        values[p.name] = value
+        out[p.name] = value
     if errors:
-        raise ParameterError(f"invalid parameters for node {node.get_name()!r}: " + "; ".join(errors))
-    return values
+        raise ParameterError(f"invalid parameters for node {node_name!r}: " + "; ".join(errors))
+    return out
 
 
 # Common checks.

@@ -1,0 +1,179 @@
+"""The live demo's own ROS node: the client of the running graph (reset the scene, RunTask) and
+the observer that turns failure events, learner progress and model changes into the demo's
+timeline (used by :mod:`f2p_learning.live_demo`)."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from f2p_failure.queue import EventQueue
+from f2p_interfaces.action import RunTask
+from f2p_interfaces.msg import FailureEvent, LearnerProgress, ModelInfo
+from f2p_interfaces.srv import ResetScene
+from f2p_ros.conversions import image_from_msg
+
+if TYPE_CHECKING:
+    from .live_demo import LiveDemoResult
+
+class DemoError(RuntimeError):
+    """A stage did not happen in time; the message names it and where the logs are."""
+
+
+class Probe:
+    """The demo's own node: the client of the graph, and the observer that builds the timeline."""
+
+    def __init__(self, mark):
+        self.mark, self.lock, self.changed = mark, threading.Lock(), threading.Condition()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("f2p_demo", context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.events, self.progress, self.model, self.image = [], [], None, None
+        self.node.create_subscription(FailureEvent, "/failure_events", self._on_event, reliable)
+        self.node.create_subscription(LearnerProgress, "/learner/progress", self._on_progress, reliable)
+        self.node.create_subscription(ModelInfo, "/model_info", self._on_model, latched)
+        self.node.create_subscription(Image, "/camera/color/image_raw", self._on_image,
+                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.reset = self.node.create_client(ResetScene, "/reset_scene")
+        self.run = ActionClient(self.node, RunTask, "/run_task")
+
+    def _notify(self):
+        with self.changed:
+            self.changed.notify_all()
+
+    def _on_event(self, msg):
+        self.events.append((time.monotonic(), msg))
+        wrong = "; ".join(f"{m.predicate}({m.subject_id}{', ' + m.object_id if m.object_id else ''}) predicted "
+                          f"p={m.probability:.2f}, observed the opposite" for m in msg.mismatches)
+        self.mark("failure detected", f"event {msg.event_id[:8]}, {msg.skill.skill} on {', '.join(msg.skill.target_ids)}: "
+                                      f"{wrong}")
+        self._notify()
+
+    def _on_progress(self, msg):
+        self.progress.append((time.monotonic(), msg))
+        self._notify()
+
+    def _on_model(self, msg):
+        self.model = (time.monotonic(), msg)
+        self._notify()
+
+    def _on_image(self, msg):
+        self.image = (time.monotonic(), msg)
+
+    def wait(self, what: str, predicate, timeout: float):
+        """Block until ``predicate()`` returns something truthy (re-checked on every message)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DemoError(f"{what}: not within {timeout:g} s")
+                self.changed.wait(min(left, 0.5))
+
+    def call(self, future, timeout: float):
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise DemoError(f"no answer within {timeout:g} s")
+        return future.result()
+
+    def picture(self, path: Path, after: float, timeout: float = 20.0) -> str | None:
+        """The camera image first received after ``after`` (monotonic s), saved as PNG."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.image
+            if got is not None and got[0] > after:
+                import matplotlib
+                matplotlib.use("Agg")
+                import matplotlib.pyplot as plt
+                plt.imsave(path, image_from_msg(got[1]))
+                return path.name
+            time.sleep(0.1)
+        return None                      # no GL backend on this machine: the report says so
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=5.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live: Path, out: Path) -> dict:
+    """Fail, learn, swap, retry (module docstring 1-4); the pictures taken on the way."""
+    wait = cfg.stage_timeout_s
+    pictures = {}
+    if not (probe.reset.wait_for_service(timeout_sec=30) and probe.run.wait_for_server(timeout_sec=30)):
+        raise DemoError("the simulated robot's reset_scene or the executor's run_task is not available")
+    first_model = probe.wait("the planner's model_info", lambda: probe.model, 30)[1].version
+
+    def attempt(label: str):
+        resp = probe.call(probe.reset.call_async(ResetScene.Request(task=cfg.task, n_objects=cfg.objects,
+                                                                     seed=cfg.task_seed)), 30)
+        if not resp.success:
+            raise DemoError(f"reset_scene: {resp.message}")
+        say(f"{label}: RunTask {cfg.task} with {cfg.objects} objects, goal "
+            + " ∧ ".join(f"{g.predicate}({g.subject_id}, {g.object_id})" for g in resp.goal))
+        handle = probe.call(probe.run.send_goal_async(
+            RunTask.Goal(task_description=cfg.task, goal=list(resp.goal)),
+            feedback_callback=lambda f: say(f"   [{f.feedback.stage}] {f.feedback.status}")), 30)
+        if not handle.accepted:
+            raise DemoError("run_task refused the goal")
+        return probe.call(handle.get_result_async(), wait).result
+
+    t_reset = time.monotonic()
+    pictures["The scene (pre-trained model about to act)"] = probe.picture(out / "scene_before.png", t_reset + 0.6)
+    first = attempt("attempt 1, the shipped pre-trained model " + first_model)
+    result.first = "success" if first.success else "failure"
+    say(f"   result: {first.message}")
+    if not first.failure_event_ids:
+        raise DemoError(f"the pre-trained model did not fail on task seed {cfg.task_seed}: nothing to learn from")
+    result.event_id = event_id = first.failure_event_ids[0]
+    pictures["After the failed step (pre-trained model)"] = probe.picture(out / "scene_after_failure.png",
+                                                                          time.monotonic())
+    spool = EventQueue(live / "robot_spool", ("shipped",))
+    probe.wait("the event in the robot's spool", lambda: spool.where(event_id), 30)
+    mark("persisted", f"{event_id[:8]}.f2pevent fsynced in the robot's spool")
+
+    stages = {"queued": "shipped to the learner, acknowledged (queued on its disk)", "classify": "job started: Real2Sim "
+              "classification", "infer": "SVGD over states and actions", "simulate": "D+ simulated",
+              "fine_tune": "fine-tuned", "validate": "regression gate", "store": "signed and stored",
+              "swap": "pushed to the planner"}
+    seen = set()
+
+    def progressed():
+        for _t, m in list(probe.progress):
+            if m.event_id == event_id and m.stage not in seen:
+                seen.add(m.stage)
+                if m.stage in stages:
+                    mark(stages[m.stage], m.status[:160])
+                if m.stage == "failed":
+                    raise DemoError(f"the learner's job failed: {m.status}")
+        return "swap" in seen
+    probe.wait("learning from the failure", progressed, wait)
+    probe.wait("the event leaving the robot's spool", lambda: spool.where(event_id) == "shipped", 30)
+    model = probe.wait("the planner swapping in the new model",
+                       lambda: probe.model if probe.model[1].version != first_model else None, 60)[1]
+    result.child_version = model.version
+    mark("swapped", f"the planner serves {model.version} (parent {model.parent_version}), signature checked")
+
+    second = attempt(f"attempt 2, the learned model {model.version}")
+    result.retry = "success" if second.success else "failure"
+    mark("retry succeeded" if second.success else "retry failed", second.message)
+    pictures["After the retry (learned model)"] = probe.picture(out / "scene_after_retry.png", time.monotonic())
+    return pictures
+
+

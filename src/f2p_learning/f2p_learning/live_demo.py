@@ -1,0 +1,252 @@
+"""``make demo``: the robot learns from its own failure, live, over ROS 2.
+
+The ``sim`` graph (simulated robot, perception, relations, planner, task executor, failure
+recorder, visualizer) and the off-board ``learner`` start as processes (``f2p-bringup``'s
+:func:`~f2p_bringup.runner.run_graph`); then, as a client would:
+
+1. ``RunTask`` (transport, 3 objects) with the shipped pre-trained model: a step does not go as
+   predicted, the task executor records a failure event durably in its spool;
+2. the failure recorder ships it to the learner, which acknowledges once it is queued on disk;
+3. the learner's worker runs Fail2Progress: Real2Sim classification, SVGD over states and
+   actions, D+ in simulation, fine-tuning, the regression gate; the child is signed (Ed25519)
+   and pushed to the planner, which checks the signature (``require_signed``) and swaps it in;
+4. the same ``RunTask`` again: it succeeds as predicted;
+5. both models on fresh task instances (in-process trials), for the headline figure.
+
+Each stage is printed as it happens and kept on a timeline; the report (``report.md`` with the
+camera's pictures from the graph itself, the SVGD particles and the timeline) and ``demo.json``
+go to ``out``; every node's log to ``out/live/logs``; the run's rosbag2 bag (the graph's
+``bag_recorder``) to ``out/live/bags/demo``, which ``f2p-learn-bag`` learns from offline. ``run_live_demo(LiveDemoConfig)`` is the
+same as a library call. The one-process version of the loop is :mod:`f2p_learning.demo`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from f2p_training.train import FineTuneRecipe
+
+from .demo import EVALUATION_SEED_BASE, demo_data, plot_particles, successes
+
+
+@dataclass
+class LiveDemoConfig:
+    """out: the output folder (data and keys cached there); task, objects, task_seed: the task
+    instance the robot fails on; eval_trials: fresh instances per model; epochs, particles,
+    svgd_steps, regression_tolerance: the learner's Fail2Progress settings; worker_threads: the
+    learner worker's torch threads; stage_timeout_s: longest wait for any one stage (learning
+    included); data: the learner's replay and regression datasets (None: generated once)."""
+
+    out: str | Path = "out/demo"
+    task: str = "transport"
+    objects: int = 3
+    task_seed: int = 1000
+    eval_trials: int = 10
+    epochs: int = FineTuneRecipe.epochs
+    particles: int = 20
+    svgd_steps: int = 60
+    regression_tolerance: float = 0.02
+    seed: int = 0
+    worker_threads: int = 2
+    stage_timeout_s: float = 900.0
+    data: dict[str, str] | None = None          # {"replay": folder, "regression": folder}; None: the demo's own
+
+
+@dataclass
+class LiveDemoResult:
+    """first / retry: the two RunTask outcomes; event_id; child_version; timeline: (seconds,
+    what, detail) in order; successes of both models on fresh instances; the report's path."""
+
+    first: str = ""
+    event_id: str = ""
+    child_version: str = ""
+    retry: str = ""
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)
+    pretrained_successes: int | None = None
+    learned_successes: int | None = None
+    trials: int = 0
+    bag: Path | None = None
+    bag_messages: dict[str, int] = field(default_factory=dict)
+    report: Path | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.retry == "success"
+
+
+def bag_counts(bag: Path) -> dict[str, int]:
+    """Messages per topic of a finished bag (its metadata.yaml); {} when there is none."""
+    try:
+        info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        return {t["topic_metadata"]["name"]: int(t["message_count"]) for t in info["topics_with_message_count"]}
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+
+
+def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Path, Path]:
+    """The sim graph's and the learner's params files: the installed ones with the demo's
+    folders, its signing key (the planner requires signatures, as on a robot) and settings."""
+    from f2p_bringup.graph import params_file
+    from f2p_skill_effect.checkpoint import shipped_model
+
+    from .store import ModelStore
+    # the robot's first model, signed by the learner's key like every later one
+    first = ModelStore(live / "models").add(shipped_model("skill_effect_pretrained.pt"),
+                                            {"origin": "the shipped pre-trained model"}, key)
+    sim = yaml.safe_load(params_file("sim").read_text())
+    sim["sim_robot"]["ros__parameters"].update(task=cfg.task, objects=cfg.objects, seed=cfg.task_seed)
+    sim["planner"]["ros__parameters"].update(checkpoint=str(first.path), require_signed=True,
+                                             public_key=str(key) + ".pub")
+    for node in ("task_executor", "failure_recorder"):
+        sim[node]["ros__parameters"]["spool_dir"] = str(live / "robot_spool")
+    sim["bag_recorder"]["ros__parameters"].update(bag_dir=str(live / "bags"), bag_name="demo")
+    learner = yaml.safe_load(params_file("learner").read_text())
+    learner["learner"]["ros__parameters"].update(
+        queue_dir=str(live / "learner_queue"), store_dir=str(live / "models"), signing_key=str(key),
+        checkpoint=str(first.path),
+        replay_data=[data["replay"]], regression_data=[data["regression"]], epochs=cfg.epochs,
+        particles=cfg.particles, svgd_steps=cfg.svgd_steps, regression_tolerance=cfg.regression_tolerance,
+        seed=cfg.seed, worker_threads=cfg.worker_threads)
+    (live / "sim.yaml").write_text(yaml.safe_dump(sim, sort_keys=False))
+    (live / "learner.yaml").write_text(yaml.safe_dump(learner, sort_keys=False))
+    return live / "sim.yaml", live / "learner.yaml"
+
+
+def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
+    """The demo (module docstring); progress on stdout, the report in ``cfg.out``."""
+    from f2p_bringup.runner import BringupConfig, run_graph
+    from f2p_failure.queue import EventQueue
+    from f2p_skill_effect.checkpoint import generate_signing_key, shipped_model
+
+    from .demo_client_node import DemoError, Probe, fail_learn_retry
+
+    out = Path(cfg.out)
+    live = out / "live"
+    shutil.rmtree(live, ignore_errors=True)              # each run starts from a robot that never failed
+    live.mkdir(parents=True)
+    nodes_env = {"ROS_HOME": str(live / "ros_home")}
+    result = LiveDemoResult()
+    t0 = time.monotonic()
+
+    def say(text: str) -> None:
+        print(f"[f2p demo] {time.monotonic() - t0:6.1f}s  {text}", flush=True)
+
+    def mark(what: str, detail: str = "") -> None:
+        result.timeline.append((round(time.monotonic() - t0, 1), what, detail))
+        say(f"** {what}" + (f": {detail}" if detail else ""))
+
+    say("replay and regression data for the learner (generated once, cached in out/demo/data)")
+    data = cfg.data or demo_data(out / "data")
+    key = out / "keys" / "learner_key.pem"
+    if not key.is_file():
+        generate_signing_key(key)
+        say(f"made the learner's signing key {key} (the planner checks signatures with {key}.pub)")
+    sim_params, learner_params = _params(cfg, live, data, key)
+
+    stop, graphs, codes = threading.Event(), [], {}
+    for robot, params in (("sim", sim_params), ("learner", learner_params)):
+        ready = threading.Event()
+        thread = threading.Thread(target=lambda r=robot, p=params, e=ready: codes.__setitem__(r, run_graph(
+            BringupConfig(r, p, log_dir=live / "logs", environment=nodes_env), stop, e, log=lambda m: None)),
+            daemon=True)
+        thread.start()
+        graphs.append((robot, thread, ready))
+    try:
+        for robot, thread, ready in graphs:
+            while not ready.wait(0.5):
+                if not thread.is_alive():
+                    raise DemoError(f"the {robot} graph did not start (exit {codes.get(robot)}); logs in {live / 'logs'}")
+        mark("graph running", "sim robot, perception, relations, planner, task executor, recorder, visualizer; learner")
+        probe = Probe(mark)
+        try:
+            pictures = fail_learn_retry(cfg, probe, result, mark, say, live, out)
+        finally:
+            probe.close()
+    except DemoError as exc:
+        say(f"stopped: {exc} (node logs: {live / 'logs'})")
+        _write(out, cfg, result, {})
+        return result
+    finally:
+        stop.set()
+        for _robot, thread, _ready in graphs:
+            thread.join(60)
+
+    result.bag = live / "bags" / "demo"
+    result.bag_messages = bag_counts(result.bag)
+    say(f"the run's bag: {result.bag} ({sum(result.bag_messages.values())} messages on {len(result.bag_messages)} "
+        f"topics; learn from it offline: f2p-learn-bag {result.bag} --params-file {live / 'learner.yaml'} "
+        f"--out {out / 'offline'})")
+    say(f"both models on {cfg.eval_trials} fresh {cfg.task}-{cfg.objects} instances (in-process trials)")
+    seeds = list(range(EVALUATION_SEED_BASE, EVALUATION_SEED_BASE + cfg.eval_trials))
+    if result.child_version and cfg.eval_trials:
+        from f2p_sim.config import load_world_config
+        from f2p_sim.episode import TrialConfig
+        from f2p_sim.mujoco_backend import MujocoBackend
+        from f2p_skill_effect.checkpoint import load_model
+        backend = MujocoBackend(load_world_config())
+        parent, pck = load_model(shipped_model("skill_effect_pretrained.pt"))
+        child, cck = load_model(live / "models" / result.child_version / "model.pt")
+        trial = TrialConfig(n_points=int(pck.training_data.get("points_per_object", 128)))
+        result.pretrained_successes = successes(parent, pck.version, cfg.task, cfg.objects, seeds, backend, trial)
+        result.learned_successes = successes(child, cck.version, cfg.task, cfg.objects, seeds, backend, trial)
+        result.trials = len(seeds)
+        say(f"success on fresh instances: pre-trained {result.pretrained_successes}/{len(seeds)}, "
+            f"learned {result.learned_successes}/{len(seeds)}")
+    event_file = EventQueue(live / "learner_queue", ()).folder / "learned" / f"{result.event_id}.f2pevent"
+    particles = live / "learner_queue" / "jobs" / result.event_id / "particles.npz"
+    if event_file.is_file() and particles.is_file():
+        from f2p_failure.events import load_event
+        pictures["SVGD particles around the failure"] = plot_particles(load_event(event_file), particles,
+                                                                       out / "svgd_particles.png")
+    result.report = _write(out, cfg, result, pictures)
+    say(f"done: report {result.report}")
+    return result
+
+
+def _write(out: Path, cfg: LiveDemoConfig, r: LiveDemoResult, pictures: dict) -> Path:
+    lines = [f"# f2p demo: the robot learns from its own failure ({cfg.task}, {cfg.objects} objects, seed "
+             f"{cfg.task_seed})", "",
+             f"First attempt (shipped pre-trained model): **{r.first or 'not run'}**; failure event `{r.event_id}`; "
+             f"learned model `{r.child_version or '-'}`; retry: **{r.retry or 'not run'}**.", ""]
+    if r.trials:
+        lines += [f"On {r.trials} fresh instances: pre-trained {r.pretrained_successes}/{r.trials}, learned "
+                  f"{r.learned_successes}/{r.trials} successes.", ""]
+    if r.bag is not None:
+        lines += [f"The run is recorded in the rosbag2 bag `{r.bag}` (MCAP; `ros2 bag info` reads it): "
+                  + ", ".join(f"{t} {n}" for t, n in sorted(r.bag_messages.items())) + ".", ""]
+    lines += ["## Timeline", "", "| t (s) | what | detail |", "|---|---|---|"]
+    lines += [f"| {t:.1f} | {what} | {detail.replace('|', '/')} |" for t, what, detail in r.timeline]
+    lines += [""]
+    for title, pic in pictures.items():
+        lines += [f"### {title}", "", f"![{title}]({pic})" if pic else "(no picture: no GL backend here)", ""]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "demo.json").write_text(json.dumps({k: v for k, v in r.__dict__.items() if k != "report"}, indent=1,
+                                              default=str) + "\n")
+    return out / "report.md"
+
+
+def main(argv=None) -> int:
+    d = LiveDemoConfig()
+    p = argparse.ArgumentParser(prog="f2p-demo", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default=str(d.out))
+    p.add_argument("--task-seed", type=int, default=d.task_seed)
+    p.add_argument("--eval-trials", type=int, default=d.eval_trials)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning epochs (paper: 200)")
+    p.add_argument("--worker-threads", type=int, default=d.worker_threads)
+    a = p.parse_args(argv)
+    result = run_live_demo(LiveDemoConfig(a.out, task_seed=a.task_seed, eval_trials=a.eval_trials, epochs=a.epochs,
+                                          worker_threads=a.worker_threads))
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
