@@ -66,15 +66,15 @@ def test_a_full_disk_queues_nothing(tmp_path, monkeypatch):
 class FakeLearner:
     """The learner's SubmitFailure, as a test peer: accepts (or refuses) and counts by event id."""
 
-    def __init__(self, node, accept=True):
-        self.received, self.accept, self.lock = [], accept, threading.Lock()
+    def __init__(self, node, accept=True, retry=False):
+        self.received, self.accept, self.retry, self.lock = [], accept, retry, threading.Lock()
         self.srv = node.create_service(SubmitFailure, "/submit_failure", self._on)
 
     def _on(self, req, resp):
         with self.lock:
             self.received.append(req.event.event_id)
-        resp.event_id, resp.accepted = req.event.event_id, self.accept
-        resp.message = "queued" if self.accept else "missing segments"
+        resp.event_id, resp.accepted, resp.retry = req.event.event_id, self.accept, self.retry and not self.accept
+        resp.message = "queued" if self.accept else "not active" if self.retry else "missing segments"
         return resp
 
 
@@ -122,6 +122,21 @@ def test_a_refused_event_is_kept_with_the_reason(ros, tmp_path):
     wait_until(lambda: any("missing segments" in kv.value for m in diags for s in m.status for kv in s.values))
 
 
+def test_an_event_the_learner_cannot_take_yet_stays_and_ships_once_it_can(ros, tmp_path):
+    # found by benchmarks/reliability.py: a learner between configure and activate said "not
+    # active" and the recorder filed the event as refused, never to be sent again
+    spool = tmp_path / "spool"
+    probe, record = _recorder(ros, spool)
+    learner = FakeLearner(probe, accept=False, retry=True)
+    event = events(1)[0]
+    assert wait_future(record.call_async(SubmitFailure.Request(event=failure_event_to_msg(event)))).accepted
+    queue = EventQueue(spool, SPOOL_STATES)
+    wait_until(lambda: len(learner.received) >= 2)               # asked again, with back-off
+    assert queue.where(event.event_id) == "pending"
+    learner.accept = True
+    wait_until(lambda: queue.where(event.event_id) == "shipped")
+
+
 def test_a_spool_that_cannot_be_written_refuses_and_says_so(ros, tmp_path, monkeypatch):
     import f2p_failure.events as ev
     probe, record = _recorder(ros, tmp_path / "spool")
@@ -132,12 +147,12 @@ def test_a_spool_that_cannot_be_written_refuses_and_says_so(ros, tmp_path, monke
         raise OSError(errno.EROFS, "Read-only file system")
     monkeypatch.setattr(ev, "write_atomic", read_only)
     resp = wait_future(record.call_async(SubmitFailure.Request(event=failure_event_to_msg(events(1)[0]))))
-    assert not resp.accepted and "Read-only file system" in resp.message and resp.stored_uri == ""
+    assert not resp.accepted and resp.retry and "Read-only file system" in resp.message and resp.stored_uri == ""
     assert errored.wait(WAIT_S)
     bad = failure_event_to_msg(events(1)[0])
     bad.skill.skill = "teleport"
     resp = wait_future(record.call_async(SubmitFailure.Request(event=bad)))
-    assert not resp.accepted and "malformed failure event" in resp.message
+    assert not resp.accepted and not resp.retry and "malformed failure event" in resp.message
 
 
 def test_a_restarted_recorder_ships_what_its_spool_holds(ros, tmp_path):

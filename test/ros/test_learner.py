@@ -54,7 +54,7 @@ def fresh(event: FailureEvent) -> FailureEvent:
 
 
 # ---------------------------------------------------------------------------- store and jobs
-def test_the_store_keeps_one_folder_per_version_and_never_other_bytes(setup, tmp_path):
+def test_the_store_keeps_one_folder_per_version_and_never_another_model_under_it(setup, tmp_path):
     store = ModelStore(tmp_path / "store")
     stored = store.add(setup["checkpoint"], {"event_ids": ["e1"]}, setup["key"])
     assert stored.signed and store.versions() == [stored.version] == ["tiny"]
@@ -68,6 +68,14 @@ def test_the_store_keeps_one_folder_per_version_and_never_other_bytes(setup, tmp
     save_checkpoint(other, ck)
     with pytest.raises(CheckpointError, match="already stored with other bytes"):
         store.add(other, {})
+    ck.metrics = load_checkpoint(setup["checkpoint"]).metrics
+    ck.training_data = {**ck.training_data, "data": ["/elsewhere/d_plus"]}     # the same model, from another job
+    save_checkpoint(other, ck)
+    assert store.add(other, {"event_ids": ["e2"]}) == stored
+    lineage = json.loads((stored.path.parent / "lineage.json").read_text())
+    assert lineage["event_ids"] == ["e1"] and lineage["also_learned_from"] == [["e2"]]
+    assert store.add(other, {"event_ids": ["e2"]}) == stored and json.loads(
+        (stored.path.parent / "lineage.json").read_text())["also_learned_from"] == [["e2"]]
 
 
 def test_a_job_learns_signs_stores_and_moves_the_event_once(setup, tmp_path):
@@ -156,7 +164,7 @@ def test_node_learns_announces_and_pushes_a_signed_child(ros, setup, tmp_path):
     bad = failure_event_to_msg(fresh(setup["event"]))
     bad.observation_before.objects.pop()
     refused = wait_future(submit.call_async(SubmitFailure.Request(event=bad)))
-    assert not refused.accepted and "malformed failure event" in refused.message
+    assert not refused.accepted and not refused.retry and "malformed failure event" in refused.message
 
 
 def test_a_job_stopped_by_deactivation_runs_again(ros, setup, tmp_path):

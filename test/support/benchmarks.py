@@ -12,5 +12,6 @@ def load_benchmark(filename: str):
         sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(f"bench_{Path(filename).stem}", ROOT / "benchmarks" / filename)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod                 # dataclasses look their module up while it loads
     spec.loader.exec_module(mod)
     return mod

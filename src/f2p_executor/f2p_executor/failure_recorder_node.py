@@ -21,7 +21,8 @@ durably, this node adds the ones it receives, and a shipping thread sends the pe
 oldest first, with ``SubmitFailure``. An event moves to ``shipped/`` only after the learner
 accepted it; while the learner is absent or silent the node retries with exponential back-off
 (``retry_initial_s`` doubling up to ``retry_max_s``), so the spool grows and drains when the
-learner returns. An event the learner refuses (malformed) moves to ``refused/`` with the
+learner returns; so does an event the learner cannot take yet (``retry``: it is not active, its
+disk is full). An event the learner refuses (malformed) moves to ``refused/`` with the
 learner's reason on ``/diagnostics``, never silently dropped; an event file that no longer
 loads (corrupt disk) moves to ``unreadable/``. Killed at any point, the node restarts from the
 folder; an event whose acknowledgement was lost in the crash is sent once more and the learner
@@ -131,32 +132,33 @@ class FailureRecorderNode(ManagedNode):
         super().destroy_node()
 
     # --- storing ---------------------------------------------------------------------
-    def _store(self, msg: FailureEventMsg) -> tuple[bool, str, str]:
-        """(stored, message, path): the event durably in the spool, or why not."""
+    def _store(self, msg: FailureEventMsg) -> tuple[bool, bool, str, str]:
+        """(stored, retry, message, path): the event durably in the spool, or why not (``retry``:
+        a refusal that may pass, SubmitFailure.srv)."""
         try:
             event = failure_event_from_msg(msg)
             path, new = self.queue.put(event)
         except (ConversionError, FailureEventError, ValueError) as exc:
-            return False, f"malformed failure event: {exc}", ""
+            return False, False, f"malformed failure event: {exc}", ""
         except OSError as exc:                     # full disk, read-only spool: say so, store nothing
             self.last_error = f"cannot write the spool {self.queue.folder}: {exc.strerror or exc}"
             self.get_logger().error(self.last_error)
-            return False, self.last_error, ""
+            return False, True, self.last_error, ""
         if new:
             self.stored += 1
             self._wake.set()
-        return True, "stored" if new else "already recorded", str(path)
+        return True, False, "stored" if new else "already recorded", str(path)
 
     def _on_record(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
         resp.event_id = req.event.event_id
         if not self._active:
-            resp.accepted, resp.message = False, "the failure recorder is not active"
+            resp.accepted, resp.retry, resp.message = False, True, "the failure recorder is not active"
             return resp
-        resp.accepted, resp.message, resp.stored_uri = self._store(req.event)
+        resp.accepted, resp.retry, resp.message, resp.stored_uri = self._store(req.event)
         return resp
 
     def _on_event(self, msg: FailureEventMsg) -> None:
-        ok, message, _ = self._store(msg)
+        ok, _retry, message, _ = self._store(msg)
         if not ok:
             self.get_logger().warning(f"failure event {msg.event_id!r} not recorded: {message}")
 
@@ -202,6 +204,9 @@ class FailureRecorderNode(ManagedNode):
             self.queue.move(event_id, "shipped")
             self.shipped += 1
             self.get_logger().info(f"event {event_id} shipped: {resp.message} ({resp.stored_uri})")
+        elif resp.retry:                          # not active, its disk full: keep it, try again later
+            self.last_error = f"the learner could not take event {event_id} now: {resp.message}"
+            return False
         else:
             self.last_error = f"the learner refused event {event_id}: {resp.message} (moved to refused/)"
             self.get_logger().error(self.last_error)

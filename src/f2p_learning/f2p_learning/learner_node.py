@@ -167,7 +167,7 @@ class LearnerNode(ManagedNode):
     def _on_submit(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
         resp.event_id = req.event.event_id
         if not self._active:
-            resp.accepted, resp.message = False, "the learner is not active"
+            resp.accepted, resp.retry, resp.message = False, True, "the learner is not active"
             return resp
         try:
             event = failure_event_from_msg(req.event)
@@ -176,7 +176,8 @@ class LearnerNode(ManagedNode):
             resp.accepted, resp.message = False, f"malformed failure event: {exc}"
             return resp
         except OSError as exc:
-            resp.accepted, resp.message = False, f"cannot write the learner's queue: {exc.strerror or exc}"
+            resp.accepted, resp.retry = False, True
+            resp.message = f"cannot write the learner's queue: {exc.strerror or exc}"
             self.get_logger().error(resp.message)
             return resp
         resp.accepted, resp.message, resp.stored_uri = True, state, str(path)

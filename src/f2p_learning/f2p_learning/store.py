@@ -3,7 +3,8 @@
 ``<store>/<version>/model.pt`` (+ ``.sha256``, and ``.sig`` when signed) and
 ``<store>/<version>/lineage.json``: the parent version, the failure event ids, the data it was
 fine-tuned and validated on, its metrics and the learn report. Adding is idempotent (the same
-version again is checked to be the same bytes and left alone) and durable (every file written
+version again is checked to be the same model — weights, architecture, parent, metrics — and
+left alone, its events added to the lineage) and durable (every file written
 with ``f2p_common.files.write_atomic``; the folder appears complete or not at all: it is built
 under a temporary name and renamed). No ROS.
 """
@@ -52,7 +53,10 @@ class ModelStore:
         existing = self.find(ckpt.version)
         if existing is not None:
             if file_sha256(existing.path) != digest:
-                raise CheckpointError(f"version {ckpt.version} is already stored with other bytes ({existing.path})")
+                if not _same_model(load_checkpoint(existing.path), ckpt):
+                    raise CheckpointError(f"version {ckpt.version} is already stored with other bytes "
+                                          f"({existing.path})")
+                self._also_from(existing, lineage)
             if signing_key and not existing.signed:
                 sign_checkpoint(existing.path, signing_key)
                 existing = self.find(ckpt.version)
@@ -73,3 +77,24 @@ class ModelStore:
         finally:
             os.close(fd)
         return self.find(ckpt.version)
+
+    def _also_from(self, existing: StoredModel, lineage: dict) -> None:
+        """Another job gave the very model already stored: its events join the lineage
+        (``also_learned_from``), the stored bytes stay as they are."""
+        path = existing.path.parent / "lineage.json"
+        doc = json.loads(path.read_text())
+        known = set(doc.get("event_ids", [])) | {e for x in doc.get("also_learned_from", []) for e in x}
+        new = [e for e in lineage.get("event_ids", []) if e not in known]
+        if new:
+            doc.setdefault("also_learned_from", []).append(new)
+            write_atomic(path, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def _same_model(a, b) -> bool:
+    """The same weights, architecture, parent and metrics: the same model, whatever the paths its
+    provenance names (two events that taught the same thing, e.g. one failure recorded twice,
+    give it from two job folders)."""
+    import torch
+    return (a.config == b.config and a.parent_version == b.parent_version and a.metrics == b.metrics
+            and a.state_dict.keys() == b.state_dict.keys()
+            and all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict))

@@ -1,0 +1,460 @@
+"""Reliability and speed of the failure -> learner -> new model path (issue 30), over DDS.
+
+``learner_kills``: the robot's ``failure_recorder`` (in this process) keeps recording real
+failure events while the off-board ``learner`` node (a process, started as ``f2p-bringup
+learner`` starts it) is SIGKILLed at a random moment after each start, ``kills`` times — during
+start-up, an idle wait or any stage of a job (its worker dies with it). Then the learner runs
+undisturbed until both queues are empty. Counted: events lost (acknowledged by the recorder, in
+no state of the learner's queue), duplicated (in more than one state, or learned to the end
+more than once), the stage each kill hit, the robot spool's largest depth (the learner absent).
+
+``recorder_kills``: the learner stays up while the ``failure_recorder`` (a process) is
+SIGKILLed at random moments as events are recorded through its ``record_failure``, ``kills``
+times; an event whose call got no answer is sent again after the restart (as the task executor
+would). Counted: acknowledged events that never reached the learner's queue, duplicates, and
+the failure -> acknowledged-by-the-learner latency while both are up.
+
+``live``: the live loop of ``make demo`` (:mod:`f2p_learning.live_demo`) run ``live_runs``
+times with the paper's settings: failure -> acknowledged, failure -> new model active on the
+robot, the hot-swap; the run's bag: messages and MB per second.
+
+``offline``: ``f2p-learn-bag`` on a bag holding ``bag_events`` failure events (the demo's
+event under fresh ids), with the demo's learner parameters: seconds per bag; and the bag
+writer's rate on 640x480 clouds.
+
+Jobs in the kill experiments use tiny learning settings (2 epochs, 4 particles, 3 SVGD steps:
+seconds per job) so that a kill can land in every stage; the learning itself is what ``make
+demo`` and ``bench-f2p`` measure. Writes ``benchmarks/results/reliability.{json,md}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TINY = {"epochs": 2, "particles": 4, "svgd_steps": 3, "regression_tolerance": 1.0, "worker_threads": 1,
+        "push_to_robot": False}
+
+
+@dataclass
+class Rig:
+    """What every experiment shares: the parent checkpoint, the learner's data and key, a real
+    failure event of the shipped pre-trained model (transport, 3 objects, the demo's seed)."""
+
+    work: Path
+    event: object
+    learner_params: dict
+
+
+def make_rig(work: Path, say=print) -> Rig:
+    from f2p_failure.events import FailureEvent
+    from f2p_sim.config import load_world_config
+    from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+    from f2p_sim.episode import TrialConfig, run_trial
+    from f2p_sim.mujoco_backend import MujocoBackend
+    from f2p_sim.tasks import make_task
+    from f2p_skill_effect.checkpoint import generate_signing_key, load_model, shipped_model
+    work.mkdir(parents=True, exist_ok=True)
+    say("[reliability] a failure event of the pre-trained model (transport-3, seed 1000)")
+    cfg = load_world_config()
+    model, ck = load_model(shipped_model("skill_effect_pretrained.pt"))
+    trial = run_trial(model, ck.version, make_task("transport", 3, 1000, cfg), MujocoBackend(cfg),
+                      TrialConfig(n_points=int(ck.training_data.get("points_per_object", 128))), seed=0)
+    if trial.failure is None:
+        raise RuntimeError(f"the pre-trained model did not fail on transport-3 seed 1000 ({trial.outcome})")
+    data = {}
+    for name, seed in (("replay", 1), ("regression", 2)):
+        if not (work / name).is_dir():
+            generate(DatagenConfig(work / name, DatagenParams(transitions=6, shard_size=6, seed=seed,
+                                                              hold_out_failure_modes=True), workers=1, progress=False))
+        data[name] = str(work / name)
+    key = work / "learner_key.pem"
+    if not key.is_file():
+        generate_signing_key(key)
+    params = {"checkpoint": str(shipped_model("skill_effect_pretrained.pt")), "signing_key": str(key),
+              "replay_data": [data["replay"]], "regression_data": [data["regression"]], **TINY}
+    assert isinstance(trial.failure, FailureEvent)
+    return Rig(work, trial.failure, params)
+
+
+def fresh_events(rig: Rig, n: int) -> list:
+    import dataclasses
+
+    from f2p_failure.events import FailureEvent
+    return [dataclasses.replace(rig.event, event_id=FailureEvent.new_id()) for _ in range(n)]
+
+
+def write_params(path: Path, node: str, values: dict) -> Path:
+    path.write_text(yaml.safe_dump({node: {"ros__parameters": values}}, sort_keys=False))
+    return path
+
+
+class Robot:
+    """This process's ROS side: a client of ``record_failure`` and a listener to the learner."""
+
+    def __init__(self, recorder_params: dict | None = None):
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        from f2p_interfaces.msg import LearnerProgress
+        from f2p_interfaces.srv import SubmitFailure
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.node = rclpy.create_node("reliability_bench", context=self.context)
+        self.executor.add_node(self.node)
+        self.recorder = None
+        if recorder_params is not None:                      # the recorder in this process
+            from rclpy.parameter import Parameter
+
+            from f2p_executor.failure_recorder_node import FailureRecorderNode
+            self.recorder = FailureRecorderNode(context=self.context, parameter_overrides=[
+                Parameter(k, value=v) for k, v in recorder_params.items()])
+            self.executor.add_node(self.recorder)
+        self.progress: list[tuple[float, object]] = []
+        self.node.create_subscription(LearnerProgress, "/learner/progress", lambda m: self.progress.append(
+            (time.monotonic(), m)), QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+        self.record = self.node.create_client(SubmitFailure, "/record_failure")
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        if self.recorder is not None:
+            self.recorder.trigger_configure()
+            self.recorder.trigger_activate()
+
+    def record_event(self, event, timeout: float = 10.0) -> bool:
+        """True once the recorder acknowledged ``event`` (stored in its spool)."""
+        from f2p_interfaces.srv import SubmitFailure
+        from f2p_ros.conversions import failure_event_to_msg
+        if not self.record.wait_for_service(timeout_sec=timeout):
+            return False
+        future = self.record.call_async(SubmitFailure.Request(event=failure_event_to_msg(event)))
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            self.record.remove_pending_request(future)
+            return False
+        return bool(future.result().accepted)
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=5.0)
+        if self.recorder is not None:
+            self.recorder.destroy_node()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def start(robot: str, params: Path, node: str, logs: Path, env: dict):
+    """One node of ``robot``'s graph as a process, configured and activated (a Graph of one)."""
+    from f2p_bringup.graph import graph
+    from f2p_bringup.runner import BringupConfig, Graph
+    spec = next(s for s in graph(robot) if s.name == node)
+    g = Graph(BringupConfig(robot, params, log_dir=logs, environment=env, nodes=(spec,)), log=lambda _m: None)
+    g.start()
+    g.activate()
+    return g
+
+
+def kill(g) -> None:
+    for p in g.procs.values():
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    g.stop()
+
+
+def audit(queue_dir: Path, states, ids) -> dict:
+    """Where each event is in a queue: lost (nowhere), duplicated (in several states)."""
+    where = {i: [s for s in ("", *states) if (queue_dir / s / f"{i}.f2pevent").is_file()] for i in ids}
+    return {"lost": sorted(i for i, w in where.items() if not w),
+            "duplicated": sorted(i for i, w in where.items() if len(w) > 1),
+            "states": {s or "pending": sum(s in w for w in where.values()) for s in ("", *states)}}
+
+
+def wait_until(predicate, timeout: float, poll: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        pause.wait(poll)
+    return predicate()
+
+
+def learner_kills(rig: Rig, kills: int, n_events: int, window_s: float, seed: int, say=print) -> dict:
+    """Module docstring (learner_kills)."""
+    from f2p_executor.failure_recorder_node import SPOOL_STATES
+    from f2p_failure.queue import EventQueue
+    from f2p_learning.jobs import JOB_STATES
+    work = rig.work / "learner_kills"
+    work.mkdir(parents=True, exist_ok=True)
+    params = write_params(work / "learner.yaml", "learner", {**rig.learner_params, "queue_dir": str(work / "queue"),
+                                                             "store_dir": str(work / "models")})
+    spool = EventQueue(work / "spool", SPOOL_STATES)
+    robot = Robot({"spool_dir": str(work / "spool"), "retry_initial_s": 0.2, "retry_max_s": 2.0,
+                   "submit_timeout_s": 10.0})
+    env = {"ROS_HOME": str(work / "ros_home")}
+    rng = random.Random(seed)
+    events = fresh_events(rig, n_events)
+    due: dict[int, list] = {}                # events recorded evenly over the kills
+    for j, e in enumerate(events):
+        due.setdefault(j * kills // n_events, []).append(e)
+    acknowledged, hit, max_depth, t0 = [], {}, 0, time.monotonic()
+    try:
+        for k in range(kills):
+            for e in due.get(k, []):
+                if robot.record_event(e):
+                    acknowledged.append(e.event_id)
+            g = start("learner", params, "learner", work / "logs", env)
+            wait = rng.uniform(0.0, window_s)
+            threading.Event().wait(wait)
+            last = [m for _t, m in robot.progress[-50:]]
+            stage = last[-1].stage if last and last[-1].stage not in ("done", "failed", "swap") else "idle"
+            kill(g)
+            hit[stage] = hit.get(stage, 0) + 1
+            max_depth = max(max_depth, spool.stats().pending)
+            say(f"[reliability] learner kill {k + 1}/{kills} after {wait:.1f} s ({stage}); "
+                f"spool {spool.stats().pending}, learner queue {EventQueue(work / 'queue', JOB_STATES).stats().pending}")
+        g = start("learner", params, "learner", work / "logs", env)
+        learner_q = EventQueue(work / "queue", JOB_STATES)
+        drained = wait_until(lambda: spool.stats().pending == 0 and learner_q.stats().pending == 0,
+                             timeout=120 + 30 * n_events)
+        kill(g)
+    finally:
+        robot.close()
+    done = {}
+    for _t, m in robot.progress:
+        if m.stage in ("done", "failed"):
+            done[m.event_id] = done.get(m.event_id, 0) + 1
+    learner = audit(work / "queue", JOB_STATES, acknowledged)
+    robot_side = audit(work / "spool", SPOOL_STATES, acknowledged)
+    twice = sorted(i for i, n in done.items() if n > 1)
+    return {"kills": kills, "events": n_events, "acknowledged": len(acknowledged), "drained": drained,
+            "lost": len(learner["lost"]), "duplicated": len(set(learner["duplicated"]) | set(twice)),
+            "learned_to_the_end_twice": twice, "learner_states": learner["states"], "robot_spool": robot_side["states"],
+            "kills_by_stage": hit, "max_spool_depth": max_depth, "kill_window_s": window_s,
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def recorder_kills(rig: Rig, kills: int, n_events: int, seed: int, say=print) -> dict:
+    """Module docstring (recorder_kills)."""
+    from f2p_executor.failure_recorder_node import SPOOL_STATES
+    from f2p_failure.queue import EventQueue
+    from f2p_learning.jobs import JOB_STATES
+    work = rig.work / "recorder_kills"
+    work.mkdir(parents=True, exist_ok=True)
+    learner_params = write_params(work / "learner.yaml", "learner", {
+        **rig.learner_params, "queue_dir": str(work / "queue"), "store_dir": str(work / "models")})
+    recorder_params = write_params(work / "recorder.yaml", "failure_recorder", {
+        "spool_dir": str(work / "spool"), "retry_initial_s": 0.2, "retry_max_s": 2.0, "submit_timeout_s": 10.0})
+    env = {"ROS_HOME": str(work / "ros_home")}
+    rng = random.Random(seed)
+    robot = Robot()
+    learner_q = EventQueue(work / "queue", JOB_STATES)
+    learner = start("learner", learner_params, "learner", work / "logs", env)
+    events = fresh_events(rig, n_events)
+    per_kill = max(1, n_events // kills)
+    acknowledged, latency, t0, todo = {}, [], time.monotonic(), list(events)
+    try:
+        for k in range(kills + 1):
+            recorder = start("sim", recorder_params, "failure_recorder", work / "logs", env)
+            killer = None
+            if k < kills:                        # killed at a random moment while events are recorded
+                killer = threading.Timer(rng.uniform(0.0, 0.5 * per_kill), lambda r=recorder: kill(r))
+                killer.start()
+            batch = todo[:per_kill] if k < kills else todo
+            todo = todo[len(batch):]
+            for e in batch:
+                sent = time.monotonic()
+                if recorder.dead() is None and robot.record_event(e, timeout=5.0):
+                    acknowledged[e.event_id] = sent
+                else:
+                    todo.append(e)               # no answer: sent again after the restart
+            if killer is not None:
+                killer.join()
+                say(f"[reliability] recorder kill {k + 1}/{kills}: {len(acknowledged)} acknowledged, "
+                    f"{len(todo)} to resend, spool {EventQueue(work / 'spool', SPOOL_STATES).stats().pending}")
+            if not todo and k >= kills:
+                break
+        arrived = wait_until(lambda: all(learner_q.where(i) for i in acknowledged), timeout=120)
+        for _t, m in robot.progress:
+            if m.stage == "queued" and m.event_id in acknowledged and m.status.endswith("pending"):
+                latency.append(_t - acknowledged[m.event_id])
+        kill(recorder)
+    finally:
+        kill(learner)
+        robot.close()
+    where = audit(work / "queue", JOB_STATES, list(acknowledged))
+    return {"kills": kills, "events": n_events, "acknowledged": len(acknowledged), "arrived": arrived,
+            "lost": len(where["lost"]), "duplicated": len(where["duplicated"]), "learner_states": where["states"],
+            "record_to_learner_queue_s": stats(latency), "seconds": round(time.monotonic() - t0, 1)}
+
+
+def stats(xs) -> dict:
+    xs = sorted(xs)
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "median": round(statistics.median(xs), 3), "p90": round(xs[int(0.9 * (len(xs) - 1))], 3),
+            "max": round(xs[-1], 3)}
+
+
+def live(runs: int, out: Path, say=print) -> dict:
+    """Module docstring (live)."""
+    from f2p_learning.live_demo import LiveDemoConfig, run_live_demo
+    rows = []
+    for i in range(runs):
+        r = run_live_demo(LiveDemoConfig(out / "live", eval_trials=0))
+        t = {what: s for s, what, _d in r.timeline}
+        rows.append({"retry": r.retry, "child": r.child_version, "detected_s": t.get("failure detected"),
+                     "acknowledged_s": t.get("shipped to the learner, acknowledged (queued on its disk)"),
+                     "swapped_s": t.get("swapped"), "bag_messages": sum(r.bag_messages.values())})
+        detected = rows[-1]["detected_s"] or 0.0
+        rows[-1]["failure_to_ack_s"] = round((rows[-1]["acknowledged_s"] or float("nan")) - detected, 2)
+        rows[-1]["failure_to_new_model_s"] = round((rows[-1]["swapped_s"] or float("nan")) - detected, 1)
+        # the learner's job while the robot graph runs beside it (worker_threads 2 on the shared CPU)
+        rows[-1]["job_s"] = round((rows[-1]["swapped_s"] or float("nan")) - (rows[-1]["acknowledged_s"] or 0.0), 1)
+        rows[-1]["fine_tune"] = next((d for _s, w, d in r.timeline if w == "fine-tuned"), "")
+        bag = r.bag / "demo.mcap" if r.bag else None
+        span = (r.timeline[-1][0] - r.timeline[0][0]) if r.timeline else 0.0
+        rows[-1]["bag_mb"] = round(bag.stat().st_size / 1e6, 1) if bag and bag.is_file() else None
+        rows[-1]["bag_mb_per_s"] = round(rows[-1]["bag_mb"] / span, 2) if rows[-1]["bag_mb"] and span else None
+        say(f"[reliability] live run {i + 1}/{runs}: {rows[-1]}")
+    return {"runs": rows, "failure_to_ack_s": stats([r["failure_to_ack_s"] for r in rows]),
+            "failure_to_new_model_s": stats([r["failure_to_new_model_s"] for r in rows]),
+            "retry_succeeded": sum(r["retry"] == "success" for r in rows)}
+
+
+def offline(rig: Rig, n_events: int, params: dict, say=print) -> dict:
+    """Module docstring (offline): the bag writer's rate, then f2p-learn-bag on k events."""
+    import numpy as np
+    from rclpy.serialization import serialize_message
+
+    from f2p_interfaces.msg import FailureEvent as FailureEventMsg
+    from f2p_learning.bag_learning import BagLearningConfig, learn_from_bag
+    from f2p_ros.bag import BagWriter, msgtype_of
+    from f2p_ros.conversions import failure_event_to_msg, xyz_to_cloud
+    work = rig.work / "offline"
+    work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    cloud = serialize_message(xyz_to_cloud(rng.normal(size=(640 * 480, 3)).astype(np.float32),
+                                           rng.integers(0, 255, (640 * 480, 3)).astype(np.uint8), frame_id="base_link"))
+    writer = BagWriter(work / f"clouds_{time.time_ns()}")
+    writer.add_topic("/camera/points", "sensor_msgs/msg/PointCloud2")
+    t = time.monotonic()
+    for i in range(30):
+        writer.write("/camera/points", i, cloud)
+        writer.flush()
+    writer.close()
+    write_s = time.monotonic() - t
+    bag = work / f"events_{time.time_ns()}"
+    w = BagWriter(bag)
+    w.add_topic("/failure_events", msgtype_of(FailureEventMsg))
+    for i, e in enumerate(fresh_events(rig, n_events)):
+        w.write("/failure_events", i, serialize_message(failure_event_to_msg(e)))
+    w.close()
+    params_file = write_params(work / "learner.yaml", "learner", params)
+    say(f"[reliability] f2p-learn-bag on {n_events} events ({params.get('epochs')} epochs)")
+    r = learn_from_bag(BagLearningConfig(bag, work / f"out_{time.time_ns()}", params_file), say=lambda _m: None)
+    return {"cloud_write_mb_per_s": round(30 * len(cloud) / 1e6 / write_s, 1), "cloud_mb": round(len(cloud) / 1e6, 2),
+            "clouds_per_s": round(30 / write_s, 1), "bag_events": n_events, "epochs": params.get("epochs"),
+            "learn_from_bag_s": r.seconds, "per_event_s": round(r.seconds / max(1, n_events), 1),
+            "deployable": sum(j.deployable for j in r.jobs)}
+
+
+def summary(report: dict) -> str:
+    lk, rk = report.get("learner_kills"), report.get("recorder_kills")
+    lines = [f"# Reliability of the failure -> learner path ({report['machine']}; {report['other_load']})", ""]
+    if lk:
+        lines += [f"- learner SIGKILLed {lk['kills']} times at random moments while {lk['events']} events were "
+                  f"recorded: **lost {lk['lost']}, duplicated {lk['duplicated']}** (target 0 / 0); drained afterwards: "
+                  f"{lk['drained']}; kills by stage {lk['kills_by_stage']}; robot spool up to {lk['max_spool_depth']} "
+                  f"events while the learner was down; {lk['seconds']:.0f} s."]
+    if rk:
+        lines += [f"- failure_recorder SIGKILLed {rk['kills']} times while {rk['events']} events were recorded: "
+                  f"**lost {rk['lost']}, duplicated {rk['duplicated']}**; record -> in the learner's queue "
+                  f"{rk['record_to_learner_queue_s']} s."]
+    lv = report.get("live")
+    if lv:
+        lines += [f"- live loop (make demo's, paper settings) x{len(lv['runs'])}: failure -> acknowledged "
+                  f"{lv['failure_to_ack_s']} s; failure -> new model active on the robot {lv['failure_to_new_model_s']} s "
+                  f"(target <= 300 s), of which the job {[r['job_s'] for r in lv['runs']]} s with the graph running; "
+                  f"retry succeeded {lv['retry_succeeded']}/{len(lv['runs'])}; bag "
+                  f"{[r['bag_mb_per_s'] for r in lv['runs']]} MB/s."]
+    of = report.get("offline")
+    if of:
+        lines += [f"- bag writer: {of['clouds_per_s']} clouds/s of 640x480 ({of['cloud_mb']} MB each, "
+                  f"{of['cloud_write_mb_per_s']} MB/s, fsynced each); f2p-learn-bag on {of['bag_events']} events "
+                  f"({of['epochs']} epochs): {of['learn_from_bag_s']:.0f} s ({of['per_event_s']} s per event)."]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ReliabilityConfig:
+    """What to run and how big (module docstring); work: scratch folder (None: a temporary one)."""
+
+    learner_kill_count: int = 100
+    learner_kill_events: int = 20
+    kill_window_s: float = 14.0
+    recorder_kill_count: int = 20
+    recorder_kill_events: int = 40
+    live_runs: int = 3
+    bag_events: int = 2
+    seed: int = 0
+    work: Path | None = None
+    write: bool = True
+
+
+def run(cfg: ReliabilityConfig, say=print) -> dict:
+    work = Path(cfg.work or tempfile.mkdtemp(prefix="f2p_reliability_"))
+    rig = make_rig(work / "rig", say)
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "other_load": "none (one job at a time)"}
+    if cfg.learner_kill_count:
+        report["learner_kills"] = learner_kills(rig, cfg.learner_kill_count, cfg.learner_kill_events,
+                                                cfg.kill_window_s, cfg.seed, say)
+    if cfg.recorder_kill_count:
+        report["recorder_kills"] = recorder_kills(rig, cfg.recorder_kill_count, cfg.recorder_kill_events, cfg.seed, say)
+    if cfg.live_runs:
+        report["live"] = live(cfg.live_runs, work, say)
+    if cfg.bag_events:
+        from f2p_training.train import FineTuneRecipe
+        params = {**rig.learner_params, "epochs": FineTuneRecipe.epochs, "particles": 20, "svgd_steps": 60,
+                  "regression_tolerance": 0.02, "worker_threads": 2}
+        report["offline"] = offline(rig, cfg.bag_events, params, say)
+    if cfg.write:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "reliability.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+        (RESULTS / "reliability.md").write_text(summary(report))
+    say(summary(report))
+    return report
+
+
+def main(argv=None) -> int:
+    d = ReliabilityConfig()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--learner-kills", type=int, default=d.learner_kill_count)
+    p.add_argument("--learner-kill-events", type=int, default=d.learner_kill_events)
+    p.add_argument("--recorder-kills", type=int, default=d.recorder_kill_count)
+    p.add_argument("--recorder-kill-events", type=int, default=d.recorder_kill_events)
+    p.add_argument("--live-runs", type=int, default=d.live_runs)
+    p.add_argument("--bag-events", type=int, default=d.bag_events)
+    p.add_argument("--work", default=None)
+    a = p.parse_args(argv)
+    run(ReliabilityConfig(a.learner_kills, a.learner_kill_events, d.kill_window_s, a.recorder_kills,
+                          a.recorder_kill_events, a.live_runs, a.bag_events, work=Path(a.work) if a.work else None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
