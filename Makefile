@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
 	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
 	@echo "make bench-relations  relation detector backends against the simulator's relations -> benchmarks/results/relation_detector.{json,md}"
+	@echo "make bench-perception  segmentation backends on plain clouds against the simulator's instances (precision, recall, IoU, classes, relation F1, rate on 640x480) -> benchmarks/results/perception.{json,md} (~5 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~35 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
@@ -47,6 +48,9 @@ bench-f2p: setup
 
 bench-relations: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/relation_detector.py
+
+bench-perception: setup
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/perception.py
 
 bench-reliability: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/reliability.py

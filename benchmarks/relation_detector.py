@@ -40,14 +40,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SEED_BASE = 60000
 
 
-def states(robot: SimRobot, scenes: int, seed: int):
-    """(task, n, phase, perceived scene, truth over the perceived objects, unseen object count)."""
-    rng = np.random.default_rng(seed)
-    segmenter = LabelledCloudSegmenter()
+def scenarios(robot: SimRobot, scenes: int, rng: np.random.Generator, seed_base: int = SEED_BASE):
+    """Puts ``robot`` in each benchmark state in turn: every task and object count, ``scenes``
+    fresh scenes (task seed ``seed_base + 1000 n + i``), each as generated and after one random
+    skill drawn as the training data draws them; yields (task, n, i, phase) in each state."""
     for kind in TASK_KINDS:
         for n in OBJECT_COUNTS:
             for i in range(scenes):
-                robot.reset_task(kind, n, SEED_BASE + 1000 * n + i)
+                robot.reset_task(kind, n, seed_base + 1000 * n + i)
                 for phase in ("initial", "after_skill"):
                     if phase == "after_skill":
                         skill, target, params = sample_action(rng, robot.backend, 0.6)
@@ -55,11 +55,18 @@ def states(robot: SimRobot, scenes: int, seed: int):
                             robot.execute(SkillCall(skill, (robot.scene.object_ids[target],), params))
                         except SimRobotError:
                             continue
-                    objects = segmenter.segment(SensorFrame(robot.camera_cloud()))
-                    truth = robot.relations()
-                    keep = [truth.object_ids.index(o.id) for o in objects]
-                    truth_seen = (truth.unary[keep], truth.binary[np.ix_(keep, keep)])
-                    yield kind, n, phase, SegmentedScene(objects, "base_link"), truth_seen, len(truth.object_ids) - len(keep)
+                    yield kind, n, i, phase
+
+
+def states(robot: SimRobot, scenes: int, seed: int):
+    """(task, n, phase, perceived scene, truth over the perceived objects, unseen object count)."""
+    segmenter = LabelledCloudSegmenter()
+    for kind, n, _i, phase in scenarios(robot, scenes, np.random.default_rng(seed)):
+        objects = segmenter.segment(SensorFrame(robot.camera_cloud()))
+        truth = robot.relations()
+        keep = [truth.object_ids.index(o.id) for o in objects]
+        truth_seen = (truth.unary[keep], truth.binary[np.ix_(keep, keep)])
+        yield kind, n, phase, SegmentedScene(objects, "base_link"), truth_seen, len(truth.object_ids) - len(keep)
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """Reliability and speed of the failure -> learner -> new model path (issue 30), over DDS.
 
 ``learner_kills``: the robot's ``failure_recorder`` (in this process) keeps recording real
-failure events while the off-board ``learner`` node (a process, started as ``f2p-bringup
+failure events (three waiting at least, so the learner is kept busy) while the off-board ``learner`` node (a process, started as ``f2p-bringup
 learner`` starts it) is SIGKILLed at a random moment after each start, ``kills`` times — during
 start-up, an idle wait or any stage of a job (its worker dies with it). Then the learner runs
 undisturbed until both queues are empty. Counted: events lost (acknowledged by the recorder, in
@@ -207,14 +207,14 @@ def learner_kills(rig: Rig, kills: int, n_events: int, window_s: float, seed: in
                    "submit_timeout_s": 10.0})
     env = {"ROS_HOME": str(work / "ros_home")}
     rng = random.Random(seed)
-    events = fresh_events(rig, n_events)
-    due: dict[int, list] = {}                # events recorded evenly over the kills
-    for j, e in enumerate(events):
-        due.setdefault(j * kills // n_events, []).append(e)
+    todo = fresh_events(rig, n_events)
+    learner_q = EventQueue(work / "queue", JOB_STATES)
     acknowledged, hit, max_depth, t0 = [], {}, 0, time.monotonic()
     try:
         for k in range(kills):
-            for e in due.get(k, []):
+            # keep the learner busy, so that kills land in its jobs: three waiting events at least
+            while todo and spool.stats().pending + learner_q.stats().pending < 3:
+                e = todo.pop(0)
                 if robot.record_event(e):
                     acknowledged.append(e.event_id)
             g = start("learner", params, "learner", work / "logs", env)
@@ -226,9 +226,11 @@ def learner_kills(rig: Rig, kills: int, n_events: int, window_s: float, seed: in
             hit[stage] = hit.get(stage, 0) + 1
             max_depth = max(max_depth, spool.stats().pending)
             say(f"[reliability] learner kill {k + 1}/{kills} after {wait:.1f} s ({stage}); "
-                f"spool {spool.stats().pending}, learner queue {EventQueue(work / 'queue', JOB_STATES).stats().pending}")
+                f"spool {spool.stats().pending}, learner queue {learner_q.stats().pending}")
+        for e in todo:                            # the rest, if the kills ended first
+            if robot.record_event(e):
+                acknowledged.append(e.event_id)
         g = start("learner", params, "learner", work / "logs", env)
-        learner_q = EventQueue(work / "queue", JOB_STATES)
         drained = wait_until(lambda: spool.stats().pending == 0 and learner_q.stats().pending == 0,
                              timeout=120 + 30 * n_events)
         kill(g)
@@ -270,9 +272,10 @@ def recorder_kills(rig: Rig, kills: int, n_events: int, seed: int, say=print) ->
     try:
         for k in range(kills + 1):
             recorder = start("sim", recorder_params, "failure_recorder", work / "logs", env)
+            robot.record.wait_for_service(timeout_sec=10.0)
             killer = None
-            if k < kills:                        # killed at a random moment while events are recorded
-                killer = threading.Timer(rng.uniform(0.0, 0.5 * per_kill), lambda r=recorder: kill(r))
+            if k < kills:                        # killed at a random moment while events are recorded or shipped
+                killer = threading.Timer(rng.uniform(0.0, 0.1 * per_kill + 1.0), lambda r=recorder: kill(r))
                 killer.start()
             batch = todo[:per_kill] if k < kills else todo
             todo = todo[len(batch):]
@@ -286,8 +289,12 @@ def recorder_kills(rig: Rig, kills: int, n_events: int, seed: int, say=print) ->
                 killer.join()
                 say(f"[reliability] recorder kill {k + 1}/{kills}: {len(acknowledged)} acknowledged, "
                     f"{len(todo)} to resend, spool {EventQueue(work / 'spool', SPOOL_STATES).stats().pending}")
-            if not todo and k >= kills:
-                break
+        for _try in range(5):                    # the last, undisturbed recorder takes what is left
+            for e in list(todo):
+                sent = time.monotonic()
+                if robot.record_event(e, timeout=5.0):
+                    acknowledged[e.event_id] = sent
+                    todo.remove(e)
         arrived = wait_until(lambda: all(learner_q.where(i) for i in acknowledged), timeout=120)
         for _t, m in robot.progress:
             if m.stage == "queued" and m.event_id in acknowledged and m.status.endswith("pending"):
@@ -405,15 +412,16 @@ class ReliabilityConfig:
     """What to run and how big (module docstring); work: scratch folder (None: a temporary one)."""
 
     learner_kill_count: int = 100
-    learner_kill_events: int = 20
-    kill_window_s: float = 14.0
+    learner_kill_events: int = 120
+    kill_window_s: float = 10.0
     recorder_kill_count: int = 20
-    recorder_kill_events: int = 40
+    recorder_kill_events: int = 60
     live_runs: int = 3
     bag_events: int = 2
     seed: int = 0
     work: Path | None = None
     write: bool = True
+    demo_data: Path = Path("out/demo/data")        # make demo's replay / regression data (made if absent)
 
 
 def run(cfg: ReliabilityConfig, say=print) -> dict:
@@ -427,13 +435,19 @@ def run(cfg: ReliabilityConfig, say=print) -> dict:
         report["recorder_kills"] = recorder_kills(rig, cfg.recorder_kill_count, cfg.recorder_kill_events, cfg.seed, say)
     if cfg.live_runs:
         report["live"] = live(cfg.live_runs, work, say)
-    if cfg.bag_events:
+    if cfg.bag_events:                    # make demo's learning: its data and settings
+        from f2p_learning.demo import demo_data
         from f2p_training.train import FineTuneRecipe
+        data = demo_data(Path(cfg.demo_data))
         params = {**rig.learner_params, "epochs": FineTuneRecipe.epochs, "particles": 20, "svgd_steps": 60,
-                  "regression_tolerance": 0.02, "worker_threads": 2}
+                  "regression_tolerance": 0.02, "worker_threads": 2, "replay_data": [data["replay"]],
+                  "regression_data": [data["regression"]]}
         report["offline"] = offline(rig, cfg.bag_events, params, say)
-    if cfg.write:
+    if cfg.write:                         # parts not run this time keep their last results
         RESULTS.mkdir(exist_ok=True)
+        old = RESULTS / "reliability.json"
+        if old.is_file():
+            report = {**json.loads(old.read_text()), **report}
         (RESULTS / "reliability.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
         (RESULTS / "reliability.md").write_text(summary(report))
     say(summary(report))

@@ -3,6 +3,8 @@ node over DDS — camera cloud in, SegmentedScene out, bad clouds and a silent c
 /diagnostics while the node keeps running."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -107,6 +109,35 @@ def test_node_publishes_the_segmented_scene_of_each_cloud(ros, sim_cloud):
     scene = scene_from_msg(scenes[-1])
     assert scene.object_ids == info.object_ids and scene.frame_id == "base_link"
     assert scene.source == "camera:labelled_cloud" and scene.stamp_ns == cloud.stamp_ns
+
+
+def test_node_with_the_geometric_backend_segments_a_plain_depth_cloud(ros, sim_cloud):
+    # what a robot's RGB-D driver sends: no instance or label fields
+    from support.ros import wait_until
+    info, cloud, _ = sim_cloud
+    node, probe, pub = _node(ros, backend="geometric")
+    scenes, got = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    wait_until(lambda: pub.get_subscription_count() > 0)
+    pub.publish(xyz_to_cloud(cloud.points[np.isfinite(cloud.points).all(axis=1)], frame_id="base_link"))
+    assert got.wait(WAIT_S)
+    scene = scene_from_msg(scenes[-1])
+    assert scene.source == "camera:geometric"
+    # every object it reports is one of the scene's classes; it may miss one that is barely seen
+    assert not Counter(scene.labels) - Counter(info.labels) and len(scene.labels) >= len(info.labels) - 1, \
+        (scene.labels, info.labels)
+    assert len(set(scene.object_ids)) == len(scene.object_ids)
+    # two cuboids pushed together: one segment fitting no class, published and said on /diagnostics
+    diags, _ = _diag_levels(probe)
+    a = np.stack(np.meshgrid(np.arange(0.0, 0.12, 0.005), np.arange(0.0, 0.06, 0.005)), -1).reshape(-1, 2)
+    top = np.column_stack([0.9 + a[:, 0], a[:, 1], np.full(len(a), 0.76)])
+    table = np.stack(np.meshgrid(np.arange(0.6, 1.3, 0.008), np.arange(-0.3, 0.3, 0.008)), -1).reshape(-1, 2)
+    table = np.column_stack([table, np.full(len(table), 0.7)])
+    table = table[~((table[:, 0] > 0.89) & (table[:, 0] < 1.03) & (table[:, 1] > -0.01) & (table[:, 1] < 0.07))]
+    front = np.column_stack([np.full(len(a), 0.9), a[:, 0] * 0.5, 0.7 + a[:, 1]])
+    pub.publish(xyz_to_cloud(np.vstack([table, top, front]).astype(np.float32), frame_id="base_link"))
+    from support.ros import wait_until as until
+    until(lambda: any(m.status[0].level == DiagnosticStatus.WARN and "fit no class" in m.status[0].message
+                      for m in diags))
 
 
 def test_node_takes_every_cloud_of_a_burst_and_segments_the_newest(ros, sim_cloud):

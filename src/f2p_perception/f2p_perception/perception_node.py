@@ -46,16 +46,24 @@ from sensor_msgs.msg import PointCloud2
 from f2p_common.interfaces import PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.segmentation import SEGMENTERS, SensorFrame, limit_points, make_segmenter, transform_cloud
+from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
 from f2p_ros.conversions import camera_cloud_from_msg, scene_to_msg
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 
 PARAMS = [
-    P.Param("backend", "labelled_cloud", "segmentation backend", P.one_of(*SEGMENTERS)),
+    P.Param("backend", "labelled_cloud", "segmentation backend: labelled_cloud (a segmenting camera's instance and "
+            "label fields) or geometric (a plain depth camera: supports, objects on them, classes by shape)",
+            P.one_of(*SEGMENTERS)),
     P.Param("base_frame", "base_link", "frame of the published scene: the robot's base frame (REP-103)"),
     P.Param("camera_pose", [0.0], "pose of the cloud's frame in base_frame [x, y, z, qx, qy, qz, qw] for clouds not "
                                   "published in base_frame ([0.0]: none, such clouds are refused)",
             lambda v: None if len(v) in (1, 7) else "must have 7 elements (x, y, z, qx, qy, qz, qw) or be [0.0]"),
+    P.Param("track_max_jump", 0.1, "a backend without stable ids: a segment keeps the id of the previous frame's "
+            "segment of its class within this distance (m; f2p_perception.tracking)",
+            lambda v: None if v > 0 else "must be > 0"),
+    P.Param("warn_score", 0.5, "segments scored below this (a box far from every class's size range) are named "
+            "in a WARN on /diagnostics", lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
     P.Param("min_points", 10, "objects with fewer points are left out", lambda v: None if v >= 1 else "must be >= 1"),
     P.Param("max_object_points", 4096, "points kept per object (an even stride; the box uses all of them)",
             lambda v: None if v >= 1 else "must be >= 1"),
@@ -96,6 +104,8 @@ class PerceptionNode(ManagedNode):
         try:
             v = P.load(self, PARAMS)
             self._segmenter = make_segmenter(v["backend"], min_points=int(v["min_points"]))
+            self._tracker = None if self._segmenter.stable_ids else SegmentTracker(float(v["track_max_jump"]))
+            self._warn_score = float(v["warn_score"])
         except ValueError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -162,6 +172,8 @@ class PerceptionNode(ManagedNode):
                                       "camera_pose to move it there")
             cloud = transform_cloud(cloud, self._camera_pose, self._base_frame)
         objects = limit_points(self._segmenter.segment(SensorFrame(cloud)), self._max_points)
+        if self._tracker is not None:
+            objects = self._tracker.assign(objects)
         return SegmentedScene(objects, self._base_frame, cloud.stamp_ns, f"camera:{self._segmenter.name}")
 
     def _on_cloud(self, msg: PointCloud2) -> None:
@@ -199,9 +211,13 @@ class PerceptionNode(ManagedNode):
                 continue
             self._pub.publish(scene_to_msg(scene))
             self.accepted += 1
-            self._diag.publish(diagnostics(
-                self, "camera cloud", OK, f"{len(scene.objects)} objects in {1000 * (time.perf_counter() - t0):.0f} ms",
-                objects=" ".join(scene.object_ids), **self._counts()))
+            message = f"{len(scene.objects)} objects in {1000 * (time.perf_counter() - t0):.0f} ms"
+            doubtful = [f"{o.id} (score {o.score:.2f})" for o in scene.objects if o.score < self._warn_score]
+            if doubtful:                                   # published, but said: it may be two objects as one
+                message += (f"; {', '.join(doubtful)} fit no class of the catalogue well: touching objects seen as "
+                            "one, or an object the catalogue lacks")
+            self._diag.publish(diagnostics(self, "camera cloud", WARN if doubtful else OK, message,
+                                           objects=" ".join(scene.object_ids), **self._counts()))
 
     def _check_stale(self) -> None:
         age = time.monotonic() - self._last_cloud

@@ -11,12 +11,15 @@ geometric ones plug in behind the same node. Backends (:data:`SEGMENTERS`):
                     fields (the simulated robot's camera does): points are grouped by instance,
                     the class is the label the instance's points carry, the id is
                     ``instance_object_id(label, instance)``.
+``geometric``       a plain depth camera's cloud: support surfaces by RANSAC, the objects on
+                    them by clustering, classes by shape and size (:mod:`f2p_perception.geometric`).
 
 Plain numpy, no ROS.
 """
 from __future__ import annotations
 
 import abc
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +46,9 @@ class Segmenter(abc.ABC):
     name: str = ""
     #: The parts of a SensorFrame it reads, of "cloud", "rgb", "depth", "intrinsics".
     needs: tuple[str, ...] = ("cloud",)
+    #: Whether an object keeps its id from frame to frame by itself (else the node tracks it:
+    #: :class:`f2p_perception.tracking.SegmentTracker`).
+    stable_ids: bool = False
 
     @abc.abstractmethod
     def segment(self, frame: SensorFrame) -> list[SegmentedObject]:
@@ -56,6 +62,7 @@ class LabelledCloudSegmenter(Segmenter):
     object to plan with)."""
 
     name = "labelled_cloud"
+    stable_ids = True                     # the camera's instance numbers
 
     def __init__(self, min_points: int = 10):
         if min_points < 1:
@@ -105,15 +112,18 @@ def limit_points(objects: list[SegmentedObject], max_points: int) -> list[Segmen
     return out
 
 
-#: Segmentation backends by name (the perception node's ``backend`` parameter).
-SEGMENTERS: dict[str, type[Segmenter]] = {LabelledCloudSegmenter.name: LabelledCloudSegmenter}
+#: Segmentation backends by name (the perception node's ``backend`` parameter): where each
+#: class lives, imported only when chosen (open3d, torch models are heavy imports).
+SEGMENTERS: dict[str, str] = {"labelled_cloud": "f2p_perception.segmentation:LabelledCloudSegmenter",
+                              "geometric": "f2p_perception.geometric:GeometricSegmenter"}
 
 
 def make_segmenter(name: str, **options) -> Segmenter:
     """The backend ``name`` built with ``options``; ValueError naming the known ones."""
     if name not in SEGMENTERS:
         raise ValueError(f"unknown segmentation backend {name!r}; known: {', '.join(SEGMENTERS)}")
-    return SEGMENTERS[name](**options)
+    module, cls = SEGMENTERS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**options)
 
 
 def transform_cloud(cloud: CameraCloud, pose, frame_id: str) -> CameraCloud:

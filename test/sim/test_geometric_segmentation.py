@@ -1,0 +1,173 @@
+"""The ``geometric`` segmentation backend: a plain cloud (no labels) to tables, shelves and the
+objects on them, with classes from shape and size — on a scene built in code and on the
+simulator's scenes seen through its camera (checked against the camera's own instances), and
+what it refuses, with why."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from f2p_common.interfaces import NO_OBJECT, CameraCloud, PointCloudError
+from f2p_common.vocabulary import OBJECT_CLASSES
+from f2p_perception.geometric import GeometricSegmenter, classify, split_container, yaw_box
+from f2p_perception.segmentation import SensorFrame, make_segmenter
+
+STEP = 0.006
+
+
+def face_grid(center, size, axis, sign, yaw=0.0):
+    """Points on one face of a box (the face normal to ``axis`` on side ``sign``)."""
+    size = np.asarray(size, float)
+    u, v = [a for a in range(3) if a != axis]
+    gu = np.arange(-size[u] / 2, size[u] / 2 + 1e-9, STEP)
+    gv = np.arange(-size[v] / 2, size[v] / 2 + 1e-9, STEP)
+    uu, vv = np.meshgrid(gu, gv)
+    pts = np.zeros((uu.size, 3))
+    pts[:, u], pts[:, v], pts[:, axis] = uu.ravel(), vv.ravel(), sign * size[axis] / 2
+    c, s = math.cos(yaw), math.sin(yaw)
+    pts[:, :2] = pts[:, :2] @ np.array([[c, s], [-s, c]])
+    return pts + np.asarray(center, float)
+
+
+def solid(center, size, yaw=0.0):
+    """What a camera above the -x side sees of a box: its top and its -x and -y faces."""
+    return np.vstack([face_grid(center, size, 2, 1, yaw), face_grid(center, size, 0, -1, yaw),
+                      face_grid(center, size, 1, -1, yaw)])
+
+
+def open_box(center, size, wall=0.01):
+    """A bin: its floor (inside) and four walls (outer faces of the near ones, inner of the far)."""
+    cx, cy, cz = center
+    sx, sy, sz = size
+    floor = face_grid((cx, cy, cz - sz / 2 + wall), (sx - 2 * wall, sy - 2 * wall, 0), 2, 1)
+    walls = [face_grid((cx, cy, cz), (sx, sy, sz), 0, -1), face_grid((cx, cy, cz), (sx - 2 * wall, sy, sz), 0, 1),
+             face_grid((cx, cy, cz), (sx, sy, sz), 1, -1), face_grid((cx, cy, cz), (sx, sy - 2 * wall, sz), 1, 1)]
+    return np.vstack([floor, *walls])
+
+
+def table_scene():
+    """A 0.8 x 0.6 m table 0.7 m high with legs, on a floor; on it a cuboid turned 30° and a bin
+    holding a cuboid. Returns (points, the expected (label, centre) of each object)."""
+    h = 0.7
+    top = face_grid((1.0, 0.0, h), (0.8, 0.6, 0.0), 2, 1)
+    legs = [solid((1.0 + dx, dy, h / 2), (0.04, 0.04, h - 0.02)) for dx in (-0.37, 0.37) for dy in (-0.27, 0.27)]
+    floor = face_grid((1.0, 0.0, 0.0), (2.0, 1.6, 0.0), 2, 1)[::9]
+    cube = solid((0.85, -0.15, h + 0.03), (0.06, 0.05, 0.06), yaw=math.radians(30))
+    bin_ = open_box((1.1, 0.12, h + 0.045), (0.28, 0.24, 0.09))
+    inside = solid((1.1, 0.12, h + 0.01 + 0.03), (0.05, 0.05, 0.06))
+    keep_top = np.ones(len(top), bool)                 # the table under the objects is hidden
+    for c, half in (((0.85, -0.15), 0.04), ((1.1, 0.12), 0.14)):
+        keep_top &= np.abs(top[:, :2] - c).max(axis=1) > half
+    pts = np.vstack([top[keep_top], *legs, floor, cube, bin_, inside])
+    return pts.astype(np.float32), [("table", (1.0, 0.0)), ("cuboid", (0.85, -0.15)), ("bin", (1.1, 0.12)),
+                                    ("cuboid", (1.1, 0.12))]
+
+
+def test_a_table_with_a_cuboid_and_a_bin_holding_one_is_four_objects_of_the_right_classes():
+    pts, expected = table_scene()
+    objects = make_segmenter("geometric").segment(SensorFrame(CameraCloud(pts)))
+    got = sorted((o.label, tuple(np.round(o.box.center[:2], 2))) for o in objects)
+    assert [g[0] for g in got] == sorted(e[0] for e in expected), got
+    for label, centre in expected:
+        assert any(o.label == label and np.linalg.norm(o.box.center[:2] - centre) < 0.03 for o in objects), (label, got)
+    table = next(o for o in objects if o.label == "table")
+    assert np.allclose(sorted(table.box.size[:2]), [0.6, 0.8], atol=0.02)
+    assert table.box.center[2] < 0.7                   # its legs are the table's
+    bin_ = next(o for o in objects if o.label == "bin")
+    assert np.allclose(sorted(bin_.box.size[:2]), [0.24, 0.28], atol=0.015) and abs(bin_.box.size[2] - 0.09) < 0.015
+    cube = min((o for o in objects if o.label == "cuboid"), key=lambda o: np.linalg.norm(o.box.center[:2] - (0.85, -0.15)))
+    yaw = 2 * math.atan2(cube.box.orientation[2], cube.box.orientation[3])
+    assert math.degrees(yaw) % 90 == pytest.approx(30, abs=3)
+    assert abs(cube.box.size[2] - 0.06) < 0.012        # from the table to its top
+
+
+def test_the_rule_pieces():
+    rng = np.random.default_rng(0)
+    box = yaw_box(rng.uniform([-0.1, -0.05, 0], [0.1, 0.05, 0.1], (500, 3)))
+    assert box.size[0] >= box.size[1]
+    assert classify(box, hollow=False, priors={"cuboid": ((0.04,) * 3, (0.07, 0.07, 0.08)),
+                                               "cup": ((0.09,) * 3, (0.11, 0.11, 0.08))})[0] == "cup"
+    cube = solid((0, 0, 0.03), (0.06, 0.06, 0.06))
+    assert split_container(cube, yaw_box(cube), 0.0, 0.01) is None                  # too small to hold
+    bin_ = open_box((0, 0, 0.045), (0.28, 0.24, 0.09))
+    shell, contents = split_container(bin_, yaw_box(bin_), 0.0, 0.01)
+    assert shell.all() and not contents.any()
+
+
+@pytest.fixture(scope="module")
+def sim_scenes():
+    from f2p_sim.config import load_world_config
+    from f2p_sim.mujoco_backend import MujocoBackend
+    from f2p_sim.observation import Camera, camera_cloud
+    from f2p_sim.tasks import make_task
+    cfg = load_world_config()
+    backend, camera = MujocoBackend(cfg), Camera.from_config(cfg, "front")
+    out = []
+    for task, n, seed in (("transport", 3, 1000), ("transport", 5, 1001), ("organize", 3, 1002), ("packing", 3, 1003)):
+        backend.load(make_task(task, n, seed, cfg).scene)
+        out.append((f"{task}-{n}", camera_cloud(backend, camera)))
+    return out
+
+
+def test_on_the_simulators_scenes_segments_match_the_cameras_instances(sim_scenes):
+    """Point IoU of each true instance with its best segment, and the class of that segment."""
+    matched = total = right = 0
+    for name, cloud in sim_scenes:
+        plain = CameraCloud(cloud.points, None, None, None, cloud.frame_id, 0, cloud.height)
+        objects = GeometricSegmenter().segment(SensorFrame(plain))
+        index = {tuple(p): i for i, p in enumerate(cloud.points.tolist())}
+        segs = [(o.label, {index[tuple(p)] for p in o.points.tolist()}) for o in objects]
+        for k in np.unique(cloud.instance[cloud.instance != NO_OBJECT]):
+            truth = set(np.flatnonzero(cloud.instance == k).tolist())
+            label = OBJECT_CLASSES[int(cloud.label[cloud.instance == k][0])]
+            iou, seg_label = max(((len(truth & s) / len(truth | s), lab) for lab, s in segs), default=(0.0, None))
+            total += 1
+            if iou >= 0.5:
+                matched += 1
+                right += seg_label == label
+            else:
+                print(f"{name}: instance {k} ({label}, {len(truth)} points) best IoU {iou:.2f}")
+    assert matched / total >= 0.9 and right / matched >= 0.9, (matched, right, total)
+
+
+def test_what_it_cannot_segment_it_says_why():
+    seg = GeometricSegmenter()
+    with pytest.raises(PointCloudError, match="finite points"):
+        seg.segment(SensorFrame(CameraCloud(np.full((100, 3), np.nan, np.float32))))
+    with pytest.raises(PointCloudError, match="finite points"):
+        seg.segment(SensorFrame(CameraCloud(np.zeros((0, 3), np.float32))))
+    floating = solid((1.0, 0.0, 1.2), (0.06, 0.06, 0.06)).astype(np.float32)        # nothing to stand on
+    with pytest.raises(PointCloudError, match="no support surface"):
+        seg.segment(SensorFrame(CameraCloud(floating)))
+    pts, _ = table_scene()
+    pts[::3] = np.nan                                                                # missing returns
+    assert {o.label for o in seg.segment(SensorFrame(CameraCloud(pts)))} >= {"table", "bin", "cuboid"}
+    with pytest.raises(ValueError, match="min_points"):
+        GeometricSegmenter(min_points=0)
+
+
+def test_objects_keep_their_ids_across_frames_while_they_stay_or_are_carried():
+    from f2p_perception.tracking import SegmentTracker
+    pts, _ = table_scene()
+    seg, tracker = GeometricSegmenter(), SegmentTracker(max_jump=0.1)
+    first = tracker.assign(seg.segment(SensorFrame(CameraCloud(pts))))
+    assert len({o.id for o in first}) == len(first) and all(o.id.startswith(o.label + "_") for o in first)
+    by_place = {(o.label, *np.round(o.box.center[:2], 1)): o.id for o in first}
+    # the next frame: the lone cuboid carried 0.3 m, the segments found in another order
+    cube = (np.abs(pts[:, 0] - 0.85) < 0.05) & (np.abs(pts[:, 1] + 0.15) < 0.05) & (pts[:, 2] > 0.705)
+    moved = pts.copy()
+    moved[cube, 1] += 0.3
+    second = tracker.assign(seg.segment(SensorFrame(CameraCloud(moved)))[::-1])
+    carried = next(o for o in first if o.label == "cuboid" and np.linalg.norm(o.box.center[:2] - (0.85, -0.15)) < 0.03)
+    assert carried.id in {o.id for o in second}
+    assert next(o for o in second if o.id == carried.id).box.center[1] == pytest.approx(0.15, abs=0.03)
+    for o in second:
+        if o.id != carried.id:
+            assert by_place[(o.label, *np.round(o.box.center[:2], 1))] == o.id
+    # a third frame with a new cuboid on the table: a new id, never one used before
+    extra = solid((0.75, 0.2, 0.73), (0.05, 0.05, 0.06)).astype(np.float32)
+    third = tracker.assign(seg.segment(SensorFrame(CameraCloud(np.vstack([moved, extra])))))
+    new = {o.id for o in third} - {o.id for o in second}
+    assert len(new) == 1 and new.isdisjoint({o.id for o in first})
