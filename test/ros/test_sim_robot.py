@@ -17,7 +17,7 @@ from f2p_common.interfaces import NO_OBJECT, SkillCall
 from f2p_common.vocabulary import OBJECT_CLASSES
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.srv import ResetScene
-from f2p_ros.conversions import camera_cloud_from_msg, relations_from_msg, scene_from_msg, skill_call_to_msg
+from f2p_ros.conversions import box_from_msg, camera_cloud_from_msg, relations_from_msg, scene_from_msg, skill_call_to_msg
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.sim_robot_node import SimRobotNode
@@ -169,6 +169,12 @@ def test_node_resets_publishes_the_camera_pose_and_clock(sim):
     cloud = camera_cloud_from_msg(clouds[-1])
     assert [f.name for f in clouds[-1].fields] == ["x", "y", "z", "rgb", "instance", "label"]
     assert cloud.frame_id == "base_link" and (cloud.instance >= 0).sum() > 1000
+    # the true boxes, in object order: each holds its own instance's points (those not hidden)
+    assert len(resp.boxes) == len(resp.object_ids)
+    for k, b in enumerate(resp.boxes):
+        box, pts = box_from_msg(b), cloud.points[cloud.instance == k]
+        inside = (np.abs(pts - box.center) <= box.size / 2 + 0.01).all(axis=1)
+        assert len(pts) == 0 or inside.mean() > 0.95, (resp.object_ids[k], inside.mean())
     bad = _reset(probe, task="transport", n_objects=4, seed=0)
     assert not bad.success and "n_objects" in bad.message
     assert _reset(probe, scene_file="/nonexistent.json").message.startswith("cannot read scene file")

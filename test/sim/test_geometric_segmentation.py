@@ -171,3 +171,36 @@ def test_objects_keep_their_ids_across_frames_while_they_stay_or_are_carried():
     third = tracker.assign(seg.segment(SensorFrame(CameraCloud(np.vstack([moved, extra])))))
     new = {o.id for o in third} - {o.id for o in second}
     assert len(new) == 1 and new.isdisjoint({o.id for o in first})
+
+
+def test_a_goal_named_by_the_simulator_is_grounded_in_the_segments_perception_reports(sim_scenes):
+    from f2p_perception.tracking import ground
+    from f2p_sim.config import load_world_config
+    from f2p_sim.robot import SimRobot
+    robot = SimRobot(load_world_config())
+    info = robot.reset_task("transport", 3, 1000)
+    cloud = robot.camera_cloud()
+    objects = GeometricSegmenter().segment(SensorFrame(CameraCloud(cloud.points, None, None, None, "base_link", 0, 1)))
+    names = ground([(i, label, b.center) for i, label, b in zip(info.object_ids, info.labels, info.boxes)], objects)
+    assert sorted(names) == sorted(info.object_ids) and len(set(names.values())) == len(names)
+    for k, oid in enumerate(info.object_ids):        # the segment named for object k holds object k's points
+        seg = next(o for o in objects if o.id == names[oid])
+        mine = {tuple(p) for p in cloud.points[cloud.instance == k].tolist()}
+        assert len(mine & {tuple(p) for p in seg.points.tolist()}) > 0.5 * len(seg.points), oid
+
+
+def test_a_tracked_object_keeps_its_class_when_a_frame_reads_it_as_a_neighbouring_one():
+    from f2p_common.interfaces import OrientedBox, SegmentedObject
+    from f2p_perception.tracking import SegmentTracker
+
+    def seg(label, x, y):
+        pts = np.array([[x, y, 0.5], [x + 0.01, y, 0.5], [x, y + 0.01, 0.55]], np.float32)
+        return SegmentedObject("?", label, pts, 1.0, OrientedBox.around(pts))
+    tracker = SegmentTracker(max_jump=0.1)
+    first = tracker.assign([seg("bin", 0.5, -0.3), seg("cuboid", 0.4, 0.0)])
+    # the bin carried to the other table and read as a bag there; the cuboid nudged
+    second = tracker.assign([seg("cuboid", 0.42, 0.01), seg("bag", 0.5, 0.3)])
+    assert [(o.id, o.label) for o in second] == [(first[1].id, "cuboid"), (first[0].id, "bin")]
+    # a solid is never taken for a container that vanished
+    third = tracker.assign([seg("cuboid", 0.42, 0.01), seg("cuboid", 0.5, 0.3)])
+    assert third[1].id not in {o.id for o in first}

@@ -16,9 +16,11 @@ from sensor_msgs.msg import Image
 
 from f2p_failure.queue import EventQueue
 from f2p_interfaces.action import RunTask
-from f2p_interfaces.msg import FailureEvent, LearnerProgress, ModelInfo
+from f2p_interfaces.msg import FailureEvent, LearnerProgress, ModelInfo, Relation
+from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import ResetScene
-from f2p_ros.conversions import image_from_msg
+from f2p_perception.tracking import ground
+from f2p_ros.conversions import box_from_msg, image_from_msg, scene_from_msg
 
 if TYPE_CHECKING:
     from .live_demo import LiveDemoResult
@@ -44,6 +46,8 @@ class Probe:
         self.node.create_subscription(FailureEvent, "/failure_events", self._on_event, reliable)
         self.node.create_subscription(LearnerProgress, "/learner/progress", self._on_progress, reliable)
         self.node.create_subscription(ModelInfo, "/model_info", self._on_model, latched)
+        self.scenes = []
+        self.node.create_subscription(SegmentedSceneMsg, "/segmented_scene", self._on_scene, latched)
         self.node.create_subscription(Image, "/camera/color/image_raw", self._on_image,
                                       QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.reset = self.node.create_client(ResetScene, "/reset_scene")
@@ -68,6 +72,29 @@ class Probe:
     def _on_model(self, msg):
         self.model = (time.monotonic(), msg)
         self._notify()
+
+    def _on_scene(self, msg):
+        self.scenes.append(msg)
+        del self.scenes[:-2]
+        self.scene_count = getattr(self, "scene_count", 0) + 1
+        self._notify()
+
+    def ground_goal(self, resp, timeout: float = 30.0) -> list:
+        """The reset's goal in the ids perception reports (module docstring): the simulator's true
+        boxes name the segments of a fresh scene (f2p_perception.tracking.ground)."""
+        seen = getattr(self, "scene_count", 0)
+        self.wait("a segmented scene after the reset", lambda: getattr(self, "scene_count", 0) >= seen + 2, timeout)
+        scene = scene_from_msg(self.scenes[-1])
+        reference = [(i, label, box_from_msg(b).center) for i, label, b in zip(resp.object_ids, resp.labels, resp.boxes)]
+        names = ground(reference, scene.objects)
+        goal = []
+        for g in resp.goal:
+            missing = [x for x in (g.subject_id, g.object_id) if x and x not in names]
+            if missing:
+                raise DemoError(f"perception reports no segment for {missing} (scene: {scene.object_ids})")
+            goal.append(Relation(predicate=g.predicate, subject_id=names[g.subject_id],
+                                 object_id=names[g.object_id] if g.object_id else "", probability=g.probability))
+        return goal
 
     def _on_image(self, msg):
         self.image = (time.monotonic(), msg)
@@ -125,10 +152,11 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
                                                                      seed=cfg.task_seed)), 30)
         if not resp.success:
             raise DemoError(f"reset_scene: {resp.message}")
+        goal = list(resp.goal) if cfg.perception == "labelled_cloud" else probe.ground_goal(resp)
         say(f"{label}: RunTask {cfg.task} with {cfg.objects} objects, goal "
-            + " ∧ ".join(f"{g.predicate}({g.subject_id}, {g.object_id})" for g in resp.goal))
+            + " ∧ ".join(f"{g.predicate}({g.subject_id}, {g.object_id})" for g in goal))
         handle = probe.call(probe.run.send_goal_async(
-            RunTask.Goal(task_description=cfg.task, goal=list(resp.goal)),
+            RunTask.Goal(task_description=cfg.task, goal=goal),
             feedback_callback=lambda f: say(f"   [{f.feedback.stage}] {f.feedback.status}")), 30)
         if not handle.accepted:
             raise DemoError("run_task refused the goal")

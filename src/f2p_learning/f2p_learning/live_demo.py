@@ -57,6 +57,7 @@ class LiveDemoConfig:
     seed: int = 0
     worker_threads: int = 2
     stage_timeout_s: float = 900.0
+    perception: str = "labelled_cloud"          # the sim graph's segmentation backend (geometric: no labels used)
     data: dict[str, str] | None = None          # {"replay": folder, "regression": folder}; None: the demo's own
 
 
@@ -103,6 +104,7 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Pat
                                             {"origin": "the shipped pre-trained model"}, key)
     sim = yaml.safe_load(params_file("sim").read_text())
     sim["sim_robot"]["ros__parameters"].update(task=cfg.task, objects=cfg.objects, seed=cfg.task_seed)
+    sim["perception"]["ros__parameters"]["backend"] = cfg.perception
     sim["planner"]["ros__parameters"].update(checkpoint=str(first.path), require_signed=True,
                                              public_key=str(key) + ".pub")
     for node in ("task_executor", "failure_recorder"):
@@ -213,7 +215,10 @@ def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
 
 def _write(out: Path, cfg: LiveDemoConfig, r: LiveDemoResult, pictures: dict) -> Path:
     lines = [f"# f2p demo: the robot learns from its own failure ({cfg.task}, {cfg.objects} objects, seed "
-             f"{cfg.task_seed})", "",
+             f"{cfg.task_seed})", "", f"Perception in the graph: `{cfg.perception}`"
+             + (" (the simulated camera's per-point labels)." if cfg.perception == "labelled_cloud" else
+                " (segments from the plain cloud; the goal named in its segments by the simulator's true boxes)."),
+             "",
              f"First attempt (shipped pre-trained model): **{r.first or 'not run'}**; failure event `{r.event_id}`; "
              f"learned model `{r.child_version or '-'}`; retry: **{r.retry or 'not run'}**.", ""]
     if r.trials:
@@ -242,9 +247,11 @@ def main(argv=None) -> int:
     p.add_argument("--eval-trials", type=int, default=d.eval_trials)
     p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning epochs (paper: 200)")
     p.add_argument("--worker-threads", type=int, default=d.worker_threads)
+    p.add_argument("--perception", default=d.perception, choices=("labelled_cloud", "geometric"),
+                   help="segmentation in the graph: the simulated camera's labels, or geometric on the plain cloud")
     a = p.parse_args(argv)
     result = run_live_demo(LiveDemoConfig(a.out, task_seed=a.task_seed, eval_trials=a.eval_trials, epochs=a.epochs,
-                                          worker_threads=a.worker_threads))
+                                          worker_threads=a.worker_threads, perception=a.perception))
     return 0 if result.success else 1
 
 

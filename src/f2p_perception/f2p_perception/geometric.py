@@ -141,7 +141,7 @@ def _clusters(points: np.ndarray, cell: float, min_points: int = 1) -> np.ndarra
 
 
 def merge_wall_fragments(points: np.ndarray, labels: np.ndarray, voxel: float, reach: float) -> np.ndarray:
-    """``labels`` with each thin fragment — a piece of a wall, thinner than two voxels across
+    """``labels`` with each thin fragment — a piece of a wall, at most 2.5 voxels across
     (where the camera's rays thin out, a container's wall falls apart from it) — joined to the
     nearest other cluster within ``reach``. A solid object is never this thin."""
     from scipy.spatial import cKDTree
@@ -150,7 +150,7 @@ def merge_wall_fragments(points: np.ndarray, labels: np.ndarray, voxel: float, r
     thin = []
     for j in range(n):
         pts = points[labels == j]
-        if len(pts) >= 3 and min(yaw_box(pts).size[:2]) < 2 * voxel:
+        if len(pts) >= 3 and min(yaw_box(pts).size[:2]) <= 2.5 * voxel:
             thin.append(j)
     if not thin or len(thin) == n:
         return labels

@@ -283,7 +283,8 @@ def camera_cloud_from_msg(msg: PointCloud2) -> CameraCloud:
 
 
 # ---------------------------------------------------------------------------- scenes
-def _box_to_msg(box: OrientedBox | None) -> f2p_msg.OrientedBox:
+def box_to_msg(box: OrientedBox | None) -> f2p_msg.OrientedBox:
+    """An OrientedBox as its message (None: all zeros, identity orientation)."""
     out = f2p_msg.OrientedBox()
     if box is None:       # an object with no points has no box: all zeros (identity orientation)
         return out
@@ -295,7 +296,8 @@ def _box_to_msg(box: OrientedBox | None) -> f2p_msg.OrientedBox:
     return out
 
 
-def _box_from_msg(msg: f2p_msg.OrientedBox, n_points: int, where: str) -> OrientedBox | None:
+def box_from_msg(msg: f2p_msg.OrientedBox, n_points: int = 1, where: str = "box") -> OrientedBox | None:
+    """The OrientedBox of a message (None for the all-zero box of an object with no points)."""
     p, o, s = msg.center.position, msg.center.orientation, msg.size
     values = [p.x, p.y, p.z, o.x, o.y, o.z, o.w, s.x, s.y, s.z]
     if n_points == 0 and values == [0.0] * 6 + [1.0] + [0.0] * 3:
@@ -315,7 +317,7 @@ def scene_to_msg(scene: SegmentedScene) -> f2p_msg.SegmentedScene:
         m = f2p_msg.SegmentedObject(id=obj.id, label=obj.label, score=obj.score)
         m.cloud = xyz_to_cloud(obj.points, obj.colors, frame_id=scene.frame_id, stamp=out.header.stamp,
                                allow_empty=True)
-        m.box = _box_to_msg(obj.box)
+        m.box = box_to_msg(obj.box)
         out.objects.append(m)
     return out
 
@@ -332,7 +334,7 @@ def scene_from_msg(msg: f2p_msg.SegmentedScene) -> SegmentedScene:
             raise PointCloudError(f"{where}: {e}") from None
         try:
             objects.append(SegmentedObject(m.id, m.label, points, float(m.score),
-                                           _box_from_msg(m.box, len(points), where), colors))
+                                           box_from_msg(m.box, len(points), where), colors))
         except ValueError as e:
             raise ConversionError(f"{where}: {e}") from None
     try:

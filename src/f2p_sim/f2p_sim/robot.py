@@ -39,6 +39,7 @@ class SceneInfo:
     labels: list[str]
     goal: list[IdLiteral] = field(default_factory=list)
     description: str = ""
+    boxes: list[OrientedBox] = field(default_factory=list)     # true world AABBs, after settling
 
 
 @dataclass
@@ -100,7 +101,10 @@ class SimRobot:
                 id_goal = [(g.predicate, by_name[g.subject], None if g.object is None else by_name[g.object]) for g in goal]
             except KeyError as e:
                 raise SimRobotError(f"the goal names {e}, which is not an object of the scene") from None
-            self.scene = SceneInfo(ids, [s.cls for s in segs], id_goal, description)
+            st = self.backend.segment_state()
+            boxes = [OrientedBox(0.5 * (lo + hi), np.array([0.0, 0.0, 0.0, 1.0]), hi - lo)
+                     for lo, hi in zip(st.box_lower, st.box_upper)]
+            self.scene = SceneInfo(ids, [s.cls for s in segs], id_goal, description, boxes)
             self._clock_offset_ns = before - int(round(self.backend.time * 1e9))     # the clock goes on
             return self.scene
 

@@ -48,8 +48,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
-from f2p_ros.conversions import (ConversionError, camera_cloud_to_msg, camera_info_to_msg, image_to_msg, literal_to_msg,
-                                 ns_to_stamp, relations_to_msg, scene_to_msg, skill_call_from_msg)
+from f2p_ros.conversions import (ConversionError, box_to_msg, camera_cloud_to_msg, camera_info_to_msg, image_to_msg,
+                                 literal_to_msg, ns_to_stamp, relations_to_msg, scene_to_msg, skill_call_from_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
@@ -281,6 +281,7 @@ class SimRobotNode(ManagedNode):
         index = {o: i for i, o in enumerate(info.object_ids)}
         resp.goal = [literal_to_msg((p, index[s], None if o is None else index[o]), info.object_ids)
                      for p, s, o in info.goal]
+        resp.boxes = [box_to_msg(b) for b in info.boxes]
         self._publish_pose_and_clock()
         return resp
 
