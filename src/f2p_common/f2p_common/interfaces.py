@@ -235,6 +235,14 @@ class SegmentedScene:
         if not isinstance(self.stamp_ns, (int, np.integer)) or self.stamp_ns < 0:
             raise ValueError(f"stamp_ns must be an int >= 0, got {self.stamp_ns!r}")
 
+    def reordered(self, object_ids: Sequence[str]) -> "SegmentedScene":
+        """The same scene with its objects in the order of ``object_ids`` (the same set of ids;
+        ValueError otherwise): a backend that segments each frame afresh lists them in any order."""
+        index = {o.id: o for o in self.objects}
+        if sorted(index) != sorted(object_ids):
+            raise ValueError(f"the scene holds {sorted(index)}, not {sorted(object_ids)}")
+        return SegmentedScene([index[i] for i in object_ids], self.frame_id, self.stamp_ns, self.source)
+
     @property
     def object_ids(self) -> list[str]:
         return [o.id for o in self.objects]
@@ -290,6 +298,14 @@ class RelationState:
         """From probability or 0/1 (bool) arrays, e.g. ``f2p_relations.Relations`` or a plan step."""
         return RelationState(list(object_ids), np.asarray(unary, np.float32), np.asarray(binary, np.float32),
                              frame_id, stamp_ns)
+
+    def reordered(self, object_ids: Sequence[str]) -> "RelationState":
+        """The same state over ``object_ids`` in that order (the same set; ValueError otherwise)."""
+        if sorted(self.object_ids) != sorted(object_ids):
+            raise ValueError(f"the state ranges over {sorted(self.object_ids)}, not {sorted(object_ids)}")
+        perm = [self.object_ids.index(i) for i in object_ids]
+        return RelationState(list(object_ids), self.unary[perm], self.binary[np.ix_(perm, perm)], self.frame_id,
+                             self.stamp_ns)
 
     def __eq__(self, other) -> bool:
         return _fields_equal(self, other)

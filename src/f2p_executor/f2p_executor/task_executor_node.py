@@ -60,7 +60,7 @@ from f2p_interfaces.srv import PlanTask, VerifyPlan
 from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, PointCloudError, failure_event_to_msg, literal_from_msg,
                                  plan_from_msg, plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg,
-                                 skill_call_to_msg, stamp_to_ns)
+                                 scene_to_msg, skill_call_to_msg, stamp_to_ns)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 
 
@@ -75,6 +75,8 @@ PARAMS = [
     P.Param("verifier", "", "VerifyPlan service that checks plans before acting ('' = the executor's own check)"),
     P.Param("min_goal_probability", 0.0, "own check: refuse plans whose predicted p(goal) is lower (0 = never)",
             lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
+    P.Param("reobserve_frames", 3, "after a step, further frames tried when one does not show the plan's objects "
+            "(an object missed or split by segmentation)", P.positive_or_zero),
     P.Param("observe_timeout_s", 10.0, "longest wait for an observation (s)", lambda v: None if v > 0 else "must be > 0"),
     P.Param("step_timeout_s", 120.0, "longest wait for a skill or a service (s)",
             lambda v: None if v > 0 else "must be > 0"),
@@ -205,6 +207,23 @@ class TaskExecutorNode(ManagedNode):
                                     f"{self.v['observe_timeout_s']:g} s: is the camera publishing?")
                 self._seen.wait(min(left, 0.1))
 
+    def _observe_objects(self, goal_handle, received_after: float, stamped_after_ns: int, ids: list[str], k: int):
+        """The first observation after step ``k`` that sees the plan's objects ``ids``, in their
+        order (a backend that segments each frame afresh lists them in any order); the next
+        ``reobserve_frames`` frames are tried when one misses or splits an object."""
+        seen = []
+        for _try in range(1 + int(self.v["reobserve_frames"])):
+            scene, rel, scene_msg, rel_msg = self._observe(goal_handle, received_after, stamped_after_ns)
+            if sorted(scene.object_ids) == sorted(ids):
+                if scene.object_ids == list(ids):
+                    return scene, rel, scene_msg, rel_msg
+                scene, rel = scene.reordered(ids), rel.reordered(ids)
+                return scene, rel, scene_to_msg(scene), relations_to_msg(rel)
+            seen.append(scene.object_ids)
+            received_after = time.monotonic()                # the next frame
+        raise TaskError(f"after step {k} the camera sees {seen[-1]}, not {list(ids)} (in {len(seen)} frames): the "
+                        "step cannot be checked")
+
     # --- the task ----------------------------------------------------------------------
     def _on_goal(self, goal) -> GoalResponse:
         # An accepted goal holds _busy until its execution ends: a second one is rejected at once.
@@ -279,11 +298,9 @@ class TaskExecutorNode(ManagedNode):
                     result.executed_steps.append(step)
                     self._feedback(goal_handle, "verify_step", k, len(plan.skeleton), (k + 0.5) / len(plan.skeleton),
                                    plan_id=plan.plan_id)
-                    after, rel_after, after_msg, rel_after_msg = self._observe(
-                        goal_handle, ended, stamp_to_ns(skill_result.observed_relations.header.stamp))
-                    if after.object_ids != plan.object_ids:
-                        raise TaskError(f"after step {k} the camera sees {after.object_ids}, not {plan.object_ids}: "
-                                        "the step cannot be checked")
+                    after, rel_after, after_msg, rel_after_msg = self._observe_objects(
+                        goal_handle, ended, stamp_to_ns(skill_result.observed_relations.header.stamp),
+                        plan.object_ids, k)
                     mismatches = step_mismatches(plan, k, rel_after)
                     scene, rel, scene_msg, rel_msg = after, rel_after, after_msg, rel_after_msg
                     if mismatches:

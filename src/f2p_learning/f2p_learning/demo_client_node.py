@@ -168,7 +168,7 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
     result.first = "success" if first.success else "failure"
     say(f"   result: {first.message}")
     if not first.failure_event_ids:
-        raise DemoError(f"the pre-trained model did not fail on task seed {cfg.task_seed}: nothing to learn from")
+        raise DemoError(f"the first attempt recorded no failure event ({first.message}): nothing to learn from")
     result.event_id = event_id = first.failure_event_ids[0]
     pictures["After the failed step (pre-trained model)"] = probe.picture(out / "scene_after_failure.png",
                                                                           time.monotonic())
