@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -21,9 +21,10 @@ help:
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
 	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
 	@echo "make bench-relations  relation detector backends against the simulator's relations -> benchmarks/results/relation_detector.{json,md}"
-	@echo "make bench-perception  segmentation backends on plain clouds against the simulator's instances (precision, recall, IoU, classes, relation F1, rate on 640x480) -> benchmarks/results/perception.{json,md} (~5 min)"
+	@echo "make bench-perception  segmentation backends (geometric, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md} (~10 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~35 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
+	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them -> out/yolo_seg/model/yolo_seg_sim.pt (~50 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
@@ -51,6 +52,10 @@ bench-relations: setup
 
 bench-perception: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/perception.py
+
+yolo-seg-model: setup
+	@$(ENV) && f2p-render-seg-data --out out/yolo_seg/data --scenes-per-cell 4 \
+	  && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} f2p-train-yolo-seg --data out/yolo_seg/data --out out/yolo_seg/model --epochs 30 --imgsz 480
 
 bench-reliability: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/reliability.py

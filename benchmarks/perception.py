@@ -1,10 +1,12 @@
-"""Segmentation backends against the simulator's ground truth (issue 31), from a plain cloud.
+"""Segmentation backends against the simulator's ground truth (issue 31), on RGB-D frames.
 
 Fresh scenes (task seeds 70000 + 1000·n + i, never a training or evaluation seed) of every task
 and object count, each as generated and after one random skill (as the relation benchmark
-draws them), seen by the simulated front camera with and without sensor noise (depth and point
-noise, missing returns). The camera's own per-point instances are the truth; the backends see
-the cloud without them. Per backend and noise level:
+draws them), rendered by the simulated front camera at 640x480 (colour, depth, CameraInfo, the
+camera's pose: what a robot's RGB-D driver gives), with and without sensor noise on the depth
+image (depth noise, missing returns). Every backend reads the same frame
+(f2p_perception.segmentation.rgbd_frame); the renderer's segmentation image is the truth, pixel
+by pixel. Per backend and noise level:
 
 * instance precision / recall: a segment and a true instance match when their point IoU is at
   least 0.5 (true instances with fewer than 10 points — barely seen — are left out);
@@ -12,11 +14,13 @@ the cloud without them. Per backend and noise level:
 * class accuracy over the matched instances;
 * relation F1 after perception: the geometric relation detector on the perceived segments
   (their boxes and classes) against the simulator's relations, over the matched objects;
-* rate on this CPU: the camera's foveated cloud (what the sim graph publishes) and 640x480
-  organised clouds (every pixel, what a robot's RGB-D driver publishes).
+* rate on this CPU: frames per second of the backend on the 640x480 frame (median), and of the
+  whole path (back-projection into the base frame, then the backend).
 
-Only the ``geometric`` backend exists so far (YOLO-seg and SAM come next: issue 31). Writes
-``benchmarks/results/perception.{json,md}``.
+Backends: ``geometric``; ``yolo_seg`` with the shipped model (or ``--yolo-weights``); ``sam``
+needs SAM's weights (``--sam-checkpoint``, vit_b), which cannot be downloaded here: without
+them only its rate is measured, with a random-weight vit_b (the real architecture) on
+``--sam-frames`` frames. Writes ``benchmarks/results/perception.{json,md}``.
 """
 from __future__ import annotations
 
@@ -32,10 +36,10 @@ import numpy as np
 
 from f2p_common.interfaces import NO_OBJECT, CameraCloud, SegmentedScene
 from f2p_common.vocabulary import OBJECT_CLASSES
-from f2p_perception.segmentation import SensorFrame, make_segmenter
+from f2p_perception.segmentation import make_segmenter, rgbd_frame
 from f2p_relations.detectors import GeometricDetector
 from f2p_sim.config import load_world_config
-from f2p_sim.observation import Camera, NoiseModel, camera_cloud
+from f2p_sim.observation import Camera, ImageRenderer, NoiseModel
 from f2p_sim.robot import SimRobot
 from f2p_training.evaluate import metrics_from_counts, relation_counts
 from relation_detector import scenarios
@@ -46,13 +50,10 @@ NOISE = {"none": NoiseModel(), "sensor": NoiseModel(depth_std=0.004, point_std=0
 MIN_TRUE_POINTS = 10
 
 
-def plain(cloud: CameraCloud) -> CameraCloud:
-    return CameraCloud(cloud.points, None, None, None, cloud.frame_id, cloud.stamp_ns, cloud.height)
-
-
-def score_scene(cloud: CameraCloud, objects, truth_relations) -> dict:
-    """Matches of one scene (module docstring): counts, IoUs, class hits, relation counts."""
-    index = {tuple(p): i for i, p in enumerate(cloud.points.tolist())}
+def score_scene(index: dict, truth_cloud: CameraCloud, objects, truth_relations) -> dict:
+    """Matches of one scene (module docstring): counts, IoUs, class hits, relation counts.
+    ``index`` maps each finite point (a tuple) of the frame to its pixel."""
+    cloud = truth_cloud
     segs = [np.fromiter((index[tuple(p)] for p in o.points.tolist()), np.int64) for o in objects]
     seg_sets = [set(s.tolist()) for s in segs]
     ids, true_sets = [], []
@@ -85,84 +86,143 @@ def score_scene(cloud: CameraCloud, objects, truth_relations) -> dict:
     return out
 
 
-def run(scenes: int, seed: int, rate_frames: int, say=print) -> dict:
+def _empty() -> dict:
+    return {"true": 0, "segments": 0, "matched": 0, "matched_segments": 0, "ious": [], "class_right": 0,
+            "relations": {}, "seconds": [], "path_seconds": [], "refused": 0}
+
+
+def _random_vit_b(folder: Path) -> Path:
+    """A random-weight SAM vit_b checkpoint (the real architecture, for its rate only)."""
+    import torch
+    from segment_anything import sam_model_registry
+    path = folder / "sam_vit_b_random.pth"
+    torch.manual_seed(0)
+    torch.save(sam_model_registry["vit_b"]().state_dict(), path)
+    return path
+
+
+def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_frames: int, say=print) -> dict:
+    import tempfile
+
     rng = np.random.default_rng(seed)
     cfg = load_world_config()
     robot = SimRobot(cfg)
     camera = Camera.from_config(cfg, "front")
-    seg = make_segmenter("geometric")
-    acc = {name: {"true": 0, "segments": 0, "matched": 0, "matched_segments": 0, "ious": [], "class_right": 0,
-                  "relations": {}, "seconds": [], "refused": 0} for name in NOISE}
-    organised: list[CameraCloud] = []
+    intrinsics = camera.ros_intrinsics
+    segmenters = {"geometric": make_segmenter("geometric"), "yolo_seg": make_segmenter("yolo_seg", weights=yolo_weights)}
+    tmp = tempfile.TemporaryDirectory()
+    sam_measured = bool(sam_checkpoint)
+    segmenters["sam"] = make_segmenter("sam", checkpoint=sam_checkpoint or str(_random_vit_b(Path(tmp.name))))
+    acc = {b: {n: _empty() for n in NOISE} for b in segmenters}
+    renderer = None
+    sam_done = 0
     for kind, n, i, phase in scenarios(robot, scenes, rng, SEED_BASE):
         truth = robot.relations()
-        for name, noise in NOISE.items():
-            cloud = camera_cloud(robot.backend, camera, noise=noise, rng=rng)
+        if renderer is None or renderer.model is not robot.backend.model:
+            if renderer is not None:
+                renderer.close()
+            renderer = ImageRenderer(robot.backend, camera)
+        images = renderer.render(segmentation=True)
+        pos, quat = robot.camera_pose()
+        seg_image = images["segmentation"].reshape(-1)
+        for noise_name, noise in NOISE.items():
+            depth = noise.depth_image(images["depth"], rng)
             t0 = time.perf_counter()
-            try:
-                objects = seg.segment(SensorFrame(plain(cloud)))
-            except Exception as exc:               # noqa: BLE001  counted, reported
-                acc[name]["refused"] += 1
-                say(f"[perception] {kind}-{n} #{i} {phase} {name}: refused: {exc}")
-                continue
-            acc[name]["seconds"].append(time.perf_counter() - t0)
-            r = score_scene(cloud, objects, truth)
-            a = acc[name]
-            for key in ("true", "segments", "matched", "matched_segments", "class_right"):
-                a[key] += r[key]
-            a["ious"] += r["ious"]
-            for rel, v in r.get("relations", {}).items():
-                t = a["relations"].setdefault(rel, {"tp": 0, "fp": 0, "fn": 0, "tn": 0})
-                for key in t:
-                    t[key] += v[key]
-        if phase == "initial" and i == 0 and len(organised) < rate_frames:
-            organised.append(plain(camera_cloud(robot.backend, camera, organized=True)))
-    times = []
-    for cloud in organised:
-        t0 = time.perf_counter()
-        seg.segment(SensorFrame(cloud))
-        times.append(time.perf_counter() - t0)
+            frame = rgbd_frame(images["rgb"], depth, intrinsics, (*pos, *quat), "base_link", "camera", info_size=(640, 480))
+            frame_s = time.perf_counter() - t0
+            finite = np.isfinite(frame.cloud.points).all(axis=1)
+            inst = np.where(finite & (seg_image >= 0), seg_image, NO_OBJECT).astype(np.int32)
+            labels = np.array([OBJECT_CLASSES.index(c) for c in robot.scene.labels] + [NO_OBJECT], np.int32)
+            truth_cloud = CameraCloud(frame.cloud.points, instance=inst, label=labels[inst], height=480)
+            index = {tuple(p): j for j, p in zip(np.flatnonzero(finite).tolist(), frame.cloud.points[finite].tolist())}
+            for name, seg in segmenters.items():
+                if name == "sam" and (not sam_measured and (sam_done >= sam_frames or noise_name != "none")):
+                    continue
+                a = acc[name][noise_name]
+                t0 = time.perf_counter()
+                try:
+                    objects = seg.segment(frame)
+                except Exception as exc:               # noqa: BLE001  counted, reported
+                    a["refused"] += 1
+                    say(f"[perception] {name} {kind}-{n} #{i} {phase} {noise_name}: refused: {exc}")
+                    continue
+                dt = time.perf_counter() - t0
+                a["seconds"].append(dt)
+                a["path_seconds"].append(dt + frame_s)
+                if name == "sam" and not sam_measured:
+                    sam_done += 1
+                    continue                               # random weights: a rate, not a score
+                r = score_scene(index, truth_cloud, objects, truth)
+                for key in ("true", "segments", "matched", "matched_segments", "class_right"):
+                    a[key] += r[key]
+                a["ious"] += r["ious"]
+                for rel, v in r.get("relations", {}).items():
+                    t = a["relations"].setdefault(rel, {"tp": 0, "fp": 0, "fn": 0, "tn": 0})
+                    for key in t:
+                        t[key] += v[key]
+        say(f"[perception] {kind}-{n} #{i} {phase}: " + ", ".join(
+            f"{b} recall {acc[b]['none']['matched'] / max(1, acc[b]['none']['true']):.2f}" for b in segmenters
+            if b != "sam" or sam_measured))
+    if renderer is not None:
+        renderer.close()
+    tmp.cleanup()
     report = {"benchmark": "perception", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "scenes_per_cell": scenes, "task_seeds": f"{SEED_BASE} + 1000*n + i", "noise": {k: vars(v) for k, v in
-                                                                                           NOISE.items()},
-              "backends": {"geometric": {}}}
-    for name, a in acc.items():
-        rel = metrics_from_counts(a["relations"]) if a["relations"] else {"micro_f1": None}
-        report["backends"]["geometric"][name] = {
-            "precision": round(a["matched_segments"] / max(1, a["segments"]), 3),
-            "recall": round(a["matched"] / max(1, a["true"]), 3),
-            "mean_iou": round(float(np.mean(a["ious"])) if a["ious"] else 0.0, 3),
-            "class_accuracy": round(a["class_right"] / max(1, a["matched"]), 3),
-            "relation_micro_f1": None if rel["micro_f1"] is None else round(rel["micro_f1"], 3),
-            "true_instances": a["true"], "segments": a["segments"], "refused_frames": a["refused"],
-            "foveated_hz": round(1.0 / float(np.median(a["seconds"])), 1) if a["seconds"] else None}
-    report["backends"]["geometric"]["organised_640x480_hz"] = round(1.0 / float(np.median(times)), 1) if times else None
+              "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0), "scenes_per_cell": scenes,
+              "task_seeds": f"{SEED_BASE} + 1000*n + i", "noise": {k: vars(v) for k, v in NOISE.items()},
+              "yolo_weights": str(segmenters["yolo_seg"].weights), "sam_weights": "given" if sam_measured else
+              "none here: rate of a random-weight vit_b only", "backends": {}}
+    for b, per_noise in acc.items():
+        report["backends"][b] = {}
+        for noise_name, a in per_noise.items():
+            if not a["seconds"]:
+                continue
+            entry = {"hz": round(1.0 / float(np.median(a["seconds"])), 2),
+                     "path_hz": round(1.0 / float(np.median(a["path_seconds"])), 2), "frames": len(a["seconds"]),
+                     "refused_frames": a["refused"]}
+            if b != "sam" or sam_measured:
+                rel = metrics_from_counts(a["relations"]) if a["relations"] else {"micro_f1": None}
+                entry.update({
+                    "precision": round(a["matched_segments"] / max(1, a["segments"]), 3),
+                    "recall": round(a["matched"] / max(1, a["true"]), 3),
+                    "mean_iou": round(float(np.mean(a["ious"])) if a["ious"] else 0.0, 3),
+                    "class_accuracy": round(a["class_right"] / max(1, a["matched"]), 3),
+                    "relation_micro_f1": None if rel["micro_f1"] is None else round(rel["micro_f1"], 3),
+                    "true_instances": a["true"], "segments": a["segments"]})
+            report["backends"][b][noise_name] = entry
     return report
 
 
 def summary(r: dict) -> str:
-    g = r["backends"]["geometric"]
-    lines = [f"# Segmentation against the simulator's truth ({r['machine']})", "",
+    lines = [f"# Segmentation against the simulator's truth ({r['machine']}, {r['threads']} torch threads)", "",
              f"{r['scenes_per_cell']} fresh scenes per task x object count, as generated and after one random skill; "
-             "the front camera's cloud without its labels. Match: point IoU >= 0.5.", "",
-             "| backend | noise | precision | recall | mean IoU | class accuracy | relation F1 | rate, sim cloud |",
+             "the front camera's 640x480 RGB-D frame (depth back-projected into base_link). Match: point IoU >= 0.5. "
+             "Rate: the backend alone / with the back-projection.", "",
+             "| backend | noise | precision | recall | mean IoU | class accuracy | relation F1 | rate (640x480) |",
              "|---|---|---|---|---|---|---|---|"]
-    for noise in NOISE:
-        m = g[noise]
-        lines.append(f"| geometric | {noise} | {m['precision']} | {m['recall']} | {m['mean_iou']} | "
-                     f"{m['class_accuracy']} | {m['relation_micro_f1']} | {m['foveated_hz']} Hz |")
-    lines += ["", f"geometric on 640x480 organised clouds: {g['organised_640x480_hz']} Hz (target >= 10 Hz). "
-              "YOLO-seg and SAM: not built yet (issue 31)."]
+    for b, per_noise in r["backends"].items():
+        for noise, m in per_noise.items():
+            if "recall" in m:
+                lines.append(f"| {b} | {noise} | {m['precision']} | {m['recall']} | {m['mean_iou']} | "
+                             f"{m['class_accuracy']} | {m['relation_micro_f1']} | {m['hz']} / {m['path_hz']} Hz |")
+            else:
+                lines.append(f"| {b} | {noise} | - | - | - | - | - | {m['hz']} / {m['path_hz']} Hz "
+                             f"({m['frames']} frames) |")
+    lines += ["", f"Targets: geometric >= 10 Hz, yolo_seg >= 5 Hz. yolo_seg weights: {r['yolo_weights']}. "
+              f"SAM weights: {r['sam_weights']}."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", type=int, default=5, help="scenes per task and object count")
-    p.add_argument("--rate-frames", type=int, default=9, help="640x480 organised frames timed")
+    p.add_argument("--yolo-weights", default="", help="YOLO segmentation weights ('' = the shipped model)")
+    p.add_argument("--sam-checkpoint", default="", help="SAM vit_b weights (absent here: its rate only)")
+    p.add_argument("--sam-frames", type=int, default=2, help="frames timed with a random-weight vit_b")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    report = run(a.scenes, a.seed, a.rate_frames)
+    import torch
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    report = run(a.scenes, a.seed, a.yolo_weights, a.sam_checkpoint, a.sam_frames)
     report["command"] = "python benchmarks/perception.py " + " ".join(argv if argv is not None else sys.argv[1:])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "perception.json").write_text(json.dumps(report, indent=1) + "\n")

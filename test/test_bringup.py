@@ -30,7 +30,8 @@ def test_graphs_share_the_stack_and_differ_in_robot_and_remaps():
     assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "planner", "task_executor",
                                      "failure_recorder", "visualizer", "bag_recorder"]
     assert [n.name for n in stretch] == [n.name for n in ur5] == [n.name for n in sim[1:]]
-    assert stretch[0].name == "perception" and stretch[0].remaps == {"camera/points": "/camera/depth/color/points"}
+    assert stretch[0].name == "perception" and stretch[0].remaps["camera/points"] == "/camera/depth/color/points"
+    assert stretch[0].remaps["camera/depth/image_rect_raw"] == "/camera/aligned_depth_to_color/image_raw"
     assert next(n for n in ur5 if n.name == "task_executor").remaps == {"execute_skill": "/ur5/execute_skill"}
     assert next(n for n in ur5 if n.name == "bag_recorder").remaps == {"camera/points": "/wrist_camera/depth/color/points"}
     with pytest.raises(ValueError, match="unknown robot 'r2d2'"):

@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "f2p-datagen = f2p_sim.datagen:main",
+            "f2p-render-seg-data = f2p_sim.image_data:main",
             "sim_robot = f2p_sim.sim_robot_node:main",
         ],
     },

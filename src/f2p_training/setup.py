@@ -20,6 +20,7 @@ setup(
         "console_scripts": [
             "f2p-train = f2p_training.train:main",
             "f2p-evaluate = f2p_training.evaluate:main",
+            "f2p-train-yolo-seg = f2p_training.yolo_seg:main",
         ],
     },
 )

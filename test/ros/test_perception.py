@@ -178,7 +178,7 @@ def test_node_reports_bad_clouds_and_keeps_running(ros, sim_cloud):
     msgs = errors()
     assert any("needs a cloud with 'instance' and 'label'" in m for m in msgs)
     assert any("overlap" in m for m in msgs)
-    assert any("not 'base_link', and no camera_pose" in m for m in msgs)
+    assert any("not 'base_link', and no transform" in m for m in msgs)
     pub.publish(camera_cloud_to_msg(cloud))                                                # still serving
     assert got_scene.wait(WAIT_S) and node.rejected == 3
 
@@ -195,5 +195,110 @@ def test_bad_parameters_fail_configure(ros):
     from lifecycle_msgs.msg import Transition
     from rclpy.parameter import Parameter
     ros.add(PerceptionNode(context=ros.context, parameter_overrides=[Parameter("camera_pose", value=[1.0, 2.0])]))
+    lc = LifecycleClient(ros.node("perception_probe"), "perception")
+    assert not lc.transition(Transition.TRANSITION_CONFIGURE)
+
+
+# ---------------------------------------------------------------------------- RGB-D input over DDS
+@pytest.fixture(scope="module")
+def rgbd_view():
+    """A rendered organize scene: scene info, rgb, depth, CameraInfo intrinsics and the camera pose."""
+    from f2p_sim.observation import ImageRenderer
+    robot = SimRobot(load_world_config())
+    info = robot.reset_task("organize", 5, 3)
+    renderer = ImageRenderer(robot.backend, robot.camera)
+    try:
+        images = renderer.render()
+    finally:
+        renderer.close()
+    pos, quat = robot.camera_pose()
+    return info, images, robot.camera.ros_intrinsics, (*pos, *quat)
+
+
+def _rgbd_messages(images, intrinsics, stamp_s, depth=None, frame="camera_color_optical_frame"):
+    from f2p_ros.conversions import camera_info_to_msg, image_to_msg
+    ns = int(stamp_s * 1e9)
+    d = images["depth"] if depth is None else depth
+    return {"rgb": image_to_msg(images["rgb"], frame, ns), "depth": image_to_msg(d, frame, ns),
+            "info": camera_info_to_msg(640, 480, intrinsics, frame, ns)}
+
+
+def _rgbd_node(ros, **params):
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image
+    node = ros.add(PerceptionNode(context=ros.context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in {"backend": "geometric", "input": "rgbd", **params}.items()]))
+    probe = ros.node("perception_probe")
+    LifecycleClient(probe, "perception").activate()
+    pubs = {"rgb": probe.create_publisher(Image, "/camera/color/image_raw", RELIABLE),
+            "depth": probe.create_publisher(Image, "/camera/depth/image_rect_raw", RELIABLE),
+            "info": probe.create_publisher(CameraInfo, "/camera/color/camera_info", RELIABLE)}
+    from support.ros import wait_until
+    wait_until(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()))
+    return node, probe, pubs
+
+
+def test_node_segments_synchronised_rgbd_frames_placed_by_the_camera_pose_topic(ros, rgbd_view):
+    from geometry_msgs.msg import PoseStamped
+    from f2p_ros.conversions import ns_to_stamp
+    info, images, k, pose = rgbd_view
+    node, probe, pubs = _rgbd_node(ros, camera_pose_topic="/camera/pose")
+    pose_pub = probe.create_publisher(PoseStamped, "/camera/pose", LATCHED)
+    msg = PoseStamped()
+    msg.header.frame_id, msg.header.stamp = "base_link", ns_to_stamp(0)
+    (msg.pose.position.x, msg.pose.position.y, msg.pose.position.z, msg.pose.orientation.x, msg.pose.orientation.y,
+     msg.pose.orientation.z, msg.pose.orientation.w) = pose
+    pose_pub.publish(msg)
+    from support.ros import wait_until
+    wait_until(lambda: node._pose_msg is not None)
+    scenes, got = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    frame = _rgbd_messages(images, k, 5.0)
+    for name in ("depth", "info", "rgb"):                         # any order: matched by stamp
+        pubs[name].publish(frame[name])
+    assert got.wait(WAIT_S)
+    scene = scene_from_msg(scenes[-1])
+    assert scene.source == "camera:geometric" and scene.frame_id == "base_link" and scene.stamp_ns == int(5e9)
+    assert not Counter(scene.labels) - Counter(info.labels) and len(scene.labels) >= len(info.labels) - 1, \
+        (scene.labels, info.labels)
+    for o in scene.objects:                                      # in the base frame: on the tables (0.45 m)
+        if o.label not in ("table", "shelf"):
+            assert o.points[:, 2].min() > 0.4, o.id
+
+
+def test_node_reports_bad_rgbd_frames_and_a_missing_camera_info_and_keeps_running(ros, rgbd_view):
+    info, images, k, pose = rgbd_view
+    node, probe, pubs = _rgbd_node(ros, max_age_s=0.5)           # no pose topic, no camera_pose: no transform
+    diags, _ = _diag_levels(probe)
+    scenes, got_scene = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    errors = lambda: [m.status[0].message for m in diags if m.status[0].level == DiagnosticStatus.ERROR]  # noqa: E731
+    from support.ros import wait_until
+
+    def send(frame):
+        for name, m in frame.items():
+            pubs[name].publish(m)
+    send(_rgbd_messages(images, k, 1.0))
+    wait_until(lambda: any("no transform from the camera's frame 'camera_color_optical_frame'" in m for m in errors()))
+    node._camera_pose = list(pose)                                # as if the parameter had been set
+    send(_rgbd_messages(images, k, 2.0, depth=images["depth"][::2, ::2]))
+    wait_until(lambda: any("registered to the colour camera" in m for m in errors()))
+    send(_rgbd_messages(images, k, 3.0, depth=np.full((480, 640), np.nan, np.float32)))
+    wait_until(lambda: any("no valid return" in m for m in errors()))
+    for t in (4.0, 4.1, 4.2):                                     # colour and depth, never their CameraInfo
+        frame = _rgbd_messages(images, k, t)
+        pubs["rgb"].publish(frame["rgb"])
+        pubs["depth"].publish(frame["depth"])
+    wait_until(lambda: any(m.status[0].level == DiagnosticStatus.WARN and "/camera/color/camera_info" in
+                           m.status[0].message for m in diags))
+    assert node.rejected == 3 and not got_scene.is_set()
+    send(_rgbd_messages(images, k, 5.0))                          # still serving
+    assert got_scene.wait(WAIT_S) and scene_from_msg(scenes[-1]).stamp_ns == int(5e9)
+
+
+@pytest.mark.parametrize("params", [{"backend": "sam", "input": "rgbd"},                  # no checkpoint
+                                    {"backend": "yolo_seg", "model_path": "/nonexistent.pt", "input": "rgbd"}])
+def test_image_backends_without_their_model_fail_configure(ros, params):
+    from lifecycle_msgs.msg import Transition
+    from rclpy.parameter import Parameter
+    ros.add(PerceptionNode(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]))
     lc = LifecycleClient(ros.node("perception_probe"), "perception")
     assert not lc.transition(Transition.TRANSITION_CONFIGURE)

@@ -165,6 +165,9 @@ def test_plan_task_acts_on_what_the_goal_still_needs(transport):
     (lambda s, g: (s, [], None), "goal is empty"),
     (lambda s, g: (SegmentedScene([]), g, None), "no objects"),
     (lambda s, g: (s, g, [("throw", 2)]), "unknown skill 'throw'"),
+    # perception split the scene into more segments than the model takes (e.g. clutter): refused, named
+    (lambda s, g: (SegmentedScene([dataclasses.replace(o, id=f"{o.id}_{k}") for k in range(4) for o in s.objects]),
+                   g, None), "20 objects exceed the model's 16"),
 ])
 def test_plan_task_refuses_bad_requests(transport, change, pattern):
     scene, goal, _ = transport

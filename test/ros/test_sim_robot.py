@@ -199,7 +199,7 @@ def test_node_publishes_camera_images_their_info_and_the_camera_pose(sim):
     assert image.shape == (cam.height, cam.width, 3) and image.std() > 5                # a picture, not a blank
     assert d.shape == (cam.height, cam.width) and 0.3 < float(np.nanmedian(d)) < 3.0      # metres to the table
     assert rgb[-1].header.frame_id == depth[-1].header.frame_id == "camera_color_optical_frame"
-    assert camera_info_from_msg(info[-1]) == (cam.width, cam.height, cam.intrinsics)
+    assert camera_info_from_msg(info[-1]) == (cam.width, cam.height, cam.ros_intrinsics)
     p = pose[-1].pose.position
     np.testing.assert_allclose([p.x, p.y, p.z], cam.eye)
     assert pose[-1].header.frame_id == "base_link"

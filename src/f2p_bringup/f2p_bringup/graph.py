@@ -54,17 +54,25 @@ _STACK = (
 )
 
 
-def _on(camera: str, skills: str) -> tuple[NodeSpec, ...]:
-    """The stack remapped onto a robot's camera topic and skill server."""
-    remap = {"perception": {"camera/points": camera}, "bag_recorder": {"camera/points": camera},
+def _realsense(ns: str) -> dict[str, str]:
+    """The perception node's camera topics on a realsense2_camera driver in namespace ``ns`` (cloud
+    on, depth aligned to colour on): the cloud, or the colour, aligned depth and CameraInfo."""
+    return {"camera/points": f"{ns}/depth/color/points", "camera/color/image_raw": f"{ns}/color/image_raw",
+            "camera/depth/image_rect_raw": f"{ns}/aligned_depth_to_color/image_raw",
+            "camera/color/camera_info": f"{ns}/color/camera_info"}
+
+
+def _on(camera: dict[str, str], skills: str) -> tuple[NodeSpec, ...]:
+    """The stack remapped onto a robot's camera topics and skill server."""
+    remap = {"perception": camera, "bag_recorder": {"camera/points": camera["camera/points"]},
              "task_executor": {"execute_skill": skills}}
     return tuple(NodeSpec(n.name, n.package, n.executable, remap.get(n.name, {})) for n in _STACK)
 
 
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (NodeSpec("sim_robot", "f2p_sim", "sim_robot", clock_source=True), *_STACK),
-    "stretch": _on("/camera/depth/color/points", "/stretch/execute_skill"),
-    "ur5": _on("/wrist_camera/depth/color/points", "/ur5/execute_skill"),
+    "stretch": _on(_realsense("/camera"), "/stretch/execute_skill"),
+    "ur5": _on(_realsense("/wrist_camera"), "/ur5/execute_skill"),
     # off-board: the learner, beside any robot graph (its swap_model reaches the robot's planner)
     "learner": (NodeSpec("learner", "f2p_learning", "learner"),),
 }

@@ -105,6 +105,9 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Pat
     sim = yaml.safe_load(params_file("sim").read_text())
     sim["sim_robot"]["ros__parameters"].update(task=cfg.task, objects=cfg.objects, seed=cfg.task_seed)
     sim["perception"]["ros__parameters"]["backend"] = cfg.perception
+    if cfg.perception == "yolo_seg":               # the colour image: the camera's RGB-D streams, at 5 Hz
+        sim["perception"]["ros__parameters"]["input"] = "rgbd"
+        sim["sim_robot"]["ros__parameters"]["image_rate_hz"] = 5.0
     sim["planner"]["ros__parameters"].update(checkpoint=str(first.path), require_signed=True,
                                              public_key=str(key) + ".pub")
     for node in ("task_executor", "failure_recorder"):
@@ -217,7 +220,8 @@ def _write(out: Path, cfg: LiveDemoConfig, r: LiveDemoResult, pictures: dict) ->
     lines = [f"# f2p demo: the robot learns from its own failure ({cfg.task}, {cfg.objects} objects, seed "
              f"{cfg.task_seed})", "", f"Perception in the graph: `{cfg.perception}`"
              + (" (the simulated camera's per-point labels)." if cfg.perception == "labelled_cloud" else
-                " (segments from the plain cloud; the goal named in its segments by the simulator's true boxes)."),
+                " (segments from the camera without its labels; the goal named in its segments by the simulator's "
+                "true boxes)."),
              "",
              f"First attempt (shipped pre-trained model): **{r.first or 'not run'}**; failure event `{r.event_id}`; "
              f"learned model `{r.child_version or '-'}`; retry: **{r.retry or 'not run'}**.", ""]
@@ -247,8 +251,9 @@ def main(argv=None) -> int:
     p.add_argument("--eval-trials", type=int, default=d.eval_trials)
     p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning epochs (paper: 200)")
     p.add_argument("--worker-threads", type=int, default=d.worker_threads)
-    p.add_argument("--perception", default=d.perception, choices=("labelled_cloud", "geometric"),
-                   help="segmentation in the graph: the simulated camera's labels, or geometric on the plain cloud")
+    p.add_argument("--perception", default=d.perception, choices=("labelled_cloud", "geometric", "yolo_seg"),
+                   help="segmentation in the graph: the simulated camera's labels, geometric on the plain cloud, or "
+                        "yolo_seg on the colour and depth images")
     a = p.parse_args(argv)
     result = run_live_demo(LiveDemoConfig(a.out, task_seed=a.task_seed, eval_trials=a.eval_trials, epochs=a.epochs,
                                           worker_threads=a.worker_threads, perception=a.perception))

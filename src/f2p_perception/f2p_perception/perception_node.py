@@ -1,34 +1,53 @@
-"""``perception`` lifecycle node: the camera's cloud to a SegmentedScene in the robot's frame.
+"""``perception`` lifecycle node: the camera's cloud or RGB-D images to a SegmentedScene in the robot's frame.
 
-=========================  ===============================  ====================================
-interface                  type                             what
-=========================  ===============================  ====================================
-sub ``camera/points``      sensor_msgs/PointCloud2          the camera (``camera_reliability``,
-                                                            keep last ``camera_queue``)
-pub ``segmented_scene``    f2p_interfaces/SegmentedScene    per-object clouds, labels, scores,
-                                                            boxes in ``base_frame``; transient
-                                                            local: a late subscriber gets the
-                                                            latest scene
-pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  per cloud: OK with the object count,
-                                                            or ERROR with why it was refused;
-                                                            WARN when the camera goes silent
-=========================  ===============================  ====================================
+=================================  ===============================  ============================
+interface                          type                             what
+=================================  ===============================  ============================
+sub ``camera/points``              sensor_msgs/PointCloud2          ``input: cloud``: the camera
+                                                                    (``camera_reliability``,
+                                                                    keep last ``camera_queue``)
+sub ``camera/color/image_raw``     sensor_msgs/Image                ``input: rgbd``: colour
+sub ``camera/depth/image_rect_raw``  sensor_msgs/Image              depth registered to colour
+                                                                    (32FC1 m or 16UC1 mm)
+sub ``camera/color/camera_info``   sensor_msgs/CameraInfo           their intrinsics; the three
+                                                                    synchronised by stamp
+                                                                    (``sync_slop_s``)
+sub ``camera_pose_topic``          geometry_msgs/PoseStamped        the camera's pose in
+                                                                    ``base_frame`` where no tf
+                                                                    (optional; latched)
+pub ``segmented_scene``            f2p_interfaces/SegmentedScene    per-object clouds, labels,
+                                                                    scores, boxes in
+                                                                    ``base_frame``; transient
+                                                                    local: a late subscriber
+                                                                    gets the latest scene
+pub ``/diagnostics``               diagnostic_msgs/DiagnosticArray  per frame: OK with the
+                                                                    object count, or ERROR with
+                                                                    why it was refused; WARN
+                                                                    when the camera (or one of
+                                                                    its streams) goes silent
+=================================  ===============================  ============================
 
 Segmentation backends sit behind ``f2p_perception.segmentation.Segmenter`` (parameter
-``backend``). A cloud not already in ``base_frame`` is moved there by ``camera_pose`` (the
-camera's pose in the base frame, x y z qx qy qz qw; on a robot with tf, leave it empty and
-publish clouds in the base frame). A bad cloud (malformed layout, no labels for the backend,
-a frame it cannot place) is reported and dropped; the node keeps running. Lifecycle:
-configure builds the backend and the publishers, activate subscribes and starts the staleness
-watch, deactivate and cleanup undo them.
+``backend``): ``labelled_cloud`` and ``geometric`` read a cloud, ``yolo_seg`` and ``sam`` the
+RGB-D images (``input: rgbd``; ``geometric`` reads either). An RGB-D frame is the colour
+image, the depth image registered to it and their CameraInfo, matched by stamp
+(``message_filters`` where installed, else ``f2p_ros.sync``); its depth is back-projected into
+an organised cloud. A cloud or image not in ``base_frame`` is moved there by the camera's
+transform: from tf where ``tf2_ros`` is installed (a robot), else from the latest pose on
+``camera_pose_topic`` (the simulated robot's ``camera/pose``), else from the ``camera_pose``
+parameter (a camera fixed to the base); with none of them the frame is refused. A bad frame
+(malformed, images of different sizes, no CameraInfo, no valid depth, no transform, no labels
+for the backend) is reported and dropped; the node keeps running. Lifecycle: configure builds
+the backend (loading its model) and the publishers, activate subscribes and starts the
+staleness watch, deactivate and cleanup undo them.
 
-Clouds are received and segmented on different threads: the subscription only keeps the newest
-cloud, a worker segments the newest one whenever it is free, at most ``max_rate_hz`` times a
-second, and keeps at most ``max_object_points`` points per object. A 640x480 camera at 30 Hz
-thus never backs up DDS while segmentation runs at its own pace on the latest view; clouds
-superseded before segmentation are counted on ``/diagnostics`` as ``skipped``. The camera
-subscription is reliable with a queue of 10: large clouds are fragmented, and best effort
-loses every fragmented cloud, a queue of 1 most of them (``benchmarks/cloud_delivery.py``).
+Frames are received and segmented on different threads: the subscriptions only keep the
+newest frame, a worker segments the newest one whenever it is free, at most ``max_rate_hz``
+times a second, and keeps at most ``max_object_points`` points per object. A 640x480 camera at
+30 Hz thus never backs up DDS while segmentation runs at its own pace on the latest view;
+frames superseded before segmentation are counted on ``/diagnostics`` as ``skipped``. The
+camera subscriptions are reliable with a queue of 10: large clouds are fragmented, and best
+effort loses every fragmented cloud, a queue of 1 most of them (``benchmarks/cloud_delivery.py``).
 A driver that only offers best effort needs ``camera_reliability: best_effort`` (a reliable
 subscription does not match it) and, for full-size clouds, decimation at the driver.
 """
@@ -38,27 +57,50 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from f2p_common.interfaces import PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
-from f2p_perception.segmentation import SEGMENTERS, SensorFrame, limit_points, make_segmenter, transform_cloud
+from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, make_segmenter, rgbd_frame,
+                                         transform_cloud)
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
-from f2p_ros.conversions import camera_cloud_from_msg, scene_to_msg
+from f2p_ros.conversions import ConversionError, camera_cloud_from_msg, camera_info_from_msg, image_from_msg, scene_to_msg
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
+from f2p_ros.sync import ApproximateTimeSync, stamp_ns, synchronise
+
+#: The RGB-D streams of ``input: rgbd``: (message type, topic) each.
+RGBD_TOPICS = {"rgb": (Image, "camera/color/image_raw"), "depth": (Image, "camera/depth/image_rect_raw"),
+               "info": (CameraInfo, "camera/color/camera_info")}
 
 PARAMS = [
     P.Param("backend", "labelled_cloud", "segmentation backend: labelled_cloud (a segmenting camera's instance and "
-            "label fields) or geometric (a plain depth camera: supports, objects on them, classes by shape)",
-            P.one_of(*SEGMENTERS)),
+            "label fields), geometric (a plain depth camera: supports, objects on them, classes by shape), yolo_seg "
+            "(YOLO masks on the colour image; input rgbd) or sam (segment-anything from geometric or yolo_seg box "
+            "prompts; input rgbd)", P.one_of(*SEGMENTERS)),
+    P.Param("input", "cloud", "what the camera gives: cloud (PointCloud2 on camera/points) or rgbd (colour, "
+            "registered depth and CameraInfo, synchronised)", P.one_of("cloud", "rgbd")),
+    P.Param("model_path", "", "yolo_seg: YOLO segmentation weights ('' = the shipped model trained on the "
+            "simulator's images); sam: the SAM checkpoint (required; a local file, nothing downloads)"),
+    P.Param("confidence", 0.4, "yolo_seg: the least detection score kept", lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
+    P.Param("sam_model_type", "vit_b", "sam: the architecture of an official checkpoint (vit_b, vit_l, vit_h)",
+            P.one_of("vit_b", "vit_l", "vit_h")),
+    P.Param("sam_prompts", "geometric", "sam: the backend whose segments prompt it", P.one_of("geometric", "yolo_seg")),
+    P.Param("device", "auto", "yolo_seg / sam: torch device (auto: CUDA when there is one, else cpu)"),
+    P.Param("torch_threads", 1, "yolo_seg / sam: torch intra-op threads of this process (the planner has its own)",
+            lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("sync_slop_s", 0.02, "input rgbd: colour, depth and CameraInfo stamps within this are one frame (s)",
+            lambda v: None if v >= 0 else "must be >= 0"),
     P.Param("base_frame", "base_link", "frame of the published scene: the robot's base frame (REP-103)"),
-    P.Param("camera_pose", [0.0], "pose of the cloud's frame in base_frame [x, y, z, qx, qy, qz, qw] for clouds not "
-                                  "published in base_frame ([0.0]: none, such clouds are refused)",
+    P.Param("camera_pose", [0.0], "pose of the camera's frame in base_frame [x, y, z, qx, qy, qz, qw], used when no "
+                                  "transform comes from tf or camera_pose_topic ([0.0]: none)",
             lambda v: None if len(v) in (1, 7) else "must have 7 elements (x, y, z, qx, qy, qz, qw) or be [0.0]"),
+    P.Param("camera_pose_topic", "", "a latched geometry_msgs/PoseStamped of the camera's frame in base_frame, used "
+            "where tf2_ros is not installed ('' = none; the simulated robot publishes camera/pose)"),
     P.Param("track_max_jump", 0.1, "a backend without stable ids: a segment keeps the id of the previous frame's "
             "segment of its class within this distance (m; f2p_perception.tracking)",
             lambda v: None if v > 0 else "must be > 0"),
@@ -80,6 +122,18 @@ PARAMS = [
 ]
 
 
+def backend_options(v: dict) -> dict:
+    """The options of the chosen backend from the node's parameter values."""
+    if v["backend"] == "yolo_seg":
+        return {"weights": v["model_path"], "confidence": float(v["confidence"]), "device": v["device"]}
+    if v["backend"] == "sam":
+        prompt = {"weights": "", "confidence": float(v["confidence"]), "device": v["device"]} \
+            if v["sam_prompts"] == "yolo_seg" else {}
+        return {"checkpoint": v["model_path"], "model_type": v["sam_model_type"], "prompts": v["sam_prompts"],
+                "prompt_options": prompt, "device": v["device"]}
+    return {}
+
+
 def camera_qos(reliability: str = "reliable", queue: int = 10) -> QoSProfile:
     """The camera subscription's QoS: keep last ``queue``, volatile, ``reliability``."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=queue,
@@ -90,7 +144,8 @@ class PerceptionNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("perception", **kwargs)
         P.declare(self, PARAMS)
-        self._sub = self._pub = self._diag = self._watch = None
+        self._subs, self._sync = [], None
+        self._pub = self._diag = self._watch = None
         self._segmenter = None
         self._receive_group, self._group = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.received = self.accepted = self.rejected = self.skipped = 0
@@ -103,14 +158,27 @@ class PerceptionNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             v = P.load(self, PARAMS)
-            self._segmenter = make_segmenter(v["backend"], min_points=int(v["min_points"]))
+            if v["backend"] in ("yolo_seg", "sam"):
+                import torch
+                torch.set_num_threads(int(v["torch_threads"]))
+            self._segmenter = make_segmenter(v["backend"], min_points=int(v["min_points"]), **backend_options(v))
+            if "rgb" in self._segmenter.needs and v["input"] != "rgbd":
+                raise ValueError(f"backend {v['backend']} segments the colour image: set input to rgbd")
             self._tracker = None if self._segmenter.stable_ids else SegmentTracker(float(v["track_max_jump"]))
             self._warn_score = float(v["warn_score"])
-        except ValueError as exc:
+        except (ValueError, ImportError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._base_frame = v["base_frame"]
+        self._base_frame, self._input = v["base_frame"], v["input"]
         self._camera_pose = list(v["camera_pose"]) if len(v["camera_pose"]) == 7 else None
+        self._camera_pose_topic, self._slop = v["camera_pose_topic"], float(v["sync_slop_s"])
+        self._tf = self._tf_listener = None
+        try:
+            import tf2_ros                                  # a ROS install has it; the PyPI wheels do not
+            self._tf = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf, self)
+        except ImportError:
+            pass
         self._max_age, self._max_rate = float(v["max_age_s"]), float(v["max_rate_hz"])
         self._max_points = int(v["max_object_points"])
         self._camera_qos = camera_qos(v["camera_reliability"], int(v["camera_queue"]))
@@ -125,10 +193,20 @@ class PerceptionNode(ManagedNode):
         self._stop, self._newest = False, None
         self._worker = threading.Thread(target=self._segment_newest, name="perception-segment", daemon=True)
         self._worker.start()
-        self._sub = self.create_subscription(PointCloud2, "camera/points", self._on_cloud, self._camera_qos,
-                                             callback_group=self._receive_group,
-                                             event_callbacks=NO_EVENT_HANDLERS["sub"])
-        self._topic, self._last_cloud = self._sub.topic_name, time.monotonic()
+        self._subs, self._sync, self._pose_msg = [], None, None
+        if self._input == "cloud":
+            sub = self.create_subscription(PointCloud2, "camera/points", self._on_cloud, self._camera_qos,
+                                           callback_group=self._receive_group, event_callbacks=NO_EVENT_HANDLERS["sub"])
+            self._subs, self._topic = [sub], sub.topic_name
+        else:
+            self._sync, self._subs = synchronise(self, RGBD_TOPICS, self._camera_qos, self._slop,
+                                                 self._camera_qos.depth, self._on_rgbd, self._receive_group)
+            self._topic = ", ".join(self.resolve_topic_name(t) for _m, t in RGBD_TOPICS.values())
+        if self._camera_pose_topic:
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._subs.append(self.create_subscription(PoseStamped, self._camera_pose_topic, self._on_pose, latched,
+                                                       callback_group=self._receive_group))
+        self._last_cloud = time.monotonic()
         self._watch = self.create_timer(self._max_age / 2, self._check_stale, callback_group=self._group)
         return super().on_activate(state)
 
@@ -137,10 +215,11 @@ class PerceptionNode(ManagedNode):
         return super().on_deactivate(state)
 
     def _stop_receiving(self) -> None:
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
+        if self._watch is not None:
+            for sub in self._subs:
+                self.destroy_subscription(sub)
             self.destroy_timer(self._watch)
-            self._sub = self._watch = None
+            self._subs, self._sync, self._watch = [], None, None
         with self._wake:
             self._stop = True
             self._wake.notify_all()
@@ -163,21 +242,61 @@ class PerceptionNode(ManagedNode):
         super().destroy_node()
 
     # --- data ------------------------------------------------------------------------
+    def camera_pose(self, frame_id: str, stamp) -> list[float] | None:
+        """The pose of ``frame_id`` in ``base_frame`` (x, y, z, qx, qy, qz, qw): tf, else the pose topic,
+        else the parameter (module docstring); None when nothing gives one."""
+        if frame_id == self._base_frame:
+            return [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        if self._tf is not None:
+            try:
+                t = self._tf.lookup_transform(self._base_frame, frame_id, stamp).transform
+                return [t.translation.x, t.translation.y, t.translation.z,
+                        t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w]
+            except Exception:                                # tf2's lookup errors: fall through to the others
+                pass
+        pose = self._pose_msg
+        if pose is not None and pose.header.frame_id == self._base_frame:
+            p, q = pose.pose.position, pose.pose.orientation
+            return [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
+        return self._camera_pose
+
     def segment(self, msg: PointCloud2) -> SegmentedScene:
         """The scene of one cloud message (PointCloudError / ValueError when it cannot be)."""
         cloud = camera_cloud_from_msg(msg)
         if cloud.frame_id != self._base_frame:
-            if self._camera_pose is None:
+            pose = self.camera_pose(cloud.frame_id, msg.header.stamp)
+            if pose is None:
                 raise PointCloudError(f"cloud in frame {cloud.frame_id!r}, not {self._base_frame!r}, and no "
-                                      "camera_pose to move it there")
-            cloud = transform_cloud(cloud, self._camera_pose, self._base_frame)
-        objects = limit_points(self._segmenter.segment(SensorFrame(cloud)), self._max_points)
+                                      "transform (tf, camera_pose_topic) or camera_pose to move it there")
+            cloud = transform_cloud(cloud, pose, self._base_frame)
+        return self._scene(SensorFrame(cloud), cloud.stamp_ns)
+
+    def segment_rgbd(self, msgs: dict) -> SegmentedScene:
+        """The scene of one synchronised RGB-D frame ({"rgb", "depth", "info"} messages)."""
+        rgb, depth = image_from_msg(msgs["rgb"]), image_from_msg(msgs["depth"])
+        if rgb.ndim != 3 or depth.ndim != 2:
+            raise ConversionError(f"colour must be rgb8/bgr8 and depth 32FC1/16UC1, got {msgs['rgb'].encoding} and "
+                                  f"{msgs['depth'].encoding}")
+        width, height, intrinsics = camera_info_from_msg(msgs["info"])
+        frame_id = msgs["depth"].header.frame_id
+        frame = rgbd_frame(rgb, depth, intrinsics, self.camera_pose(frame_id, msgs["depth"].header.stamp),
+                           self._base_frame, frame_id, stamp_ns(msgs["depth"]), info_size=(width, height))
+        return self._scene(frame, frame.cloud.stamp_ns)
+
+    def _scene(self, frame: SensorFrame, stamp: int) -> SegmentedScene:
+        objects = limit_points(self._segmenter.segment(frame), self._max_points)
         if self._tracker is not None:
             objects = self._tracker.assign(objects)
-        return SegmentedScene(objects, self._base_frame, cloud.stamp_ns, f"camera:{self._segmenter.name}")
+        return SegmentedScene(objects, self._base_frame, stamp, f"camera:{self._segmenter.name}")
 
-    def _on_cloud(self, msg: PointCloud2) -> None:
-        """Receive only: keep the newest cloud for the worker (module docstring)."""
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self._pose_msg = msg
+
+    def _on_rgbd(self, msgs: dict) -> None:
+        self._on_cloud(msgs)
+
+    def _on_cloud(self, msg) -> None:
+        """Receive only: keep the newest frame (a cloud, or RGB-D messages) for the worker (module docstring)."""
         with self._wake:
             self._last_cloud = time.monotonic()
             self.received += 1
@@ -202,10 +321,11 @@ class PerceptionNode(ManagedNode):
             started = time.monotonic()
             t0 = time.perf_counter()
             try:
-                scene = self.segment(msg)
-            except ValueError as exc:                      # PointCloudError is a ValueError
+                scene = self.segment_rgbd(msg) if isinstance(msg, dict) else self.segment(msg)
+            except ValueError as exc:                      # PointCloudError, ConversionError are ValueErrors
                 self.rejected += 1
-                self.get_logger().warning(f"rejected cloud (frame {msg.header.frame_id!r}): {exc}",
+                frame_id = (msg["depth"] if isinstance(msg, dict) else msg).header.frame_id
+                self.get_logger().warning(f"rejected camera frame (frame {frame_id!r}): {exc}",
                                           throttle_duration_sec=5.0)
                 self._diag.publish(diagnostics(self, "camera cloud", ERROR, str(exc), **self._counts()))
                 continue
@@ -221,7 +341,13 @@ class PerceptionNode(ManagedNode):
 
     def _check_stale(self) -> None:
         age = time.monotonic() - self._last_cloud
-        if age > self._max_age:
+        silent = self._sync.silent(self._max_age) if isinstance(self._sync, ApproximateTimeSync) else []
+        if silent:                                         # some streams arrive, these do not: no frame can form
+            topics = ", ".join(self.resolve_topic_name(RGBD_TOPICS[s][1]) for s in silent)
+            self._diag.publish(diagnostics(
+                self, "camera cloud", WARN, f"no message on {topics} for {self._max_age:.1f} s while the other camera "
+                "streams arrive: no RGB-D frame can be formed (is the CameraInfo published?)", **self._counts()))
+        elif age > self._max_age:
             self._diag.publish(diagnostics(
                 self, "camera cloud", WARN, f"no camera cloud for {age:.1f} s: is the camera publishing on "
                 f"{self._topic} (with a QoS that matches camera_reliability)?", **self._counts()))

@@ -13,6 +13,16 @@ geometric ones plug in behind the same node. Backends (:data:`SEGMENTERS`):
                     ``instance_object_id(label, instance)``.
 ``geometric``       a plain depth camera's cloud: support surfaces by RANSAC, the objects on
                     them by clustering, classes by shape and size (:mod:`f2p_perception.geometric`).
+``yolo_seg``        ultralytics YOLO instance segmentation on the RGB image; masks select the
+                    points of the organised cloud made from the depth image
+                    (:mod:`f2p_perception.image_segmenters`).
+``sam``             segment-anything masks from box prompts (another backend's segments,
+                    projected into the image) (:mod:`f2p_perception.image_segmenters`).
+
+An RGB-D frame becomes a :class:`SensorFrame` through :func:`rgbd_frame`: the depth image
+back-projected with the ``CameraInfo`` intrinsics into an organised cloud (pixel (u, v) is point
+``v * W + u``, NaN where the camera has no return) and moved into the robot's base frame by the
+camera's pose, so that an image mask indexes the cloud directly (:func:`objects_from_masks`).
 
 Plain numpy, no ROS.
 """
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,13 +42,35 @@ from f2p_common.vocabulary import OBJECT_CLASSES
 
 @dataclass
 class SensorFrame:
-    """One camera frame: ``cloud`` and, from an RGB-D driver, ``rgb`` (H, W, 3) uint8, ``depth``
-    (H, W) float32 m and ``intrinsics`` (fx, fy, cx, cy) in pixels."""
+    """One camera frame: ``cloud`` and, from an RGB-D driver (:func:`rgbd_frame`), ``rgb`` (H, W, 3)
+    uint8, ``depth`` (H, W) float32 m, ``intrinsics`` (fx, fy, cx, cy) in pixels (sensor_msgs/
+    CameraInfo's K: pixel (u, v)'s centre at integer u, v) and ``camera_pose``, the optical
+    frame's pose (x, y, z, qx, qy, qz, qw) in the cloud's frame; the cloud is then organised
+    H x W, pixel by pixel."""
 
     cloud: CameraCloud
     rgb: np.ndarray | None = None
     depth: np.ndarray | None = None
     intrinsics: tuple[float, float, float, float] | None = None
+    camera_pose: tuple[float, ...] | None = None
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(H, W) of the images, None for a frame without them."""
+        return None if self.depth is None else tuple(self.depth.shape)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates (N, 2) (u, v) of ``points`` (N, 3) in the cloud's frame; NaN behind
+        the camera. Needs ``intrinsics`` and ``camera_pose``."""
+        if self.intrinsics is None or self.camera_pose is None:
+            raise PointCloudError("projecting into the image needs the frame's intrinsics and camera pose")
+        p = np.asarray(self.camera_pose, np.float64)
+        local = (np.asarray(points, np.float64) - p[:3]) @ quaternion_matrix(p[3:])   # into the optical frame
+        fx, fy, cx, cy = self.intrinsics
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = np.stack([fx * local[:, 0] / local[:, 2] + cx, fy * local[:, 1] / local[:, 2] + cy], axis=1)
+        uv[local[:, 2] <= 0] = np.nan
+        return uv
 
 
 class Segmenter(abc.ABC):
@@ -115,7 +148,9 @@ def limit_points(objects: list[SegmentedObject], max_points: int) -> list[Segmen
 #: Segmentation backends by name (the perception node's ``backend`` parameter): where each
 #: class lives, imported only when chosen (open3d, torch models are heavy imports).
 SEGMENTERS: dict[str, str] = {"labelled_cloud": "f2p_perception.segmentation:LabelledCloudSegmenter",
-                              "geometric": "f2p_perception.geometric:GeometricSegmenter"}
+                              "geometric": "f2p_perception.geometric:GeometricSegmenter",
+                              "yolo_seg": "f2p_perception.image_segmenters:YoloSegmenter",
+                              "sam": "f2p_perception.image_segmenters:SamSegmenter"}
 
 
 def make_segmenter(name: str, **options) -> Segmenter:
@@ -129,12 +164,146 @@ def make_segmenter(name: str, **options) -> Segmenter:
 def transform_cloud(cloud: CameraCloud, pose, frame_id: str) -> CameraCloud:
     """``cloud`` expressed in ``frame_id``, given ``pose``: the cloud frame's pose in ``frame_id``
     as (x, y, z, qx, qy, qz, qw) (the camera's extrinsics when no tf is published)."""
+    p = check_pose(pose)
+    pts = (cloud.points.astype(np.float64) @ quaternion_matrix(p[3:]).T + p[:3]).astype(np.float32)
+    return CameraCloud(pts, cloud.colors, cloud.instance, cloud.label, frame_id, cloud.stamp_ns, cloud.height)
+
+
+def quaternion_matrix(q) -> np.ndarray:
+    """The rotation matrix of the unit quaternion (x, y, z, w)."""
+    x, y, z, w = (float(v) for v in q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def check_pose(pose) -> np.ndarray:
+    """``pose`` as a float array (x, y, z, qx, qy, qz, qw); ValueError unless finite with a unit quaternion."""
     p = np.asarray(pose, np.float64).reshape(-1)
     if p.shape != (7,) or not np.isfinite(p).all() or abs(np.linalg.norm(p[3:]) - 1.0) > 1e-6:
         raise ValueError(f"a pose is (x, y, z, qx, qy, qz, qw) with a unit quaternion, got {list(p)}")
-    x, y, z, w = p[3:]
-    rot = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                    [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                    [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-    pts = (cloud.points.astype(np.float64) @ rot.T + p[:3]).astype(np.float32)
-    return CameraCloud(pts, cloud.colors, cloud.instance, cloud.label, frame_id, cloud.stamp_ns, cloud.height)
+    return p
+
+
+def _check_registered(rgb: np.ndarray | None, depth: np.ndarray) -> None:
+    """PointCloudError unless the colour image has the depth image's size (depth registered to colour)."""
+    if rgb is not None and depth.ndim == 2 and np.asarray(rgb).shape[:2] != depth.shape:
+        (hc, wc), (h, w) = np.asarray(rgb).shape[:2], depth.shape
+        raise PointCloudError(f"depth image {w}x{h} but colour image {wc}x{hc}: segmenting on colour needs the depth "
+                              "registered to the colour camera (a driver's aligned depth, e.g. aligned_depth_to_color)")
+
+
+def depth_to_cloud(depth: np.ndarray, intrinsics, rgb: np.ndarray | None = None, frame_id: str = "camera",
+                   stamp_ns: int = 0, depth_range: tuple[float, float] = (0.05, 10.0)) -> CameraCloud:
+    """The organised cloud (H x W points, in the optical frame: x right, y down, z forward) of a
+    depth image (m along the optical axis) and the pinhole ``intrinsics`` (fx, fy, cx, cy);
+    depths that are not finite or outside ``depth_range`` (0: no return, a driver's convention)
+    give NaN points. PointCloudError when the images cannot be one frame (module docstring)."""
+    d = np.asarray(depth)
+    if d.ndim != 2 or d.size == 0:
+        raise PointCloudError(f"a depth image is (H, W), got shape {d.shape}")
+    h, w = d.shape
+    if intrinsics is None:
+        raise PointCloudError("no CameraInfo for this depth image: the intrinsics are needed to place its pixels")
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    if not (np.isfinite([fx, fy, cx, cy]).all() and fx > 0 and fy > 0):
+        raise PointCloudError(f"CameraInfo has no usable K (fx {fx}, fy {fy}, cx {cx}, cy {cy}): is the camera calibrated?")
+    _check_registered(rgb, d)
+    d = d.astype(np.float32)
+    valid = np.isfinite(d) & (d >= depth_range[0]) & (d <= depth_range[1])
+    if not valid.any():
+        raise PointCloudError(f"the depth image has no valid return ({w}x{h}, all NaN, zero or outside "
+                              f"{depth_range[0]}-{depth_range[1]} m): camera covered, too close, or not started?")
+    z = np.where(valid, d, np.nan)
+    u, v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    points = np.stack([(u - cx) / fx * z, (v - cy) / fy * z, z], axis=-1).reshape(-1, 3)
+    colors = None if rgb is None else np.ascontiguousarray(np.asarray(rgb, np.uint8)[..., :3].reshape(-1, 3))
+    return CameraCloud(points, colors, frame_id=frame_id, stamp_ns=stamp_ns, height=h)
+
+
+def rgbd_frame(rgb: np.ndarray | None, depth: np.ndarray, intrinsics, camera_pose, base_frame: str,
+               camera_frame: str = "camera", stamp_ns: int = 0, info_size: tuple[int, int] | None = None,
+               depth_range: tuple[float, float] = (0.05, 10.0)) -> SensorFrame:
+    """The :class:`SensorFrame` of one synchronised RGB-D frame, its cloud in ``base_frame``:
+    ``camera_pose`` is the optical frame's pose there (x, y, z, qx, qy, qz, qw: from tf or a
+    parameter), ``info_size`` the (width, height) the CameraInfo was made for. PointCloudError
+    when the frame cannot be placed or read (no transform, sizes that disagree, no valid depth)."""
+    if camera_pose is None:
+        raise PointCloudError(f"no transform from the camera's frame {camera_frame!r} to {base_frame!r}: publish it "
+                              "on /tf (or /tf_static), or set the perception node's camera_pose")
+    pose = check_pose(camera_pose)
+    d = np.asarray(depth)
+    _check_registered(rgb, d)
+    if info_size is not None and d.ndim == 2 and tuple(info_size) != (d.shape[1], d.shape[0]):
+        raise PointCloudError(f"CameraInfo is for {info_size[0]}x{info_size[1]} images but the depth image is "
+                              f"{d.shape[1]}x{d.shape[0]}: camera_info of another stream or resolution?")
+    cloud = depth_to_cloud(d, intrinsics, rgb, camera_frame, stamp_ns, depth_range)
+    cloud = transform_cloud(cloud, pose, base_frame)
+    return SensorFrame(cloud, None if rgb is None else np.asarray(rgb, np.uint8)[..., :3], np.asarray(d, np.float32),
+                       tuple(float(v) for v in intrinsics), tuple(float(v) for v in pose))
+
+
+def objects_from_masks(frame: SensorFrame, masks: np.ndarray, labels: list[str], scores, min_points: int = 10,
+                       erode_px: int = 1) -> list[SegmentedObject]:
+    """The objects of an image backend's instance ``masks`` (N, H, W) bool over ``frame``'s
+    organised cloud, with their classes and scores: each mask's finite points (after eroding the
+    mask by ``erode_px`` pixels where it stays large enough: a mask's border pixels see past the
+    object's silhouette, onto what lies behind), a gravity-aligned :func:`yaw_box`; masks with
+    fewer than ``min_points`` points are left out. Ids are ``<class>_<k>`` in mask order (the
+    node's tracker makes them stable)."""
+    from scipy import ndimage
+
+    size = frame.image_size
+    if size is None or frame.cloud.height != size[0] or len(frame.cloud.points) != size[0] * size[1]:
+        raise PointCloudError("image masks need the frame's organised cloud of the image's size (an RGB-D frame)")
+    masks = np.asarray(masks, bool)
+    if masks.ndim != 3 or masks.shape[1:] != size:
+        raise PointCloudError(f"masks must be (N, {size[0]}, {size[1]}), got {masks.shape}")
+    finite = np.isfinite(frame.cloud.points).all(axis=1)
+    objects = []
+    for k, (mask, label, score) in enumerate(zip(masks, labels, scores)):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if len(rows) == 0:
+            continue
+        window = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+        if erode_px > 0:                                   # within the mask's bounding box: cheap for small masks
+            inner = np.zeros_like(mask)
+            inner[window] = ndimage.binary_erosion(mask[window], iterations=erode_px)
+            if (inner.reshape(-1) & finite).sum() >= min_points:
+                mask = inner
+        sel = np.flatnonzero(mask.reshape(-1) & finite)
+        if len(sel) < min_points:
+            continue
+        pts = frame.cloud.points[sel]
+        objects.append(SegmentedObject(f"{label}_{k}", label, pts, float(score), yaw_box(pts),
+                                       None if frame.cloud.colors is None else frame.cloud.colors[sel]))
+    return objects
+
+
+def yaw_box(points: np.ndarray) -> OrientedBox:
+    """The gravity-aligned box of ``points`` of least footprint (the minimum-area rectangle of
+    their horizontal projection, searched over yaw in 2° then 0.2° steps; robust where principal
+    axes are not, e.g. a square bin with items inside), its x the longer side."""
+    xy = points[:, :2] - points[:, :2].mean(0)
+    if len(xy) > 2000:                                     # the yaw from an even subset, the box from all
+        xy = xy[np.linspace(0, len(xy) - 1, 2000).astype(np.int64)]
+
+    def areas(yaws: np.ndarray) -> np.ndarray:
+        c, s = np.cos(yaws), np.sin(yaws)
+        u = xy[:, :1] * c + xy[:, 1:] * s                 # (P, K) coordinates along each yaw
+        v = -xy[:, :1] * s + xy[:, 1:] * c
+        return np.ptp(u, axis=0) * np.ptp(v, axis=0)
+    if len(points) >= 3:
+        coarse = np.radians(np.arange(0.0, 90.0, 2.0))
+        y0 = coarse[int(np.argmin(areas(coarse)))]
+        fine = y0 + np.radians(np.arange(-2.0, 2.0, 0.2))
+        yaw = float(fine[int(np.argmin(areas(fine)))])
+    else:
+        yaw = 0.0
+    box = OrientedBox.around(points, yaw)
+    size = box.size
+    if size[1] > size[0]:                                  # x the longer side: the same box turned 90°
+        yaw, size = yaw + math.pi / 2, size[[1, 0, 2]]
+    yaw = (yaw + math.pi / 2) % math.pi - math.pi / 2              # the axis, not its direction
+    return OrientedBox(box.center, np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)]), size)
+

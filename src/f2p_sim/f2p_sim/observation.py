@@ -78,6 +78,13 @@ class Camera:
         fy = 0.5 * self.height / np.tan(np.radians(self.fovy_deg) / 2)
         return fy, fy, 0.5 * self.width, 0.5 * self.height
 
+    @property
+    def ros_intrinsics(self) -> tuple[float, float, float, float]:
+        """(fx, fy, cx, cy) as sensor_msgs/CameraInfo's K has them: pixel (u, v)'s centre at integer
+        u, v (:attr:`intrinsics` puts it at u + 0.5, as the rays are cast)."""
+        fx, fy, cx, cy = self.intrinsics
+        return fx, fy, cx - 0.5, cy - 0.5
+
     def frame(self) -> np.ndarray:
         """3x3 world rotation whose columns are camera right, down, forward (OpenCV convention)."""
         return _camera_frame(tuple(self.eye), tuple(self.target))
@@ -169,6 +176,20 @@ class NoiseModel:
     @property
     def is_zero(self) -> bool:
         return self.depth_std == 0 and self.point_std == 0 and self.dropout == 0
+
+    def depth_image(self, depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A rendered depth image (m) as the sensor gives it: Gaussian noise of ``depth_std`` and
+        ``point_std`` (both along the optical axis: a depth image has one number per pixel) and
+        ``dropout`` pixels with no return (NaN, as a driver's 32FC1 image has them)."""
+        if self.is_zero:
+            return depth
+        out = depth.astype(np.float32).copy()
+        std = float(np.hypot(self.depth_std, self.point_std))
+        if std > 0:
+            out += rng.normal(0.0, std, out.shape).astype(np.float32)
+        if self.dropout > 0:
+            out[rng.random(out.shape) < self.dropout] = np.nan
+        return out
 
 
 @dataclass
@@ -309,7 +330,16 @@ class ImageRenderer:
             self._renderer = mujoco.Renderer(backend.model, height=camera.height, width=camera.width)
         except Exception as e:  # no GL context: the ray-cast cloud still works
             raise RuntimeError(f"no OpenGL backend for mujoco.Renderer ({e}); set MUJOCO_GL=egl or osmesa") from None
+        self.model = backend.model                         # the scene model it renders (a reset builds another)
         self._view = mujoco.MjvCamera()
+        self.set_camera(camera)
+
+    def set_camera(self, camera: Camera) -> None:
+        """Render from ``camera`` (its resolution must be the renderer's)."""
+        if (camera.width, camera.height) != (self.camera.width, self.camera.height):
+            raise ValueError(f"camera {camera.name} is {camera.width}x{camera.height}; the renderer "
+                             f"{self.camera.width}x{self.camera.height}")
+        self.camera = camera
         eye, tgt = np.asarray(camera.eye, float), np.asarray(camera.target, float)
         delta = tgt - eye
         self._view.lookat[:] = tgt

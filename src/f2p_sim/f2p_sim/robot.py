@@ -149,18 +149,21 @@ class SimRobot:
             self.lock.release()
 
     def render_images(self, blocking: bool = True) -> dict | None:
-        """The camera's ``rgb`` (H, W, 3) uint8 and ``depth`` (H, W) float32 m images and their
-        ``stamp_ns`` (observation.ImageRenderer); None without waiting when ``blocking`` is False
-        and the world is busy. RuntimeError when no GL backend exists."""
+        """The camera's ``rgb`` (H, W, 3) uint8 and ``depth`` (H, W) float32 m images (with the
+        world's sensor noise, NaN for no return) and their ``stamp_ns`` (observation.ImageRenderer);
+        None without waiting when ``blocking`` is False and the world is busy. RuntimeError when
+        no GL backend exists."""
         if not self.lock.acquire(blocking=blocking):
             return None
         try:
             self._require_scene()
-            if self._renderer is None or self._renderer.backend.model is not self.backend.model:
+            if self._renderer is None or self._renderer.model is not self.backend.model:
                 if self._renderer is not None:               # a reset built a new model
                     self._renderer.close()
                 self._renderer = ImageRenderer(self.backend, self.camera)
-            return {**self._renderer.render(), "stamp_ns": self._time_ns()}
+            images = self._renderer.render()
+            images["depth"] = self.noise.depth_image(images["depth"], self.rng)       # the world's sensor noise
+            return {**images, "stamp_ns": self._time_ns()}
         finally:
             self.lock.release()
 

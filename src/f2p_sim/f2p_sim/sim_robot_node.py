@@ -217,7 +217,7 @@ class SimRobotNode(ManagedNode):
                 self._images["rgb"].publish(image_to_msg(frame["rgb"], self._camera_frame, stamp))
                 self._images["depth"].publish(image_to_msg(frame["depth"], self._camera_frame, stamp))
                 for name in ("rgb_info", "depth_info"):
-                    self._images[name].publish(camera_info_to_msg(cam.width, cam.height, cam.intrinsics,
+                    self._images[name].publish(camera_info_to_msg(cam.width, cam.height, cam.ros_intrinsics,
                                                                   self._camera_frame, stamp))
                 self.images_published += 1
         finally:
