@@ -116,6 +116,18 @@ def test_refused_skills_say_why(robot, call, pattern):
         robot.execute(call())
 
 
+def test_a_target_named_by_perception_is_found_by_its_box(robot):
+    from f2p_common.interfaces import OrientedBox
+    info = robot.reset_task("transport", 3, 1000)
+    true_bin = info.boxes[info.object_ids.index("bin_2")]
+    seen = OrientedBox(true_bin.center + [0.02, -0.03, 0.01], true_bin.orientation, true_bin.size * 0.8)  # a partial view
+    out = robot.execute(SkillCall("pick_place", ("bin_7",), CARRY), target_boxes=[seen])
+    assert out.report.executed and out.report.target == info.object_ids.index("bin_2")
+    far = OrientedBox(true_bin.center + [0.0, 0.0, 0.5], true_bin.orientation, true_bin.size)
+    with pytest.raises(SimRobotError, match=r"target 'bin_7': no object of the scene within 0.1 m"):
+        robot.execute(SkillCall("pick_place", ("bin_7",), CARRY), target_boxes=[far])
+
+
 def robot_call(skill, target, params=CARRY):
     return SkillCall(skill, (target,), params)
 
@@ -175,6 +187,10 @@ def test_node_resets_publishes_the_camera_pose_and_clock(sim):
         box, pts = box_from_msg(b), cloud.points[cloud.instance == k]
         inside = (np.abs(pts - box.center) <= box.size / 2 + 0.01).all(axis=1)
         assert len(pts) == 0 or inside.mean() > 0.95, (resp.object_ids[k], inside.mean())
+    # the reset's stamp: the clock never goes back, and frames from then on show the new scene
+    stamp = lambda r: r.stamp.sec * 10**9 + r.stamp.nanosec  # noqa: E731
+    again = _reset(probe, task="transport", n_objects=3, seed=1001)
+    assert again.success and stamp(again) >= max(stamp(resp), ticks[-1])
     bad = _reset(probe, task="transport", n_objects=4, seed=0)
     assert not bad.success and "n_objects" in bad.message
     assert _reset(probe, scene_file="/nonexistent.json").message.startswith("cannot read scene file")

@@ -162,9 +162,14 @@ def test_run_task_refusals_and_timeouts(graph):
                                                                          object_id="table_1")])))
     assert first.accepted and not second.accepted
     wait_future(first.get_result_async(), timeout=8 * WAIT_S)
+    # frames stamped before observe_after (a view from before the caller's reset) are not acted on
+    from builtin_interfaces.msg import Time
+    nodes["task_executor"].v["observe_timeout_s"] = 1.0
+    wrapped, _ = _run(run, [Relation(predicate="above", subject_id="bin_2", object_id="table_1")],
+                      observe_after=Time(sec=10 ** 6))
+    assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     # the camera stops: the task ends with that reason, the executor keeps serving
     LifecycleClient(probe, "sim_robot").transition(4)            # deactivate: no more frames
-    nodes["task_executor"].v["observe_timeout_s"] = 1.0
     wrapped, _ = _run(run, [Relation(predicate="above", subject_id="bin_2", object_id="table_1")])
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     assert list_events(spool) == []

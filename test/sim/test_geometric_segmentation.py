@@ -173,6 +173,25 @@ def test_objects_keep_their_ids_across_frames_while_they_stay_or_are_carried():
     assert len(new) == 1 and new.isdisjoint({o.id for o in first})
 
 
+def test_a_containers_contents_keep_their_ids_when_it_is_carried_away():
+    from f2p_common.interfaces import OrientedBox, SegmentedObject
+    from f2p_perception.tracking import SegmentTracker
+
+    def obj(label, centre, size):
+        c = np.asarray(centre, float)
+        return SegmentedObject(f"{label}_x", label, (c + np.zeros((4, 3))).astype(np.float32),
+                               box=OrientedBox(c, np.array([0.0, 0.0, 0.0, 1.0]), np.asarray(size, float)))
+    tracker = SegmentTracker(max_jump=0.1)
+    scene = [obj("table", (0.5, -0.3, 0.2), (0.5, 0.5, 0.4)), obj("table", (0.5, 0.3, 0.2), (0.5, 0.5, 0.4)),
+             obj("bin", (0.5, -0.3, 0.45), (0.3, 0.25, 0.1)), obj("cuboid", (0.45, -0.3, 0.44), (0.05, 0.05, 0.05)),
+             obj("cuboid", (0.56, -0.3, 0.44), (0.05, 0.05, 0.05))]
+    first = tracker.assign(scene)
+    d = np.array([0.05, 0.6, 0.0])                      # the bin carried with both items onto the other table
+    carried = scene[:2] + [obj(o.label, o.box.center + d + [0.01, -0.01, 0.0], o.box.size) for o in scene[2:]]
+    second = tracker.assign(carried[::-1])[::-1]
+    assert [o.id for o in second] == [o.id for o in first]
+
+
 def test_a_goal_named_by_the_simulator_is_grounded_in_the_segments_perception_reports(sim_scenes):
     from f2p_perception.tracking import ground
     from f2p_sim.config import load_world_config

@@ -58,7 +58,7 @@ from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import PlanTask, VerifyPlan
 from f2p_ros import parameters as P
-from f2p_ros.conversions import (ConversionError, PointCloudError, failure_event_to_msg, literal_from_msg,
+from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, failure_event_to_msg, literal_from_msg,
                                  plan_from_msg, plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg,
                                  scene_to_msg, skill_call_to_msg, stamp_to_ns)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
@@ -270,7 +270,7 @@ class TaskExecutorNode(ManagedNode):
         replans_left, attempt = int(req.max_replans), 0
         try:
             self._feedback(goal_handle, "observe", status="waiting for an observation")
-            scene, rel, scene_msg, rel_msg = self._observe(goal_handle, started)
+            scene, rel, scene_msg, rel_msg = self._observe(goal_handle, started, stamp_to_ns(req.observe_after))
             while True:
                 index = {o: i for i, o in enumerate(scene.object_ids)}
                 try:
@@ -290,7 +290,7 @@ class TaskExecutorNode(ManagedNode):
                 for k, ((name, target), params) in enumerate(zip(plan.skeleton, plan.parameters)):
                     self._feedback(goal_handle, "execute", k, len(plan.skeleton), k / len(plan.skeleton),
                                    f"{name} on {plan.object_ids[target]}", plan.plan_id)
-                    skill_result, ended = self._execute_skill(plan, k, stop)
+                    skill_result, ended = self._execute_skill(plan, k, before, stop)
                     step = PlanStep(skill=skill_call_to_msg(SkillCall(name, (plan.object_ids[target],), tuple(params))))
                     step.predicted_relations = relations_to_msg(RelationState(
                         plan.object_ids, plan.step_relations[k]["unary"], plan.step_relations[k]["binary"],
@@ -363,12 +363,15 @@ class TaskExecutorNode(ManagedNode):
             return [f"the verifier refuses the plan ({resp.verdict.category}): {resp.verdict.reasoning[:200]}"]
         return []
 
-    def _execute_skill(self, plan: Plan, k: int, stop) -> tuple[ExecuteSkill.Result, float]:
+    def _execute_skill(self, plan: Plan, k: int, scene: SegmentedScene, stop) -> tuple[ExecuteSkill.Result, float]:
         name, target = plan.skeleton[k]
         if not self._skill_client.wait_for_server(timeout_sec=min(5.0, self.v["step_timeout_s"])):
             raise TaskError("the skill server (execute_skill) is not available")
-        goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall(name, (plan.object_ids[target],),
-                                                                   tuple(plan.parameters[k]))))
+        target_id = plan.object_ids[target]
+        goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall(name, (target_id,), tuple(plan.parameters[k]))))
+        seen = {o.id: o for o in scene.objects}
+        if target_id in seen and seen[target_id].box is not None:     # where the target is, as perceived
+            goal.target_boxes = [box_to_msg(seen[target_id].box)]
         goal.predicted_relations = relations_to_msg(RelationState(plan.object_ids, plan.step_relations[k]["unary"],
                                                                   plan.step_relations[k]["binary"], plan.frame_id,
                                                                   plan.stamp_ns))

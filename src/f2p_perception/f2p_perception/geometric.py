@@ -18,7 +18,9 @@ For a plain depth camera (no per-point labels), in the robot's base frame (REP-1
    stay object points.
 3. **Objects** (Euclidean clusters, ``cluster_eps``): the points that are neither floor nor support
    are clustered. A wall lining a whole side of a support surface (a shelf's back) and a
-   cluster under it (its legs, a shelf's base) are part of that support; the others are objects.
+   cluster under it (its legs, a shelf's base; judged by its 95th-percentile height, so that
+   depth noise does not lift it) are part of that support; clusters of fewer than
+   ``min_voxels`` voxels are noise; the others are objects.
 4. **Boxes**: each segment's oriented box turns about +z only (REP-103 gravity-aligned; the
    yaw of its points' principal axis in the horizontal plane).
 5. **Classes** by a geometric rule (:func:`classify`): supports are ``table`` or, with a wall,
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from f2p_common.interfaces import OrientedBox, PointCloudError, SegmentedObject
-from f2p_perception.segmentation import Segmenter, SensorFrame, yaw_box
+from f2p_perception.segmentation import Segmenter, SensorFrame, grid_clusters as _clusters, yaw_box
 
 #: Size ranges (x, y, z extents, m; x >= y) of each class's objects: the catalogue the rule
 #: matches boxes against (the simulator's object classes; a robot's own catalogue replaces it).
@@ -68,6 +70,7 @@ class GeometricConfig:
     floor_height: float = 0.05
     cluster_eps: float = 0.02
     min_points: int = 10
+    min_voxels: int = 5
     size_priors: dict = field(default_factory=lambda: dict(SIZE_PRIORS))
     seed: int = 0
 
@@ -109,27 +112,6 @@ def voxel_index(points: np.ndarray, grid: tuple) -> np.ndarray:
 def _yaw(box: OrientedBox) -> float:
     """The yaw of a box turned about +z only."""
     return 2.0 * math.atan2(box.orientation[2], box.orientation[3])
-
-
-def _clusters(points: np.ndarray, cell: float, min_points: int = 1) -> np.ndarray:
-    """Euclidean clusters of ``points``: connected components of the occupied cells of a grid of
-    ``cell`` (26-neighbourhood: points closer than ``cell`` always join, up to 2√3 ``cell``
-    may), labels 0.. per point, -1 for a component of fewer than ``min_points``. At grid speed:
-    open3d's DBSCAN took 0.17 s per 640x480 frame, this a few ms."""
-    from scipy import ndimage
-    if len(points) == 0:
-        return np.zeros(0, np.int64)
-    keys = np.floor(points / cell).astype(np.int64)
-    keys -= keys.min(axis=0)
-    grid = np.zeros(keys.max(axis=0) + 1, bool)
-    grid[keys[:, 0], keys[:, 1], keys[:, 2]] = True
-    cells, _ = ndimage.label(grid, structure=np.ones((3, 3, 3), bool))
-    labels = cells[keys[:, 0], keys[:, 1], keys[:, 2]].astype(np.int64) - 1
-    sizes = np.bincount(labels)
-    small = sizes[labels] < min_points
-    _, labels = np.unique(np.where(small, -1, labels), return_inverse=True)
-    labels = labels.reshape(-1) - (1 if small.any() else 0)
-    return labels
 
 
 def merge_wall_fragments(points: np.ndarray, labels: np.ndarray, voxel: float, reach: float) -> np.ndarray:
@@ -214,13 +196,13 @@ def split_container(points: np.ndarray, box: OrientedBox, base: float, voxel: fl
 
 
 def side_walls(points: np.ndarray, box: OrientedBox, height: float, voxel: float,
-               coverage: float = 0.6) -> list[np.ndarray]:
+               coverage: float = 0.6, reach: float = 2.0, above: float = 0.02) -> list[np.ndarray]:
     """The walls rising from the sides of a horizontal patch (``box`` at ``height``): for each
-    side, the points 2-30 cm above it within two voxels of the side, when they line at least
+    side, the points ``above``-30 cm above it within ``reach`` voxels of the side, when they line at least
     ``coverage`` of its length (a mask per walled side). A container's floor has three or four;
     a table none, a shelf's board one (its back)."""
     half = 0.5 * np.asarray(box.size[:2])
-    up = (points[:, 2] > height + 0.02) & (points[:, 2] < height + 0.3)
+    up = (points[:, 2] > height + above) & (points[:, 2] < height + 0.3)
     up &= (np.abs(points[:, :2] - box.center[:2]) <= np.linalg.norm(half) + 2 * voxel).all(axis=1)
     local = np.zeros((len(points), 2))
     local[up] = _local_xy(points[up], box)
@@ -229,7 +211,7 @@ def side_walls(points: np.ndarray, box: OrientedBox, height: float, voxel: float
         along = 1 - axis
         n_bins = max(1, int(2 * half[along] / voxel))
         for sign in (-1.0, 1.0):
-            near = up & (np.abs(local[:, axis] - sign * half[axis]) < 2 * voxel) & \
+            near = up & (np.abs(local[:, axis] - sign * half[axis]) < reach * voxel) & \
                 (np.abs(local[:, along]) <= half[along])
             bins = np.unique(np.floor((local[near, along] + half[along]) / voxel).astype(int))
             if len(bins) >= coverage * n_bins:
@@ -298,9 +280,11 @@ class GeometricSegmenter(Segmenter):
                        and self._under(k, vox[cand.points], c.voxel_size).mean() > 0.9 for k in kept):
                 kept.append(cand)
         # a wall lining a whole side of a surface is the furniture's own (a shelf's back wall),
-        # not an object standing on it
+        # not an object standing on it: all of it, to 3.5 voxels out and down to the surface (a
+        # noisy sensor thickens it)
         for k in kept:
-            walls = side_walls(vox, k.box, k.height, c.voxel_size, coverage=0.8)
+            walls = side_walls(vox, k.box, k.height, c.voxel_size, coverage=0.8, reach=3.5,
+                               above=c.plane_threshold)
             if walls:
                 k.wall = True
                 k.points = np.union1d(k.points, np.flatnonzero(np.logical_or.reduce(walls) & ~floor))
@@ -345,9 +329,11 @@ class GeometricSegmenter(Segmenter):
         for j in range(labels.max() + 1 if len(labels) else 0):
             idx = rest[labels == j]
             pts = vox[idx]
-            top = float(pts[:, 2].max())
+            # the top and the thickness without the noisiest 5 % of voxels: a sensor's depth noise
+            # lifts a few of a table's apron or a shelf's wall voxels above the surface
+            low, top = (float(v) for v in np.quantile(pts[:, 2], [0.05, 0.95]))
             home = None
-            flat = np.ptp(pts[:, 2]) <= 2 * c.plane_threshold
+            flat = top - low <= 2 * c.plane_threshold
             for k, s in enumerate(supports):
                 inside = self._under(s, pts, 2 * c.voxel_size).mean() > 0.8
                 if inside and top <= s.height + c.plane_threshold:
@@ -359,6 +345,8 @@ class GeometricSegmenter(Segmenter):
                     break
             if home is not None:
                 owner[idx] = home
+            elif len(idx) < c.min_voxels:                # a speck of depth noise, not an object
+                continue
             else:
                 owner[idx] = len(supports) + len(objects)
                 objects.append(idx)

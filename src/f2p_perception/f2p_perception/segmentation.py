@@ -244,13 +244,14 @@ def rgbd_frame(rgb: np.ndarray | None, depth: np.ndarray, intrinsics, camera_pos
 
 
 def objects_from_masks(frame: SensorFrame, masks: np.ndarray, labels: list[str], scores, min_points: int = 10,
-                       erode_px: int = 1) -> list[SegmentedObject]:
+                       erode_px: int = 2, cell: float = 0.02) -> list[SegmentedObject]:
     """The objects of an image backend's instance ``masks`` (N, H, W) bool over ``frame``'s
     organised cloud, with their classes and scores: each mask's finite points (after eroding the
-    mask by ``erode_px`` pixels where it stays large enough: a mask's border pixels see past the
-    object's silhouette, onto what lies behind), a gravity-aligned :func:`yaw_box`; masks with
-    fewer than ``min_points`` points are left out. Ids are ``<class>_<k>`` in mask order (the
-    node's tracker makes them stable)."""
+    mask by ``erode_px`` pixels where it stays large enough), of them the largest connected part
+    in 3D (:func:`grid_clusters`, ``cell`` m) — a mask's border pixels see past the object's
+    silhouette, onto the floor far behind or the surface it stands on —, a gravity-aligned
+    :func:`yaw_box`; masks with fewer than ``min_points`` points are left out. Ids are
+    ``<class>_<k>`` in mask order (the node's tracker makes them stable)."""
     from scipy import ndimage
 
     size = frame.image_size
@@ -272,6 +273,10 @@ def objects_from_masks(frame: SensorFrame, masks: np.ndarray, labels: list[str],
             if (inner.reshape(-1) & finite).sum() >= min_points:
                 mask = inner
         sel = np.flatnonzero(mask.reshape(-1) & finite)
+        if len(sel) < min_points:
+            continue
+        parts = grid_clusters(frame.cloud.points[sel], cell)
+        sel = sel[parts == np.bincount(parts).argmax()]     # the mask's own surface, not what it bled onto
         if len(sel) < min_points:
             continue
         pts = frame.cloud.points[sel]
@@ -307,3 +312,23 @@ def yaw_box(points: np.ndarray) -> OrientedBox:
     yaw = (yaw + math.pi / 2) % math.pi - math.pi / 2              # the axis, not its direction
     return OrientedBox(box.center, np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)]), size)
 
+
+def grid_clusters(points: np.ndarray, cell: float, min_points: int = 1) -> np.ndarray:
+    """Euclidean clusters of ``points``: connected components of the occupied cells of a grid of
+    ``cell`` (26-neighbourhood: points closer than ``cell`` always join, up to 2√3 ``cell``
+    may), labels 0.. per point, -1 for a component of fewer than ``min_points``. At grid speed:
+    open3d's DBSCAN took 0.17 s per 640x480 frame, this a few ms."""
+    from scipy import ndimage
+    if len(points) == 0:
+        return np.zeros(0, np.int64)
+    keys = np.floor(points / cell).astype(np.int64)
+    keys -= keys.min(axis=0)
+    grid = np.zeros(keys.max(axis=0) + 1, bool)
+    grid[keys[:, 0], keys[:, 1], keys[:, 2]] = True
+    cells, _ = ndimage.label(grid, structure=np.ones((3, 3, 3), bool))
+    labels = cells[keys[:, 0], keys[:, 1], keys[:, 2]].astype(np.int64) - 1
+    sizes = np.bincount(labels)
+    small = sizes[labels] < min_points
+    _, labels = np.unique(np.where(small, -1, labels), return_inverse=True)
+    labels = labels.reshape(-1) - (1 if small.any() else 0)
+    return labels

@@ -10,7 +10,9 @@ segment it continues:
 1. the same kind (:data:`KINDS`: containers, solids, furniture) and the nearest box centre
    within ``max_jump`` m (greedy, nearest pairs first): objects that stood still or were nudged;
 2. then, per kind, a single unmatched segment of the previous frame and a single new one: the
-   object a skill just moved (a pick-and-place carries it farther than any jump);
+   object a skill just moved (a pick-and-place carries it farther than any jump); and the
+   objects that moved with it (a container's contents): the nearest within ``max_jump`` of
+   where the same displacement takes them;
 3. anything else is a new object, ``<class>_<n>`` with a number never used before; an object
    not seen for ``forget_after`` frames is forgotten (it may come back under a new id).
 
@@ -68,12 +70,22 @@ class SegmentTracker:
                 ids[i] = self.tracks[k].id
                 free.discard(k)
         labels = {}
-        for kind in {_kind(o.label) for o in objects}:
+        moves = []                                             # displacements of the objects that moved
+        for kind in sorted({_kind(o.label) for o in objects}):
             new = [i for i, o in enumerate(objects) if ids[i] is None and _kind(o.label) == kind]
             gone = [k for k in free if _kind(self.tracks[k].label) == kind]
             if len(new) == 1 and len(gone) == 1:               # the one object of its kind that moved
                 ids[new[0]] = self.tracks[gone[0]].id
                 free.discard(gone[0])
+                moves.append(np.asarray(centers[new[0]], float) - self.tracks[gone[0]].center)
+        for d in moves:                                        # what moved with it (a container's contents)
+            pairs = sorted((float(np.linalg.norm(centers[i] - self.tracks[k].center - d)), i, k)
+                           for i, o in enumerate(objects) if ids[i] is None
+                           for k in free if _kind(self.tracks[k].label) == _kind(o.label))
+            for dist, i, k in pairs:
+                if dist <= self.max_jump and ids[i] is None and k in free:
+                    ids[i] = self.tracks[k].id
+                    free.discard(k)
         for k, t in enumerate(self.tracks):
             if k not in free:
                 labels[t.id] = t.label
@@ -96,11 +108,12 @@ class SegmentTracker:
 
 def ground(reference: list[tuple[str, str, np.ndarray]], objects: list[SegmentedObject]) -> dict[str, str]:
     """{reference id: segment id}: each reference object (id, class, centre) named by the segment
-    of its class whose box centre is nearest (nearest pairs first, each segment once).
-    Reference objects no segment of their class is left for are missing from the result."""
+    of its kind (:data:`KINDS`: a bag the tracker still calls the bin it replaced is that
+    container) whose box centre is nearest (nearest pairs first, each segment once). Reference
+    objects no segment of their kind is left for are missing from the result."""
     centers = [o.box.center if o.box is not None else o.points.mean(axis=0) for o in objects]
     pairs = sorted((float(np.linalg.norm(np.asarray(c) - centers[j])), i, j) for i, (_rid, label, c) in
-                   enumerate(reference) for j, o in enumerate(objects) if o.label == label)
+                   enumerate(reference) for j, o in enumerate(objects) if _kind(o.label) == _kind(label))
     out, used = {}, set()
     for _d, i, j in pairs:
         rid = reference[i][0]

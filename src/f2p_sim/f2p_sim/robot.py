@@ -17,11 +17,16 @@ import numpy as np
 
 from f2p_common.interfaces import (CameraCloud, OrientedBox, RelationState, SegmentedObject, SegmentedScene, SkillCall,
                                    instance_object_id)
+from f2p_common.vocabulary import MOVABLE_CLASSES
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, ImageRenderer, NoiseModel, camera_cloud, observe
 from f2p_sim.scene import SceneError, SceneSpec
 from f2p_sim.skills import SkillError, SkillMonitor, SkillReport
 from f2p_sim.tasks import Literal, make_task
+
+#: How far (m) a perceived target's box centre may lie from the body it means (a partial view's
+#: box centre is off by up to half the hidden depth).
+MAX_TARGET_OFFSET = 0.1
 
 #: (predicate, subject id, object id or None) over the robot's object ids.
 IdLiteral = tuple
@@ -105,7 +110,9 @@ class SimRobot:
             boxes = [OrientedBox(0.5 * (lo + hi), np.array([0.0, 0.0, 0.0, 1.0]), hi - lo)
                      for lo, hi in zip(st.box_lower, st.box_upper)]
             self.scene = SceneInfo(ids, [s.cls for s in segs], id_goal, description, boxes)
-            self._clock_offset_ns = before - int(round(self.backend.time * 1e9))     # the clock goes on
+            # the clock goes on, a millisecond past the last frame of the old scene: every frame
+            # stamped at or after the new scene's time (ResetScene's stamp) shows the new scene
+            self._clock_offset_ns = before + 1_000_000 - int(round(self.backend.time * 1e9))
             return self.scene
 
     def _require_scene(self) -> None:
@@ -221,16 +228,36 @@ class SimRobot:
         return RelationState.from_arrays(self.scene.object_ids, rel.unary, rel.binary, self.frame_id, self._time_ns())
 
     # ------------------------------------------------------------------ skills
-    def execute(self, call: SkillCall, monitor: SkillMonitor | None = None) -> SkillOutcome:
-        """Run ``call`` through physics; SimRobotError for an unknown target or a refused request."""
+    def _body_at(self, target: str, box: OrientedBox) -> int:
+        """The movable segment nearest ``box``'s centre (execute's docstring); SimRobotError when none is near."""
+        st = self.backend.segment_state()
+        centres = 0.5 * (np.asarray(st.box_lower) + np.asarray(st.box_upper))
+        movable = [i for i, c in enumerate(self.scene.labels) if c in MOVABLE_CLASSES]
+        if not movable:
+            raise SimRobotError(f"target {target!r}: the scene has no movable object")
+        dist = np.linalg.norm(centres[movable] - np.asarray(box.center, float), axis=1)
+        if dist.min() > MAX_TARGET_OFFSET:
+            raise SimRobotError(f"target {target!r}: no object of the scene within {MAX_TARGET_OFFSET} m of its box "
+                                f"centre {np.round(box.center, 3).tolist()} (nearest {dist.min():.3f} m)")
+        return movable[int(np.argmin(dist))]
+
+    def execute(self, call: SkillCall, monitor: SkillMonitor | None = None,
+                target_boxes: list[OrientedBox] | None = None) -> SkillOutcome:
+        """Run ``call`` through physics; SimRobotError for an unknown target or a refused request.
+        A target id that is not one of the scene's (a perception backend's own id) is the
+        movable body whose box centre is nearest its box in ``target_boxes`` (within
+        :data:`MAX_TARGET_OFFSET` m), as a real skill server acts on where the object is."""
         with self.lock:
             self._require_scene()
             target = call.target_ids[0]
-            if target not in self.scene.object_ids:
+            if target in self.scene.object_ids:
+                index = self.scene.object_ids.index(target)
+            elif target_boxes:
+                index = self._body_at(target, target_boxes[0])
+            else:
                 raise SimRobotError(f"unknown object id {target!r}; the scene has {self.scene.object_ids}")
             try:
-                report = self.backend.execute_skill(call.skill, self.scene.object_ids.index(target), call.parameters,
-                                                    monitor=monitor)
+                report = self.backend.execute_skill(call.skill, index, call.parameters, monitor=monitor)
             except SkillError as e:
                 raise SimRobotError(str(e)) from None
             return SkillOutcome(report, self._observation(), self._relations())

@@ -18,7 +18,9 @@ pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``us
 pub ``/diagnostics``   diagnostic_msgs/DiagnosticArray  scene, frames published and skipped, time
 srv ``reset_scene``    f2p_interfaces/ResetScene        load a task instance or a scene file
 act ``execute_skill``  f2p_interfaces/ExecuteSkill      one skill through physics; feedback per
-                                                        phase; cancel stops the motion
+                                                        phase; cancel stops the motion; a target
+                                                        id of perception's own is found by its
+                                                        box (``target_boxes``)
 =====================  ===============================  =========================================
 
 Names are the ones a robot driver uses and remap as usual. Lifecycle: configure loads the world
@@ -48,8 +50,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
-from f2p_ros.conversions import (ConversionError, box_to_msg, camera_cloud_to_msg, camera_info_to_msg, image_to_msg,
-                                 literal_to_msg, ns_to_stamp, relations_to_msg, scene_to_msg, skill_call_from_msg)
+from f2p_ros.conversions import (ConversionError, box_from_msg, box_to_msg, camera_cloud_to_msg, camera_info_to_msg,
+                                 image_to_msg, literal_to_msg, ns_to_stamp, relations_to_msg, scene_to_msg,
+                                 skill_call_from_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
@@ -282,6 +285,7 @@ class SimRobotNode(ManagedNode):
         resp.goal = [literal_to_msg((p, index[s], None if o is None else index[o]), info.object_ids)
                      for p, s, o in info.goal]
         resp.boxes = [box_to_msg(b) for b in info.boxes]
+        resp.stamp = ns_to_stamp(self.robot.time_ns())
         self._publish_pose_and_clock()
         return resp
 
@@ -301,7 +305,8 @@ class SimRobotNode(ManagedNode):
             return result
         try:
             call = skill_call_from_msg(goal_handle.request.skill)
-            outcome = self.robot.execute(call, _GoalMonitor(goal_handle))
+            boxes = [box_from_msg(b) for b in goal_handle.request.target_boxes]
+            outcome = self.robot.execute(call, _GoalMonitor(goal_handle), target_boxes=boxes)
         except (ConversionError, SimRobotError) as exc:
             goal_handle.abort()
             result.message = f"refused: {exc}"
