@@ -69,7 +69,8 @@ from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, 
                                          transform_cloud)
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
-from f2p_ros.conversions import ConversionError, camera_cloud_from_msg, camera_info_from_msg, image_from_msg, scene_to_msg
+from f2p_ros.conversions import (ConversionError, camera_cloud_from_msg, camera_info_from_msg, image_from_msg,
+                                 scene_to_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_ros.sync import ApproximateTimeSync, stamp_ns, synchronise
 
@@ -86,7 +87,9 @@ PARAMS = [
             "registered depth and CameraInfo, synchronised)", P.one_of("cloud", "rgbd")),
     P.Param("model_path", "", "yolo_seg: YOLO segmentation weights ('' = the shipped model trained on the "
             "simulator's images); sam: the SAM checkpoint (required; a local file, nothing downloads)"),
-    P.Param("confidence", 0.4, "yolo_seg: the least detection score kept", lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
+    P.Param("confidence", 0.4, "yolo_seg: the least detection score kept (0.25 finds more items but put a false "
+            "container in the demo's scene; benchmarks/README.md)",
+            lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
     P.Param("sam_model_type", "vit_b", "sam: the architecture of an official checkpoint (vit_b, vit_l, vit_h)",
             P.one_of("vit_b", "vit_l", "vit_h")),
     P.Param("sam_prompts", "geometric", "sam: the backend whose segments prompt it", P.one_of("geometric", "yolo_seg")),
