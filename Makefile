@@ -20,8 +20,8 @@ help:
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
 	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
-	@echo "make bench-relations  relation detector backends against the simulator's relations -> benchmarks/results/relation_detector.{json,md}"
-	@echo "make bench-perception  segmentation backends (geometric, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md} (~10 min)"
+	@echo "make bench-relations  relation detector backends against the simulator's relations, paper and real-scale scenes -> benchmarks/results/relation_detector{,_real_scale}.{json,md}"
+	@echo "make bench-perception  segmentation backends (geometric, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames of real-scale and paper scenes against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md,png} (~20 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~35 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them -> out/yolo_seg/model/yolo_seg_sim.pt (~50 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
@@ -48,7 +48,8 @@ bench-f2p: setup
 	@$(ENV) && python benchmarks/fail2progress.py && python benchmarks/failure_mode_probe.py && python benchmarks/task_feasibility.py
 
 bench-relations: setup
-	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/relation_detector.py
+	@$(ENV) && export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} && python benchmarks/relation_detector.py \
+	  && python benchmarks/relation_detector.py --layout real_scale && python benchmarks/real_scale_model.py
 
 bench-perception: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/perception.py

@@ -20,7 +20,13 @@ by pixel. Per backend and noise level:
 Backends: ``geometric``; ``yolo_seg`` with the shipped model (or ``--yolo-weights``); ``sam``
 needs SAM's weights (``--sam-checkpoint``, vit_b), which cannot be downloaded here: without
 them only its rate is measured, with a random-weight vit_b (the real architecture) on
-``--sam-frames`` frames. Writes ``benchmarks/results/perception.{json,md}``.
+``--sam-frames`` frames.
+
+Scenes are drawn in each ``--layouts`` layout of the world config: ``real_scale`` (tables
+0.5-2 m at 0.4-0.9 m, objects 3-12 cm: a robot's room) and ``paper`` (paper 000's 0.5 m
+tables, what the shipped models were trained on). Writes
+``benchmarks/results/perception.{json,md}`` and ``perception.png`` (one real-scale frame: colour,
+the simulator's instances, each backend's segments).
 """
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ from f2p_common.interfaces import NO_OBJECT, CameraCloud, SegmentedScene
 from f2p_common.vocabulary import OBJECT_CLASSES
 from f2p_perception.segmentation import make_segmenter, rgbd_frame
 from f2p_relations.detectors import GeometricDetector
-from f2p_sim.config import load_world_config
+from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.observation import Camera, ImageRenderer, NoiseModel
 from f2p_sim.robot import SimRobot
 from f2p_training.evaluate import metrics_from_counts, relation_counts
@@ -101,11 +107,12 @@ def _random_vit_b(folder: Path) -> Path:
     return path
 
 
-def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_frames: int, say=print) -> dict:
+def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_frames: int, layout: str = "real_scale",
+        picture: Path | None = None, say=print) -> dict:
     import tempfile
 
     rng = np.random.default_rng(seed)
-    cfg = load_world_config()
+    cfg = load_world_config(layout=layout)
     robot = SimRobot(cfg)
     camera = Camera.from_config(cfg, "front")
     intrinsics = camera.ros_intrinsics
@@ -135,6 +142,7 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
             labels = np.array([OBJECT_CLASSES.index(c) for c in robot.scene.labels] + [NO_OBJECT], np.int32)
             truth_cloud = CameraCloud(frame.cloud.points, instance=inst, label=labels[inst], height=480)
             index = {tuple(p): j for j, p in zip(np.flatnonzero(finite).tolist(), frame.cloud.points[finite].tolist())}
+            drawn = {}
             for name, seg in segmenters.items():
                 if name == "sam" and (not sam_measured and (sam_done >= sam_frames or noise_name != "none")):
                     continue
@@ -152,6 +160,7 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
                 if name == "sam" and not sam_measured:
                     sam_done += 1
                     continue                               # random weights: a rate, not a score
+                drawn[name] = objects
                 r = score_scene(index, truth_cloud, objects, truth)
                 for key in ("true", "segments", "matched", "matched_segments", "class_right"):
                     a[key] += r[key]
@@ -160,13 +169,15 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
                     t = a["relations"].setdefault(rel, {"tp": 0, "fp": 0, "fn": 0, "tn": 0})
                     for key in t:
                         t[key] += v[key]
+            if picture is not None and noise_name == "none" and (kind, n, i, phase) == ("transport", 5, 0, "initial"):
+                draw_frame(picture, images["rgb"], seg_image, index, drawn, layout)
         say(f"[perception] {kind}-{n} #{i} {phase}: " + ", ".join(
             f"{b} recall {acc[b]['none']['matched'] / max(1, acc[b]['none']['true']):.2f}" for b in segmenters
             if b != "sam" or sam_measured))
     if renderer is not None:
         renderer.close()
     tmp.cleanup()
-    report = {"benchmark": "perception", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    report = {"benchmark": "perception", "layout": layout, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0), "scenes_per_cell": scenes,
               "task_seeds": f"{SEED_BASE} + 1000*n + i", "noise": {k: vars(v) for k, v in NOISE.items()},
               "yolo_weights": str(segmenters["yolo_seg"].weights), "sam_weights": "given" if sam_measured else
@@ -192,8 +203,39 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
     return report
 
 
+def draw_frame(path: Path, rgb: np.ndarray, truth: np.ndarray, index: dict, segments: dict, layout: str) -> None:
+    """One frame as pictures: colour, the simulator's instances, each backend's segments."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    h, w = rgb.shape[:2]
+    palette = np.random.default_rng(3).uniform(0.2, 1.0, (64, 3))
+    panels = [("colour", rgb), ("simulator's instances", _paint(truth.reshape(h, w), palette))]
+    for name, objects in segments.items():
+        label = np.full(h * w, -1, np.int64)
+        for k, o in enumerate(objects):
+            label[[index[tuple(q)] for q in o.points.tolist()]] = k
+        panels.append((f"{name}: {len(objects)} segments", _paint(label.reshape(h, w), palette)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (title, img) in zip(axes, panels):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.suptitle(f"{layout} scene (transport, 5 objects): the front camera's 640x480 frame", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _paint(label: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    img = np.full((*label.shape, 3), 0.08)
+    seen = label >= 0
+    img[seen] = palette[label[seen] % len(palette)]
+    return img
+
+
 def summary(r: dict) -> str:
-    lines = [f"# Segmentation against the simulator's truth ({r['machine']}, {r['threads']} torch threads)", "",
+    lines = [f"## {r['layout']} scenes ({r['machine']}, {r['threads']} torch threads)", "",
              f"{r['scenes_per_cell']} fresh scenes per task x object count, as generated and after one random skill; "
              "the front camera's 640x480 RGB-D frame (depth back-projected into base_link). Match: point IoU >= 0.5. "
              "Rate: the backend alone / with the back-projection.", "",
@@ -219,15 +261,24 @@ def main(argv=None) -> int:
     p.add_argument("--sam-checkpoint", default="", help="SAM vit_b weights (absent here: its rate only)")
     p.add_argument("--sam-frames", type=int, default=2, help="frames timed with a random-weight vit_b")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layouts", nargs="+", default=["real_scale", "paper"], choices=LAYOUTS,
+                   help="task-scene layouts to draw the scenes in (world config)")
     a = p.parse_args(argv)
     import torch
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    report = run(a.scenes, a.seed, a.yolo_weights, a.sam_checkpoint, a.sam_frames)
-    report["command"] = "python benchmarks/perception.py " + " ".join(argv if argv is not None else sys.argv[1:])
     RESULTS.mkdir(exist_ok=True)
+    report = {"benchmark": "perception",
+              "command": "python benchmarks/perception.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "layouts": {}}
+    for layout in a.layouts:
+        picture = RESULTS / "perception.png" if layout == a.layouts[0] else None
+        report["layouts"][layout] = run(a.scenes, a.seed, a.yolo_weights, a.sam_checkpoint, a.sam_frames, layout,
+                                        picture)
     (RESULTS / "perception.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "perception.md").write_text(summary(report))
-    print(summary(report))
+    text = "# Segmentation against the simulator's truth\n\n`" + report["command"] + "`\n\n" + "\n".join(
+        summary(r) for r in report["layouts"].values())
+    (RESULTS / "perception.md").write_text(text)
+    print(text)
     return 0
 
 

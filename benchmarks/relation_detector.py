@@ -10,7 +10,11 @@ backend; the truth is the simulator's relations (exact boxes and contacts). Obje
 does not see enough of (fewer than the segmenter's ``min_points``) have no segment: the
 comparison runs over the objects perceived, and the report counts the others.
 
-``python benchmarks/relation_detector.py`` writes results/relation_detector.{json,md}.
+``--layout real_scale`` draws the scenes with real furniture (tables 0.5-2 m, 0.4-0.9 m high)
+and a wider range of object sizes (``f2p_sim.config``), as a robot sees them.
+
+``python benchmarks/relation_detector.py [--layout real_scale]`` writes
+results/relation_detector.{json,md} (results/relation_detector_real_scale.{json,md}).
 """
 from __future__ import annotations
 
@@ -29,11 +33,11 @@ from f2p_common.interfaces import SegmentedScene, SkillCall
 from f2p_common.vocabulary import RELATIONS
 from f2p_perception.segmentation import LabelledCloudSegmenter, SensorFrame
 from f2p_relations.detectors import GeometricDetector, LearnedDetector
-from f2p_sim.config import load_world_config
+from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.datagen import sample_action
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS
-from f2p_skill_effect.checkpoint import shipped_model
+from f2p_skill_effect.checkpoint import checkpoint_path
 from f2p_training.evaluate import metrics_from_counts, relation_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,17 +76,25 @@ def states(robot: SimRobot, scenes: int, seed: int):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", type=int, default=20, help="scenes per task and object count")
-    p.add_argument("--checkpoint", default=None, help="the learned backend's model (default: the shipped pre-trained)")
+    p.add_argument("--checkpoints", nargs="+", default=None,
+                   help="models of the learned backend, paths or shipped file names (default: the shipped "
+                        "pre-trained, and on real_scale scenes also skill_effect_real_scale.pt)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(RESULTS / "relation_detector"))
+    p.add_argument("--layout", default="paper", choices=LAYOUTS, help="task-scene layout of the world config")
+    p.add_argument("--out", default=None, help="results path without suffix (default: results/relation_detector"
+                                               "[_<layout>])")
     a = p.parse_args(argv)
+    a.out = a.out or str(RESULTS / ("relation_detector" + ("" if a.layout == "paper" else f"_{a.layout}")))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    checkpoint = a.checkpoint or shipped_model("skill_effect_pretrained.pt")
-    detectors = {"geometric": GeometricDetector(), "learned": LearnedDetector(checkpoint)}
+    names = a.checkpoints or (["skill_effect_pretrained.pt"]
+                              + (["skill_effect_real_scale.pt"] if a.layout == "real_scale" else []))
+    detectors = {"geometric": GeometricDetector()}
+    for name in names:
+        detectors[f"learned ({Path(name).stem})"] = LearnedDetector(checkpoint_path(name))
     counts = {name: {} for name in detectors}
     seconds = {name: [] for name in detectors}
     per_task = {name: {} for name in detectors}
-    n_states, unseen_objects, robot = 0, 0, SimRobot(load_world_config())
+    n_states, unseen_objects, robot = 0, 0, SimRobot(load_world_config(layout=a.layout))
     t_start = time.perf_counter()
     for kind, n, phase, scene, (tu, tb), unseen in states(robot, a.scenes, a.seed):
         n_states += 1
@@ -104,8 +116,9 @@ def main(argv=None) -> int:
         "command": "python benchmarks/relation_detector.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads()},
-        "states": n_states, "scenes_per_cell": a.scenes, "task_seeds": f"{SEED_BASE} + 1000*n + i",
-        "objects_not_perceived": unseen_objects, "learned_checkpoint": detectors["learned"].version,
+        "states": n_states, "scenes_per_cell": a.scenes, "layout": a.layout, "task_seeds": f"{SEED_BASE} + 1000*n + i",
+        "objects_not_perceived": unseen_objects,
+        "learned_checkpoints": {k: d.version for k, d in detectors.items() if k != "geometric"},
         "paper_f1": 0.92, "seconds": time.perf_counter() - t_start,
         "backends": {name: {"micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"], "micro_precision": m["micro_precision"],
                             "micro_recall": m["micro_recall"],
@@ -121,11 +134,12 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     b = result["backends"]
-    lines = ["# Relation detection against the simulator's ground truth", "",
+    lines = [f"# Relation detection against the simulator's ground truth ({a.layout} scenes)", "",
              f"`{result['command']}`: {n_states} states (every task x 3/5/7 objects x {a.scenes} fresh scenes, each as "
              f"generated and after one random skill), through the simulated camera and the labelled_cloud segmentation; "
-             f"{unseen_objects} objects not perceived (too few points) left out. Learned backend: model "
-             f"`{result['learned_checkpoint']}`. Paper 000: F1 0.92. {result['machine']['cpu_count']} cores, "
+             f"{unseen_objects} objects not perceived (too few points) left out. Learned backend models: "
+             + ", ".join(f"{k} `{v}`" for k, v in result["learned_checkpoints"].items())
+             + f". Paper 000: F1 0.92. {result['machine']['cpu_count']} cores, "
              f"{result['seconds']:.0f} s.", "",
              "| relation | " + " | ".join(b) + " |", "|---|" + "---|" * len(b)]
     for r in RELATIONS:

@@ -132,6 +132,13 @@ def test_missing_event_is_bad_input(inputs, tmp_path):
     assert not (out / "model.pt").exists()
 
 
+def test_an_unknown_world_layout_is_bad_input(inputs, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(LearnInputError, match="unknown layout 'kitchen'; known: paper, real_scale"):
+        learn(config(inputs["event_path"], inputs["checkpoint"], out, layout="kitchen"))
+    assert json.loads((out / "learn_report.json").read_text())["outcome"] == "bad_input"
+
+
 def test_sim_to_real_gap_stops_before_learning(inputs, tmp_path):
     path = save_event(observed_flipped(inputs["event"]), tmp_path / "events")
     out = tmp_path / "out"

@@ -126,14 +126,16 @@ def test_node_with_the_geometric_backend_segments_a_plain_depth_cloud(ros, sim_c
     assert not Counter(scene.labels) - Counter(info.labels) and len(scene.labels) >= len(info.labels) - 1, \
         (scene.labels, info.labels)
     assert len(set(scene.object_ids)) == len(scene.object_ids)
-    # two cuboids pushed together: one segment fitting no class, published and said on /diagnostics
+    # two of the largest cuboids pushed together: one segment fitting no class, published and
+    # said on /diagnostics
     diags, _ = _diag_levels(probe)
-    a = np.stack(np.meshgrid(np.arange(0.0, 0.12, 0.005), np.arange(0.0, 0.06, 0.005)), -1).reshape(-1, 2)
+    a = np.stack(np.meshgrid(np.arange(0.0, 0.24, 0.005), np.arange(0.0, 0.06, 0.005)), -1).reshape(-1, 2)
     top = np.column_stack([0.9 + a[:, 0], a[:, 1], np.full(len(a), 0.76)])
-    table = np.stack(np.meshgrid(np.arange(0.6, 1.3, 0.008), np.arange(-0.3, 0.3, 0.008)), -1).reshape(-1, 2)
+    table = np.stack(np.meshgrid(np.arange(0.6, 1.4, 0.008), np.arange(-0.3, 0.3, 0.008)), -1).reshape(-1, 2)
     table = np.column_stack([table, np.full(len(table), 0.7)])
-    table = table[~((table[:, 0] > 0.89) & (table[:, 0] < 1.03) & (table[:, 1] > -0.01) & (table[:, 1] < 0.07))]
-    front = np.column_stack([np.full(len(a), 0.9), a[:, 0] * 0.5, 0.7 + a[:, 1]])
+    table = table[~((table[:, 0] > 0.89) & (table[:, 0] < 1.15) & (table[:, 1] > -0.01) & (table[:, 1] < 0.07))]
+    b = np.stack(np.meshgrid(np.arange(0.0, 0.06, 0.005), np.arange(0.0, 0.06, 0.005)), -1).reshape(-1, 2)
+    front = np.column_stack([np.full(len(b), 0.9), b[:, 0], 0.7 + b[:, 1]])
     pub.publish(xyz_to_cloud(np.vstack([table, top, front]).astype(np.float32), frame_id="base_link"))
     from support.ros import wait_until as until
     until(lambda: any(m.status[0].level == DiagnosticStatus.WARN and "fit no class" in m.status[0].message

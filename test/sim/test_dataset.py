@@ -81,3 +81,26 @@ def test_generate_reports_what_it_did_and_the_command_line_builds_the_same_confi
                             "--steps-per-scene", "3", "--points-per-segment", "64", "--seed", "2", "--workers", "1",
                             "--hold-out-failure-modes"])
     assert cfg.params == DatagenParams(seed=2, hold_out_failure_modes=True, **SMALL) and cfg.workers == 1
+
+
+def test_the_layout_is_part_of_the_dataset_and_older_folders_still_resume(tmp_path):
+    folder = tmp_path / "real"
+    small = dict(SMALL, transitions=6)
+    result = generate(DatagenConfig(folder, DatagenParams(seed=2, layout="real_scale", **small), workers=1,
+                                    progress=False))
+    assert result.manifest["params"]["layout"] == "real_scale"
+    assert result.manifest["world_config"]["layout"] == "real_scale"
+    tables = [o for s in ds.scenes_of(ds.read_shard(folder / "shard_00000.npz"))
+              for o in s["scene"]["objects"] if o["cls"] == "table"]
+    assert tables and any(abs(t["size"][1] - 0.5) > 0.01 for t in tables)
+    with pytest.raises(ValueError, match="other parameters"):           # a paper run cannot resume it
+        generate(DatagenConfig(folder, DatagenParams(seed=2, **small), workers=1, progress=False))
+    with pytest.raises(ValueError, match="unknown layout 'moon'"):
+        generate(DatagenConfig(tmp_path / "x", DatagenParams(layout="moon", **small), workers=1, progress=False))
+    # A folder made before layouts existed (no "layout" in params.json) resumes as paper.
+    old = tmp_path / "old"
+    generate(DatagenConfig(old, DatagenParams(seed=2, **small), workers=1, progress=False))
+    record = json.loads((old / "params.json").read_text())
+    del record["layout"]
+    (old / "params.json").write_text(json.dumps(record))
+    assert generate(DatagenConfig(old, DatagenParams(seed=2, **small), workers=1, progress=False)).reused_shards == 1

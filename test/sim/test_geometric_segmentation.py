@@ -94,6 +94,15 @@ def test_the_rule_pieces():
     bin_ = open_box((0, 0, 0.045), (0.28, 0.24, 0.09))
     shell, contents = split_container(bin_, yaw_box(bin_), 0.0, 0.01)
     assert shell.all() and not contents.any()
+    # a 0.3 x 0.1 m slab of 20k points turned by 30°: its footprint's yaw and size (from its
+    # convex hull); points on a line (no hull) still get their box
+    c, sn = np.cos(np.radians(30)), np.sin(np.radians(30))
+    slab = rng.uniform([-0.15, -0.05, 0], [0.15, 0.05, 0.02], (20000, 3)) @ np.array([[c, sn, 0], [-sn, c, 0], [0, 0, 1]])
+    box = yaw_box(slab)
+    assert abs(2 * np.arctan2(box.orientation[2], box.orientation[3]) - np.radians(30)) < np.radians(0.5)
+    assert np.allclose(box.size[:2], [0.3, 0.1], atol=0.005)
+    line = np.column_stack([np.linspace(0, 1, 50), np.zeros(50), np.zeros(50)])
+    assert yaw_box(line).size[0] == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")

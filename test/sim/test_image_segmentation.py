@@ -144,18 +144,20 @@ def test_yolo_seg_backend_refuses_missing_corrupt_and_foreign_weights(tmp_path, 
 def test_rendered_training_data_is_ultralytics_layout_with_the_simulators_masks(tmp_path):
     from f2p_sim.image_data import ImageDataConfig, make_image_dataset
     cfg = ImageDataConfig(str(tmp_path / "data"), scenes_per_cell=1, skills_per_scene=0, cameras=("front",),
-                          tasks=("transport",), object_counts=(3,), val_fraction=0.0)
-    result = make_image_dataset(cfg, load_world_config())
+                          tasks=("transport",), object_counts=(3,), val_fraction=0.0, layouts=("paper", "real_scale"))
+    result = make_image_dataset(cfg)
     labels = sorted((tmp_path / "data" / "labels" / "train").glob("*.txt"))
-    assert result.views == {"train": 1, "val": 0} and len(labels) == 1 and result.rendered == 1
-    lines = labels[0].read_text().split("\n")[:-1]
-    classes = sorted(OBJECT_CLASSES[int(line.split()[0])] for line in lines)
-    assert classes == ["bin", "cuboid", "cuboid", "table", "table"]        # the scene's five segments
+    assert result.views == {"train": 2, "val": 0} and len(labels) == 2 and result.rendered == 2
+    assert [p.name for p in labels] == ["real_scale_transport_3_93000_0_front.txt", "transport_3_93000_0_front.txt"]
+    for label in labels:
+        lines = label.read_text().split("\n")[:-1]
+        classes = sorted(OBJECT_CLASSES[int(line.split()[0])] for line in lines)
+        assert classes == ["bin", "cuboid", "cuboid", "table", "table"]    # the scene's five segments
     for line in lines:
         xy = np.array(line.split()[1:], float).reshape(-1, 2)
         assert len(xy) >= 3 and ((0 <= xy) & (xy <= 1)).all()
     assert "names:\n  0: table" in result.data_yaml.read_text()
-    again = make_image_dataset(cfg, load_world_config())                    # resumes: nothing left to render
+    again = make_image_dataset(cfg)                                         # resumes: nothing left to render
     assert again.rendered == 0 and again.instances == result.instances
 
 

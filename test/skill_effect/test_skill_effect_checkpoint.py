@@ -116,3 +116,18 @@ def test_the_shipped_learned_child_descends_from_the_shipped_parent():
     _, ck = load_model(shipped_model("skill_effect_transport3_learned.pt"))
     assert (ck.version, ck.parent_version) == ("9cd94cb61795b96e", "ae063623659bb4aa")
     assert ck.metrics["deployable"] is True and ck.training_data["lineage"]["method"] == "fail2progress"
+
+
+def test_the_shipped_real_scale_model_extends_the_shipped_parent():
+    """skill_effect_real_scale.pt: the pre-trained model fine-tuned on real-scale scenes (the
+    models' README gives the recipe and its measured detection F1)."""
+    _, ck = load_model(shipped_model("skill_effect_real_scale.pt"))
+    assert ck.parent_version == "ae063623659bb4aa"
+    assert "real-scale" in ck.training_data["lineage"]["recipe"] and ck.training_data["replay_fraction"] > 0
+
+
+def test_a_checkpoint_parameter_names_the_pretrained_model_a_shipped_model_or_a_path(tmp_path):
+    from f2p_skill_effect.checkpoint import checkpoint_path
+    assert checkpoint_path("") == shipped_model("skill_effect_pretrained.pt")
+    assert checkpoint_path("skill_effect_real_scale.pt") == shipped_model("skill_effect_real_scale.pt")
+    assert checkpoint_path(str(tmp_path / "mine.pt")) == tmp_path / "mine.pt"

@@ -59,7 +59,8 @@ class LearnerConfig:
     signs deployable children (None: unsigned, and a robot with require_signed refuses them);
     replay_data / regression_data: dataset folders for fine-tuning replay and the gate (no
     regression data: nothing is deployable); the learn settings; worker_threads: torch / OMP
-    threads of the worker process (the robot graph may share the CPU)."""
+    threads of the worker process (the robot graph may share the CPU); layout: the world
+    config's layout failures are replayed in ('' = the file's own)."""
 
     queue_dir: str | Path
     store_dir: str | Path
@@ -73,6 +74,7 @@ class LearnerConfig:
     epochs: int = 200
     seed: int = 0
     worker_threads: int = 1
+    layout: str = ""
     extra_args: Sequence[str] = field(default_factory=tuple)
 
 
@@ -173,6 +175,8 @@ class Learner:
                "--checkpoint", str(parent), "--out-dir", str(out), "--fresh", "--particles", str(c.particles),
                "--svgd-steps", str(c.svgd_steps), "--epochs", str(c.epochs), "--seed", str(c.seed),
                "--regression-tolerance", str(c.regression_tolerance), *c.extra_args]
+        if c.layout:
+            cmd += ["--layout", c.layout]
         if c.replay_data:
             cmd += ["--replay-data", *map(str, c.replay_data)]
         if c.regression_data:

@@ -119,7 +119,9 @@ class LearnConfig:
     gradient steps; fine_tune: how the child is fine-tuned; replay_data: original data mixed
     into fine-tuning; regression_data / regression_tolerance: the gate (no data: the child is
     never deployable); skip_classification: learn without the sim replay check; world_config:
-    the simulated world (None: the installed one); fresh: discard an earlier run in out_dir;
+    the simulated world (None: the installed one) and its ``layout`` (None: the file's own;
+    ``real_scale`` for a robot's events: its workspace holds real furniture); fresh: discard
+    an earlier run in out_dir;
     log: progress lines (None: silent)."""
 
     event: str | Path
@@ -135,6 +137,7 @@ class LearnConfig:
     skip_classification: bool = False
     seed: int = 0
     world_config: str | Path | None = None
+    layout: str | None = None
     fresh: bool = False
     log: Callable[[str], None] | None = None
 
@@ -234,7 +237,10 @@ def _learn(cfg: LearnConfig, out: Path, report: LearnReport, finish) -> LearnRep
         log(f"[f2p-learn] warning: event {event.event_id} was recorded with model {event.model_version}, "
             f"learning on checkpoint {parent.version}")
     n_points = int(parent.training_data.get("points_per_object", 128))
-    world = load_world_config(cfg.world_config)
+    try:
+        world = load_world_config(cfg.world_config, cfg.layout)
+    except ValueError as e:
+        raise LearnInputError(str(e)) from None
     backend = MujocoBackend(world)
 
     def stage(name: str, started: float, **info) -> None:
@@ -353,6 +359,8 @@ def config_from_args(argv=None) -> LearnConfig:
                    help="largest allowed drop of detection F1 or next-step accuracy")
     p.add_argument("--skip-classification", action="store_true", help="learn even without a sim replay check")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--layout", default=None, help="the world config's layout to replay the failure in "
+                                                  "(default: the file's own; real_scale for a robot's events)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in --out-dir (refused otherwise)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -363,7 +371,7 @@ def config_from_args(argv=None) -> LearnConfig:
                                  relabel_objects=a.relabel_objects, anchor_weight=a.anchor_weight,
                                  keep_unseen_after=a.keep_unseen_after),
         replay_data=a.replay_data, regression_data=a.regression_data, regression_tolerance=a.regression_tolerance,
-        skip_classification=a.skip_classification, seed=a.seed, fresh=a.fresh,
+        skip_classification=a.skip_classification, seed=a.seed, layout=a.layout, fresh=a.fresh,
         log=None if a.quiet else (lambda msg: print(msg, flush=True)))
     try:
         cfg.validate()

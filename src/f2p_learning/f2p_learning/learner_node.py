@@ -45,7 +45,8 @@ from f2p_learning.jobs import JobResult, Learner, LearnerConfig
 from f2p_ros import parameters as P
 from f2p_ros.conversions import ConversionError, failure_event_from_msg, model_info_to_msg
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
-from f2p_skill_effect.checkpoint import model_info, shipped_model
+from f2p_sim.config import LAYOUTS
+from f2p_skill_effect.checkpoint import checkpoint_path, model_info
 
 
 def ros_home() -> Path:
@@ -55,7 +56,8 @@ def ros_home() -> Path:
 PARAMS = [
     P.Param("queue_dir", "", "the learner's event queue ('' = $ROS_HOME/f2p/learner)"),
     P.Param("store_dir", "", "the model store, one folder per version ('' = $ROS_HOME/f2p/models)"),
-    P.Param("checkpoint", "", "parent when the failed model is not in the store ('' = the shipped pre-trained)"),
+    P.Param("checkpoint", "", "parent when the failed model is not in the store ('' = the shipped pre-trained; "
+                              "a shipped model's file name; a path)"),
     P.Param("signing_key", "", "Ed25519 private key (PEM, f2p-sign keygen) signing deployable children ('' = unsigned)"),
     P.Param("replay_data", [""], "dataset folders replayed during fine-tuning ([''] = none)"),
     P.Param("regression_data", [""], "held-out dataset folders for the regression gate ([''] = none: nothing deployable)"),
@@ -65,6 +67,8 @@ PARAMS = [
     P.Param("epochs", 200, "fine-tuning epochs (paper: 200)", lambda v: None if v >= 1 else "must be >= 1"),
     P.Param("seed", 0, "seed of every job (the same event gives the same child)", P.positive_or_zero),
     P.Param("worker_threads", 1, "torch threads of the worker process", lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("layout", "", "the simulated world's layout failures are replayed in ('' = paper; real_scale for a "
+                          "robot's events: its workspace holds real furniture)", P.one_of("", *LAYOUTS)),
     P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child"),
     P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", lambda v: None if v > 0 else "must be > 0"),
 ]
@@ -83,11 +87,11 @@ def learner_config(v: dict) -> LearnerConfig:
     return LearnerConfig(
         queue_dir=Path(v["queue_dir"] or home / "learner").expanduser(),
         store_dir=Path(v["store_dir"] or home / "models").expanduser(),
-        checkpoint=v["checkpoint"] or shipped_model("skill_effect_pretrained.pt"),
+        checkpoint=checkpoint_path(v["checkpoint"]),
         signing_key=v["signing_key"] or None, replay_data=_folders(v["replay_data"]),
         regression_data=_folders(v["regression_data"]), regression_tolerance=v["regression_tolerance"],
         particles=v["particles"], svgd_steps=v["svgd_steps"], epochs=v["epochs"], seed=v["seed"],
-        worker_threads=v["worker_threads"])
+        worker_threads=v["worker_threads"], layout=v["layout"])
 
 
 class LearnerNode(ManagedNode):

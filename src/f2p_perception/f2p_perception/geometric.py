@@ -44,12 +44,13 @@ from f2p_common.interfaces import OrientedBox, PointCloudError, SegmentedObject
 from f2p_perception.segmentation import Segmenter, SensorFrame, grid_clusters as _clusters, yaw_box
 
 #: Size ranges (x, y, z extents, m; x >= y) of each class's objects: the catalogue the rule
-#: matches boxes against (the simulator's object classes; a robot's own catalogue replaces it).
+#: matches boxes against (the simulator's object classes in both its layouts, paper 000's and
+#: real_scale, f2p_sim's world.yaml; a robot's own catalogue replaces it).
 SIZE_PRIORS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "bin": ((0.22, 0.22, 0.08), (0.34, 0.30, 0.10)),
-    "bag": ((0.22, 0.20, 0.10), (0.30, 0.26, 0.12)),
-    "cup": ((0.09, 0.09, 0.07), (0.11, 0.11, 0.08)),
-    "cuboid": ((0.04, 0.04, 0.04), (0.07, 0.07, 0.08)),
+    "bin": ((0.22, 0.22, 0.06), (0.45, 0.38, 0.10)),
+    "bag": ((0.22, 0.20, 0.10), (0.40, 0.38, 0.24)),
+    "cup": ((0.07, 0.07, 0.06), (0.13, 0.13, 0.12)),
+    "cuboid": ((0.03, 0.03, 0.03), (0.12, 0.12, 0.16)),
 }
 CONTAINERS = ("bin", "bag", "cup")
 
@@ -240,6 +241,10 @@ class GeometricSegmenter(Segmenter):
         supports, floor = [], np.zeros(len(vox), bool)
         free = np.ones(len(vox), bool)
         cos_tilt = math.cos(math.radians(c.max_tilt_deg))
+        # a support of min_support_area covers at least a quarter of its voxels (the rest hidden
+        # behind what stands on it); smaller patches (hundreds on a large real table's edges)
+        # never get a box
+        min_patch = 0.25 * c.min_support_area / c.voxel_size ** 2
         # candidate heights: where many points share a height (a horizontal surface), most first;
         # RANSAC then fits each one's plane, tilt allowed, among the points near that height only
         # (15 RANSACs over the whole 640x480 cloud cost 0.1 s; these few over small pools, ms)
@@ -259,13 +264,18 @@ class GeometricSegmenter(Segmenter):
                 continue                                   # no surface here: object points
             free[inliers] = False
             patches = _clusters(vox[inliers], 2.5 * c.voxel_size, 3)
-            for k in range(patches.max() + 1 if len(patches) else 0):
-                idx = inliers[patches == k]
-                box = yaw_box(vox[idx])
+            order = np.argsort(patches, kind="stable")
+            bounds = np.searchsorted(patches[order], np.arange(patches.max() + 2 if len(patches) else 0))
+            for k in range(len(bounds) - 1):
+                idx = inliers[order[bounds[k]:bounds[k + 1]]]
                 height = float(np.median(vox[idx, 2]))
                 if height < c.floor_height:
                     floor[idx] = True
-                elif box.size[0] * box.size[1] >= c.min_support_area:
+                    continue
+                if len(idx) < min_patch:
+                    continue                               # a fragment: too few voxels to cover a support
+                box = yaw_box(vox[idx])
+                if box.size[0] * box.size[1] >= c.min_support_area:
                     walls = side_walls(vox, box, height, c.voxel_size)
                     if len(walls) <= 2:
                         supports.append(_Support(idx, height, box))

@@ -289,9 +289,16 @@ def yaw_box(points: np.ndarray) -> OrientedBox:
     """The gravity-aligned box of ``points`` of least footprint (the minimum-area rectangle of
     their horizontal projection, searched over yaw in 2° then 0.2° steps; robust where principal
     axes are not, e.g. a square bin with items inside), its x the longer side."""
+    from scipy.spatial import ConvexHull, QhullError
+
     xy = points[:, :2] - points[:, :2].mean(0)
-    if len(xy) > 2000:                                     # the yaw from an even subset, the box from all
-        xy = xy[np.linspace(0, len(xy) - 1, 2000).astype(np.int64)]
+    if len(xy) > 5000:                                     # the yaw from an even subset, the box from all
+        xy = xy[np.linspace(0, len(xy) - 1, 5000).astype(np.int64)]
+    if len(xy) > 8:
+        try:                                               # the extents along any yaw are the hull's
+            xy = xy[ConvexHull(xy).vertices]
+        except QhullError:                                 # collinear or coincident points: all of them
+            pass
 
     def areas(yaws: np.ndarray) -> np.ndarray:
         c, s = np.cos(yaws), np.sin(yaws)

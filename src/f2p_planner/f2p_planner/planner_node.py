@@ -23,7 +23,7 @@ the ``swap_model`` service may request a swap (the learner does, issue 30); on a
 ``require_signed`` so that only checkpoints signed by the learner's key are accepted. Swaps are
 atomic between requests: a plan in flight finishes on the model it started with. Planning and
 model changes run in separate callback groups, so a swap never waits for a plan.
-Lifecycle: configure loads the initial ``checkpoint`` ('' = the shipped pre-trained model);
+Lifecycle: configure loads the initial ``checkpoint`` ('' = the shipped pre-trained model; a shipped model's file name; a path);
 the services answer while active.
 """
 from __future__ import annotations
@@ -46,10 +46,11 @@ from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, PointCloudError, literal_from_msg, model_info_from_msg,
                                  model_info_to_msg, plan_to_msg, scene_from_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
-from f2p_skill_effect.checkpoint import CheckpointError, shipped_model
+from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
 
 PARAMS = [
-    P.Param("checkpoint", "", "checkpoint served at configure ('' = the shipped pre-trained model)"),
+    P.Param("checkpoint", "", "checkpoint served at configure ('' = the shipped pre-trained model; a shipped "
+                              "model's file name; a path)"),
     P.Param("require_signed", False, "admit only checkpoints with an Ed25519 signature by public_key"),
     P.Param("public_key", "", "PEM public key of the learner that signs checkpoints"),
     P.Param("samples", 256, "shooting samples per CEM round (a request's num_samples overrides)",
@@ -87,7 +88,7 @@ class PlannerNode(ManagedNode):
             self.settings = PlanningSettings(int(v["samples"]), int(v["iterations"]), int(v["max_horizon"]),
                                              int(v["max_skeletons"]), skills, seed=int(v["seed"]))
             torch.set_num_threads(int(v["torch_threads"]))
-            self.slot = ModelSlot(v["checkpoint"] or shipped_model("skill_effect_pretrained.pt"),
+            self.slot = ModelSlot(checkpoint_path(v["checkpoint"]),
                                   bool(v["require_signed"]), v["public_key"] or None)
         except (ValueError, OSError, CheckpointError) as exc:
             self.get_logger().error(f"configure failed: {exc}")

@@ -34,7 +34,8 @@ from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics
 PARAMS = [
     P.Param("backend", "geometric", "relation detector: 'geometric' (rules on point boxes) or 'learned' "
                                     "(the skill-effect model's detection head)", P.one_of(*DETECTORS)),
-    P.Param("checkpoint", "", "checkpoint of the learned backend ('' = the shipped pre-trained model)"),
+    P.Param("checkpoint", "", "checkpoint of the learned backend ('' = the shipped pre-trained model; a shipped "
+                              "model's file name; a path)"),
 ]
 
 
@@ -52,9 +53,9 @@ class RelationDetectorNode(ManagedNode):
         try:
             v = P.load(self, PARAMS)
             if v["backend"] == "learned":
-                from f2p_skill_effect.checkpoint import CheckpointError, shipped_model
+                from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
                 try:
-                    self.detector = LearnedDetector(v["checkpoint"] or shipped_model("skill_effect_pretrained.pt"))
+                    self.detector = LearnedDetector(checkpoint_path(v["checkpoint"]))
                 except CheckpointError as exc:
                     raise ValueError(str(exc)) from None
             else:

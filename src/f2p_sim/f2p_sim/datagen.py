@@ -53,7 +53,7 @@ import numpy as np
 from f2p_common import dataset as ds
 from f2p_common.vocabulary import (BINARY_RELATIONS, CONTAINER_CLASSES, MOVABLE_CLASSES, OBJECT_CLASSES, PARAM_DIM,
                                    RELATIONS, SKILLS, UNARY_RELATIONS, skill_index)
-from f2p_sim.config import load_world_config
+from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, NoiseModel, observe
 from f2p_sim.scene import SceneError
@@ -81,6 +81,8 @@ class DatagenParams:
     dropout: float = 0.0
     targeted_fraction: float = 0.6
     hold_out_failure_modes: bool = False
+    #: The world config's task-scene layout (f2p_sim.config): paper or real_scale.
+    layout: str = "paper"
 
     def validate(self) -> None:
         if self.transitions < 1 or self.shard_size < 1 or self.steps_per_scene < 1 or self.points_per_segment < 1:
@@ -94,6 +96,8 @@ class DatagenParams:
         NoiseModel(self.depth_std, self.point_std, self.dropout)
         if not 0.0 <= self.targeted_fraction <= 1.0:
             raise ValueError("targeted_fraction must be in [0, 1]")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; known: {', '.join(LAYOUTS)}")
 
     @property
     def num_shards(self) -> int:
@@ -179,7 +183,7 @@ def scene_record(backend, scene, task: str, seed: int, camera: str, **extra) -> 
 
 def generate_shard(params: DatagenParams, index: int, world_config: str | None = None) -> dict[str, np.ndarray]:
     """The arrays of shard ``index`` (deterministic in (params, index))."""
-    cfg = load_world_config(world_config)
+    cfg = load_world_config(world_config, params.layout)
     rng = np.random.default_rng(np.random.SeedSequence([params.seed, index]))
     noise = NoiseModel(params.depth_std, params.point_std, params.dropout)
     k = params.points_per_segment
@@ -355,6 +359,7 @@ def generate(cfg: DatagenConfig) -> DatagenResult:
     params_file = folder / "params.json"
     if params_file.is_file():
         previous = json.loads(params_file.read_text(encoding="utf-8"))
+        previous.setdefault("layout", "paper")     # datasets made before layouts existed
         if previous != record:
             raise ValueError(f"{folder} was generated with other parameters {previous}; use another --out")
     else:
@@ -391,7 +396,7 @@ def generate(cfg: DatagenConfig) -> DatagenResult:
             pool.join()
         if bar is not None:
             bar.close()
-    manifest = build_manifest(record, load_world_config(cfg.world_config), [done[i] for i in sorted(done)])
+    manifest = build_manifest(record, load_world_config(cfg.world_config, params.layout), [done[i] for i in sorted(done)])
     ds.write_manifest(folder, manifest)
     return DatagenResult(folder, manifest, len(todo), reused, time.perf_counter() - t0)
 
@@ -452,13 +457,15 @@ def config_from_args(argv=None) -> DatagenConfig:
     p.add_argument("--hold-out-failure-modes", action="store_true",
                    help="the pre-training distribution: never move loaded containers or push touching objects")
     p.add_argument("--config", default=None, help="world config YAML (default: the installed f2p_sim world.yaml)")
+    p.add_argument("--layout", default=d.layout, choices=LAYOUTS,
+                   help="task-scene layout: paper 000's 0.5 m tables or real_scale furniture and objects")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     params = DatagenParams(transitions=a.transitions, shard_size=a.shard_size, seed=a.seed, tasks=tuple(a.tasks),
                            object_counts=tuple(a.object_counts), steps_per_scene=a.steps_per_scene,
                            cameras=tuple(a.cameras), points_per_segment=a.points_per_segment, depth_std=a.depth_std,
                            point_std=a.point_std, dropout=a.dropout, targeted_fraction=a.targeted_fraction,
-                           hold_out_failure_modes=a.hold_out_failure_modes)
+                           hold_out_failure_modes=a.hold_out_failure_modes, layout=a.layout)
     return DatagenConfig(a.out, params, workers=a.workers, progress=not a.no_progress, world_config=a.config)
 
 

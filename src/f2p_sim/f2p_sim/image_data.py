@@ -1,6 +1,7 @@
 """Rendered RGB images with instance masks and classes: training data for image segmentation (issue 31).
 
-:func:`make_image_dataset` renders task scenes (every task kind and object count, fresh seeds;
+:func:`make_image_dataset` renders task scenes (every layout of ``layouts``, task kind and
+object count, fresh seeds;
 each as generated and after ``skills_per_scene`` random skills drawn as the skill-effect data
 draws them) from the world's cameras, each view with its eye and target jittered by up to
 ``camera_jitter`` m so a model sees more than three viewpoints, at the cameras' 640x480. The
@@ -29,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from f2p_common.vocabulary import OBJECT_CLASSES
+from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.datagen import sample_action
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, ImageRenderer
@@ -50,12 +52,19 @@ class ImageDataConfig:
     seed: int = 0
     tasks: tuple[str, ...] = TASK_KINDS
     object_counts: tuple[int, ...] = OBJECT_COUNTS
+    #: Task-scene layouts of the world config (f2p_sim.config): views of real furniture and
+    #: object sizes (real_scale) besides the paper's scenes.
+    layouts: tuple[str, ...] = ("paper",)
+    world_config: str | None = None
 
     def __post_init__(self):
         if self.scenes_per_cell < 1 or self.skills_per_scene < 0 or not self.cameras:
             raise ValueError("scenes_per_cell must be >= 1, skills_per_scene >= 0, and cameras non-empty")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        unknown = set(self.layouts) - set(LAYOUTS)
+        if not self.layouts or unknown:
+            raise ValueError(f"layouts must be some of {', '.join(LAYOUTS)}, got {list(self.layouts)}")
 
 
 @dataclass
@@ -115,10 +124,10 @@ def _jittered(camera: Camera, rng: np.random.Generator, jitter: float) -> Camera
     return replace(camera, eye=tuple(float(v) for v in eye), target=tuple(float(v) for v in target))
 
 
-def make_image_dataset(cfg: ImageDataConfig, world: dict,
-                       progress: Callable[[int, int], None] | None = None) -> ImageDataResult:
-    """Render the dataset of ``cfg`` (module docstring) for ``world`` (f2p_sim.config); resumes
-    an interrupted run. ``progress(done, total)`` after every scene."""
+def make_image_dataset(cfg: ImageDataConfig, progress: Callable[[int, int], None] | None = None) -> ImageDataResult:
+    """Render the dataset of ``cfg`` (module docstring); resumes an interrupted run.
+    ``progress(done, total)`` after every scene. Views of the paper layout are named
+    ``<task>_<n>_<seed>_<phase>_<camera>``, others get their layout as a prefix."""
     from PIL import Image
 
     t0 = time.perf_counter()
@@ -126,12 +135,15 @@ def make_image_dataset(cfg: ImageDataConfig, world: dict,
     for split in ("train", "val"):
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-    cells = [(kind, n, i) for kind in cfg.tasks for n in cfg.object_counts for i in range(cfg.scenes_per_cell)]
-    backend = MujocoBackend(world)
+    cells = [(layout, kind, n, i) for layout in cfg.layouts for kind in cfg.tasks for n in cfg.object_counts
+             for i in range(cfg.scenes_per_cell)]
+    worlds = {layout: load_world_config(cfg.world_config, layout) for layout in cfg.layouts}
+    backends = {layout: MujocoBackend(world) for layout, world in worlds.items()}
     result = ImageDataResult(root, root / "data.yaml", {"train": 0, "val": 0}, {c: 0 for c in OBJECT_CLASSES})
     renderer: ImageRenderer | None = None                  # one GL context; a new one per scene model
     try:
-        for done, (kind, n, i) in enumerate(cells):
+        for done, (layout, kind, n, i) in enumerate(cells):
+            world, backend = worlds[layout], backends[layout]
             seed = cfg.seed_base + 1000 * n + i
             split = "val" if np.random.default_rng([cfg.seed, seed, 1]).random() < cfg.val_fraction else "train"
             rng = np.random.default_rng([cfg.seed, seed])
@@ -146,7 +158,7 @@ def make_image_dataset(cfg: ImageDataConfig, world: dict,
                         continue                           # a refused skill: the scene as it was
                 for cam_name in cfg.cameras:
                     camera = _jittered(Camera.from_config(world, cam_name), rng, cfg.camera_jitter)
-                    stem = f"{kind}_{n}_{seed}_{phase}_{cam_name}"
+                    stem = ("" if layout == "paper" else f"{layout}_") + f"{kind}_{n}_{seed}_{phase}_{cam_name}"
                     image, label = root / "images" / split / f"{stem}.png", root / "labels" / split / f"{stem}.txt"
                     if image.exists() and label.exists():
                         lines = label.read_text().splitlines()
@@ -185,8 +197,6 @@ def main(argv=None) -> int:
     import argparse
     import sys
 
-    from f2p_sim.config import load_world_config
-
     d = ImageDataConfig("")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="dataset folder (an interrupted run resumes there)")
@@ -197,13 +207,16 @@ def main(argv=None) -> int:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--world-config", default=None, help="world YAML (default: the installed f2p_sim world.yaml)")
+    p.add_argument("--layouts", nargs="+", default=list(d.layouts), choices=LAYOUTS,
+                   help="task-scene layouts of the world config")
     a = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         cfg = ImageDataConfig(a.out, a.scenes_per_cell, a.skills_per_scene, tuple(a.cameras), a.camera_jitter,
-                              val_fraction=a.val_fraction, seed=a.seed)
-        result = make_image_dataset(cfg, load_world_config(a.world_config),
-                                    lambda done, total: print(f"[f2p-render-seg-data] scene {done}/{total}", flush=True))
+                              val_fraction=a.val_fraction, seed=a.seed, layouts=tuple(a.layouts),
+                              world_config=a.world_config)
+        result = make_image_dataset(cfg, lambda done, total: print(f"[f2p-render-seg-data] scene {done}/{total}",
+                                                                   flush=True))
     except (ValueError, RuntimeError) as e:
         print(f"f2p-render-seg-data: {e}", file=sys.stderr)
         return 2

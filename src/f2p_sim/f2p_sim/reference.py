@@ -7,10 +7,10 @@ ceiling, not a method: when the reference solves an instance, a planned attempt 
 fails there fails because of the model, not because the task cannot be done.
 ``benchmarks/task_feasibility.py`` runs it on the benchmark's evaluation scenes.
 
-``transport`` / ``organize``  carry every container (in goal order) by the offset from
-    ``table_a``'s centre to ``table_b``'s, released just above the surface (``dz``
-    ``CARRY_DZ``): a translation keeps the cups' left-to-right order, and the contents ride
-    along through contact and friction alone.
+``transport`` / ``organize``  carry every container (in goal order) by the furniture's
+    ``carry_shift`` (the offset from ``table_a``'s centre to ``table_b``'s in the paper
+    layout), released just above table_b (``dz`` + ``CARRY_DZ``): a translation keeps the
+    cups' left-to-right order, and the contents ride along through contact and friction alone.
 ``packing``   one push of the shelf's first item (lowest y) along +y closes every gap in
     the row and brings the last item to ``EDGE_MARGIN`` from the shelf's +y end; pushes of
     the first item repeat (at most ``PACK_PUSHES`` in all) while the row still has a gap.
@@ -72,10 +72,13 @@ def solve(task: Task, backend: SimBackend) -> list[tuple[str, int, list[float]]]
     spec = {o.name: o for o in task.scene.objects}
     steps: list = []
     if task.kind in ("transport", "organize"):
-        shift = np.asarray(spec["table_b"].pos[:2]) - np.asarray(spec["table_a"].pos[:2])
+        if task.furniture is not None:
+            shift = task.furniture.carry_shift()
+        else:   # a scene from elsewhere: table centre to table centre
+            shift = (*(np.asarray(spec["table_b"].pos[:2]) - np.asarray(spec["table_a"].pos[:2])), 0.0)
         carried = [lit.subject for lit in task.goal if lit.predicate == "above" and lit.object == "table_b"]
         for name in carried:
-            _step(backend, steps, "pick_place", names.index(name), [shift[0], shift[1], CARRY_DZ])
+            _step(backend, steps, "pick_place", names.index(name), [shift[0], shift[1], shift[2] + CARRY_DZ])
         return steps
     if task.kind == "packing":
         row = [names.index(n) for n in sorted((n for n in names if n.startswith("item_")), key=lambda n: int(n[5:]))]

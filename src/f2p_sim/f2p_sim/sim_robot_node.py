@@ -54,13 +54,15 @@ from f2p_ros.conversions import (ConversionError, box_from_msg, box_to_msg, came
                                  image_to_msg, literal_to_msg, ns_to_stamp, relations_to_msg, scene_to_msg,
                                  skill_call_from_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
-from f2p_sim.config import load_world_config
+from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.skills import SkillMonitor
 from f2p_sim.tasks import TASK_KINDS
 
 PARAMS = [
     P.Param("world_config", "", "simulated world YAML ('' = the installed f2p_sim world.yaml)"),
+    P.Param("layout", "", "task-scene layout of the world config: paper (paper 000's 0.5 m tables) or real_scale "
+                          "(real furniture and object sizes); '' = the file's own", P.one_of("", *LAYOUTS)),
     P.Param("camera", "front", "camera preset of the world config"),
     P.Param("rate_hz", 5.0, "camera frames per second", lambda v: None if v > 0 else "must be > 0"),
     P.Param("organized", False, "publish every pixel as an organised height x width cloud (NaN: no return) "
@@ -113,7 +115,7 @@ class SimRobotNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             v = P.load(self, PARAMS)
-            world = load_world_config(v["world_config"] or None)
+            world = load_world_config(v["world_config"] or None, v["layout"] or None)
             self.robot = SimRobot(world, v["camera"], v["frame_id"], v["organized"], seed=int(v["seed"]))
             info = self.robot.reset_task(v["task"], int(v["objects"]), int(v["seed"]))
         except (ValueError, OSError) as exc:

@@ -47,7 +47,8 @@ FORMAT = "f2p-skill-effect-checkpoint/1"
 #: paper's recipe, the ``target_relations`` parent of the 5-minute recipe, and the child the demo
 #: learns from its transport-3 failure, for trying a model swap without waiting for learning
 #: (models/README.md).
-SHIPPED_MODELS = ("skill_effect_pretrained.pt", "skill_effect_target_relations.pt", "skill_effect_transport3_learned.pt")
+SHIPPED_MODELS = ("skill_effect_pretrained.pt", "skill_effect_target_relations.pt", "skill_effect_transport3_learned.pt",
+                  "skill_effect_real_scale.pt")
 
 
 class CheckpointError(Exception):
@@ -182,6 +183,16 @@ def shipped_model(name: str = SHIPPED_MODELS[0]) -> Path:
     if name not in SHIPPED_MODELS:
         raise ValueError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
     return share_path("f2p_skill_effect", "models", name)
+
+
+def checkpoint_path(value: str) -> Path:
+    """What a node's ``checkpoint`` parameter names: '' the shipped pre-trained model, the file
+    name of another shipped model (e.g. ``skill_effect_real_scale.pt``), else a path."""
+    if not value:
+        return shipped_model(SHIPPED_MODELS[0])
+    if value in SHIPPED_MODELS:
+        return shipped_model(value)
+    return Path(value)
 
 
 # ---------------------------------------------------------------------------- signatures
