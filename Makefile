@@ -24,7 +24,7 @@ help:
 	@echo "make bench-perception  segmentation backends (geometric, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames of real-scale and paper scenes against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md,png} (~20 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~35 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
-	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them -> out/yolo_seg/model/yolo_seg_sim.pt (~50 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
+	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them: paper scenes from scratch, then paper + real-scale scenes from those weights -> out/yolo_seg/model_mixed/yolo_seg_sim.pt (~80 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
@@ -55,8 +55,12 @@ bench-perception: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/perception.py
 
 yolo-seg-model: setup
-	@$(ENV) && f2p-render-seg-data --out out/yolo_seg/data --scenes-per-cell 4 \
-	  && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} f2p-train-yolo-seg --data out/yolo_seg/data --out out/yolo_seg/model --epochs 30 --imgsz 480
+	@$(ENV) && export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} \
+	  && f2p-render-seg-data --out out/yolo_seg/data --scenes-per-cell 4 \
+	  && f2p-train-yolo-seg --data out/yolo_seg/data --out out/yolo_seg/model --epochs 30 --imgsz 480 \
+	  && f2p-render-seg-data --out out/yolo_seg/data_mixed --scenes-per-cell 4 --layouts paper real_scale \
+	  && f2p-train-yolo-seg --data out/yolo_seg/data_mixed --out out/yolo_seg/model_mixed \
+	       --model out/yolo_seg/model/yolo_seg_sim.pt --epochs 10 --imgsz 480
 
 bench-reliability: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/reliability.py

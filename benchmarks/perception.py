@@ -170,7 +170,7 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
                     for key in t:
                         t[key] += v[key]
             if picture is not None and noise_name == "none" and (kind, n, i, phase) == ("transport", 5, 0, "initial"):
-                draw_frame(picture, images["rgb"], seg_image, index, drawn, layout)
+                draw_frame(picture, images["rgb"], seg_image, index, drawn, f"{layout} scene ({kind}, {n} objects)")
         say(f"[perception] {kind}-{n} #{i} {phase}: " + ", ".join(
             f"{b} recall {acc[b]['none']['matched'] / max(1, acc[b]['none']['true']):.2f}" for b in segmenters
             if b != "sam" or sam_measured))
@@ -203,7 +203,7 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
     return report
 
 
-def draw_frame(path: Path, rgb: np.ndarray, truth: np.ndarray, index: dict, segments: dict, layout: str) -> None:
+def draw_frame(path: Path, rgb: np.ndarray, truth: np.ndarray, index: dict, segments: dict, title: str) -> None:
     """One frame as pictures: colour, the simulator's instances, each backend's segments."""
     import matplotlib
     matplotlib.use("Agg")
@@ -217,11 +217,11 @@ def draw_frame(path: Path, rgb: np.ndarray, truth: np.ndarray, index: dict, segm
             label[[index[tuple(q)] for q in o.points.tolist()]] = k
         panels.append((f"{name}: {len(objects)} segments", _paint(label.reshape(h, w), palette)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
-    for ax, (title, img) in zip(axes, panels):
+    for ax, (name, img) in zip(axes, panels):
         ax.imshow(img)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(name, fontsize=10)
         ax.axis("off")
-    fig.suptitle(f"{layout} scene (transport, 5 objects): the front camera's 640x480 frame", fontsize=11)
+    fig.suptitle(f"{title}: the front camera's 640x480 frame", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -6,10 +6,12 @@ For a plain depth camera (no per-point labels), in the robot's base frame (REP-1
    an even stride through them: a 640x480 camera's 300k points are 4 per voxel and more) are
    reduced to one point per voxel for the geometry; every input point keeps its voxel, so
    segments come back with all of them.
-2. **Support surfaces**: heights where many points lie (peaks of the height histogram, most
-   points first) are candidates; open3d RANSAC (``segment_plane``) fits each one's plane among
-   the points within ``max_plane_rise`` of that height; a plane within ``max_tilt_deg`` of
-   horizontal is split into connected patches, and a patch
+2. **Support surfaces**: heights where many points lie (peaks of the height histogram of the
+   points no plane has taken yet, most points first, redone after each plane) are candidates;
+   open3d RANSAC (``segment_plane``) fits each one's plane among the points near that height; a
+   plane within ``max_tilt_deg`` of horizontal is split into connected patches, each patch
+   grows over the free points connected to it that lie on its own least-squares plane (a real
+   table is 2 m across: a degree of tilt lifts its far end out of the pool), and a patch
    of at least ``min_support_area`` with walls on at most two of its sides
    (:func:`side_walls`) is a support surface — any size and height (a table, a shelf's
    board, a counter) — unless it lies below ``floor_height`` (the floor). Smaller horizontal
@@ -65,7 +67,6 @@ class GeometricConfig:
     max_planes: int = 8
     min_plane_points: int = 40
     max_tilt_deg: float = 10.0
-    max_plane_rise: float = 0.04
     min_support_area: float = 0.03
     min_support_rise: float = 0.15
     floor_height: float = 0.05
@@ -203,20 +204,20 @@ def side_walls(points: np.ndarray, box: OrientedBox, height: float, voxel: float
     ``coverage`` of its length (a mask per walled side). A container's floor has three or four;
     a table none, a shelf's board one (its back)."""
     half = 0.5 * np.asarray(box.size[:2])
-    up = (points[:, 2] > height + above) & (points[:, 2] < height + 0.3)
-    up &= (np.abs(points[:, :2] - box.center[:2]) <= np.linalg.norm(half) + 2 * voxel).all(axis=1)
-    local = np.zeros((len(points), 2))
-    local[up] = _local_xy(points[up], box)
+    up = np.flatnonzero((points[:, 2] > height + above) & (points[:, 2] < height + 0.3))
+    up = up[(np.abs(points[up, :2] - box.center[:2]) <= np.linalg.norm(half) + 2 * voxel).all(axis=1)]
+    local = _local_xy(points[up], box)
     walls = []
     for axis in (0, 1):
         along = 1 - axis
         n_bins = max(1, int(2 * half[along] / voxel))
         for sign in (-1.0, 1.0):
-            near = up & (np.abs(local[:, axis] - sign * half[axis]) < reach * voxel) & \
-                (np.abs(local[:, along]) <= half[along])
+            near = (np.abs(local[:, axis] - sign * half[axis]) < reach * voxel) & (np.abs(local[:, along]) <= half[along])
             bins = np.unique(np.floor((local[near, along] + half[along]) / voxel).astype(int))
             if len(bins) >= coverage * n_bins:
-                walls.append(near)
+                wall = np.zeros(len(points), bool)
+                wall[up[near]] = True
+                walls.append(wall)
     return walls
 
 
@@ -245,16 +246,28 @@ class GeometricSegmenter(Segmenter):
         # behind what stands on it); smaller patches (hundreds on a large real table's edges)
         # never get a box
         min_patch = 0.25 * c.min_support_area / c.voxel_size ** 2
-        # candidate heights: where many points share a height (a horizontal surface), most first;
-        # RANSAC then fits each one's plane, tilt allowed, among the points near that height only
-        # (15 RANSACs over the whole 640x480 cloud cost 0.1 s; these few over small pools, ms)
+        # candidate heights: where many free points share a height (a horizontal surface), most
+        # first, the histogram redone after each plane (two tables 2 cm apart make one peak until
+        # the first is taken); RANSAC fits each one's plane among the points within 1.5
+        # plane_threshold of that height only (15 RANSACs over the whole 640x480 cloud cost 0.1 s;
+        # these over small pools, ms), and the plane grows over the free points connected to it
+        # that lie on it (a slightly tilted table, or a camera a degree off, leaves the pool)
         z = vox[:, 2]
-        counts, edges = np.histogram(z, bins=max(1, int(np.ptp(z) / c.plane_threshold) + 1))
-        peaks = [i for i in range(len(counts)) if counts[i] >= c.min_plane_points
-                 and counts[i] == counts[max(0, i - 2):i + 3].max()]
-        for i in sorted(peaks, key=lambda i: -counts[i])[:c.max_planes]:
-            h = 0.5 * (edges[i] + edges[i + 1])
-            pool = np.flatnonzero(free & (np.abs(z - h) < c.max_plane_rise))
+        tried: list[float] = []
+        for _ in range(c.max_planes):
+            zf = z[free]
+            if len(zf) < c.min_plane_points:
+                break
+            counts, edges = np.histogram(zf, bins=max(1, int(np.ptp(zf) / c.plane_threshold) + 1))
+            centres = 0.5 * (edges[:-1] + edges[1:])
+            peaks = [i for i in range(len(counts)) if counts[i] >= c.min_plane_points
+                     and counts[i] == counts[max(0, i - 2):i + 3].max()
+                     and all(abs(centres[i] - t) > 0.5 * c.plane_threshold for t in tried)]
+            if not peaks:
+                break
+            h = float(centres[max(peaks, key=lambda i: counts[i])])
+            tried.append(h)
+            pool = np.flatnonzero(free & (np.abs(z - h) < 1.5 * c.plane_threshold))
             if len(pool) < c.min_plane_points:
                 continue
             pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(vox[pool]))
@@ -274,6 +287,8 @@ class GeometricSegmenter(Segmenter):
                     continue
                 if len(idx) < min_patch:
                     continue                               # a fragment: too few voxels to cover a support
+                idx = self._grow(vox, idx, free)
+                free[idx] = False
                 box = yaw_box(vox[idx])
                 if box.size[0] * box.size[1] >= c.min_support_area:
                     walls = side_walls(vox, box, height, c.voxel_size)
@@ -286,8 +301,16 @@ class GeometricSegmenter(Segmenter):
         # floor or top (a bin's, boxes packed side by side), not a surface of its own
         kept: list[_Support] = []
         for cand in sorted(supports, key=lambda t: -t.box.size[0] * t.box.size[1]):
-            if not any(0.0 < cand.height - k.height < c.min_support_rise
-                       and self._under(k, vox[cand.points], c.voxel_size).mean() > 0.9 for k in kept):
+            if any(0.0 < cand.height - k.height < c.min_support_rise
+                   and self._under(k, vox[cand.points], c.voxel_size).mean() > 0.9 for k in kept):
+                continue
+            # a band a few cm below a larger surface's edge is its own slab's front face, flat
+            # enough under a noisy sensor's depth to pass for a plane: that surface's
+            host = next((k for k in kept if 0.0 < k.height - cand.height < 0.05
+                         and self._under(k, vox[cand.points], 2 * c.voxel_size).mean() > 0.9), None)
+            if host is not None:
+                host.points = np.union1d(host.points, cand.points)
+            else:
                 kept.append(cand)
         # a wall lining a whole side of a surface is the furniture's own (a shelf's back wall),
         # not an object standing on it: all of it, to 3.5 voxels out and down to the surface (a
@@ -295,10 +318,31 @@ class GeometricSegmenter(Segmenter):
         for k in kept:
             walls = side_walls(vox, k.box, k.height, c.voxel_size, coverage=0.8, reach=3.5,
                                above=c.plane_threshold)
+            # the side of a higher table standing next to this one (real tables differ by
+            # centimetres) rises along its edge too: it lies under that table, it is no wall
+            walls = [w for w in walls if not any(
+                o is not k and o.height > k.height and self._under(o, vox[w], 2 * c.voxel_size).mean() > 0.5
+                for o in kept)]
             if walls:
                 k.wall = True
                 k.points = np.union1d(k.points, np.flatnonzero(np.logical_or.reduce(walls) & ~floor))
         return kept, floor
+
+    def _grow(self, vox: np.ndarray, idx: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """The patch ``idx`` with the free voxels connected to it that lie within plane_threshold
+        of its own least-squares plane (z = a x + b y + c)."""
+        c = self.cfg
+        pts = vox[idx]
+        design = np.column_stack([pts[:, 0], pts[:, 1], np.ones(len(pts))])
+        coef, *_ = np.linalg.lstsq(design, pts[:, 2], rcond=None)
+        cand = np.flatnonzero(free)
+        cand = cand[np.abs(vox[cand, 2] - vox[cand, :2] @ coef[:2] - coef[2]) < c.plane_threshold]
+        if not len(cand):
+            return idx
+        both = np.concatenate([idx, cand])
+        labels = _clusters(vox[both], 2.5 * c.voxel_size, 1)
+        mine = np.unique(labels[:len(idx)])
+        return np.union1d(idx, cand[np.isin(labels[len(idx):], mine)])
 
     def _under(self, s: _Support, pts: np.ndarray, margin: float) -> np.ndarray:
         c, sn = math.cos(_yaw(s.box)), math.sin(_yaw(s.box))
@@ -336,8 +380,12 @@ class GeometricSegmenter(Segmenter):
         for k, s in enumerate(supports):
             owner[s.points] = k
         objects = []
-        for j in range(labels.max() + 1 if len(labels) else 0):
-            idx = rest[labels == j]
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(labels.max() + 2 if len(labels) else 0))
+        for j in range(len(bounds) - 1):
+            idx = rest[order[bounds[j]:bounds[j + 1]]]
+            if len(idx) < c.min_voxels:                  # a speck of depth noise: nobody's
+                continue
             pts = vox[idx]
             # the top and the thickness without the noisiest 5 % of voxels: a sensor's depth noise
             # lifts a few of a table's apron or a shelf's wall voxels above the surface
@@ -355,8 +403,6 @@ class GeometricSegmenter(Segmenter):
                     break
             if home is not None:
                 owner[idx] = home
-            elif len(idx) < c.min_voxels:                # a speck of depth noise, not an object
-                continue
             else:
                 owner[idx] = len(supports) + len(objects)
                 objects.append(idx)
@@ -385,8 +431,8 @@ class GeometricSegmenter(Segmenter):
                                        None if colors is None else colors[sel]))
         for k, s in enumerate(supports):
             sel = point_owner == k
-            if sel.sum() >= c.min_points:
-                add("shelf" if s.wall else "table", sel, yaw_box(points[sel]), 1.0)
+            if sel.sum() >= c.min_points:                  # the box of its voxels: a table has 100k points
+                add("shelf" if s.wall else "table", sel, yaw_box(vox[owner == k]), 1.0)
         for j, _idx in enumerate(objects):
             sel = np.flatnonzero(point_owner == len(supports) + j)
             if len(sel) < c.min_points:
