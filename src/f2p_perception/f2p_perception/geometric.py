@@ -93,8 +93,7 @@ def voxel_downsample(points: np.ndarray, size: float) -> tuple[np.ndarray, np.nd
     occupied, inverse = np.unique(flat, return_inverse=True)
     inverse = inverse.reshape(-1)
     n = inverse.max() + 1
-    sums = np.zeros((n, 3))
-    np.add.at(sums, inverse, points)
+    sums = np.column_stack([np.bincount(inverse, weights=points[:, d], minlength=n) for d in range(3)])
     return sums / np.bincount(inverse, minlength=n)[:, None], inverse, (size, origin, span, occupied)
 
 

@@ -292,8 +292,8 @@ def yaw_box(points: np.ndarray) -> OrientedBox:
     from scipy.spatial import ConvexHull, QhullError
 
     xy = points[:, :2] - points[:, :2].mean(0)
-    if len(xy) > 5000:                                     # the yaw from an even subset, the box from all
-        xy = xy[np.linspace(0, len(xy) - 1, 5000).astype(np.int64)]
+    if len(xy) > 2000:                                     # the yaw from an even subset, the box from all
+        xy = xy[np.linspace(0, len(xy) - 1, 2000).astype(np.int64)]
     if len(xy) > 8:
         try:                                               # the extents along any yaw are the hull's
             xy = xy[ConvexHull(xy).vertices]
