@@ -23,6 +23,7 @@ setup(
         "console_scripts": [
             "f2p-datagen = f2p_sim.datagen:main",
             "f2p-render-seg-data = f2p_sim.image_data:main",
+            "f2p-failcot = f2p_sim.failcot:main",
             "sim_robot = f2p_sim.sim_robot_node:main",
         ],
     },

@@ -160,3 +160,45 @@ def test_instability_is_flagged(backend):
     backend.data.qvel[:3] = [0.0, 0.0, 40.0]  # an object flung upwards: leaves the workspace
     backend.step(100)
     assert any("left the workspace" in f or "moving" in f for f in backend.stability_issues())
+
+
+# ---------------------------------------------------------------- perturbed executions (paper 002 §III-B)
+def test_a_gripper_that_never_closes_leaves_the_object_where_it_was(backend):
+    from f2p_sim.skills import ExecutionPerturbation
+
+    backend.load(bin_with_items())
+    rep = backend.execute_skill("pick_place", seg(backend, "bin"), (0.0, -0.3, 0.0),
+                                perturbation=ExecutionPerturbation(close_gripper=False))
+    assert rep.executed and rep.grasp_success is False
+    assert np.linalg.norm(rep.displacement, axis=1).max() < 0.005
+
+
+def test_a_grasp_beside_the_object_closes_on_air_and_one_on_it_holds(backend):
+    from f2p_sim.skills import ExecutionPerturbation
+
+    scene = SceneSpec([table(), cube("a", 0.45, 0.0)])
+    for offset, held in (((0.0, 0.06), False), ((0.01, 0.01), True)):
+        backend.load(scene)
+        rep = backend.execute_skill("pick_place", 1, (0.15, 0.0, 0.0),
+                                    perturbation=ExecutionPerturbation(contact_offset=offset))
+        assert rep.grasp_success is held, (offset, rep)
+        assert bool(rep.displacement[1, 0] > 0.1) == held
+
+
+def test_a_slipping_grasp_drops_the_object_short_of_the_placement(backend):
+    from f2p_sim.skills import ExecutionPerturbation
+
+    scene = SceneSpec([table(size=(0.6, 1.2)), cube("a", 0.45, -0.4)])
+    backend.load(scene)
+    rep = backend.execute_skill("pick_place", 1, (0.0, 0.7, 0.0), perturbation=ExecutionPerturbation(slip_at=0.3))
+    assert rep.grasp_success                              # it was lifted, then lost on the way
+    assert 0.05 < rep.displacement[1, 1] < 0.5, rep.displacement[1]
+
+
+def test_perturbations_are_validated():
+    from f2p_sim.skills import ExecutionPerturbation
+
+    for bad in ({"slip_at": 1.0}, {"slip_at": 0.0}, {"contact_offset": (0.1,)}, {"contact_offset": (np.nan, 0.0)}):
+        with pytest.raises(ValueError):
+            ExecutionPerturbation(**bad)
+    assert ExecutionPerturbation().is_none and not ExecutionPerturbation(close_gripper=False).is_none

@@ -20,7 +20,7 @@ import numpy as np
 
 from f2p_relations.relations import Boxes, Relations, compute_relations
 from f2p_sim.scene import SceneSpec, Segment
-from f2p_sim.skills import SkillMonitor, SkillReport
+from f2p_sim.skills import ExecutionPerturbation, SkillMonitor, SkillReport
 
 
 @dataclass
@@ -82,9 +82,11 @@ class SimBackend(abc.ABC):
         """Segment index pairs (i < j) in contact now (relation in_contact)."""
 
     @abc.abstractmethod
-    def execute_skill(self, name: str, target: int, params, monitor: SkillMonitor | None = None) -> SkillReport:
+    def execute_skill(self, name: str, target: int, params, monitor: SkillMonitor | None = None,
+                      perturbation: ExecutionPerturbation | None = None) -> SkillReport:
         """Run a skill of f2p_common.vocabulary.SKILLS on segment ``target`` with ``params``;
-        ``monitor`` gets each motion phase and may stop the skill (``SkillReport.stopped``)."""
+        ``monitor`` gets each motion phase and may stop the skill (``SkillReport.stopped``);
+        ``perturbation`` makes the execution go wrong in physics (missed or slipping grasps)."""
 
     @abc.abstractmethod
     def raycast(self, origin: np.ndarray, directions: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:

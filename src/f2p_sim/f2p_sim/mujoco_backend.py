@@ -17,8 +17,8 @@ from f2p_relations.relations import CONTACT_DISTANCE, compute_relations
 from f2p_sim.backend import SegmentState, SimBackend
 from f2p_sim.config import load_world_config
 from f2p_sim.scene import GRIPPER_GEOM_GROUP, SceneError, SceneSpec, Segment, build_mjcf, class_mass, drawer_layout
-from f2p_sim.skills import (SkillError, SkillMonitor, SkillReport, SkillStopped, check_skill, grasp_point, push_start,
-                             smooth_path)
+from f2p_sim.skills import (ExecutionPerturbation, SkillError, SkillMonitor, SkillReport, SkillStopped, check_skill,
+                             grasp_point, push_start, smooth_path)
 
 #: Rays see geom groups 0-4; the gripper lives in group 5.
 _RAY_GROUPS = np.array([1 if g != GRIPPER_GEOM_GROUP else 0 for g in range(6)], dtype=np.uint8)
@@ -49,6 +49,7 @@ class MujocoBackend(SimBackend):
         self._dirty = True
         self._carried = -1
         self._monitor = SkillMonitor()
+        self._perturbation = ExecutionPerturbation()
 
     # ------------------------------------------------------------------ loading / state
     def load(self, scene: SceneSpec, settle: bool = True) -> None:
@@ -305,6 +306,15 @@ class MujocoBackend(SimBackend):
         d.eq_active[e] = 1
         self._carried = seg
 
+    def _closes_on(self, target: int, pad_at: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+        """Whether the jaws close on ``target`` with the pad at ``pad_at``: they are told to
+        close (the perturbation may say not), and the pad's centre lies over the target's top
+        (alignment; an unperturbed grasp point always does)."""
+        if not self._perturbation.close_gripper:
+            return False
+        inside = (pad_at[:2] >= lo[target, :2] - 1e-6) & (pad_at[:2] <= hi[target, :2] + 1e-6)
+        return bool(inside.all())
+
     def _weld_off(self) -> None:
         self.data.eq_active[:] = 0
         self._carried = -1
@@ -321,7 +331,8 @@ class MujocoBackend(SimBackend):
         return (origin[2] - dist[0] if np.isfinite(dist[0]) else 0.0), int(seg[0])
 
     # ------------------------------------------------------------------ skills
-    def execute_skill(self, name: str, target: int, params, monitor: SkillMonitor | None = None) -> SkillReport:
+    def execute_skill(self, name: str, target: int, params, monitor: SkillMonitor | None = None,
+                      perturbation: ExecutionPerturbation | None = None) -> SkillReport:
         params = check_skill(name, params)
         if not isinstance(target, (int, np.integer)) or not 0 <= int(target) < len(self._segments):
             raise SkillError(f"target {target!r} is not a segment index 0..{len(self._segments) - 1}")
@@ -337,6 +348,7 @@ class MujocoBackend(SimBackend):
         report = SkillReport(skill=name, target=target, params=params)
         touched: set = set()
         self._monitor = monitor or SkillMonitor()
+        self._perturbation = perturbation or ExecutionPerturbation()
         try:
             if name == "pick_place":
                 self._pick_place(target, np.array(params), report, touched, lo0, hi0)
@@ -349,6 +361,7 @@ class MujocoBackend(SimBackend):
             report.message = "stopped on request before the motion ended"
         finally:
             self._monitor = SkillMonitor()
+            self._perturbation = ExecutionPerturbation()
         self._weld_off()
         self._teleport(self._home)
         report.steps += self.settle()
@@ -382,11 +395,13 @@ class MujocoBackend(SimBackend):
             return
         g[2] = top
         pad_hz = self._pad_half[2]
+        g[:2] += self._perturbation.contact_offset        # where the arm really goes
         self._teleport(g + [0.0, 0.0, clearance + pad_hz])
         grasp_pad = g + [0.0, 0.0, pad_hz + 0.002]
         self._monitor.phase("approach", 0.0)
         report.steps += self._follow(smooth_path([g + [0, 0, clearance + pad_hz], grasp_pad], speed, dt), touched)
-        self._weld_on(target)
+        if self._closes_on(target, g, lo, hi):
+            self._weld_on(target)
         place = g + offset
         # Riders: segments inside the carried one (e.g. a bin's contents) — touching them
         # is not "placed"; everything else (tables, other objects, floor) is.
@@ -403,7 +418,14 @@ class MujocoBackend(SimBackend):
         report.grasp_success = bool(lo_l[target, 2] - z_before > GRASP_LIFT_FRACTION * (z_transfer - grasp_pad[2]))
         above_place = np.array([place[0], place[1], z_transfer])
         self._monitor.phase("transport", 0.4)
-        report.steps += self._follow(smooth_path([lift[-1], above_place], speed, dt), touched)
+        transport = smooth_path([lift[-1], above_place], speed, dt)
+        slip = self._perturbation.slip_at
+        if slip is not None:       # the object slips out of the jaws part way
+            k = int(round(slip * len(transport)))
+            report.steps += self._follow(transport[:k], touched)
+            self._weld_off()
+            transport = transport[k:]
+        report.steps += self._follow(transport, touched)
         place_pad = place + [0.0, 0.0, pad_hz + 0.002]
         self._monitor.phase("place", 0.7)
         report.steps += self._follow(smooth_path([above_place, place_pad], 0.5 * speed, dt), touched,
@@ -418,6 +440,7 @@ class MujocoBackend(SimBackend):
         clearance, speed, gap = float(gcfg["clearance"]), float(gcfg["speed"]), float(gcfg["approach_gap"])
         dt = self.model.opt.timestep
         start, u = push_start(lo[target], hi[target], direction, self._pad_half, gap)
+        start[:2] += self._perturbation.contact_offset
         pad_bottom = start[2] - self._pad_half[2]
         hx, hy = self._pad_half[0], self._pad_half[1]
         for cx, cy in ((0, 0), (hx, hy), (hx, -hy), (-hx, hy), (-hx, -hy)):
@@ -451,7 +474,8 @@ class MujocoBackend(SimBackend):
         # Both skills hold the front panel (a handle grasp): the drawer follows the gripper
         # and cannot coast past the commanded distance; the joint limits still stop it.
         report.steps += self._follow(smooth_path([pre, touch], 0.5 * speed, dt), touched)
-        self._weld_on(target)
+        if self._perturbation.close_gripper:
+            self._weld_on(target)
         before = self.drawer_openings()[target]
         end = touch - axis * distance if opening else touch + axis * distance
         path = smooth_path([touch, end], 0.5 * speed, dt)

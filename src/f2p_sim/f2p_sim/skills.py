@@ -87,6 +87,39 @@ class SkillMonitor:
         return False
 
 
+@dataclass(frozen=True)
+class ExecutionPerturbation:
+    """How an execution goes wrong in physics (paper 002 §III-B "execution failures": the
+    executed action is perturbed, never the label). The default perturbs nothing.
+
+    close_gripper  False: the pad reaches the grasp pose but the jaws never close, so nothing
+                   is held ("no gripper close").
+    contact_offset (dx, dy) m added to where the pad meets the target — the grasp point of
+                   pick_place, the pre-push pose of push — as a badly
+                   calibrated arm would ("imprecise grasp / push"). A grasp holds only when
+                   the offset pad still lies over the target's top (alignment); otherwise the
+                   gripper closes on air.
+    slip_at        fraction in (0, 1) of the transport after which a held object slips out of
+                   the jaws and falls wherever it is (None: it is held to the end).
+    """
+
+    close_gripper: bool = True
+    contact_offset: tuple[float, float] = (0.0, 0.0)
+    slip_at: float | None = None
+
+    def __post_init__(self):
+        off = tuple(float(v) for v in self.contact_offset)
+        if len(off) != 2 or not all(np.isfinite(off)):
+            raise ValueError(f"contact_offset must be two finite numbers (m), got {self.contact_offset}")
+        object.__setattr__(self, "contact_offset", off)
+        if self.slip_at is not None and not 0.0 < float(self.slip_at) < 1.0:
+            raise ValueError(f"slip_at must be in (0, 1) or None, got {self.slip_at}")
+
+    @property
+    def is_none(self) -> bool:
+        return self.close_gripper and self.contact_offset == (0.0, 0.0) and self.slip_at is None
+
+
 class SkillStopped(Exception):
     """Raised inside a backend when its :class:`SkillMonitor` asks to stop."""
 

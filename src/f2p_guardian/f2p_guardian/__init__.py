@@ -1,0 +1,1 @@
+"""Guardian (paper 002): plan and execution verification with reasoning, ROS-free."""
