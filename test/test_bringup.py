@@ -27,8 +27,8 @@ LAUNCH = Path(params_file("sim")).parents[1] / "launch"
 # ---------------------------------------------------------------------------- the description
 def test_graphs_share_the_stack_and_differ_in_robot_and_remaps():
     sim, stretch, ur5 = graph("sim"), graph("stretch"), graph("ur5")
-    assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "planner", "task_executor",
-                                     "failure_recorder", "visualizer", "bag_recorder"]
+    assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "guardian", "planner",
+                                     "task_executor", "failure_recorder", "visualizer", "bag_recorder"]
     assert [n.name for n in stretch] == [n.name for n in ur5] == [n.name for n in sim[1:]]
     assert stretch[0].name == "perception" and stretch[0].remaps["camera/points"] == "/camera/depth/color/points"
     assert stretch[0].remaps["camera/depth/image_rect_raw"] == "/camera/aligned_depth_to_color/image_raw"

@@ -21,6 +21,7 @@ setup(
             "f2p-train = f2p_training.train:main",
             "f2p-evaluate = f2p_training.evaluate:main",
             "f2p-train-yolo-seg = f2p_training.yolo_seg:main",
+            "f2p-train-guardian = f2p_training.guardian:main",
         ],
     },
 )

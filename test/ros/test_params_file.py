@@ -6,6 +6,7 @@ import yaml
 
 from f2p_bringup import GRAPHS, bag_recorder_node, graph, params_file
 from f2p_executor import failure_recorder_node, task_executor_node
+from f2p_guardian import guardian_node
 from f2p_perception import cloud_filter_node, perception_node
 from f2p_planner import planner_node
 from f2p_relations import relation_detector_node
@@ -17,7 +18,7 @@ NODES = {"cloud_filter": cloud_filter_node.PARAMS, "perception": perception_node
          "relation_detector": relation_detector_node.PARAMS, "sim_robot": sim_robot_node.PARAMS,
          "planner": planner_node.PARAMS, "task_executor": task_executor_node.PARAMS,
          "visualizer": visualizer_node.PARAMS, "failure_recorder": failure_recorder_node.PARAMS,
-         "learner": learner_node.PARAMS, "bag_recorder": bag_recorder_node.PARAMS}
+         "learner": learner_node.PARAMS, "bag_recorder": bag_recorder_node.PARAMS, "guardian": guardian_node.PARAMS}
 
 
 @pytest.mark.parametrize("robot", sorted(GRAPHS))

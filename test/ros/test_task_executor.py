@@ -71,27 +71,43 @@ def test_check_plan_refuses_structurally_wrong_plans():
 
 
 # ---------------------------------------------------------------------------- the graph over DDS
-@pytest.fixture
-def graph(tmp_path):
+def _start_graph(tmp_path, sim=(), executor=(), guardian: bool = False):
+    """The robot graph in one process (sim_robot ... task_executor), each node activated; extra
+    parameters for the simulated robot and the executor, and Guardian when asked."""
     harness = RosHarness(threads=10)
     try:
         nodes = {
-            "sim_robot": SimRobotNode(context=harness.context, parameter_overrides=[Parameter("rate_hz", value=10.0)]),
+            "sim_robot": SimRobotNode(context=harness.context, parameter_overrides=[
+                Parameter("rate_hz", value=10.0), *sim]),
             "perception": PerceptionNode(context=harness.context),
             "relation_detector": RelationDetectorNode(context=harness.context),
             "planner": PlannerNode(context=harness.context, parameter_overrides=[
                 Parameter("skills", value=["pick_place"]), Parameter("torch_threads", value=1)]),
             "task_executor": TaskExecutorNode(context=harness.context, parameter_overrides=[
-                Parameter("spool_dir", value=str(tmp_path / "spool")), Parameter("observe_timeout_s", value=10.0)]),
+                Parameter("spool_dir", value=str(tmp_path / "spool")), Parameter("observe_timeout_s", value=10.0),
+                *executor]),
         }
+        if guardian:
+            from f2p_guardian.guardian_node import GuardianNode
+            nodes["guardian"] = GuardianNode(context=harness.context)
         for node in nodes.values():
             harness.add(node)
         probe = harness.node("graph_probe")
         for name in nodes:
             LifecycleClient(probe, name).activate()
-        yield harness, probe, nodes, tmp_path / "spool"
-    finally:
+    except BaseException:
         harness.close()
+        raise
+    return harness, probe, nodes, tmp_path / "spool"
+
+
+@pytest.fixture
+def graph(tmp_path):
+    started = _start_graph(tmp_path)
+    try:
+        yield started
+    finally:
+        started[0].close()
 
 
 def _reset(probe, seed=1000):
@@ -173,3 +189,42 @@ def test_run_task_refusals_and_timeouts(graph):
     wrapped, _ = _run(run, [Relation(predicate="above", subject_id="bin_2", object_id="table_1")])
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     assert list_events(spool) == []
+
+
+# ---------------------------------------------------------------------------- with Guardian (paper 002 §IV-D)
+@pytest.fixture
+def guarded_graph(tmp_path, request):
+    """The graph with Guardian verifying plans and steps; request.param: the robot's execution noise."""
+    started = _start_graph(tmp_path, sim=[Parameter("execution_noise", value=float(request.param))], executor=[
+        Parameter("verifier", value="verify_plan"), Parameter("execution_verifier", value="verify_execution"),
+        Parameter("max_step_retries", value=1)], guardian=True)
+    try:
+        yield started
+    finally:
+        started[0].close()
+
+
+@pytest.mark.parametrize("guarded_graph", [0.0], indirect=True)
+def test_guardian_passes_the_plan_and_the_step_and_the_mismatch_is_still_a_failure_event(guarded_graph):
+    harness, probe, nodes, spool = guarded_graph
+    run = ActionClient(probe, RunTask, "/run_task")
+    assert run.wait_for_server(timeout_sec=WAIT_S)
+    wrapped, stages = _run(run, _reset(probe), task_description="carry the bin with its items to table_b")
+    res = wrapped.result
+    assert (res.goal_observed, res.predictions_met, res.retries) == (True, False, 0), res.message
+    assert [v.category for v in res.step_verdicts] == ["success"]
+    (path,) = list_events(spool)                   # the model mispredicted: Fail2Progress learns from it
+    assert load_event(path).context["guardian"]["category"] == "success"
+
+
+@pytest.mark.parametrize("guarded_graph", [1.0], indirect=True)
+def test_guardian_routes_execution_slips_to_retries_not_failure_events(guarded_graph):
+    harness, probe, nodes, spool = guarded_graph
+    run = ActionClient(probe, RunTask, "/run_task")
+    assert run.wait_for_server(timeout_sec=WAIT_S)
+    wrapped, stages = _run(run, _reset(probe), task_description="carry the bin with its items to table_b")
+    res = wrapped.result
+    assert wrapped.status == GoalStatus.STATUS_ABORTED and "slipped again" in res.message, res.message
+    assert res.retries == 1 and len(res.step_verdicts) == 2 and stages.count("replan") == 1
+    assert {v.category for v in res.step_verdicts} <= {"no_gripper_close", "imprecise_grasp", "no_progress"}
+    assert list_events(spool) == []                # a slip is not the model's fault: nothing to learn

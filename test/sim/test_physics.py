@@ -202,3 +202,23 @@ def test_perturbations_are_validated():
         with pytest.raises(ValueError):
             ExecutionPerturbation(**bad)
     assert ExecutionPerturbation().is_none and not ExecutionPerturbation(close_gripper=False).is_none
+
+
+def test_the_simulated_robot_slips_at_the_rate_of_its_execution_noise():
+    from f2p_common.interfaces import SkillCall
+    from f2p_sim.config import load_world_config
+    from f2p_sim.robot import SimRobot, SimRobotError
+    from f2p_sim.skills import make_slip
+
+    world = load_world_config()
+    with pytest.raises(SimRobotError, match="probability"):
+        SimRobot(world, execution_noise=1.5)
+    slips = []
+    for noise in (0.0, 1.0):
+        robot = SimRobot(world, seed=3, execution_noise=noise)
+        robot.reset_task("transport", 3, 1000)
+        out = robot.execute(SkillCall("pick_place", ("bin_2",), (0.0, 0.66, 0.01)))
+        slips.append(out.slip)
+    assert slips[0] == "" and slips[1]
+    with pytest.raises(ValueError, match="needs a grasp"):
+        make_slip("no_close", np.random.default_rng(0), "push", (0.0, 0.1), (0.05, 0.05))

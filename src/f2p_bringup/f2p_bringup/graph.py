@@ -46,6 +46,7 @@ class NodeSpec:
 _STACK = (
     NodeSpec("perception", "f2p_perception", "perception"),
     NodeSpec("relation_detector", "f2p_relations", "relation_detector"),
+    NodeSpec("guardian", "f2p_guardian", "guardian"),
     NodeSpec("planner", "f2p_planner", "planner"),
     NodeSpec("task_executor", "f2p_executor", "task_executor"),
     NodeSpec("failure_recorder", "f2p_executor", "failure_recorder"),

@@ -9,6 +9,9 @@
   against the ones the plan predicted (``f2p_failure.detection``); any mismatch is a failure
   event, even when the goal happens to hold (a symbolic-level failure, §1).
 * :func:`goal_status` — which goal literals the observation shows holding.
+* :func:`route_step` — what a step's outcome calls for, from the relation check and (when one
+  is configured) the execution verifier's category (paper 002 §IV-D): an execution slip is
+  retried, a mispredicted effect becomes a failure event for Fail2Progress.
 """
 from __future__ import annotations
 
@@ -80,3 +83,21 @@ def goal_status(goal: Sequence[GoalLiteral], state: RelationState) -> tuple[bool
         if not holds:
             unmet.append((pred, subj, obj))
     return not unmet, unmet
+
+
+#: Execution-verifier categories that are slips of the controller, not errors of the model:
+#: the step is run again (replanned from what is observed), and no failure event is recorded.
+SLIP_CATEGORIES = frozenset({"no_gripper_close", "imprecise_grasp", "no_progress"})
+CONTINUE, RETRY, FAILURE = "continue", "retry", "failure"
+
+
+def route_step(mismatches: Sequence[dict], verdict_category: str | None) -> str:
+    """``continue`` (the step went as predicted), ``retry`` (the verifier saw an execution slip:
+    the skill did not do what it was told, so the model is not to blame) or ``failure`` (the
+    step did what it was told and the world did not follow the prediction: a failure event).
+    ``verdict_category`` is None without an execution verifier, "success" when it passed the step."""
+    if verdict_category is not None and verdict_category in SLIP_CATEGORIES:
+        return RETRY
+    if mismatches or (verdict_category is not None and verdict_category != "success"):
+        return FAILURE
+    return CONTINUE

@@ -14,6 +14,7 @@ sub ``relation_state``     f2p_interfaces/RelationState     the relation detecto
 client ``plan_task``       f2p_interfaces/PlanTask          the planner
 client ``execute_skill``   f2p_interfaces/ExecuteSkill      the robot's skill server (sim_robot)
 client ``verifier``        f2p_interfaces/VerifyPlan        when set: a plan verifier (Guardian)
+client ``execution_verifier``  f2p_interfaces/VerifyExecution  when set: a step verifier (Guardian)
 pub ``failure_events``     f2p_interfaces/FailureEvent      every failure event, as recorded
 pub ``plan``               f2p_interfaces/Plan              every plan adopted (latched)
 pub ``task_progress``      f2p_interfaces/TaskProgress      every stage (latched): goal, plan, step
@@ -29,7 +30,14 @@ R_{k-1}, φ_k(a_k), R_k), written durably to ``spool_dir`` (``.f2pevent``, fsync
 ``failure_recorder``'s queue, which ships it to the learner) and published; the executor then
 **replans** from what it observes, up to ``max_replans`` times. The result says whether the goal
 was observed and whether every prediction held, so "done, but the model was wrong" differs
-from "not done". One task runs at a time: a goal sent meanwhile is rejected. A camera that stops
+from "not done". With ``execution_verifier`` set (Guardian's ``verify_execution``), every step is
+also verified from the scenes before and after it, and its category routes the outcome
+(``f2p_executor.supervision.route_step``, paper 002 §IV-D): an execution slip (the gripper never
+closed, missed or lost the object, nothing happened) is not the model's fault — no failure event,
+the step is replanned from what is observed, at most ``max_step_retries`` times per task —; any
+other failure, or a relation mismatch, is a failure event as above. A plan the ``verifier``
+refuses is not executed: the task ends with the verifier's category and reasoning (the planner
+takes no hints, so replanning the same scene would give the same plan). One task runs at a time: a goal sent meanwhile is rejected. A camera that stops
 ends the task after ``observe_timeout_s`` with that reason; a skill server that does not answer,
 after ``step_timeout_s``.
 """
@@ -47,7 +55,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
-from f2p_executor.supervision import check_plan, goal_status, step_mismatches
+from f2p_executor.supervision import FAILURE, RETRY, check_plan, goal_status, route_step, step_mismatches
 from f2p_failure.events import FailureEvent, FailureEventError
 from f2p_failure.queue import EventQueue
 from f2p_interfaces.action import ExecuteSkill, RunTask
@@ -56,7 +64,7 @@ from f2p_interfaces.msg import Plan as PlanMsg
 from f2p_interfaces.msg import GuardianVerdict, PlanStep, TaskProgress
 from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
-from f2p_interfaces.srv import PlanTask, VerifyPlan
+from f2p_interfaces.srv import PlanTask, VerifyExecution, VerifyPlan
 from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, failure_event_to_msg, literal_from_msg,
                                  plan_from_msg, plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg,
@@ -73,6 +81,10 @@ PARAMS = [
     P.Param("spool_dir", "", "folder failure events are written to durably ('' = $ROS_HOME/f2p/failure_events)"),
     P.Param("robot_id", "sim", "robot id recorded in every failure event"),
     P.Param("verifier", "", "VerifyPlan service that checks plans before acting ('' = the executor's own check)"),
+    P.Param("execution_verifier", "", "VerifyExecution service that checks each step after acting ('' = the "
+                                      "relation check alone)"),
+    P.Param("max_step_retries", 2, "steps run again per task after the execution verifier saw a slip",
+            P.positive_or_zero),
     P.Param("min_goal_probability", 0.0, "own check: refuse plans whose predicted p(goal) is lower (0 = never)",
             lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
     P.Param("reobserve_frames", 3, "after a step, further frames tried when one does not show the plan's objects "
@@ -103,7 +115,7 @@ class TaskExecutorNode(ManagedNode):
         self._obs_group = MutuallyExclusiveCallbackGroup()
         self._plan_client = self.create_client(PlanTask, "plan_task", callback_group=calls)
         self._skill_client = ActionClient(self, ExecuteSkill, "execute_skill", callback_group=calls)
-        self._verify_client = None
+        self._verify_client = self._step_client = None
         self._action = ActionServer(self, RunTask, "run_task", self._execute, goal_callback=self._on_goal,
                                     cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=calls)
 
@@ -123,6 +135,9 @@ class TaskExecutorNode(ManagedNode):
         if self.v["verifier"]:
             self._verify_client = self.create_client(VerifyPlan, self.v["verifier"],
                                                      callback_group=ReentrantCallbackGroup())
+        if self.v["execution_verifier"]:
+            self._step_client = self.create_client(VerifyExecution, self.v["execution_verifier"],
+                                                   callback_group=ReentrantCallbackGroup())
         pub = NO_EVENT_HANDLERS["pub"]
         self._events_pub = self.create_lifecycle_publisher(
             FailureEventMsg, "failure_events", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
@@ -156,9 +171,10 @@ class TaskExecutorNode(ManagedNode):
         for pub in (self._events_pub, self._diag, self._plan_pub, self._progress_pub):
             self.destroy_lifecycle_publisher(pub)
         self._events_pub = self._diag = self._plan_pub = self._progress_pub = None
-        if self._verify_client is not None:
-            self.destroy_client(self._verify_client)
-            self._verify_client = None
+        for client in (self._verify_client, self._step_client):
+            if client is not None:
+                self.destroy_client(client)
+        self._verify_client = self._step_client = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -267,7 +283,7 @@ class TaskExecutorNode(ManagedNode):
         req = goal_handle.request
         started = time.monotonic()
         stop = lambda: goal_handle.is_cancel_requested  # noqa: E731
-        replans_left, attempt = int(req.max_replans), 0
+        replans_left, attempt, retries_left = int(req.max_replans), 0, int(self.v["max_step_retries"])
         try:
             self._feedback(goal_handle, "observe", status="waiting for an observation")
             scene, rel, scene_msg, rel_msg = self._observe(goal_handle, started, stamp_to_ns(req.observe_after))
@@ -286,7 +302,7 @@ class TaskExecutorNode(ManagedNode):
                 problems = self._verify(req, scene_msg, plan, scene, stop)
                 if problems:
                     raise TaskError(f"plan refused: {'; '.join(problems)}")
-                failed, before, rel_before = False, scene, rel
+                outcome, before, rel_before, before_msg = "done", scene, rel, scene_msg
                 for k, ((name, target), params) in enumerate(zip(plan.skeleton, plan.parameters)):
                     self._feedback(goal_handle, "execute", k, len(plan.skeleton), k / len(plan.skeleton),
                                    f"{name} on {plan.object_ids[target]}", plan.plan_id)
@@ -302,18 +318,34 @@ class TaskExecutorNode(ManagedNode):
                         goal_handle, ended, stamp_to_ns(skill_result.observed_relations.header.stamp),
                         plan.object_ids, k)
                     mismatches = step_mismatches(plan, k, rel_after)
+                    verdict = self._verify_step(req, step, before_msg, after_msg, stop)
+                    if verdict is not None:
+                        result.step_verdicts.append(verdict)
+                    route = route_step(mismatches, None if verdict is None else verdict.category)
                     scene, rel, scene_msg, rel_msg = after, rel_after, after_msg, rel_after_msg
-                    if mismatches:
-                        result.failure_event_ids.append(self._record(plan, k, before, rel_before, after, rel_after,
-                                                                     mismatches, req))
-                        failed = True
+                    if route == RETRY:
+                        if retries_left == 0:
+                            raise TaskError(f"step {k} ({name}) slipped again ({verdict.category}) after "
+                                            f"{self.v['max_step_retries']} retries: {verdict.reasoning[:200]}")
+                        retries_left -= 1
+                        result.retries += 1
+                        self.get_logger().info(f"step {k} ({name}) slipped ({verdict.category}): replanning from "
+                                               f"what is observed, no failure event")
+                        outcome = "retry"
                         break
-                    before, rel_before = after, rel_after
-                if not failed:
+                    if route == FAILURE:
+                        result.failure_event_ids.append(self._record(plan, k, before, rel_before, after, rel_after,
+                                                                     mismatches, req, verdict))
+                        outcome = "failure"
+                        break
+                    before, rel_before, before_msg = after, rel_after, after_msg
+                if outcome == "done":
                     break
-                if replans_left == 0:
-                    break
-                replans_left, attempt = replans_left - 1, attempt + 1
+                if outcome == "failure":
+                    if replans_left == 0:
+                        break
+                    replans_left -= 1
+                attempt += 1
         except TaskError as exc:
             result.message = str(exc)
             result.predictions_met = not result.failure_event_ids
@@ -359,9 +391,31 @@ class TaskExecutorNode(ManagedNode):
                 self.v["step_timeout_s"], stop)
         except (TimeoutError, InterruptedError) as exc:
             return [f"verifier: {exc}"]
+        if not resp.success:
+            return [f"the verifier cannot verify the plan: {resp.message}"]
         if resp.verdict.verdict == GuardianVerdict.VERDICT_FAILURE:
             return [f"the verifier refuses the plan ({resp.verdict.category}): {resp.verdict.reasoning[:200]}"]
         return []
+
+    def _verify_step(self, req, step: PlanStep, before_msg, after_msg, stop) -> GuardianVerdict | None:
+        """The execution verifier's verdict on a step (None without one, or when it cannot answer:
+        the relation check then decides alone, and the reason is logged)."""
+        if self._step_client is None:
+            return None
+        if not self._step_client.wait_for_service(timeout_sec=5.0):
+            self.get_logger().warning(f"the execution verifier {self.v['execution_verifier']} is not available")
+            return None
+        try:
+            resp = wait_for(self._step_client.call_async(VerifyExecution.Request(
+                task_description=req.task_description, step=step, before=before_msg, after=after_msg)),
+                self.v["step_timeout_s"], stop)
+        except (TimeoutError, InterruptedError) as exc:
+            self.get_logger().warning(f"execution verifier: {exc}")
+            return None
+        if not resp.success:
+            self.get_logger().warning(f"execution verifier: {resp.message}")
+            return None
+        return resp.verdict
 
     def _execute_skill(self, plan: Plan, k: int, scene: SegmentedScene, stop) -> tuple[ExecuteSkill.Result, float]:
         name, target = plan.skeleton[k]
@@ -394,10 +448,13 @@ class TaskExecutorNode(ManagedNode):
         return wrapped.result, time.monotonic()
 
     def _record(self, plan: Plan, k: int, before: SegmentedScene, rel_before: RelationState, after: SegmentedScene,
-                rel_after: RelationState, mismatches: list[dict], req) -> str:
+                rel_after: RelationState, mismatches: list[dict], req, verdict: GuardianVerdict | None = None) -> str:
         """Write the failure event of step ``k`` durably to the spool and publish it; its id."""
         context = {"task_description": req.task_description, "plan_id": plan.plan_id,
                    "plan": [[s, int(t), [float(v) for v in a]] for (s, t), a in zip(plan.skeleton, plan.parameters)]}
+        if verdict is not None:
+            context["guardian"] = {"category": verdict.category, "confidence": float(verdict.confidence),
+                                   "reasoning": verdict.reasoning}
         try:
             event = FailureEvent.from_plan_step(
                 plan, k, robot_id=self.v["robot_id"], labels=before.labels, before=before.clouds,

@@ -9,7 +9,6 @@ for a query it cannot answer, saying why: the guardian node turns it into the se
 """
 from __future__ import annotations
 
-import abc
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -18,7 +17,7 @@ import numpy as np
 from f2p_common.interfaces import SkillCall
 
 from .language import check_goal
-from .taxonomy import Verdict
+from .taxonomy import EXECUTION, PLAN, Verdict
 from .world import SceneFacts
 
 
@@ -96,13 +95,17 @@ def check_views(images: Sequence[np.ndarray], views: int, height: int, width: in
             raise QueryError(f"{what}: view {k} is {im.shape[1]}x{im.shape[0]}, the verifier takes {width}x{height}")
 
 
-class Verifier(abc.ABC):
-    """A plan and execution verifier; ``name`` is its backend name."""
+class Verifier:
+    """A plan and execution verifier; ``name`` is its backend name. A verifier implements
+    :meth:`verify` (one code path for both questions) or both ``verify_*`` methods."""
 
     name: str = ""
 
-    @abc.abstractmethod
-    def verify_plan(self, query: PlanQuery) -> Verdict: ...
+    def verify_plan(self, query: PlanQuery) -> Verdict:
+        return self.verify(PLAN, query)
 
-    @abc.abstractmethod
-    def verify_execution(self, query: ExecutionQuery) -> Verdict: ...
+    def verify_execution(self, query: ExecutionQuery) -> Verdict:
+        return self.verify(EXECUTION, query)
+
+    def verify(self, mode: str, query: PlanQuery | ExecutionQuery) -> Verdict:
+        raise NotImplementedError(f"{type(self).__name__} answers verify_plan / verify_execution itself")

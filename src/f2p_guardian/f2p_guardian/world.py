@@ -96,11 +96,23 @@ class SceneFacts:
 
     @classmethod
     def from_scene(cls, scene: SegmentedScene) -> "SceneFacts":
-        """From the perception node's segmented scene (oriented boxes → their AABBs)."""
-        objs = scene.objects
-        boxes = Boxes.from_center_size_yaw([o.box.center for o in objs], [o.box.size for o in objs],
-                                           [o.box.yaw for o in objs]) if objs else Boxes(np.zeros((0, 3)), np.zeros((0, 3)))
-        return cls(tuple(o.id for o in objs), tuple(o.label for o in objs), boxes.lower, boxes.upper)
+        """From the perception node's segmented scene: each object's oriented box as the
+        axis-aligned box around it (its points' bounds when it has no box); ValueError for an
+        object with neither."""
+        lower, upper = np.zeros((len(scene.objects), 3)), np.zeros((len(scene.objects), 3))
+        for k, o in enumerate(scene.objects):
+            if o.box is not None:
+                x, y, z, w = o.box.orientation
+                rot = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+                half = np.abs(rot) @ (0.5 * o.box.size)
+                lower[k], upper[k] = o.box.center - half, o.box.center + half
+            elif len(o.points):
+                lower[k], upper[k] = np.min(o.points, axis=0), np.max(o.points, axis=0)
+            else:
+                raise ValueError(f"object {o.id!r} has neither a box nor points")
+        return cls(tuple(o.id for o in scene.objects), tuple(o.label for o in scene.objects), lower, upper)
 
     def to_dict(self) -> dict:
         return {"object_ids": list(self.object_ids), "classes": list(self.classes),

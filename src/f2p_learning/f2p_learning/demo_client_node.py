@@ -161,7 +161,13 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
             feedback_callback=lambda f: say(f"   [{f.feedback.stage}] {f.feedback.status}")), 30)
         if not handle.accepted:
             raise DemoError("run_task refused the goal")
-        return probe.call(handle.get_result_async(), wait).result
+        res = probe.call(handle.get_result_async(), wait).result
+        # The events the task recorded reach us on their topic, racing the action's result: take
+        # them in before going on, so the timeline tells the failure before the task's outcome.
+        ids = set(res.failure_event_ids)
+        probe.wait("the task's failure events on failure_events",
+                   lambda: ids <= {m.event_id for _t, m in list(probe.events)}, 10)
+        return res
 
     t_reset = time.monotonic()
     pictures["The scene (pre-trained model about to act)"] = probe.picture(out / "scene_before.png", t_reset + 0.6)

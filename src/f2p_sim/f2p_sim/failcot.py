@@ -63,7 +63,7 @@ from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, ImageRenderer
 from f2p_sim.reference import ReferenceSolutionError, solve
-from f2p_sim.skills import ExecutionPerturbation, SkillError
+from f2p_sim.skills import ExecutionPerturbation, SkillError, make_slip
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS, Task, make_task
 
 SPLITS = ("train", "val", "test")
@@ -90,8 +90,8 @@ def cameras_of(split: str) -> tuple[str, ...]:
 @dataclass
 class FailCoTConfig:
     """Module docstring. ``scenes_per_variant`` scenes of every (task kind, object count); task
-    seeds ``seed_base + 1000 n + i``; images ``image_width`` x ``image_height`` (the cameras'
-    field of view, fewer pixels); ``effect_tolerance`` m (see the module docstring)."""
+    seeds ``seed_base + 1000 n + i``; images ``image_width`` x ``image_height`` from the world's
+    cameras with a ``fovy_deg`` field of view; ``effect_tolerance`` m (see the module docstring)."""
 
     out: str
     scenes_per_variant: int = 4
@@ -100,6 +100,9 @@ class FailCoTConfig:
     layout: str = "paper"
     image_width: int = 160
     image_height: int = 120
+    #: The views' vertical field of view: narrower than the depth cameras' 60 degrees, so the
+    #: tables fill the frame and a 5 cm cup spans more than a few pixels.
+    fovy_deg: float = 40.0
     seed_base: int = 70000
     seed: int = 0
     effect_tolerance: float = 0.06
@@ -174,8 +177,8 @@ class Views:
     """Renders the scene from a split's cameras at the config's resolution; a new GL context per
     scene model (a load builds a new one)."""
 
-    def __init__(self, world: dict, cameras: tuple[str, ...], width: int, height: int):
-        self.cameras = [Camera.from_config(world, c, width=width, height=height) for c in cameras]
+    def __init__(self, world: dict, cameras: tuple[str, ...], width: int, height: int, fovy_deg: float):
+        self.cameras = [Camera.from_config(world, c, width=width, height=height, fovy_deg=fovy_deg) for c in cameras]
         self._renderer: ImageRenderer | None = None
 
     def render(self, backend) -> list[np.ndarray]:
@@ -307,8 +310,8 @@ def execution_perturbation(category: str, step: tuple, backend, rng) -> tuple[tu
     if category == "no_gripper_close":
         if skill != "pick_place":
             return None
-        return step, ExecutionPerturbation(close_gripper=False), \
-            f"the gripper reached {names[t]} but never closed its jaws"
+        pert, cause = make_slip("no_close", rng, skill, params, half)
+        return step, pert, cause.replace("the object", names[t])
     if category == "wrong_placement":
         return (skill, t, _offset_placement(rng, skill, params)), ExecutionPerturbation(), \
             f"{names[t]} was put in the wrong place"
@@ -319,18 +322,9 @@ def execution_perturbation(category: str, step: tuple, backend, rng) -> tuple[tu
         new = int(rng.choice(others))
         return (skill, new, params), ExecutionPerturbation(), f"the gripper took {names[new]} instead of {names[t]}"
     if category == "imprecise_grasp":
-        if skill == "pick_place" and rng.random() < 0.5:
-            slip = float(rng.uniform(0.1, 0.45))
-            return step, ExecutionPerturbation(slip_at=slip), \
-                f"{names[t]} slipped out of the gripper {100 * slip:.0f} % of the way"
-        a = rng.uniform(-math.pi, math.pi)
-        u = np.array([math.cos(a), math.sin(a)])
-        if skill == "push":          # sideways to the heading: the pad grazes or misses the object
-            u = np.array([-math.sin(params[0]), math.cos(params[0])]) * rng.choice([-1, 1])
-        reach = float(abs(u[0]) * half[0] + abs(u[1]) * half[1])
-        off = u * (reach + rng.uniform(0.02, 0.05))
-        return step, ExecutionPerturbation(contact_offset=(float(off[0]), float(off[1]))), \
-            f"the gripper came down {100 * float(np.linalg.norm(off)):.0f} cm off {names[t]}'s centre and missed it"
+        kind = "slip" if skill == "pick_place" and rng.random() < 0.5 else "miss"
+        pert, cause = make_slip(kind, rng, skill, params, half)
+        return step, pert, cause.replace("the object's", f"{names[t]}'s").replace("the object", names[t])
     raise ValueError(f"execution category {category!r} is not made in physics")
 
 
@@ -434,7 +428,7 @@ def scene_examples(task: Task, backend: MujocoBackend, views: Views, images: _Im
         reasoning = " ".join(lines)
         return {**base, "id": f"{images.shard}-exec-{len(examples)}", "mode": EXECUTION, "step_index": k,
                 "subtask": {"skill": call.skill, "target": call.target_ids[0], "params": list(call.parameters),
-                            "text": describe_step(call)},
+                            "text": describe_step(call, facts[k])},
                 "images": {"before": shots[k], "after": after_shots},
                 "scene": facts[k].to_dict(), "scene_after": after_facts.to_dict(),
                 "label": "success" if label == SUCCESS else "failure", "category": label, "cause": cause,
@@ -507,7 +501,8 @@ def generate(cfg: FailCoTConfig, progress: Callable[[int, int, str], None] | Non
     (root / "shards").mkdir(parents=True, exist_ok=True)
     world = load_world_config(cfg.world_config, cfg.layout)
     backend = MujocoBackend(world)
-    view_sets = {split: Views(world, cameras_of(split), cfg.image_width, cfg.image_height) for split in SPLITS}
+    view_sets = {split: Views(world, cameras_of(split), cfg.image_width, cfg.image_height, cfg.fovy_deg)
+                 for split in SPLITS}
     result = FailCoTResult(root)
     scenes = cfg.scenes()
     counter: dict = {}
@@ -574,6 +569,7 @@ def main(argv=None) -> int:
     p.add_argument("--object-counts", nargs="+", type=int, default=list(d.object_counts), choices=OBJECT_COUNTS)
     p.add_argument("--layout", default=d.layout, choices=LAYOUTS)
     p.add_argument("--image-size", nargs=2, type=int, default=[d.image_width, d.image_height], metavar=("W", "H"))
+    p.add_argument("--fovy", type=float, default=d.fovy_deg, help="the views' vertical field of view (degrees)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--shard", nargs=2, type=int, default=[0, 1], metavar=("INDEX", "COUNT"),
                    help="make only every COUNT-th scene from INDEX (split the work between processes)")
@@ -582,7 +578,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         cfg = FailCoTConfig(a.out, a.scenes_per_variant, tuple(a.tasks), tuple(a.object_counts), a.layout,
-                            a.image_size[0], a.image_size[1], seed=a.seed, shard_index=a.shard[0],
+                            a.image_size[0], a.image_size[1], a.fovy, seed=a.seed, shard_index=a.shard[0],
                             shard_count=a.shard[1], world_config=a.world_config)
         result = generate(cfg, lambda done, total, shard: print(f"[f2p-failcot] scene {done}/{total} {shard}",
                                                                 flush=True))

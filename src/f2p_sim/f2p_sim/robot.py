@@ -21,7 +21,7 @@ from f2p_common.vocabulary import MOVABLE_CLASSES
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, ImageRenderer, NoiseModel, camera_cloud, observe
 from f2p_sim.scene import SceneError, SceneSpec
-from f2p_sim.skills import SkillError, SkillMonitor, SkillReport
+from f2p_sim.skills import SLIP_KINDS, ExecutionPerturbation, SkillError, SkillMonitor, SkillReport, make_slip
 from f2p_sim.tasks import Literal, make_task
 
 #: How far (m) a perceived target's box centre may lie from the body it means (a partial view's
@@ -55,13 +55,22 @@ class SkillOutcome:
     report: SkillReport
     observation: SegmentedScene
     relations: RelationState
+    #: The execution slip the noise model made in this skill ("" = none), in words.
+    slip: str = ""
 
 
 class SimRobot:
     """One simulated world; every method holds :attr:`lock` (MuJoCo is not thread-safe)."""
 
     def __init__(self, world: dict, camera: str = "front", frame_id: str = "base_link", organized: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, execution_noise: float = 0.0):
+        """``execution_noise``: the probability that a pick_place or push slips as a physical
+        controller does (``f2p_sim.skills.make_slip``: a grasp that never closes, lands beside the
+        object or loses it on the way; a push that grazes past), drawn per skill from ``seed``."""
+        if not 0.0 <= execution_noise <= 1.0:
+            raise SimRobotError(f"execution_noise must be a probability in [0, 1], got {execution_noise}")
+        self.execution_noise = float(execution_noise)
+        self.slip_rng = np.random.default_rng([seed, 7])
         self.backend = MujocoBackend(world)
         self.camera = Camera.from_config(world, camera)
         self.frame_id, self.organized = frame_id, organized
@@ -256,8 +265,21 @@ class SimRobot:
                 index = self._body_at(target, target_boxes[0])
             else:
                 raise SimRobotError(f"unknown object id {target!r}; the scene has {self.scene.object_ids}")
+            perturbation, slip = self._slip(call, index)
             try:
-                report = self.backend.execute_skill(call.skill, index, call.parameters, monitor=monitor)
+                report = self.backend.execute_skill(call.skill, index, call.parameters, monitor=monitor,
+                                                    perturbation=perturbation)
             except SkillError as e:
                 raise SimRobotError(str(e)) from None
-            return SkillOutcome(report, self._observation(), self._relations())
+            return SkillOutcome(report, self._observation(), self._relations(), slip)
+
+    def _slip(self, call: SkillCall, index: int) -> tuple[ExecutionPerturbation | None, str]:
+        """The execution noise's slip for this skill, if it makes one (the constructor's docstring)."""
+        if self.execution_noise <= 0.0 or call.skill not in ("pick_place", "push") \
+                or self.slip_rng.random() >= self.execution_noise:
+            return None, ""
+        kinds = SLIP_KINDS if call.skill == "pick_place" else ("miss",)
+        st = self.backend.segment_state()
+        half = 0.5 * (st.box_upper[index, :2] - st.box_lower[index, :2])
+        return make_slip(kinds[int(self.slip_rng.integers(len(kinds)))], self.slip_rng, call.skill, call.parameters,
+                         half)

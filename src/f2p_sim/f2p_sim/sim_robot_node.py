@@ -73,7 +73,11 @@ PARAMS = [
             P.positive_or_zero),
     P.Param("task", "transport", "task of the initial scene", P.one_of(*TASK_KINDS)),
     P.Param("objects", 3, "movable objects of the initial scene", P.one_of(3, 5, 7)),
-    P.Param("seed", 1000, "seed of the initial scene", P.positive_or_zero),
+    P.Param("seed", 1000, "seed of the initial scene (and of the execution noise)", P.positive_or_zero),
+    P.Param("execution_noise", 0.0, "probability that a pick_place or push slips as a real controller does (a grasp "
+                                    "that never closes, lands beside the object or loses it; a push that grazes "
+                                    "past); 0 = the idealised controller",
+            lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
 ]
 
 
@@ -116,7 +120,8 @@ class SimRobotNode(ManagedNode):
         try:
             v = P.load(self, PARAMS)
             world = load_world_config(v["world_config"] or None, v["layout"] or None)
-            self.robot = SimRobot(world, v["camera"], v["frame_id"], v["organized"], seed=int(v["seed"]))
+            self.robot = SimRobot(world, v["camera"], v["frame_id"], v["organized"], seed=int(v["seed"]),
+                                  execution_noise=float(v["execution_noise"]))
             info = self.robot.reset_task(v["task"], int(v["objects"]), int(v["seed"]))
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
@@ -330,7 +335,8 @@ class SimRobotNode(ManagedNode):
             result.success = True
             result.message = (f"{call.skill} on {call.target_ids[0]} done in {report.steps} physics steps; moved "
                               f"{[outcome.observation.object_ids[i] for i in report.moved]}"
-                              + (f"; warnings: {report.flags}" if report.flags else ""))
+                              + (f"; warnings: {report.flags}" if report.flags else "")
+                              + (f"; execution noise: {outcome.slip}" if outcome.slip else ""))
         return result
 
 

@@ -120,6 +120,36 @@ class ExecutionPerturbation:
         return self.close_gripper and self.contact_offset == (0.0, 0.0) and self.slip_at is None
 
 
+#: The slips a physical skill controller makes (paper 002 §III-B execution failures 1 and 4).
+SLIP_KINDS = ("no_close", "miss", "slip")
+
+
+def make_slip(kind: str, rng: np.random.Generator, skill: str, params, half_xy) -> tuple[ExecutionPerturbation, str]:
+    """(perturbation, cause in words) of a controller slip on a target of half footprint
+    ``half_xy`` (m): ``no_close`` the jaws never close (pick_place only); ``miss`` the pad
+    comes down 2-5 cm beyond the target's side (for push: beside it, across the heading), so the
+    grasp closes on air or the push grazes; ``slip`` the object slips out 10-45 % of the way
+    (pick_place only). ValueError for a kind the skill cannot have."""
+    if kind not in SLIP_KINDS:
+        raise ValueError(f"unknown slip {kind!r}; known: {', '.join(SLIP_KINDS)}")
+    if kind in ("no_close", "slip") and skill != "pick_place":
+        raise ValueError(f"a {kind} slip needs a grasp; {skill} has none")
+    if kind == "no_close":
+        return ExecutionPerturbation(close_gripper=False), "the gripper reached the object but never closed its jaws"
+    if kind == "slip":
+        at = float(rng.uniform(0.1, 0.45))
+        return ExecutionPerturbation(slip_at=at), f"the object slipped out of the gripper {100 * at:.0f} % of the way"
+    if skill == "push":
+        u = np.array([-np.sin(params[0]), np.cos(params[0])]) * rng.choice([-1, 1])
+    else:
+        a = rng.uniform(-np.pi, np.pi)
+        u = np.array([np.cos(a), np.sin(a)])
+    reach = float(abs(u[0]) * half_xy[0] + abs(u[1]) * half_xy[1])
+    off = u * (reach + rng.uniform(0.02, 0.05))
+    return (ExecutionPerturbation(contact_offset=(float(off[0]), float(off[1]))),
+            f"the gripper came down {100 * float(np.linalg.norm(off)):.0f} cm off the object's centre and missed it")
+
+
 class SkillStopped(Exception):
     """Raised inside a backend when its :class:`SkillMonitor` asks to stop."""
 

@@ -1,0 +1,188 @@
+"""``guardian`` lifecycle node: plan and execution verification (paper 002), for the task
+executor and anyone's stack.
+
+==========================  ===============================  ====================================
+interface                   type                             what
+==========================  ===============================  ====================================
+srv ``verify_plan``         f2p_interfaces/VerifyPlan        scene + plan (+ views) -> verdict:
+                                                             success / failure, category,
+                                                             confidence, reasoning
+srv ``verify_execution``    f2p_interfaces/VerifyExecution   step + scenes before / after
+                                                             (+ views) -> verdict
+pub ``/diagnostics``        diagnostic_msgs/DiagnosticArray  per call: OK, WARN (a failure
+                                                             verdict) or ERROR (bad request)
+==========================  ===============================  ====================================
+
+``backend`` picks the verifier behind ``f2p_guardian.verifier.Verifier``: ``symbolic`` (the
+skill library's effects on the scene's boxes; no model), ``vlm`` (the vision-language model
+in ``model``: '' = the shipped small verifier, or a local folder with a full InternVL or with
+LoRA adapters over ``base_model``) or ``baseline`` (the cheap image + words classifier in
+``model``). A model is loaded at configure (a missing or corrupt one fails the transition with
+the reason; the node stays up, unconfigured) and freed at cleanup. A request that cannot be
+verified — an empty plan, a plan naming an object the scene lacks, missing or extra camera
+views, images of the wrong size, an unreadable message — gets ``success: false`` and the
+reason; the node keeps serving. Calls run one at a time in their own callback group (a VLM
+call takes up to a second).
+"""
+from __future__ import annotations
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+
+from f2p_common.interfaces import PointCloudError, SkillCall
+from f2p_guardian.language import describe_goal
+from f2p_guardian.symbolic import SymbolicVerifier
+from f2p_guardian.taxonomy import EXECUTION, PLAN, SUCCESS, Verdict
+from f2p_guardian.verifier import ExecutionQuery, PlanQuery, Verifier
+from f2p_guardian.world import SceneFacts
+from f2p_interfaces.msg import GuardianVerdict
+from f2p_interfaces.srv import VerifyExecution, VerifyPlan
+from f2p_ros import parameters as P
+from f2p_ros.conversions import (ConversionError, image_from_msg, plan_from_msg, scene_from_msg,
+                                 skill_call_from_msg)
+from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, WARN, ManagedNode, diagnostics, run_node
+
+BACKENDS = ("symbolic", "vlm", "baseline")
+PARAMS = [
+    P.Param("backend", "symbolic", "verifier: 'symbolic' (skill effects on the scene's boxes), 'vlm' (the "
+                                   "vision-language model) or 'baseline' (image + words classifier)",
+            P.one_of(*BACKENDS)),
+    P.Param("model", "", "model folder of the vlm / baseline backend ('' = the shipped small verifier)"),
+    P.Param("base_model", "", "for LoRA adapters in 'model': the pre-trained model's folder ('' = the adapters' "
+                              "own record)"),
+    P.Param("strategy", "", "CoT strategy of the vlm backend: vanilla, thinking or dropout ('' = the model's own)",
+            lambda v: None if v in ("", "vanilla", "thinking", "dropout") else "must be '', vanilla, thinking or dropout"),
+]
+
+
+def load_verifier(backend: str, model: str = "", base_model: str = "", strategy: str = "") -> Verifier:
+    """The verifier of ``backend``; ValueError naming what is wrong with its model."""
+    if backend == "symbolic":
+        return SymbolicVerifier()
+    if backend == "vlm":
+        from f2p_guardian.vlm import GuardianVLM, model_path
+        return GuardianVLM.from_pretrained(model_path(model), base=base_model or None, strategy=strategy or None)
+    if backend == "baseline":
+        from f2p_guardian.baseline import BaselineVerifier
+        if not model:
+            raise ValueError("the baseline backend needs a model folder (f2p-train-guardian --strategy baseline)")
+        return BaselineVerifier.load(model)
+    raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+
+
+def verdict_to_msg(v: Verdict, stamp) -> GuardianVerdict:
+    msg = GuardianVerdict(stage=GuardianVerdict.STAGE_PLAN if v.mode == PLAN else GuardianVerdict.STAGE_EXECUTION,
+                          verdict=GuardianVerdict.VERDICT_SUCCESS if v.success else GuardianVerdict.VERDICT_FAILURE,
+                          category=v.category, confidence=float(v.confidence), reasoning=v.reasoning)
+    msg.header.stamp = stamp
+    return msg
+
+
+def plan_query(req: VerifyPlan.Request) -> PlanQuery:
+    """The verification query of a VerifyPlan request; ValueError (or ConversionError) on bad input."""
+    scene = scene_from_msg(req.scene)
+    plan = plan_from_msg(req.plan)
+    ids = plan.object_ids
+    calls = [SkillCall(name, (ids[t],), tuple(a)) for (name, t), a in zip(plan.skeleton, plan.parameters)]
+    goal = [(lit[0], ids[lit[1]], None if lit[2] is None else ids[lit[2]]) for lit in plan.goal]
+    instruction = req.task_description or (describe_goal(goal) if goal else "")
+    return PlanQuery(instruction, calls, SceneFacts.from_scene(scene), goal, [image_from_msg(m) for m in req.images])
+
+
+def execution_query(req: VerifyExecution.Request) -> ExecutionQuery:
+    before, after = scene_from_msg(req.before), scene_from_msg(req.after)
+    if sorted(before.object_ids) != sorted(after.object_ids):
+        raise ValueError(f"the scenes before and after differ in objects: {before.object_ids} vs {after.object_ids}")
+    after = after.reordered(before.object_ids)
+    return ExecutionQuery(req.task_description, skill_call_from_msg(req.step.skill), SceneFacts.from_scene(before),
+                          SceneFacts.from_scene(after), [image_from_msg(m) for m in req.images_before],
+                          [image_from_msg(m) for m in req.images_after])
+
+
+class GuardianNode(ManagedNode):
+    def __init__(self, **kwargs):
+        super().__init__("guardian", **kwargs)
+        P.declare(self, PARAMS)
+        self.verifier: Verifier | None = None
+        self._active = False
+        self._diag = None
+        self.calls = self.refused = 0
+        group = MutuallyExclusiveCallbackGroup()
+        self._plan_srv = self.create_service(VerifyPlan, "verify_plan", self._on_plan, callback_group=group)
+        self._exec_srv = self.create_service(VerifyExecution, "verify_execution", self._on_execution,
+                                             callback_group=group)
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            v = P.load(self, PARAMS)
+            self.verifier = load_verifier(v["backend"], v["model"], v["base_model"], v["strategy"])
+        except (ValueError, OSError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
+                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        version = getattr(self.verifier, "version", "")
+        self.get_logger().info(f"configured: {self.verifier.name} verifier" + (f" {version}" if version else ""))
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_lifecycle_publisher(self._diag)
+        self._diag = self.verifier = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- services --------------------------------------------------------------------
+    def _on_plan(self, req: VerifyPlan.Request, resp: VerifyPlan.Response) -> VerifyPlan.Response:
+        return self._serve(PLAN, lambda: self.verifier.verify_plan(plan_query(req)), resp)
+
+    def _on_execution(self, req: VerifyExecution.Request, resp: VerifyExecution.Response) -> VerifyExecution.Response:
+        return self._serve(EXECUTION, lambda: self.verifier.verify_execution(execution_query(req)), resp)
+
+    def _serve(self, mode: str, verify, resp):
+        t0 = time.perf_counter()
+        stamp = self.get_clock().now().to_msg()
+        resp.verdict.stage = GuardianVerdict.STAGE_PLAN if mode == PLAN else GuardianVerdict.STAGE_EXECUTION
+        resp.verdict.header.stamp = stamp
+        if not self._active or self.verifier is None:
+            resp.success, resp.message = False, "guardian is not active"
+            return resp
+        self.calls += 1
+        try:
+            verdict = verify()
+        except (ValueError, ConversionError, PointCloudError) as exc:   # QueryError is a ValueError
+            self.refused += 1
+            resp.success, resp.message = False, f"cannot verify this {mode}: {exc}"
+            resp.verdict.verdict = GuardianVerdict.VERDICT_UNCERTAIN
+            self.get_logger().warning(resp.message, throttle_duration_sec=2.0)
+            self._diag.publish(diagnostics(self, mode, ERROR, resp.message, calls=self.calls, refused=self.refused))
+            return resp
+        resp.success, resp.message = True, f"{verdict.category} ({verdict.confidence:.2f})"
+        resp.verdict = verdict_to_msg(verdict, stamp)
+        self._diag.publish(diagnostics(
+            self, mode, OK if verdict.category == SUCCESS else WARN,
+            f"{verdict.category} in {1000 * (time.perf_counter() - t0):.0f} ms", calls=self.calls,
+            refused=self.refused, backend=self.verifier.name))
+        return resp
+
+
+def main(args=None) -> None:
+    run_node(GuardianNode, args)
+
+
+if __name__ == "__main__":
+    main()
