@@ -22,7 +22,7 @@ help:
 	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
 	@echo "make bench-relations  relation detector backends against the simulator's relations, paper and real-scale scenes -> benchmarks/results/relation_detector{,_real_scale}.{json,md}"
 	@echo "make bench-perception  segmentation backends (geometric, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames of real-scale and paper scenes against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md,png} (~20 min)"
-	@echo "make bench-guardian  Guardian's verifiers (symbolic, baseline, the small VLM with each CoT strategy, data scaling) on FailCoT's test split of unseen task variants and camera -> benchmarks/results/guardian.{json,md,png} (~40 min)"
+	@echo "make bench-guardian  Guardian's verifiers (symbolic, baseline, the small VLM with each CoT strategy, data scaling) on FailCoT's test split of unseen task variants and camera; task success on the sim graph with execution noise, with and without Guardian -> benchmarks/results/guardian.{json,md,png}, guardian_loop.{json,md} (~40 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~35 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them: paper scenes from scratch, then paper + real-scale scenes from those weights -> out/yolo_seg/model_mixed/yolo_seg_sim.pt (~80 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
@@ -64,7 +64,8 @@ yolo-seg-model: setup
 	       --model out/yolo_seg/model/yolo_seg_sim.pt --epochs 10 --imgsz 480
 
 bench-guardian: setup
-	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/guardian.py --ship src/f2p_guardian/models/guardian_vlm
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/guardian.py --ship src/f2p_guardian/models/guardian_vlm \
+	  && OMP_NUM_THREADS=1 python benchmarks/guardian_loop.py
 
 bench-reliability: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/reliability.py

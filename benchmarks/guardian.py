@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ship", default=None, help="copy the best small model here (e.g. src/f2p_guardian/models/guardian_vlm)")
     p.add_argument("--quick", action="store_true", help="a few scenes and one epoch (a smoke run, not results)")
+    p.add_argument("--results", default=str(RESULTS), help="folder for guardian.{json,md,png}")
     a = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
@@ -131,11 +132,11 @@ def main(argv=None) -> int:
         shutil.copytree(best[1], a.ship)
         report["shipped"] = a.ship
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    RESULTS.mkdir(exist_ok=True)
-    name = "guardian_quick" if a.quick else "guardian"
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(summary(report) + "\n")
-    draw(report, RESULTS / f"{name}.png")
+    results = Path(a.results)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "guardian.json").write_text(json.dumps(report, indent=1) + "\n")
+    (results / "guardian.md").write_text(summary(report) + "\n")
+    draw(report, results / "guardian.png")
     print(summary(report))
     return 0
 
