@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--ship", default=None, help="copy the best small model here (e.g. src/f2p_guardian/models/guardian_vlm)")
     p.add_argument("--quick", action="store_true", help="a few scenes and one epoch (a smoke run, not results)")
     p.add_argument("--results", default=str(RESULTS), help="folder for guardian.{json,md,png}")
+    p.add_argument("--symbolic-only", action="store_true",
+                   help="re-measure the symbolic verifier on the same data and update its rows of an existing report")
     a = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
@@ -96,6 +98,8 @@ def main(argv=None) -> int:
     report["verifiers"][f"symbolic, boxes +-{a.box_noise * 100:.0f} cm"] = evaluate(
         symbolic, noisy_boxes(test, a.box_noise, 0), None)
     say(f"symbolic: {report['verifiers']['symbolic']['accuracy']:.3f}")
+    if a.symbolic_only:
+        return _write(_merge_symbolic(Path(a.results) / "guardian.json", report), Path(a.results))
     base = train_baseline(BaselineTrainConfig(root, str(work / "baseline"), epochs=a.baseline_epochs,
                                               threads=a.threads))
     report["verifiers"]["baseline"] = {**evaluate(BaselineVerifier.load(base.path), test, root),
@@ -132,7 +136,23 @@ def main(argv=None) -> int:
         shutil.copytree(best[1], a.ship)
         report["shipped"] = a.ship
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    results = Path(a.results)
+    return _write(report, Path(a.results))
+
+
+def _merge_symbolic(path: Path, report: dict) -> dict:
+    """The report at ``path`` with its symbolic rows replaced by ``report``'s (same data)."""
+    if not path.exists():
+        raise SystemExit(f"--symbolic-only updates an existing report; {path} does not exist")
+    old = json.loads(path.read_text())
+    if old["data"]["examples"] != report["data"]["examples"]:
+        raise SystemExit("--symbolic-only: the FailCoT data differs from the report's")
+    rows = {k: v for k, v in report["verifiers"].items() if k.startswith("symbolic")}
+    old["verifiers"] = {**rows, **{k: v for k, v in old["verifiers"].items() if not k.startswith("symbolic")}}
+    old["symbolic_command"] = report["command"]
+    return old
+
+
+def _write(report: dict, results: Path) -> int:
     results.mkdir(parents=True, exist_ok=True)
     (results / "guardian.json").write_text(json.dumps(report, indent=1) + "\n")
     (results / "guardian.md").write_text(summary(report) + "\n")
