@@ -37,6 +37,12 @@ RECEPTACLE_CLASSES = CONTAINER_CLASSES | {"shelf"}
 RECEPTACLE_FLOOR = 0.01
 #: A box whose centre is within this (m) of its support's footprint stays on it.
 SUPPORT_MARGIN = 0.005
+#: m of box error the verifier forgives in support and containment (perception's boxes are off by
+#: about this): ``inside`` and ``above`` are read with the subject's box shrunk by this much on
+#: every side (an item whose noisy box pokes out of its cup by a centimetre is still in it, a box
+#: whose bottom dips into its table is still on it); every relation is still the one relations
+#: module's.
+BOX_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,11 +89,22 @@ class SceneFacts:
             raise ValueError(f"unknown object {object_id!r}; the scene has {', '.join(self.object_ids)}") from None
 
     def relations(self) -> Relations:
-        """Relations of paper 000 A.9 from the boxes (in_contact from box gaps); computed once
-        (the facts are immutable)."""
+        """Relations of paper 000 A.9 from the boxes (in_contact from box gaps), ``inside`` and
+        ``above`` with each subject's box shrunk by :data:`BOX_TOLERANCE`; computed once (the facts
+        are immutable)."""
         rel = self.__dict__.get("_relations")
         if rel is None:
-            rel = compute_relations(self.boxes, self.classes, names=self.object_ids)
+            n = len(self)
+            plain = compute_relations(self.boxes, self.classes, names=self.object_ids)
+            shrunk = Boxes(np.concatenate([np.minimum(self.lower + BOX_TOLERANCE, self.center), self.lower]),
+                           np.concatenate([np.maximum(self.upper - BOX_TOLERANCE, self.center), self.upper]))
+            tolerant = compute_relations(shrunk, self.classes * 2).binary[:n, n:]
+            binary = plain.binary.copy()
+            for k in (rel_index("inside"), rel_index("above")):
+                binary[..., k] = tolerant[..., k]
+            binary[..., rel_index("below")] = binary[..., rel_index("above")].T
+            binary[np.arange(n), np.arange(n)] = False
+            rel = Relations(plain.unary, binary, self.object_ids)
             object.__setattr__(self, "_relations", rel)
         return rel
 
