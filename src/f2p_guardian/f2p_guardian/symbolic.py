@@ -84,8 +84,11 @@ class SymbolicVerifier(Verifier):
     def __init__(self, cfg: SymbolicConfig | None = None):
         self.cfg = cfg or SymbolicConfig()
 
+    def verify(self, mode: str, query: PlanQuery | ExecutionQuery) -> Verdict:
+        return self._verify_plan(query) if mode == PLAN else self._verify_execution(query)
+
     # ------------------------------------------------------------------ plans
-    def verify_plan(self, query: PlanQuery) -> Verdict:
+    def _verify_plan(self, query: PlanQuery) -> Verdict:
         t0 = time.perf_counter()
         check_plan_query(query, need_scene=True)
         facts, plan, goal = query.scene, list(query.plan), [tuple(g) for g in query.goal]
@@ -170,7 +173,7 @@ class SymbolicVerifier(Verifier):
         return "wrong_placement", "The right objects are moved, but not to where the goal needs them: a placement is wrong."
 
     # ------------------------------------------------------------------ steps
-    def verify_execution(self, query: ExecutionQuery) -> Verdict:
+    def _verify_execution(self, query: ExecutionQuery) -> Verdict:
         t0 = time.perf_counter()
         check_execution_query(query, need_scene=True)
         before, after, call = query.before, query.after, query.step

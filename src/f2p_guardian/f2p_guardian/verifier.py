@@ -9,6 +9,8 @@ for a query it cannot answer, saying why: the guardian node turns it into the se
 """
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -95,9 +97,9 @@ def check_views(images: Sequence[np.ndarray], views: int, height: int, width: in
             raise QueryError(f"{what}: view {k} is {im.shape[1]}x{im.shape[0]}, the verifier takes {width}x{height}")
 
 
-class Verifier:
-    """A plan and execution verifier; ``name`` is its backend name. A verifier implements
-    :meth:`verify` (one code path for both questions) or both ``verify_*`` methods."""
+class Verifier(abc.ABC):
+    """A plan and execution verifier; ``name`` is its backend name. It implements :meth:`verify`
+    for both questions (``mode`` "plan" with a PlanQuery, "execution" with an ExecutionQuery)."""
 
     name: str = ""
 
@@ -107,5 +109,5 @@ class Verifier:
     def verify_execution(self, query: ExecutionQuery) -> Verdict:
         return self.verify(EXECUTION, query)
 
-    def verify(self, mode: str, query: PlanQuery | ExecutionQuery) -> Verdict:
-        raise NotImplementedError(f"{type(self).__name__} answers verify_plan / verify_execution itself")
+    @abc.abstractmethod
+    def verify(self, mode: str, query: PlanQuery | ExecutionQuery) -> Verdict: ...
