@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-guardian yolo-seg-model lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-guardian bench-afil yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-relations  relation detector backends against the simulator's relations, paper and real-scale scenes -> benchmarks/results/relation_detector{,_real_scale}.{json,md}"
 	@echo "make bench-perception  segmentation backends (geometric, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames of real-scale and paper scenes against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md,png} (~20 min)"
 	@echo "make bench-guardian  Guardian's verifiers (symbolic, baseline, the small VLM with each CoT strategy, data scaling) on FailCoT's test split of unseen task variants and camera; task success on the sim graph with execution noise, with and without Guardian -> benchmarks/results/guardian.{json,md,png}, guardian_loop.{json,md} (~40 min)"
+	@echo "make bench-afil  AFIL, the failure-aware skill controller: Success-only / + Failure Correction / Static-FIL / Adaptive-FIL on 3 short- and 2 long-horizon skill tasks, out of domain, the guidance-scale ablation, latency; ships the controller; the stack's task success with each controller -> benchmarks/results/afil.{json,md,png}, afil_stack{,_scripted}.{json,md}, src/f2p_afil/models/afil_controller.pt (~75 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~35 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them: paper scenes from scratch, then paper + real-scale scenes from those weights -> out/yolo_seg/model_mixed/yolo_seg_sim.pt (~80 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
@@ -62,6 +63,15 @@ yolo-seg-model: setup
 	  && f2p-render-seg-data --out out/yolo_seg/data_mixed --scenes-per-cell 4 --layouts paper real_scale \
 	  && f2p-train-yolo-seg --data out/yolo_seg/data_mixed --out out/yolo_seg/model_mixed \
 	       --model out/yolo_seg/model/yolo_seg_sim.pt --epochs 10 --imgsz 480
+
+bench-afil: setup
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/afil.py --demos 300 --rollouts 300 --steps 15000 \
+	  --ship src/f2p_afil/models/afil_controller.pt \
+	  && bash tools/setup.sh >/dev/null \
+	  && OMP_NUM_THREADS=1 python benchmarks/guardian_loop.py --controller afil --noise 0 --settings open_loop relations guardian \
+	       --name afil_stack \
+	  && OMP_NUM_THREADS=1 python benchmarks/guardian_loop.py --controller scripted --noise 0 --settings open_loop \
+	       --name afil_stack_scripted
 
 bench-guardian: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/guardian.py --ship src/f2p_guardian/models/guardian_vlm \

@@ -18,7 +18,10 @@ the learned model, every one of them blames the model for a slip of the controll
 The planner serves ``--checkpoint`` (default: the transport model learned from one failure,
 which plans this task right: what is left to go wrong is the execution).
 
-``python benchmarks/guardian_loop.py`` writes results/guardian_loop.{json,md}.
+``--controller afil`` runs the skills with AFIL's learned controller instead of the scripted
+primitives (issue 33: the stack's task success with each controller; ``make bench-afil``).
+
+``python benchmarks/guardian_loop.py`` writes results/guardian_loop.{json,md} (``--name``).
 """
 from __future__ import annotations
 
@@ -70,7 +73,9 @@ def run_setting(setting: str, a, spool: Path) -> dict:
     p = lambda k, v: Parameter(k, value=v)   # noqa: E731
     guarded = setting == "guardian"
     nodes = [SimRobotNode(context=context, parameter_overrides=[p("rate_hz", 10.0), p("image_rate_hz", 0.0),
-                                                                 p("execution_noise", a.noise), p("seed", a.seed_base)]),
+                                                                 p("execution_noise", a.noise), p("seed", a.seed_base),
+                                                                 p("controller", a.controller),
+                                                                 p("afil_checkpoint", a.afil_checkpoint)]),
              PerceptionNode(context=context), RelationDetectorNode(context=context),
              PlannerNode(context=context, parameter_overrides=[p("skills", ["pick_place"]), p("torch_threads", 1),
                                                                p("checkpoint", a.checkpoint)]),
@@ -132,20 +137,25 @@ def main(argv=None) -> int:
     p.add_argument("--seed-base", type=int, default=5000)
     p.add_argument("--checkpoint", default="skill_effect_transport3_learned.pt")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
-    p.add_argument("--results", default=str(RESULTS), help="folder for guardian_loop.{json,md}")
+    p.add_argument("--controller", default="scripted", choices=("scripted", "afil"),
+                   help="who executes the skills: the scripted primitives (+ execution noise) or AFIL's learned controller")
+    p.add_argument("--afil-checkpoint", default="", help="AFIL controller checkpoint ('' = the shipped one)")
+    p.add_argument("--name", default="guardian_loop", help="report name: results/<name>.{json,md}")
+    p.add_argument("--results", default=str(RESULTS), help="folder for <name>.{json,md}")
     a = p.parse_args(argv)
     report = {"benchmark": "guardian_loop", "command": "python " + " ".join(sys.argv),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, nothing else running",
               "task": f"transport-{a.objects}", "execution_noise": a.noise, "replans": a.replans,
-              "max_step_retries": a.retries, "checkpoint": a.checkpoint, "settings": {}}
+              "max_step_retries": a.retries, "checkpoint": a.checkpoint, "controller": a.controller, "settings": {}}
     for setting in a.settings:
         with tempfile.TemporaryDirectory() as tmp:
             report["settings"][setting] = run_setting(setting, a, Path(tmp) / "spool")
     results = Path(a.results)
     results.mkdir(parents=True, exist_ok=True)
-    name = "guardian_loop"
+    name = a.name
     (results / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
-    lines = [f"# Guardian in the loop: transport-{a.objects}, execution noise {a.noise}, {a.trials} trials per setting",
+    lines = [f"# The loop on transport-{a.objects}: {a.controller} controller, execution noise {a.noise}, "
+             f"{a.trials} trials per setting",
              "", report["machine"], "", "| setting | success | failure events | retries | steps | time |",
              "|---|---|---|---|---|---|"]
     for s, r in report["settings"].items():

@@ -35,3 +35,12 @@ def test_the_loop_benchmark_runs_small(tmp_path):
     report = json.loads((tmp_path / "guardian_loop.json").read_text())
     assert set(report["settings"]) == {"open_loop", "relations", "guardian"}
     assert all(s["trials"] == 2 for s in report["settings"].values())
+
+
+def test_the_loop_runs_with_the_afil_controller(tmp_path):
+    """The stack's task success with AFIL's shipped controller executing the skills (issue 33)."""
+    _run(["benchmarks/guardian_loop.py", "--trials", "1", "--settings", "open_loop", "--controller", "afil",
+          "--noise", "0", "--name", "afil_stack", "--results", str(tmp_path)], tmp_path)
+    report = json.loads((tmp_path / "afil_stack.json").read_text())
+    assert report["controller"] == "afil" and report["settings"]["open_loop"]["trials"] == 1
+    assert (tmp_path / "afil_stack.md").read_text().startswith("# The loop on transport-3: afil controller")

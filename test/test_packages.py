@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 #: Robot side: what runs on the robot's computer.
 ROBOT = ("f2p_common", "f2p_ros", "f2p_relations", "f2p_perception", "f2p_skill_effect", "f2p_failure", "f2p_planner",
-         "f2p_guardian", "f2p_executor", "f2p_viz", "f2p_bringup")
+         "f2p_guardian", "f2p_afil", "f2p_executor", "f2p_viz", "f2p_bringup")
 #: Off-board and simulation: never a dependency of a robot-side package.
 OFF_BOARD = ("f2p_sim", "f2p_training", "f2p_learning")
 #: Packages that must not need ROS at all (algorithms without a node).
-ROS_FREE = ("f2p_common", "f2p_skill_effect", "f2p_failure", "f2p_training")
+ROS_FREE = ("f2p_common", "f2p_skill_effect", "f2p_failure", "f2p_afil", "f2p_training")
 #: Packages whose every module is ROS-side (conversions, node helpers, parameters).
 ROS_SIDE = ("f2p_ros", "f2p_bringup", "f2p_interfaces")
 #: Modules outside node files that are ROS adapters by nature: they read ROS messages from bags.
@@ -96,7 +96,7 @@ import json, sys
 import f2p_skill_effect.planner, f2p_skill_effect.checkpoint, f2p_failure.events, f2p_failure.detection
 import f2p_relations.relations, f2p_ros.conversions, f2p_ros.parameters, f2p_perception.cloud_filter_node
 import f2p_perception.perception_node, f2p_relations.relation_detector_node, f2p_planner.planner_node
-import f2p_executor.task_executor_node, f2p_viz.visualizer_node
+import f2p_executor.task_executor_node, f2p_viz.visualizer_node, f2p_afil.controller, f2p_afil.checkpoint
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("mujoco", "f2p_sim", "f2p_training", "f2p_learning"))
 print(json.dumps(loaded))
 """
@@ -115,9 +115,11 @@ def test_no_code_walks_up_from_its_own_file():
 def test_installed_data_is_found_through_the_ament_index():
     from f2p_bringup import params_file
     from f2p_sim.config import default_config_path
+    from f2p_afil.checkpoint import shipped_controller
     from f2p_skill_effect.checkpoint import SHIPPED_MODELS, shipped_model
     env_override = os.environ.get("F2P_SIM_CONFIG")
     for path, package in ([(shipped_model(n), "f2p_skill_effect") for n in SHIPPED_MODELS]
+                          + [(shipped_controller(), "f2p_afil")]
                           + [(params_file(), "f2p_bringup")]
                           + ([] if env_override else [(default_config_path(), "f2p_sim")])):
         assert path.is_file() and f"share/{package}/" in path.as_posix(), path

@@ -264,3 +264,64 @@ def test_node_cancel_stops_a_running_skill(sim):
     wrapped = wait_future(handle.get_result_async(), timeout=3 * WAIT_S)
     from action_msgs.msg import GoalStatus
     assert wrapped.status == GoalStatus.STATUS_CANCELED and wrapped.result.message.startswith("cancelled")
+
+
+# ---------------------------------------------------------------------------- the AFIL controller
+@pytest.fixture
+def afil_checkpoint(tmp_path):
+    """A small random-weight AFIL controller for pick_place, in the real checkpoint format."""
+    import torch
+
+    from f2p_afil.checkpoint import save_controller
+    from f2p_afil.policy import DAGPolicy, PolicyConfig
+    torch.manual_seed(0)
+    path = tmp_path / "afil.pt"
+    save_controller(path, DAGPolicy(PolicyConfig(hidden=32, embedding=16)), "afil-test", training={"skills": ["pick_place"]})
+    return path
+
+
+def test_node_runs_skills_with_the_afil_controller_feedback_per_chunk_and_cancel(ros, afil_checkpoint):
+    from action_msgs.msg import GoalStatus
+    from rclpy.parameter import Parameter
+
+    ros.add(SimRobotNode(context=ros.context, parameter_overrides=[
+        Parameter("controller", value="afil"), Parameter("afil_checkpoint", value=str(afil_checkpoint))]))
+    probe = ros.node("afil_probe")
+    LifecycleClient(probe, "sim_robot").activate()
+    assert _reset(probe, task="transport", n_objects=3, seed=1000).success
+    client = ActionClient(probe, ExecuteSkill, "/execute_skill")
+    assert client.wait_for_server(timeout_sec=WAIT_S)
+    feedback = []
+    goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("pick_place", ("bin_2",), CARRY)))
+    handle = wait_future(client.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback.phase)))
+    res = wait_future(handle.get_result_async(), timeout=6 * WAIT_S).result
+    # an untrained controller runs through physics to its step budget and says how the skill ended
+    assert res.success and "controller failed" in res.message, res.message
+    assert feedback and all(f.startswith("chunk ") for f in feedback)
+    assert len(relations_from_msg(res.observed_relations).object_ids) == 5
+    # push is not one of this controller's skills: the scripted primitive runs it
+    push = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("push", ("cuboid_3",), (0.0, 0.05))))
+    phases = []
+    res = wait_future(wait_future(client.send_goal_async(push, feedback_callback=lambda m: phases.append(
+        m.feedback.phase))).get_result_async(), timeout=3 * WAIT_S).result
+    assert res.success and "push" in phases
+    # a cancel stops it between chunks: the jaws open, the gripper parks
+    started = threading.Event()
+    handle = wait_future(client.send_goal_async(goal, feedback_callback=lambda m: started.set()))
+    assert started.wait(WAIT_S)
+    wait_future(handle.cancel_goal_async())
+    wrapped = wait_future(handle.get_result_async(), timeout=3 * WAIT_S)
+    assert wrapped.status == GoalStatus.STATUS_CANCELED and "stopped on request" in wrapped.result.message
+
+
+def test_a_corrupt_afil_checkpoint_fails_configure_with_the_reason(ros, afil_checkpoint):
+    from lifecycle_msgs.msg import Transition
+    from rclpy.parameter import Parameter
+
+    data = afil_checkpoint.read_bytes()
+    afil_checkpoint.write_bytes(data[:-100])
+    node = ros.add(SimRobotNode(context=ros.context, parameter_overrides=[
+        Parameter("controller", value="afil"), Parameter("afil_checkpoint", value=str(afil_checkpoint))]))
+    probe = ros.node("afil_bad_probe")
+    assert not LifecycleClient(probe, "sim_robot").transition(Transition.TRANSITION_CONFIGURE)
+    assert node.robot is None

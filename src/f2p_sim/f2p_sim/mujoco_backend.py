@@ -48,6 +48,7 @@ class MujocoBackend(SimBackend):
         self._segments: list[Segment] = []
         self._dirty = True
         self._carried = -1
+        self._riders = np.zeros(0, dtype=bool)
         self._monitor = SkillMonitor()
         self._perturbation = ExecutionPerturbation()
 
@@ -329,6 +330,109 @@ class MujocoBackend(SimBackend):
             d2, s2 = self.raycast(np.array([xy[0], xy[1], z]), np.array([[0.0, 0.0, -1.0]]), 20.0)
             return (z - d2[0] if np.isfinite(d2[0]) else 0.0), int(s2[0])
         return (origin[2] - dist[0] if np.isfinite(dist[0]) else 0.0), int(seg[0])
+
+    # ------------------------------------------------------------------ step-wise gripper control
+    # (f2p_sim.control: a learned controller commands the pad in small steps; the jaws hold only
+    # what control decides they close on — never a scripted weld.)
+    def pad_center(self) -> np.ndarray:
+        self._sync()
+        return np.array(self.data.geom_xpos[self._pad_geom])
+
+    @property
+    def pad_half(self) -> np.ndarray:
+        return self._pad_half.copy()
+
+    @property
+    def held(self) -> int:
+        """Segment the jaws hold (-1: none)."""
+        return int(self._carried)
+
+    def move_gripper(self, to: np.ndarray, substeps: int) -> set[int]:
+        """Move the mocap gripper in a straight line to ``to`` over ``substeps`` physics steps;
+        the segments its pad touches at the end."""
+        start = np.array(self.data.mocap_pos[0])
+        path = start[None] + np.linspace(0.0, 1.0, int(substeps) + 1)[1:, None] * (np.asarray(to) - start)[None]
+        m, d = self.model, self.data
+        for p in path:
+            d.mocap_pos[0] = p
+            mujoco.mj_step(m, d)
+        self._dirty = True
+        return set(self.pad_contacts(0.002))
+
+    def pad_contacts(self, distance: float = 0.003) -> dict[int, float]:
+        """Segments with a geom within ``distance`` (m) of the gripper pad now -> their distance
+        (MuJoCo's geom distance: a pad resting a millimetre above a top face touches it)."""
+        self._sync()
+        d, ids = self.data, self._geom_ids
+        ext = np.einsum("gij,gj->gi", np.abs(d.geom_xmat[ids].reshape(-1, 3, 3)), self.model.geom_size[ids])
+        p = d.geom_xpos[self._pad_geom]
+        gap = np.max(np.abs(d.geom_xpos[ids] - p) - ext - self._pad_half - 1e-3, axis=1)
+        fromto = np.zeros(6)
+        out: dict[int, float] = {}
+        for k in np.nonzero(gap <= distance)[0]:
+            seg = int(self._geom_seg[ids[k]])
+            dist = mujoco.mj_geomDistance(self.model, d, self._pad_geom, int(ids[k]), 2 * distance, fromto)
+            if dist <= distance:
+                out[seg] = min(out.get(seg, np.inf), float(dist))
+        return out
+
+    def held_supported(self) -> bool:
+        """What the jaws hold touches a segment that is not riding in it, or the floor (the
+        support taking the weight: when a placement releases)."""
+        if self._carried < 0:
+            return False
+        geoms, dist = self._contacts()
+        c = self._carried
+        for (a, b), dd in zip(geoms, dist):
+            if dd > 0.002 or self._pad_geom in (a, b):
+                continue
+            sa, sb = int(self._geom_seg[a]), int(self._geom_seg[b])
+            other = sb if sa == c else sa if sb == c else None
+            if other is None:
+                continue
+            if other < 0 or not self._riders[other]:
+                return True
+        return False
+
+    def grip(self, seg: int) -> None:
+        """Close the jaws on ``seg`` (weld at the current relative pose); what rests inside it
+        rides along through contact."""
+        rel = compute_relations(self.segment_state().boxes, [s.cls for s in self._segments])
+        self._riders = rel.binary[:, seg, 8].copy()
+        self._riders[seg] = False
+        self._weld_on(seg)
+        self._dirty = True
+
+    def drawer_front(self, seg: int) -> tuple[np.ndarray, np.ndarray]:
+        """(centre of drawer ``seg``'s front panel, unit slide axis pointing into the cabinet)."""
+        self._sync()
+        body = self._seg_body[seg]
+        axis = self.data.xmat[body].reshape(3, 3)[:, 0]
+        return self.data.xpos[body] - axis * 0.5 * self._drawer_size[seg, 0], np.array(axis)
+
+    def teleport_gripper(self, p: np.ndarray | None = None) -> None:
+        """Put the gripper (its pad centre) at ``p`` without moving through the world (a free-space
+        arm motion); None: home."""
+        self._teleport(self._home if p is None else np.asarray(p, dtype=np.float64))
+
+    def grip_state(self) -> tuple:
+        """What the jaws hold, for :meth:`set_grip_state` (the weld's pose lives in the model,
+        outside ``get_state``)."""
+        c = int(self._carried)
+        return c, self._riders.copy(), (self.model.eq_data[self._weld[c]].copy() if c >= 0 else None)
+
+    def set_grip_state(self, grip: tuple) -> None:
+        c, riders, eq = grip
+        self.data.eq_active[:] = 0
+        self._carried, self._riders = int(c), np.array(riders, dtype=bool)
+        if c >= 0:
+            self.model.eq_data[self._weld[c]] = eq
+            self.data.eq_active[self._weld[c]] = 1
+        self._dirty = True
+
+    def release(self) -> None:
+        self._weld_off()
+        self._dirty = True
 
     # ------------------------------------------------------------------ skills
     def execute_skill(self, name: str, target: int, params, monitor: SkillMonitor | None = None,

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from f2p_afil.controller import ControlMonitor
 from f2p_common.interfaces import (CameraCloud, OrientedBox, RelationState, SegmentedObject, SegmentedScene, SkillCall,
                                    instance_object_id)
 from f2p_common.vocabulary import MOVABLE_CLASSES
+from f2p_sim.control import ControlConfig, execute_controlled
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, ImageRenderer, NoiseModel, camera_cloud, observe
 from f2p_sim.scene import SceneError, SceneSpec
@@ -59,16 +61,35 @@ class SkillOutcome:
     slip: str = ""
 
 
+class _ChunkMonitor(ControlMonitor):
+    """A step-wise controller's chunks as the SkillMonitor's phases ("chunk k"), cancel as a stop."""
+
+    def __init__(self, monitor: SkillMonitor):
+        self.monitor = monitor
+
+    def chunk(self, index, obs, actions) -> None:
+        done = (index + 1) * len(actions) / ControlConfig().steps_for(obs.skill)
+        self.monitor.phase(f"chunk {index}", min(1.0, done))
+
+    def stop_requested(self) -> bool:
+        return self.monitor.stop_requested()
+
+
 class SimRobot:
     """One simulated world; every method holds :attr:`lock` (MuJoCo is not thread-safe)."""
 
     def __init__(self, world: dict, camera: str = "front", frame_id: str = "base_link", organized: bool = False,
-                 seed: int = 0, execution_noise: float = 0.0):
+                 seed: int = 0, execution_noise: float = 0.0, controller=None, controlled_skills: tuple[str, ...] = ()):
         """``execution_noise``: the probability that a pick_place or push slips as a physical
         controller does (``f2p_sim.skills.make_slip``: a grasp that never closes, lands beside the
-        object or loses it on the way; a push that grazes past), drawn per skill from ``seed``."""
+        object or loses it on the way; a push that grazes past), drawn per skill from ``seed``.
+        ``controller``: a step-wise skill controller (``f2p_afil.controller.AfilController``)
+        that executes ``controlled_skills`` through :mod:`f2p_sim.control` (no idealised grasp);
+        other skills, and every skill when None, run the scripted primitives."""
         if not 0.0 <= execution_noise <= 1.0:
             raise SimRobotError(f"execution_noise must be a probability in [0, 1], got {execution_noise}")
+        self.controller = controller
+        self.controlled_skills = tuple(controlled_skills) if controller is not None else ()
         self.execution_noise = float(execution_noise)
         self.slip_rng = np.random.default_rng([seed, 7])
         self.backend = MujocoBackend(world)
@@ -265,6 +286,14 @@ class SimRobot:
                 index = self._body_at(target, target_boxes[0])
             else:
                 raise SimRobotError(f"unknown object id {target!r}; the scene has {self.scene.object_ids}")
+            if call.skill in self.controlled_skills:
+                try:
+                    report, _ = execute_controlled(self.backend, call.skill, index, call.parameters, self.controller,
+                                                   _ChunkMonitor(monitor or SkillMonitor()),
+                                                   rng=self.rng)
+                except SkillError as e:
+                    raise SimRobotError(str(e)) from None
+                return SkillOutcome(report, self._observation(), self._relations(), "")
             perturbation, slip = self._slip(call, index)
             try:
                 report = self.backend.execute_skill(call.skill, index, call.parameters, monitor=monitor,

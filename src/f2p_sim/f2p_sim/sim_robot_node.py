@@ -33,6 +33,13 @@ goal is rejected); while a skill or a reset runs, the camera skips its frames (M
 thread-safe), which ``/diagnostics`` counts. The skill runs in its own callback group, so
 cancel requests and the camera are served meanwhile. ``ExecuteSkill``'s predicted relations
 are not used here: comparing them with the outcome is the task executor's job.
+
+Controller: ``controller: scripted`` runs the primitives (the pad's grasp always holds);
+``controller: afil`` runs the skills the AFIL checkpoint was trained for with the learned
+controller (``f2p_afil``) in small steps through ``f2p_sim.control``, feedback per chunk
+("chunk k"); a grasp holds only where the jaws close on the object, so the skill can fail as a
+real one does (the result message says how). A cancel stops it between chunks: the jaws open
+where they are and the gripper parks.
 """
 from __future__ import annotations
 
@@ -47,7 +54,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from f2p_afil.checkpoint import controller_path, load_controller
+from f2p_afil.controller import AfilController
+from f2p_afil.policy import Guidance
 from f2p_interfaces.action import ExecuteSkill
+from f2p_skill_effect.checkpoint import CheckpointError
 from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, box_from_msg, box_to_msg, camera_cloud_to_msg, camera_info_to_msg,
@@ -78,6 +89,14 @@ PARAMS = [
                                     "that never closes, lands beside the object or loses it; a push that grazes "
                                     "past); 0 = the idealised controller",
             lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
+    P.Param("controller", "scripted", "who executes ExecuteSkill: scripted (the primitives, idealised grasp) or afil "
+                                      "(the learned failure-aware controller, step-wise physics: a grasp holds only "
+                                      "where the jaws close on the object)", P.one_of("scripted", "afil")),
+    P.Param("afil_checkpoint", "", "AFIL controller checkpoint ('' = the one installed with f2p_afil)"),
+    P.Param("afil_guidance", "adaptive", "AFIL sampling: none (success generator only), static or adaptive "
+                                         "failure-informed guidance (paper 003 eqs. 7-8)",
+            P.one_of("none", "static", "adaptive")),
+    P.Param("afil_guidance_scale", 1.0, "AFIL guidance scale lambda", P.positive_or_zero),
 ]
 
 
@@ -120,10 +139,19 @@ class SimRobotNode(ManagedNode):
         try:
             v = P.load(self, PARAMS)
             world = load_world_config(v["world_config"] or None, v["layout"] or None)
+            controller, skills = None, ()
+            if v["controller"] == "afil":
+                policy, ckpt = load_controller(controller_path(v["afil_checkpoint"]))
+                controller = AfilController(policy, Guidance(v["afil_guidance"], float(v["afil_guidance_scale"])),
+                                            seed=int(v["seed"]))
+                skills = tuple(ckpt.training.get("skills", ()))
+                self.get_logger().info(f"AFIL controller {ckpt.version} executes {', '.join(skills)} "
+                                       f"({v['afil_guidance']} guidance, scale {v['afil_guidance_scale']})")
             self.robot = SimRobot(world, v["camera"], v["frame_id"], v["organized"], seed=int(v["seed"]),
-                                  execution_noise=float(v["execution_noise"]))
+                                  execution_noise=float(v["execution_noise"]), controller=controller,
+                                  controlled_skills=skills)
             info = self.robot.reset_task(v["task"], int(v["objects"]), int(v["seed"]))
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, CheckpointError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             self.robot = None
             return TransitionCallbackReturn.FAILURE
@@ -336,6 +364,7 @@ class SimRobotNode(ManagedNode):
             result.message = (f"{call.skill} on {call.target_ids[0]} done in {report.steps} physics steps; moved "
                               f"{[outcome.observation.object_ids[i] for i in report.moved]}"
                               + (f"; warnings: {report.flags}" if report.flags else "")
+                              + (f"; {report.message}" if report.message else "")
                               + (f"; execution noise: {outcome.slip}" if outcome.slip else ""))
         return result
 

@@ -77,7 +77,7 @@ class Checkpoint:
     vocabulary: dict = field(default_factory=vocabulary_json)
 
 
-def _content_digest(metadata_wo_digest: dict, state_dict: dict[str, torch.Tensor]) -> str:
+def content_digest(metadata_wo_digest: dict, state_dict: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(metadata_wo_digest, sort_keys=True).encode())
     for name in sorted(state_dict):
@@ -91,18 +91,17 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(str(path) + ".sha256")
 
 
-def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
-    """Write ``path`` durably and atomically (``f2p_common.files.write_atomic``), then its
-    sidecar; return the file's SHA-256. (A crash in between leaves a file whose sidecar does not
-    match: it loads as corrupt, never as another model.)"""
+def write_weights_file(path: str | os.PathLike, fmt: str, meta: dict, state_dict: dict[str, torch.Tensor]) -> str:
+    """The one way f2p writes weights: ``{"format", "metadata" (JSON with a content digest),
+    "state_dict"}`` durably and atomically (``f2p_common.files.write_atomic``), then the
+    ``.sha256`` sidecar; returns the file's SHA-256. (A crash in between leaves a file whose
+    sidecar does not match: it loads as corrupt, never as another model.)"""
     path = Path(path)
-    sd = {k: v.detach().cpu().clone() for k, v in ckpt.state_dict.items()}
-    meta = {"format": FORMAT, "model_config": ckpt.config.to_json(), "vocabulary": ckpt.vocabulary,
-            "training_data": ckpt.training_data, "metrics": ckpt.metrics,
-            "version": ckpt.version, "parent_version": ckpt.parent_version}
-    meta["content_sha256"] = _content_digest(meta, sd)
+    sd = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
+    meta = {"format": fmt, **meta}
+    meta["content_sha256"] = content_digest(meta, sd)
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, "metadata": json.dumps(meta, sort_keys=True), "state_dict": sd}, buf)
+    torch.save({"format": fmt, "metadata": json.dumps(meta, sort_keys=True), "state_dict": sd}, buf)
     data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     write_atomic(path, data)
@@ -110,9 +109,10 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
     return digest
 
 
-def load_checkpoint(path: str | os.PathLike, expected_config: ModelConfig | None = None,
-                    require_sidecar: bool = True) -> Checkpoint:
-    """Read and verify a checkpoint; :class:`CheckpointError` on any problem."""
+def read_weights_file(path: str | os.PathLike, fmt: str, require_sidecar: bool = True) -> tuple[dict, dict]:
+    """(metadata without its digest, state_dict) of a :func:`write_weights_file` file, verified:
+    the sidecar's SHA-256, a weights-only load (no pickled code runs), the format, the content
+    digest. :class:`CheckpointError` says which check failed."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -130,16 +130,32 @@ def load_checkpoint(path: str | os.PathLike, expected_config: ModelConfig | None
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle content, ... all mean "unusable"
         raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: format {obj.get('format') if isinstance(obj, dict) else type(obj)!r}, expected {FORMAT!r}")
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise CheckpointError(f"{path}: format {obj.get('format') if isinstance(obj, dict) else type(obj)!r}, expected {fmt!r}")
     try:
         meta = json.loads(obj["metadata"])
         sd = obj["state_dict"]
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: malformed checkpoint ({e})") from e
     digest = meta.pop("content_sha256", None)
-    if digest != _content_digest(meta, sd):
+    if digest != content_digest(meta, sd):
         raise CheckpointError(f"{path}: content digest mismatch: metadata or weights were modified")
+    return meta, sd
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
+    """Write ``ckpt`` (:func:`write_weights_file`); return the file's SHA-256."""
+    meta = {"model_config": ckpt.config.to_json(), "vocabulary": ckpt.vocabulary,
+            "training_data": ckpt.training_data, "metrics": ckpt.metrics,
+            "version": ckpt.version, "parent_version": ckpt.parent_version}
+    return write_weights_file(path, FORMAT, meta, ckpt.state_dict)
+
+
+def load_checkpoint(path: str | os.PathLike, expected_config: ModelConfig | None = None,
+                    require_sidecar: bool = True) -> Checkpoint:
+    """Read and verify a checkpoint; :class:`CheckpointError` on any problem."""
+    path = Path(path)
+    meta, sd = read_weights_file(path, FORMAT, require_sidecar)
     if meta.get("vocabulary") != vocabulary_json():
         raise CheckpointError(f"{path}: relation/skill vocabulary differs from f2p_common.vocabulary; "
                               f"checkpoint has {meta.get('vocabulary')}")
