@@ -8,6 +8,7 @@ import dataclasses
 import threading
 import time
 
+import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -21,7 +22,7 @@ from f2p_perception.segmentation import LabelledCloudSegmenter, SensorFrame
 from f2p_planner.model_slot import ModelSlot, path_of
 from f2p_planner.planner_node import PlannerNode
 from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
-from f2p_ros.conversions import model_info_from_msg, model_info_to_msg, plan_from_msg, scene_to_msg
+from f2p_ros.conversions import model_info_from_msg, model_info_to_msg, plan_from_msg, plan_to_msg, scene_to_msg
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot
 from f2p_skill_effect.checkpoint import (Checkpoint, CheckpointError, file_sha256, generate_signing_key, model_info,
@@ -157,6 +158,11 @@ def test_plan_task_acts_on_what_the_goal_still_needs(transport):
     assert done.skeleton == [] and done.goal_probability > 0.5
     fixed = plan_task(slot.active(), scene, goal, [("pick_place", 2)], FAST)
     assert fixed.skeleton == [("pick_place", 2)]
+    # a verifier refused the plan: the next search keeps away from it; refusing the whole box leaves none
+    other = plan_task(slot.active(), scene, goal, None, FAST, [plan])
+    assert other.skeleton == plan.skeleton and not np.allclose(other.parameters, plan.parameters)
+    with pytest.raises(PlanningError, match="every plan found lies within"):
+        plan_task(slot.active(), scene, goal, None, dataclasses.replace(FAST, avoid_radius=10.0, skills=("pick_place",)), [plan])
 
 
 @pytest.mark.parametrize("change, pattern", [
@@ -218,6 +224,26 @@ def test_node_plans_publishes_model_info_and_refuses_bad_requests(ros, transport
     # a skeleton's parameters are the planner's to choose: NaN there is ignored
     nan_step = SkillCall(skill="pick_place", target_ids=["bin_2"], parameters=[float("nan")] * 3)
     assert wait_future(c["plan_task"].call_async(_plan_request(scene, _goal_msgs(info), [nan_step]))).success
+    # asking again for the same scene with the plans a verifier refused: the search proposes none
+    # of them nor one near them (normalised distance >= avoid_radius 0.1); unknown ids are refused
+    refused = []
+    for _ in range(2):
+        req = _plan_request(scene, _goal_msgs(info))
+        req.refused_plans = list(refused)
+        resp = wait_future(c["plan_task"].call_async(req))
+        assert resp.success, resp.message
+        again = plan_from_msg(resp.plan)
+        assert again.skeleton == plan.skeleton
+        for r in refused:
+            d = (np.asarray(again.parameters[0]) - plan_from_msg(r).parameters[0]) / np.array([1.6, 1.6, 0.8])
+            assert np.linalg.norm(d) >= 0.1, (again.parameters, plan_from_msg(r).parameters)
+        refused.append(resp.plan)
+    req = _plan_request(scene, _goal_msgs(info))
+    foreign = plan_from_msg(resp.plan)                               # a plan for another scene
+    req.refused_plans = [plan_to_msg(dataclasses.replace(foreign, object_ids=[f"mug_{k}" for k in
+                                                                              range(len(foreign.object_ids))]))]
+    resp = wait_future(c["plan_task"].call_async(req))
+    assert not resp.success and "refused plan 0 names object" in resp.message, resp.message
 
 
 def test_require_signed_refuses_an_unsigned_initial_model(ros, models):

@@ -23,12 +23,12 @@ from f2p_executor.task_executor_node import TaskExecutorNode
 from f2p_failure.events import list_events, load_event
 from f2p_interfaces.action import RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
-from f2p_interfaces.msg import Relation
-from f2p_interfaces.srv import ResetScene, SwapModel
+from f2p_interfaces.msg import GuardianVerdict, Relation
+from f2p_interfaces.srv import ResetScene, SwapModel, VerifyPlan
 from f2p_perception.perception_node import PerceptionNode
 from f2p_planner.planner_node import PlannerNode
 from f2p_relations.relation_detector_node import RelationDetectorNode
-from f2p_ros.conversions import failure_event_from_msg, model_info_to_msg
+from f2p_ros.conversions import failure_event_from_msg, model_info_to_msg, plan_from_msg
 from f2p_sim.sim_robot_node import SimRobotNode
 from f2p_skill_effect.checkpoint import model_info, shipped_model
 from support.ros import WAIT_S, LifecycleClient, RosHarness, collector, wait_future
@@ -189,6 +189,42 @@ def test_run_task_refusals_and_timeouts(graph):
     wrapped, _ = _run(run, [Relation(predicate="above", subject_id="bin_2", object_id="table_1")])
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     assert list_events(spool) == []
+
+
+def test_a_refused_plan_is_searched_again_and_refusals_are_bounded(tmp_path):
+    harness, probe, nodes, spool = _start_graph(tmp_path, executor=[
+        Parameter("verifier", value="refusing_verifier"), Parameter("max_plan_refusals", value=1)])
+    try:
+        seen, refuse = [], {"first": 1}
+
+        def verify(req, resp):                 # VerifyPlan as a test peer: refuses the first plans it sees
+            seen.append(plan_from_msg(req.plan))
+            refused = len(seen) <= refuse["first"]
+            resp.success = True
+            resp.verdict = GuardianVerdict(verdict=GuardianVerdict.VERDICT_FAILURE if refused else
+                                           GuardianVerdict.VERDICT_SUCCESS,
+                                           category="wrong_placement" if refused else "success",
+                                           reasoning="it ends between the tables" if refused else "")
+            return resp
+        probe.create_service(VerifyPlan, "/refusing_verifier", verify)
+        run = ActionClient(probe, RunTask, "/run_task")
+        assert run.wait_for_server(timeout_sec=WAIT_S)
+        wrapped, stages = _run(run, _reset(probe))
+        assert wrapped.status == GoalStatus.STATUS_SUCCEEDED and wrapped.result.goal_observed, wrapped.result.message
+        assert stages[:6] == ["observe", "plan", "verify_plan", "replan", "plan", "verify_plan"]
+        assert len(seen) == 2 and not np.allclose(seen[0].parameters, seen[1].parameters)   # another search
+        executed = wrapped.result.executed_steps[0].skill.parameters
+        assert np.allclose(executed, seen[1].parameters[0], atol=1e-6)      # the plan the verifier passed
+        assert len(list_events(spool)) == len(wrapped.result.failure_event_ids)
+        # a verifier that refuses every plan: the task ends after max_plan_refusals more searches
+        refuse["first"], events_before = 10 ** 6, len(list_events(spool))
+        wrapped, stages = _run(run, _reset(probe))
+        assert wrapped.status == GoalStatus.STATUS_ABORTED, wrapped.result.message
+        assert "plan refused 2 time(s)" in wrapped.result.message and "wrong_placement" in wrapped.result.message
+        assert stages.count("verify_plan") == 2 and wrapped.result.executed_steps == []
+        assert len(list_events(spool)) == events_before         # nothing executed: nothing to learn from
+    finally:
+        harness.close()
 
 
 # ---------------------------------------------------------------------------- with Guardian (paper 002 §IV-D)

@@ -36,8 +36,11 @@ also verified from the scenes before and after it, and its category routes the o
 closed, missed or lost the object, nothing happened) is not the model's fault — no failure event,
 the step is replanned from what is observed, at most ``max_step_retries`` times per task —; any
 other failure, or a relation mismatch, is a failure event as above. A plan the ``verifier``
-refuses is not executed: the task ends with the verifier's category and reasoning (the planner
-takes no hints, so replanning the same scene would give the same plan). One task runs at a time: a goal sent meanwhile is rejected. A camera that stops
+(or the executor's own check) refuses is not executed: the planner is asked again for the same
+scene with the plans refused so far (PlanTask's ``refused_plans``: it proposes none of them, nor
+one near them; paper 002 §IV-D replans on Guardian's verdict), at most ``max_plan_refusals``
+times per task; then the task ends with the verifier's category and reasoning. Refused plans record no failure event:
+nothing was executed, so nothing was observed to learn from. One task runs at a time: a goal sent meanwhile is rejected. A camera that stops
 ends the task after ``observe_timeout_s`` with that reason; a skill server that does not answer,
 after ``step_timeout_s``.
 """
@@ -85,6 +88,8 @@ PARAMS = [
                                       "relation check alone)"),
     P.Param("max_step_retries", 2, "steps run again per task after the execution verifier saw a slip",
             P.positive_or_zero),
+    P.Param("max_plan_refusals", 2, "plans the verifier may refuse per task; after each the planner searches "
+            "again, away from the refused ones", P.positive_or_zero),
     P.Param("min_goal_probability", 0.0, "own check: refuse plans whose predicted p(goal) is lower (0 = never)",
             lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
     P.Param("reobserve_frames", 3, "after a step, further frames tried when one does not show the plan's objects "
@@ -284,6 +289,7 @@ class TaskExecutorNode(ManagedNode):
         started = time.monotonic()
         stop = lambda: goal_handle.is_cancel_requested  # noqa: E731
         replans_left, attempt, retries_left = int(req.max_replans), 0, int(self.v["max_step_retries"])
+        refusals_left, refused = int(self.v["max_plan_refusals"]), []
         try:
             self._feedback(goal_handle, "observe", status="waiting for an observation")
             scene, rel, scene_msg, rel_msg = self._observe(goal_handle, started, stamp_to_ns(req.observe_after))
@@ -294,14 +300,23 @@ class TaskExecutorNode(ManagedNode):
                 except ConversionError as exc:
                     raise TaskError(f"bad goal: {exc}") from None
                 self._feedback(goal_handle, "plan" if attempt == 0 else "replan", status=f"attempt {attempt + 1}")
-                plan = self._plan(scene_msg, req, stop)
+                plan = self._plan(scene_msg, req, stop, refused)
                 if not plan.skeleton:
                     break                                   # the goal holds already, as the model sees it
                 self._plan_pub.publish(plan_to_msg(plan))
                 self._feedback(goal_handle, "verify_plan", n=len(plan.skeleton), plan_id=plan.plan_id)
                 problems = self._verify(req, scene_msg, plan, scene, stop)
                 if problems:
-                    raise TaskError(f"plan refused: {'; '.join(problems)}")
+                    refused.append(plan_to_msg(plan))
+                    if refusals_left == 0:
+                        raise TaskError(f"plan refused {len(refused)} time(s), the last: {'; '.join(problems)}")
+                    refusals_left -= 1
+                    self.get_logger().info(f"plan {plan.plan_id} refused ({'; '.join(problems)[:200]}): "
+                                           f"searching again, away from the {len(refused)} refused")
+                    self._feedback(goal_handle, "replan", status=f"plan refused, searching elsewhere: "
+                                                                 f"{'; '.join(problems)[:200]}")
+                    continue
+                refused = []                        # a new scene from here on: its own refusals
                 outcome, before, rel_before, before_msg = "done", scene, rel, scene_msg
                 for k, ((name, target), params) in enumerate(zip(plan.skeleton, plan.parameters)):
                     self._feedback(goal_handle, "execute", k, len(plan.skeleton), k / len(plan.skeleton),
@@ -364,12 +379,12 @@ class TaskExecutorNode(ManagedNode):
         return True
 
     # --- stages ------------------------------------------------------------------------
-    def _plan(self, scene_msg: SegmentedSceneMsg, req, stop) -> Plan:
+    def _plan(self, scene_msg: SegmentedSceneMsg, req, stop, refused: list) -> Plan:
         if not self._plan_client.wait_for_service(timeout_sec=min(5.0, self.v["step_timeout_s"])):
             raise TaskError("the planner (plan_task) is not available")
         try:
             resp = wait_for(self._plan_client.call_async(PlanTask.Request(scene=scene_msg, goal=req.goal,
-                                                                          skeleton=req.skeleton)),
+                                                                          skeleton=req.skeleton, refused_plans=refused)),
                             self.v["step_timeout_s"], stop)
         except TimeoutError as exc:
             raise TaskError(f"plan_task: {exc}") from None

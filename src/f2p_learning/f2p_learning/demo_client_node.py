@@ -214,7 +214,9 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
         wins = 0
         for seed in seeds:
             try:
-                wins += bool(attempt(f"fresh instance {seed}, the learned model", seed).success)
+                res = attempt(f"fresh instance {seed}, the learned model", seed)
+                wins += bool(res.success)
+                say(f"   fresh instance {seed}: {res.message}")
             except DemoError as exc:             # e.g. perception misses an object the goal names: a failure
                 say(f"   fresh instance {seed}: not run: {exc}")
         result.graph_trials, result.graph_successes = len(seeds), wins

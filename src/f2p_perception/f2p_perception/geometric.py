@@ -15,11 +15,14 @@ For a plain depth camera (no per-point labels), in the robot's base frame (REP-1
    of at least ``min_support_area`` with walls on at most two of its sides
    (:func:`side_walls`) is a support surface — any size and height (a table, a shelf's
    board, a counter) — unless it lies below ``floor_height`` (the floor). Smaller horizontal
-   patches (a box's top), walled ones (a bin's floor), ones lying less than
-   ``min_support_rise`` above a larger support (boxes packed side by side) and tilted planes
-   stay object points.
+   patches (a box's top), walled ones (a bin's floor), ones a quarter or more of which lies
+   less than ``min_support_rise`` above a larger support (boxes packed side by side, a bin's
+   rim or floor, also where it hangs over the table's edge) and tilted planes stay object
+   points.
 3. **Objects** (Euclidean clusters, ``cluster_eps``): the points that are neither floor nor support
-   are clustered. A wall lining a whole side of a support surface (a shelf's back) and a
+   are clustered; a wall's thin fragments join their container, and clusters whose footprints
+   overlap are one (a container seen at a grazing angle: its near walls, and its floor with
+   the far wall). A wall lining a whole side of a support surface (a shelf's back) and a
    cluster under it (its legs, a shelf's base; judged by its 95th-percentile height, so that
    depth noise does not lift it) are part of that support; clusters of fewer than
    ``min_voxels`` voxels are noise; the others are objects.
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from f2p_common.interfaces import OrientedBox, PointCloudError, SegmentedObject
+from f2p_common.interfaces import OrientedBox, PointCloudError, SegmentedObject, finite_rows
 from f2p_perception.segmentation import Segmenter, SensorFrame, grid_clusters as _clusters, yaw_box
 
 #: Size ranges (x, y, z extents, m; x >= y) of each class's objects: the catalogue the rule
@@ -115,28 +118,50 @@ def _yaw(box: OrientedBox) -> float:
     return 2.0 * math.atan2(box.orientation[2], box.orientation[3])
 
 
-def merge_wall_fragments(points: np.ndarray, labels: np.ndarray, voxel: float, reach: float) -> np.ndarray:
+def merge_wall_fragments(points: np.ndarray, labels: np.ndarray, voxel: float, reach: float,
+                         smaller_than: float = math.inf) -> np.ndarray:
     """``labels`` with each thin fragment — a piece of a wall, at most 2.5 voxels across
     (where the camera's rays thin out, a container's wall falls apart from it) — joined to the
-    nearest other cluster within ``reach``. A solid object is never this thin."""
+    other cluster with the most points within ``reach`` of it. A solid object is never this thin.
+    Solid clusters are the first choice, fragments joined to one count as part of it (a wall in
+    two pieces joins whole), and specks of one or two points only take in a fragment no solid
+    cluster is near (a table leg seen as a dotted line). ``smaller_than``: only fragments whose
+    every extent is below it count."""
     from scipy.spatial import cKDTree
     labels = labels.copy()
     n = labels.max() + 1 if len(labels) else 0
+    sizes = np.bincount(labels, minlength=n) if n else np.zeros(0, int)
     thin = []
     for j in range(n):
-        pts = points[labels == j]
-        if len(pts) >= 3 and min(yaw_box(pts).size[:2]) <= 2.5 * voxel:
-            thin.append(j)
+        if sizes[j] >= 3:
+            size = yaw_box(points[labels == j]).size
+            if min(size[:2]) <= 2.5 * voxel and max(size) < smaller_than:
+                thin.append(j)
     if not thin or len(thin) == n:
         return labels
-    solid_mask = ~np.isin(labels, thin)
-    tree = cKDTree(points[solid_mask])
-    solid_labels = labels[solid_mask]
-    for j in thin:
-        dist, nearest = tree.query(points[labels == j], distance_upper_bound=reach)
-        hit = np.isfinite(dist)
-        if hit.any():
-            labels[labels == j] = solid_labels[nearest[hit][np.argmin(dist[hit])]]
+    specks = [j for j in range(n) if sizes[j] < 3]
+    targets = ~np.isin(labels, thin + specks)
+    pending = list(thin)
+    for last_resort in (False, True):
+        while pending:
+            if last_resort:
+                targets |= np.isin(labels, specks)
+            if not targets.any():
+                break
+            tree, owner = cKDTree(points[targets]), labels[targets]
+            still = []
+            for j in pending:
+                dist, nearest = tree.query(points[labels == j], k=16, distance_upper_bound=reach)
+                hit = np.isfinite(dist)
+                if hit.any():
+                    found, votes = np.unique(owner[nearest[hit]], return_counts=True)
+                    labels[labels == j] = found[np.argmax(votes)]
+                else:
+                    still.append(j)
+            if len(still) == len(pending):
+                break
+            targets = ~np.isin(labels, still + specks) | (targets & last_resort)
+            pending = still
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(-1)
 
@@ -276,11 +301,15 @@ class GeometricSegmenter(Segmenter):
                 continue                                   # no surface here: object points
             free[inliers] = False
             patches = _clusters(vox[inliers], 2.5 * c.voxel_size, 3)
-            order = np.argsort(patches, kind="stable")
+            # each patch's points in height order: its median height without a median call per
+            # patch (a real table's edges leave hundreds of small ones)
+            order = np.lexsort((vox[inliers, 2], patches))
+            heights = vox[inliers[order], 2]
             bounds = np.searchsorted(patches[order], np.arange(patches.max() + 2 if len(patches) else 0))
             for k in range(len(bounds) - 1):
-                idx = inliers[order[bounds[k]:bounds[k + 1]]]
-                height = float(np.median(vox[idx, 2]))
+                lo, m = bounds[k], bounds[k + 1] - bounds[k]
+                idx = inliers[order[lo:lo + m]]
+                height = float(0.5 * (heights[lo + (m - 1) // 2] + heights[lo + m // 2]))
                 if height < c.floor_height:
                     floor[idx] = True
                     continue
@@ -296,12 +325,17 @@ class GeometricSegmenter(Segmenter):
                 # else: a box's top, a container's floor (walls on three or four sides): an object's
         # the floor as RANSAC may have missed it (a few points between furniture)
         floor |= vox[:, 2] < c.floor_height
-        # a patch lying on a larger support, less than min_support_rise above it, is an object's
-        # floor or top (a bin's, boxes packed side by side), not a surface of its own
+        # a patch lying on larger supports, less than min_support_rise above them, is an object's
+        # floor, rim or top (a bin's, boxes packed side by side), not a surface of its own — also
+        # when the object hangs over a support's edge or bridges two tables: a quarter of it lies
+        # over them (furniture does not stand partly over other furniture a hand's width below)
         kept: list[_Support] = []
         for cand in sorted(supports, key=lambda t: -t.box.size[0] * t.box.size[1]):
-            if any(0.0 < cand.height - k.height < c.min_support_rise
-                   and self._under(k, vox[cand.points], c.voxel_size).mean() > 0.9 for k in kept):
+            over = np.zeros(len(cand.points), bool)
+            for k in kept:
+                if 0.5 * c.plane_threshold < cand.height - k.height < c.min_support_rise:   # not level with it
+                    over |= self._under(k, vox[cand.points], c.voxel_size)
+            if over.mean() >= 0.25:
                 continue
             # a band a few cm below a larger surface's edge is its own slab's front face, flat
             # enough under a noisy sensor's depth to pass for a plane: that surface's
@@ -351,7 +385,7 @@ class GeometricSegmenter(Segmenter):
     def segment(self, frame: SensorFrame) -> list[SegmentedObject]:
         c = self.cfg
         cloud = frame.cloud
-        finite = np.isfinite(cloud.points).all(axis=1)
+        finite = finite_rows(cloud.points)
         if finite.sum() < c.min_points:
             raise PointCloudError(f"the cloud has {int(finite.sum())} finite points; the geometric backend needs "
                                   f"at least {c.min_points}")
@@ -373,8 +407,7 @@ class GeometricSegmenter(Segmenter):
         for s in supports:
             claimed[s.points] = True
         rest = np.flatnonzero(~claimed)
-        labels = merge_wall_fragments(vox[rest], _clusters(vox[rest], 0.5 * c.cluster_eps, 1), c.voxel_size,
-                                      2 * c.cluster_eps)
+        labels = self._object_clusters(vox[rest])
         owner = np.full(len(vox), -1, np.int64)            # -1 floor/noise, k < S support k, S + j object j
         for k, s in enumerate(supports):
             owner[s.points] = k
@@ -419,6 +452,42 @@ class GeometricSegmenter(Segmenter):
             objects[j] = np.concatenate([idx, np.flatnonzero(inside)])
         return self._segments(points, colors, of_point, owner, supports, objects, vox)
 
+    def _object_clusters(self, pts: np.ndarray) -> np.ndarray:
+        """Labels of the object points ``pts``: Euclidean clusters, thin wall fragments joined to
+        their container (:func:`merge_wall_fragments`), and pieces of a container joined: a
+        container seen at a grazing angle falls apart into its near walls and its floor with the
+        far wall — two clusters whose footprints overlap (a quarter of the smaller one's or more,
+        not all of it: what a container holds lies wholly within it), neither of which fits a
+        class of the catalogue while together they fit a container. Objects side by side, or
+        that fit their classes, stay apart."""
+        c = self.cfg
+        labels = merge_wall_fragments(pts, _clusters(pts, 0.5 * c.cluster_eps, 1), c.voxel_size, 2 * c.cluster_eps)
+        sizes = np.bincount(labels)
+        big = [int(j) for j in np.argsort(-sizes, kind="stable") if sizes[j] >= c.min_voxels]
+        boxes = {j: yaw_box(pts[labels == j]) for j in big}
+        unfit = {j: max(classify(b, True, c.size_priors)[1], classify(b, False, c.size_priors)[1]) < 0.5
+                 for j, b in boxes.items()}
+        reach = {j: 0.5 * float(np.linalg.norm(b.size[:2])) for j, b in boxes.items()}
+        grid = (np.stack(np.meshgrid(np.linspace(-0.45, 0.45, 10), np.linspace(-0.45, 0.45, 10)), -1)
+                .reshape(-1, 2))                        # a footprint's sample points, in box units
+        for a, i in enumerate(big):                     # larger first
+            for j in big[a + 1:]:
+                if not (unfit[i] and unfit[j]) or \
+                        np.linalg.norm(boxes[i].center[:2] - boxes[j].center[:2]) > reach[i] + reach[j]:
+                    continue
+                bj, yaw = boxes[j], _yaw(boxes[j])
+                rot = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+                samples = np.column_stack([(grid * bj.size[:2]) @ rot.T + bj.center[:2], np.zeros(len(grid))])
+                inside = (np.abs(_local_xy(samples, boxes[i])) <= 0.5 * np.asarray(boxes[i].size[:2])).all(axis=1)
+                if not 0.25 <= inside.mean() < 0.9:
+                    continue
+                union = yaw_box(pts[(labels == i) | (labels == j)])
+                if classify(union, True, c.size_priors)[1] >= 0.5:
+                    labels[labels == j] = i
+                    boxes[i], unfit[i], unfit[j] = union, False, False   # one container now: done
+                    reach[i] = 0.5 * float(np.linalg.norm(union.size[:2]))
+        return np.unique(labels, return_inverse=True)[1].reshape(-1)
+
     def _segments(self, points, colors, of_point, owner, supports, objects, vox) -> list[SegmentedObject]:
         c = self.cfg
         point_owner = np.where(of_point >= 0, owner[of_point], -1)
@@ -449,7 +518,10 @@ class GeometricSegmenter(Segmenter):
             label, score = classify(shell_box, True, c.size_priors)
             add(label, sel[shell], shell_box, score)
             if contents.sum() >= c.min_points:
-                items = _clusters(pts[contents], 0.3 * c.cluster_eps, 1)
+                # a speck of an item's side seen past the rim (at most 2.5 voxels every way) is the
+                # nearest item's; an item seen as a thin slice stays one
+                items = merge_wall_fragments(pts[contents], _clusters(pts[contents], 0.3 * c.cluster_eps, 1),
+                                             c.voxel_size, 2 * c.cluster_eps, smaller_than=2.5 * c.voxel_size)
                 for k in range(items.max() + 1):
                     item = sel[contents][items == k]
                     if len(item) >= c.min_points:

@@ -313,6 +313,15 @@ class PerceptionNode(ManagedNode):
                 "skipped": self.skipped}
 
     def _segment_newest(self) -> None:
+        try:
+            self._segment_loop()
+        except Exception:
+            if self.context.ok():
+                raise
+            # The process is shutting down (Ctrl-C) while a frame was being segmented: its
+            # publishers went with the context, and there is no one left to tell.
+
+    def _segment_loop(self) -> None:
         period, started = 1.0 / self._max_rate, -float("inf")
         while True:
             with self._wake:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from f2p_common.interfaces import (NO_OBJECT, CameraCloud, OrientedBox, PointCloudError, SegmentedObject,
-                                   instance_object_id)
+                                   finite_rows, instance_object_id)
 from f2p_common.vocabulary import OBJECT_CLASSES
 
 
@@ -107,7 +107,7 @@ class LabelledCloudSegmenter(Segmenter):
         if cloud.instance is None or cloud.label is None:
             raise PointCloudError("the labelled_cloud backend needs a cloud with 'instance' and 'label' fields "
                                   "(a segmenting camera's); use an RGB-D backend for a plain depth camera")
-        finite = np.isfinite(cloud.points).all(axis=1)
+        finite = finite_rows(cloud.points)
         inst, label = cloud.instance[finite], cloud.label[finite]
         points = cloud.points[finite]
         colors = None if cloud.colors is None else cloud.colors[finite]
@@ -260,7 +260,7 @@ def objects_from_masks(frame: SensorFrame, masks: np.ndarray, labels: list[str],
     masks = np.asarray(masks, bool)
     if masks.ndim != 3 or masks.shape[1:] != size:
         raise PointCloudError(f"masks must be (N, {size[0]}, {size[1]}), got {masks.shape}")
-    finite = np.isfinite(frame.cloud.points).all(axis=1)
+    finite = finite_rows(frame.cloud.points)
     objects = []
     for k, (mask, label, score) in enumerate(zip(masks, labels, scores)):
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))

@@ -9,8 +9,8 @@ segment it continues:
 
 1. the same kind (:data:`KINDS`: containers, solids, furniture) and the nearest box centre
    within ``max_jump`` m (greedy, nearest pairs first): objects that stood still or were nudged;
-2. then, per kind, a single unmatched segment of the previous frame and a single new one: the
-   object a skill just moved (a pick-and-place carries it farther than any jump); and the
+2. then, per kind, a single unmatched segment of the previous frame (seen in it, not one
+   missing for longer) and a single new one: the object a skill just moved (a pick-and-place carries it farther than any jump); and the
    objects that moved with it (a container's contents): the nearest within ``max_jump`` of
    where the same displacement takes them;
 3. anything else is a new object, ``<class>_<n>`` with a number never used before; an object
@@ -73,7 +73,9 @@ class SegmentTracker:
         moves = []                                             # displacements of the objects that moved
         for kind in sorted({_kind(o.label) for o in objects}):
             new = [i for i, o in enumerate(objects) if ids[i] is None and _kind(o.label) == kind]
-            gone = [k for k in free if _kind(self.tracks[k].label) == kind]
+            # of the previous frame: an object missing for longer (or from a scene before a reset)
+            # did not just move
+            gone = [k for k in free if _kind(self.tracks[k].label) == kind and self.tracks[k].missed == 0]
             if len(new) == 1 and len(gone) == 1:               # the one object of its kind that moved
                 ids[new[0]] = self.tracks[gone[0]].id
                 free.discard(gone[0])

@@ -5,7 +5,9 @@ interface                  type                             what
 =========================  ===============================  ====================================
 srv ``plan_task``          f2p_interfaces/PlanTask          goal (+ optional skeleton) -> plan
                                                             with parameters, predicted relations
-                                                            per step, p(goal), model version
+                                                            per step, p(goal), model version;
+                                                            never one of the request's
+                                                            refused_plans (or near one)
 srv ``swap_model``         f2p_interfaces/SwapModel         admit a checkpoint and make it active
                                                             (``dry_run``: admit only)
 srv ``rollback_model``     std_srvs/Trigger                 back to the model the last swap replaced
@@ -44,7 +46,7 @@ from f2p_planner.model_slot import ModelSlot
 from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
 from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, PointCloudError, literal_from_msg, model_info_from_msg,
-                                 model_info_to_msg, plan_to_msg, scene_from_msg)
+                                 model_info_to_msg, plan_from_msg, plan_to_msg, scene_from_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
 from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
 
@@ -61,6 +63,8 @@ PARAMS = [
     P.Param("max_skeletons", 64, "skeletons tried at most", lambda v: None if v >= 1 else "must be >= 1"),
     P.Param("skills", [""], "skill library searched ([''] = every skill)"),
     P.Param("seed", 0, "seed of the search (plans are repeatable)", P.positive_or_zero),
+    P.Param("avoid_radius", 0.1, "a request's refused plans: normalised parameter distance around each that is "
+            "not proposed again", lambda v: None if v >= 0 else "must be >= 0"),
     P.Param("torch_threads", 2, "torch intra-op threads of this process", lambda v: None if v >= 1 else "must be >= 1"),
 ]
 
@@ -86,7 +90,8 @@ class PlannerNode(ManagedNode):
             v = P.load(self, PARAMS)
             skills = tuple(s for s in v["skills"] if s)
             self.settings = PlanningSettings(int(v["samples"]), int(v["iterations"]), int(v["max_horizon"]),
-                                             int(v["max_skeletons"]), skills, seed=int(v["seed"]))
+                                             int(v["max_skeletons"]), skills, seed=int(v["seed"]),
+                                             avoid_radius=float(v["avoid_radius"]))
             torch.set_num_threads(int(v["torch_threads"]))
             self.slot = ModelSlot(checkpoint_path(v["checkpoint"]),
                                   bool(v["require_signed"]), v["public_key"] or None)
@@ -147,8 +152,10 @@ class PlannerNode(ManagedNode):
             skeleton = [self._skeleton_step(step, index, k) for k, step in enumerate(req.skeleton)]
             settings = PlanningSettings(int(req.num_samples) or self.settings.samples, self.settings.iterations,
                                         int(req.max_horizon) or self.settings.max_horizon,
-                                        self.settings.max_skeletons, self.settings.skills, seed=self.settings.seed)
-            result = plan_task(loaded, scene, goal, skeleton or None, settings)
+                                        self.settings.max_skeletons, self.settings.skills, seed=self.settings.seed,
+                                        avoid_radius=self.settings.avoid_radius)
+            refused = [plan_from_msg(m) for m in req.refused_plans]
+            result = plan_task(loaded, scene, goal, skeleton or None, settings, refused)
         except (ConversionError, PointCloudError, PlanningError, ValueError) as exc:
             self.refused += 1
             resp.success, resp.message = False, f"no plan: {exc}"

@@ -7,7 +7,8 @@ without a skeleton, the model's own detection head decides which goal literals h
 once, horizon their number (at most ``max_horizon``), over the planner's skill library — the
 paper's planning on what the robot sees, not on ground truth. When every literal already
 holds, the plan has no step. The result is a :class:`~f2p_common.interfaces.Plan` named with the
-scene's object ids and the model's version.
+scene's object ids and the model's version. ``refused``: plans a verifier refused for this scene;
+the search proposes none within ``avoid_radius`` of them (:mod:`f2p_skill_effect.planner`).
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class PlanningError(ValueError):
 class PlanningSettings:
     """samples: K shooting samples per CEM round; iterations: CEM rounds; max_horizon: longest
     searched plan; max_skeletons: skeletons tried at most; skills: the skill library searched
-    (() = all); points: per object (0 = the checkpoint's own); seed: of the search."""
+    (() = all); points: per object (0 = the checkpoint's own); seed: of the search; avoid_radius:
+    normalised parameter distance around a refused plan that is not proposed again."""
 
     samples: int = 256
     iterations: int = 3
@@ -44,16 +46,20 @@ class PlanningSettings:
     skills: tuple[str, ...] = ()
     points: int = 0
     seed: int = 0
+    avoid_radius: float = 0.1
 
     def __post_init__(self):
         if self.samples < 2 or self.iterations < 0 or self.max_horizon < 1 or self.max_skeletons < 1:
             raise ValueError("samples must be >= 2, iterations >= 0, max_horizon and max_skeletons >= 1")
+        if not self.avoid_radius >= 0.0:
+            raise ValueError(f"avoid_radius must be >= 0, got {self.avoid_radius}")
         for name in self.skills:
             skill_spec(name)
 
 
 def plan_task(loaded: LoadedModel, scene: SegmentedScene, goal: Sequence[GoalLiteral],
-              skeleton: Sequence[tuple[str, int]] | None, settings: PlanningSettings) -> Plan:
+              skeleton: Sequence[tuple[str, int]] | None, settings: PlanningSettings,
+              refused: Sequence[Plan] = ()) -> Plan:
     """The best plan for ``goal`` from ``scene`` with ``loaded``'s model (module docstring)."""
     t0 = time.perf_counter()
     n = len(scene.objects)
@@ -81,7 +87,8 @@ def plan_task(loaded: LoadedModel, scene: SegmentedScene, goal: Sequence[GoalLit
     # planning 5-7x slower (transport-3: 1.95 s -> 0.42 s on 2 threads, the same plan).
     obs = Observation.from_clouds(scene.clouds, points, seed=settings.seed)
     cfg = PlannerConfig(samples=settings.samples, iterations=settings.iterations, max_skeletons=settings.max_skeletons,
-                        skills=settings.skills or None, seed=settings.seed)
+                        skills=settings.skills or None, seed=settings.seed, avoid_radius=settings.avoid_radius,
+                        avoid=tuple(_in_scene(r, scene, k) for k, r in enumerate(refused)))
     targets = None
     with torch.no_grad():
         if not skeleton:
@@ -105,3 +112,17 @@ def _named(result: Plan, scene: SegmentedScene, loaded: LoadedModel) -> Plan:
     result.frame_id, result.stamp_ns = scene.frame_id, scene.stamp_ns
     return result
 
+
+def _in_scene(refused: Plan, scene: SegmentedScene, k: int) -> tuple:
+    """(skeleton over ``scene``'s object indices, parameters) of a refused plan named by object ids."""
+    index = {o: i for i, o in enumerate(scene.object_ids)}
+    steps = []
+    for (name, target), params in zip(refused.skeleton, refused.parameters):
+        oid = refused.object_ids[target] if refused.object_ids else None
+        if oid not in index:
+            raise PlanningError(f"refused plan {k} names object {oid!r}, which is not in the scene")
+        spec = skill_spec(name)
+        if len(params) != spec.dim or not all(math.isfinite(float(x)) for x in params):
+            raise PlanningError(f"refused plan {k}: {name} needs {spec.dim} finite parameters, got {list(params)}")
+        steps.append(((name, index[oid]), [float(x) for x in params]))
+    return tuple(s for s, _ in steps), [p for _, p in steps]

@@ -43,7 +43,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from f2p_common.interfaces import (CameraCloud, GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError,
-                                   RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall)
+                                   RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall, finite_rows)
 from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS, is_unary
 from f2p_failure.events import CATEGORIES, FailureEvent
 
@@ -167,7 +167,7 @@ def cloud_to_arrays(msg: PointCloud2, *, nan_policy: str = "raise",
         packed = np.ascontiguousarray(raw[:, f.offset:f.offset + 4]).view(np.dtype(np.uint32).newbyteorder(order))
         packed = packed.reshape(-1).astype(np.uint32)
         rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], -1).astype(np.uint8)
-    finite = np.isfinite(xyz).all(axis=1)
+    finite = finite_rows(xyz)
     if not finite.all():
         bad = int((~finite).sum())
         if nan_policy == "raise":

@@ -16,6 +16,12 @@ movable target, drawer skills a drawer), each optimised as above; the most proba
 enumeration to the objects a goal is about, each acted on at most once per skeleton
 (the search then grows with the number of goal objects, not with the scene), and
 ``PlannerConfig.skills`` to a task's skill library.
+
+Refused plans (``PlannerConfig.avoid``): plans a verifier refused for this scene (paper 002
+§IV-D: Guardian's verdict sends the planner back to work). The search proposes none of them
+again, nor any plan of the same skeleton whose parameters lie within ``avoid_radius`` of one
+(Euclidean distance of the parameters normalised by each skill's box width, over all steps):
+shooting and CEM score such samples -inf, so the next best region of the objective wins.
 """
 from __future__ import annotations
 
@@ -45,6 +51,8 @@ class PlannerConfig:
     require_threshold: float = 0.5   # detected unary prob for a target to qualify
     skills: tuple[str, ...] | None = None   # skill library for enumeration (None: all)
     seed: int = 0
+    avoid: tuple = ()           # refused plans: (skeleton ((skill, target), ...), parameters (H, dim)) pairs
+    avoid_radius: float = 0.1   # normalised parameter distance around a refused plan that is not proposed
 
 
 def goal_log_probability(rel: RelationProbs, goal: Sequence[GoalLiteral]) -> torch.Tensor:
@@ -97,12 +105,21 @@ def optimise_skeleton(model: SkillEffectModel, latent: torch.Tensor, mask: torch
     x = latent.expand(k, -1, -1)
     m = mask.expand(k, -1)
 
+    refused = [torch.tensor(np.stack([np.pad(np.asarray(p, np.float32), (0, PARAM_DIM - len(p))) for p in params]))
+               for sk, params in cfg.avoid
+               if [(str(n), int(t)) for n, t in sk] == [(str(n), int(t)) for n, t in skeleton]]
+    scale = torch.where(width > 0, width, torch.ones_like(width))   # padded dimensions: 0 either way
+
     def evaluate(a: torch.Tensor) -> torch.Tensor:   # a (K, H, PARAM_DIM) → (K,) log p(G)
         z = x
         for i in range(h):
             z = model.step(z, m, SkillBatch(torch.full((k,), skill_idx[i], dtype=torch.long),
                                             torch.full((k,), int(skeleton[i][1]), dtype=torch.long), a[:, i]))
-        return goal_log_probability(model.detect(z, m), goal)
+        v = goal_log_probability(model.detect(z, m), goal)
+        for ref in refused:                            # a refused plan's neighbourhood is not proposed
+            near = ((a - ref) / scale).flatten(1).norm(dim=1) < cfg.avoid_radius
+            v = v.masked_fill(near, -float("inf"))
+        return v
 
     a = lo + width * torch.rand(k, h, PARAM_DIM, generator=gen)
     best_a, best_v, n_eval = None, -float("inf"), 0
@@ -118,8 +135,9 @@ def optimise_skeleton(model: SkillEffectModel, latent: torch.Tensor, mask: torch
         elite = a[v.topk(n_elite).indices]
         mu, std = elite.mean(0), elite.std(0).maximum(cfg.min_std * width)
         a = torch.minimum(torch.maximum(mu + std * torch.randn(k, h, PARAM_DIM, generator=gen), lo), hi)
-        a[0] = best_a          # elitism: the incumbent stays in the population
-    return best_a.numpy(), best_v, n_eval
+        if best_a is not None:
+            a[0] = best_a      # elitism: the incumbent stays in the population
+    return (None if best_a is None else best_a.numpy()), best_v, n_eval
 
 
 def enumerate_skeletons(detected: RelationProbs, n_objects: int, cfg: PlannerConfig,
@@ -172,8 +190,10 @@ def plan(model: SkillEffectModel, obs: Observation, goal: Sequence[GoalLiteral],
     for sk in candidates:
         a, v, ne = optimise_skeleton(model, latent, obs.mask, goal, sk, cfg, gen)
         total += ne
-        if best is None or v > best[2]:
+        if a is not None and (best is None or v > best[2]):
             best = (sk, a, v)
+    if best is None:
+        raise ValueError(f"every plan found lies within {cfg.avoid_radius} of one of the {len(cfg.avoid)} refused plans")
     t_opt = time.perf_counter()
     sk, a, _ = best
     # Re-roll the winner alone to report the relations after every step.
