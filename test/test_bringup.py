@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from f2p_bringup.graph import GRAPHS, RVIZ_VIEWS, graph, params_file, ros_args, rviz_config
-from f2p_bringup.runner import executable
+from f2p_bringup.runner import BringupConfig, BringupError, Graph, executable
 from support.ros import WAIT_S, wait_future
 
 LAUNCH = Path(params_file("sim")).parents[1] / "launch"
@@ -199,3 +199,70 @@ def test_runner_says_which_node_refused_to_configure(tmp_path):
     runner = Runner(tmp_path, "--params-file", str(bad))
     code, out = runner.finish(timeout=180)
     assert code == 2 and "node planner refused to configure" in out, out
+
+
+class LossyLifecycle:
+    """A lifecycle node's two services as the runner sees them: change_state answers that are
+    lost on the way (as Fast DDS drops a reply to a client it has not matched yet), then kept."""
+
+    def __init__(self, start: int, outcomes: list):
+        from rclpy.task import Future
+        self.Future, self.state, self.outcomes, self.requests = Future, start, list(outcomes), 0
+
+    def change_state(self):
+        self.requests += 1
+        outcome, answered = self.outcomes.pop(0)      # (state the node is in after it, answered?)
+        future = self.Future()
+        if answered:
+            from lifecycle_msgs.srv import ChangeState
+            future.set_result(ChangeState.Response(success=outcome != self.state))
+        self.state = outcome
+        return future
+
+    def get_state(self, answered=True):
+        from lifecycle_msgs.msg import State
+        from lifecycle_msgs.srv import GetState
+        future = self.Future()
+        if answered:
+            future.set_result(GetState.Response(current_state=State(id=self.state)))
+        return future
+
+
+@pytest.fixture
+def executor():
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    ex = SingleThreadedExecutor(context=context)
+    yield ex
+    ex.shutdown()
+    context.try_shutdown()
+
+
+@pytest.mark.parametrize("outcomes, requests", [
+    ([(2, False)], 1),                      # done, the answer lost: get_state says so, no second request
+    ([(1, False), (2, True)], 2),           # lost before it ran: asked again, answered
+    ([(1, False), (1, False), (2, True)], 3),
+])
+def test_a_lost_lifecycle_answer_is_recovered_from_the_nodes_state(executor, outcomes, requests):
+    node = LossyLifecycle(1, outcomes)
+    graph = Graph(BringupConfig(nodes=graph_nodes(), transition_timeout_s=30.0), log=lambda _m: None)
+    graph._transition(executor, "planner", "configure", 2, node.change_state, node.get_state, patience=0.05)
+    assert node.state == 2 and node.requests == requests
+
+
+def test_a_refusal_stays_a_refusal_and_silence_ends_at_the_timeout(executor):
+    graph = Graph(BringupConfig(nodes=graph_nodes(), transition_timeout_s=0.5), log=lambda _m: None)
+    refused = LossyLifecycle(1, [(1, False), (1, True)])          # lost once, then refused with an answer
+    with pytest.raises(BringupError, match="node planner refused to configure"):
+        graph._transition(executor, "planner", "configure", 2, refused.change_state, refused.get_state,
+                          patience=0.05)
+    silent = LossyLifecycle(1, [(1, False)] * 100)
+    with pytest.raises(BringupError, match="node planner: no answer to configure in 0.5 s"):
+        graph._transition(executor, "planner", "configure", 2, silent.change_state,
+                          lambda: silent.get_state(answered=False), patience=0.05)
+
+
+def graph_nodes():
+    return tuple(s for s in graph("sim") if s.name == "planner")

@@ -159,6 +159,7 @@ def test_the_recorder_node_records_the_graph_latched_topics_included(ros, tmp_pa
     wait_until(lambda: recorder.bag.counts.get("/failure_events") == 1 and recorder.bag.counts["/task_progress"] == 5
                and recorder.bag.counts["/model_info"] == 1)
     wait_until(lambda: "/failure_events" in {m.topic for m in read_messages(tmp_path / "run")[0]})  # flushed
+    assert len(pub_node.get_subscriptions_info_by_topic("/task_progress")) == 1     # subscribed once, not per discovery
     assert "did not finish" in read_messages(tmp_path / "run")[1]      # while still recording
     assert driver.transition(Transition.TRANSITION_DEACTIVATE) and driver.transition(Transition.TRANSITION_CLEANUP)
     found, damage = read_messages(tmp_path / "run")

@@ -82,6 +82,10 @@ class BagRecorderNode(ManagedNode):
         self._timers = []
         self._diag = None
         self._lock = threading.Lock()
+        # on_activate's discovery runs on the lifecycle service's thread while the discovery
+        # timer may already fire on another: without this, a topic can be subscribed twice
+        # and every message of it recorded twice.
+        self._discovering = threading.Lock()
         self.last_error = ""
         self._group = MutuallyExclusiveCallbackGroup()
 
@@ -117,7 +121,7 @@ class BagRecorderNode(ManagedNode):
         for t in self._timers:
             self.destroy_timer(t)
         self._timers = []
-        with self._lock:
+        with self._discovering, self._lock:
             subs, self._subs = self._subs, {}
         for s in subs.values():
             self.destroy_subscription(s)
@@ -150,8 +154,11 @@ class BagRecorderNode(ManagedNode):
     # --- recording -------------------------------------------------------------------
     def _discover(self) -> None:
         """Subscribe to each wanted topic that has appeared, with its publishers' type and QoS."""
-        if self.bag is None:
-            return
+        with self._discovering:
+            if self.bag is not None:
+                self._discover_new()
+
+    def _discover_new(self) -> None:
         for topic, types in self.get_topic_names_and_types():
             if topic not in self._wanted or topic in self._subs:
                 continue

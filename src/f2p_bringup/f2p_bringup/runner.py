@@ -99,8 +99,8 @@ class Graph:
     def activate(self) -> None:
         """configure then activate every lifecycle node, in order, over its lifecycle services."""
         import rclpy
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
+        from lifecycle_msgs.msg import State, Transition
+        from lifecycle_msgs.srv import ChangeState, GetState
         from rclpy.executors import SingleThreadedExecutor
         context = rclpy.Context()
         rclpy.init(context=context)
@@ -110,27 +110,65 @@ class Graph:
         try:
             ns = self.cfg.namespace.strip("/")
             for spec in (s for s in self.cfg.nodes if s.lifecycle):
-                service = f"/{ns + '/' if ns else ''}{spec.name}/change_state"
-                client = node.create_client(ChangeState, service)
+                prefix = f"/{ns + '/' if ns else ''}{spec.name}"
+                change = node.create_client(ChangeState, f"{prefix}/change_state")
+                get = node.create_client(GetState, f"{prefix}/get_state")
                 deadline = time.monotonic() + self.cfg.transition_timeout_s
-                while not client.wait_for_service(timeout_sec=0.2):
+                while not (change.wait_for_service(timeout_sec=0.2) and get.service_is_ready()):
                     self._check_alive()
                     if time.monotonic() > deadline:
-                        raise BringupError(f"node {spec.name}: no lifecycle service {service} after "
+                        raise BringupError(f"node {spec.name}: no lifecycle service {prefix}/change_state after "
                                            f"{self.cfg.transition_timeout_s:g} s")
-                for label, tid in (("configure", Transition.TRANSITION_CONFIGURE),
-                                   ("activate", Transition.TRANSITION_ACTIVATE)):
-                    future = client.call_async(ChangeState.Request(transition=Transition(id=tid)))
-                    executor.spin_until_future_complete(future, timeout_sec=self.cfg.transition_timeout_s)
-                    if not future.done():
-                        raise BringupError(f"node {spec.name}: no answer to {label} in {self.cfg.transition_timeout_s:g} s")
-                    if not future.result().success:
-                        raise BringupError(f"node {spec.name} refused to {label}: see its log")
+                for label, tid, goal in (("configure", Transition.TRANSITION_CONFIGURE, State.PRIMARY_STATE_INACTIVE),
+                                         ("activate", Transition.TRANSITION_ACTIVATE, State.PRIMARY_STATE_ACTIVE)):
+                    self._transition(executor, spec.name, label, goal,
+                                     lambda t=tid: change.call_async(ChangeState.Request(transition=Transition(id=t))),
+                                     lambda: get.call_async(GetState.Request()))
                 self.log(f"[f2p-bringup] {spec.name} active")
         finally:
             executor.shutdown()
             node.destroy_node()
             context.try_shutdown()
+
+    def _transition(self, executor, name: str, label: str, goal: int, request, ask_state,
+                    patience: float = 5.0) -> None:
+        """One lifecycle transition, robust to a lost answer.
+
+        A service's answer can be lost when the server has not yet matched the client's reply
+        reader (Fast DDS waits 100 ms for it, then drops the reply; rmw_fastrtps#390, #467),
+        which a loaded machine starting nine processes does hit. So an unanswered request is
+        followed by ``get_state``: at the goal state the transition happened; mid-transition,
+        wait; back at the start state, the request is sent again (a refused configure has no
+        side effect, so asking twice gets the same refusal, answered this time). goal: the
+        lifecycle_msgs/State id the transition ends in; patience: seconds before asking."""
+        deadline = time.monotonic() + self.cfg.transition_timeout_s
+        future = request()
+        while True:
+            executor.spin_until_future_complete(future, timeout_sec=min(patience, self._left(deadline)))
+            if future.done():
+                if future.result().success or self._state(executor, ask_state, deadline) == goal:
+                    return
+                raise BringupError(f"node {name} refused to {label}: see its log")
+            self._check_alive()
+            if self._left(deadline) <= 0:
+                raise BringupError(f"node {name}: no answer to {label} in {self.cfg.transition_timeout_s:g} s")
+            state = self._state(executor, ask_state, deadline)   # unanswered: where is the node now?
+            if state == goal:
+                return
+            if 0 < state < 10:                  # settled (10+: in a transition) but not there: ask again
+                future, patience = request(), min(2 * patience, 20.0)
+
+    @staticmethod
+    def _left(deadline: float) -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    @staticmethod
+    def _state(executor, ask_state, deadline: float) -> int:
+        """The node's lifecycle_msgs/State id (1 unconfigured, 2 inactive, 3 active, 10+ in a
+        transition); 0 if unanswered."""
+        future = ask_state()
+        executor.spin_until_future_complete(future, timeout_sec=min(2.0, max(0.1, deadline - time.monotonic())))
+        return future.result().current_state.id if future.done() else 0
 
     def _check_alive(self) -> None:
         dead = self.dead()
