@@ -83,6 +83,20 @@ def test_a_table_with_a_cuboid_and_a_bin_holding_one_is_four_objects_of_the_righ
     assert abs(cube.box.size[2] - 0.06) < 0.012        # from the table to its top
 
 
+def test_an_arm_on_a_mount_sets_floor_height_and_a_cloud_all_floor_is_refused():
+    """A UR5's base_link is on its mount: the table it stands on lies at z ~ 0 and the floor
+    0.7 m below. With floor_height under the table, the same four objects as on the floor. A
+    cloud with no point above floor_height is refused with why."""
+    from f2p_perception.geometric import GeometricConfig
+    pts, expected = table_scene()
+    mounted = pts - np.float32([0.0, 0.0, 0.7])
+    objects = GeometricSegmenter(config=GeometricConfig(floor_height=-0.65)).segment(SensorFrame(CameraCloud(mounted)))
+    assert sorted(o.label for o in objects) == sorted(e[0] for e in expected)
+    floor = face_grid((1.0, 0.0, 0.0), (2.0, 1.6, 0.0), 2, 1).astype(np.float32)
+    with pytest.raises(PointCloudError, match="0 finite points above floor_height"):
+        make_segmenter("geometric").segment(SensorFrame(CameraCloud(floor, frame_id="base_link")))
+
+
 def test_the_rule_pieces():
     rng = np.random.default_rng(0)
     box = yaw_box(rng.uniform([-0.1, -0.05, 0], [0.1, 0.05, 0.1], (500, 3)))

@@ -2,10 +2,12 @@
 
 For a plain depth camera (no per-point labels), in the robot's base frame (REP-103: z up):
 
-1. **Voxel grid** (``voxel_size``): the cloud's finite points (at most ``max_input_points``,
-   an even stride through them: a 640x480 camera's 300k points are 4 per voxel and more) are
-   reduced to one point per voxel for the geometry; every input point keeps its voxel, so
-   segments come back with all of them.
+1. **Floor and voxel grid**: points below ``floor_height`` (in the base frame: the floor's
+   height plus a margin; a Stretch's base_link is on the floor, a UR5's on its mount) are the
+   floor, dropped — two thirds of a 640x480 frame of a room. The geometry is computed from an
+   even stride of at most ``max_input_points`` of the cloud's finite points (the floor's
+   dropped from it), one point per voxel (``voxel_size``); every point above the floor in an
+   occupied voxel keeps it, so segments come back with those points.
 2. **Support surfaces**: heights where many points lie (peaks of the height histogram of the
    points no plane has taken yet, most points first, redone after each plane) are candidates;
    open3d RANSAC (``segment_plane``) fits each one's plane among the points near that height; a
@@ -14,7 +16,7 @@ For a plain depth camera (no per-point labels), in the robot's base frame (REP-1
    table is 2 m across: a degree of tilt lifts its far end out of the pool), and a patch
    of at least ``min_support_area`` with walls on at most two of its sides
    (:func:`side_walls`) is a support surface — any size and height (a table, a shelf's
-   board, a counter) — unless it lies below ``floor_height`` (the floor). Smaller horizontal
+   board, a counter). Smaller horizontal
    patches (a box's top), walled ones (a bin's floor), ones a quarter or more of which lies
    less than ``min_support_rise`` above a larger support (boxes packed side by side, a bin's
    rim or floor, also where it hangs over the table's edge) and tilted planes stay object
@@ -131,12 +133,24 @@ def merge_wall_fragments(points: np.ndarray, labels: np.ndarray, voxel: float, r
     labels = labels.copy()
     n = labels.max() + 1 if len(labels) else 0
     sizes = np.bincount(labels, minlength=n) if n else np.zeros(0, int)
+    # A box's width along any axis is at least twice the points' spread along it (a range is at
+    # least twice its standard deviation): a cluster whose least horizontal spread (the smaller
+    # eigenvalue of its xy covariance, from per-cluster sums) exceeds 1.25 voxels cannot be thin,
+    # and needs no box — most of a frame's clusters.
+    xy = points[:, :2] - points[:, :2].mean(0) if len(points) else np.zeros((0, 2))
+    count = np.maximum(sizes, 1)
+    mean = [np.bincount(labels, xy[:, d], n) / count for d in (0, 1)]
+    cxx, cyy, cxy = (np.bincount(labels, xy[:, a] * xy[:, b], n) / count - mean[a] * mean[b]
+                     for a, b in ((0, 0), (1, 1), (0, 1)))
+    least = 0.5 * (cxx + cyy) - np.sqrt(np.maximum(0.0, 0.25 * (cxx - cyy) ** 2 + cxy ** 2))
+    maybe_thin = np.flatnonzero((sizes >= 3) & (2.0 * np.sqrt(np.maximum(least, 0.0)) <= 2.5 * voxel * (1 + 1e-9)))
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
     thin = []
-    for j in range(n):
-        if sizes[j] >= 3:
-            size = yaw_box(points[labels == j]).size
-            if min(size[:2]) <= 2.5 * voxel and max(size) < smaller_than:
-                thin.append(j)
+    for j in maybe_thin:
+        size = yaw_box(points[order[starts[j]:starts[j + 1]]]).size
+        if min(size[:2]) <= 2.5 * voxel and max(size) < smaller_than:
+            thin.append(int(j))
     if not thin or len(thin) == n:
         return labels
     specks = [j for j in range(n) if sizes[j] < 3]
@@ -146,9 +160,13 @@ def merge_wall_fragments(points: np.ndarray, labels: np.ndarray, voxel: float, r
         while pending:
             if last_resort:
                 targets |= np.isin(labels, specks)
-            if not targets.any():
+            mine = np.isin(labels, pending)
+            # only the targets within reach of a pending fragment's bounds can be its neighbours
+            near = targets & (np.abs(points - 0.5 * (points[mine].min(0) + points[mine].max(0)))
+                              <= 0.5 * np.ptp(points[mine], axis=0) + reach).all(axis=1)
+            if not near.any():
                 break
-            tree, owner = cKDTree(points[targets]), labels[targets]
+            tree, owner = cKDTree(points[near]), labels[near]
             still = []
             for j in pending:
                 dist, nearest = tree.query(points[labels == j], k=16, distance_upper_bound=reach)
@@ -259,11 +277,11 @@ class GeometricSegmenter(Segmenter):
 
     # --- the steps (module docstring) ----------------------------------------------------
     def _supports(self, vox: np.ndarray) -> tuple[list[_Support], np.ndarray]:
-        """Support surfaces and the floor's voxels (a mask)."""
+        """Support surfaces."""
         import open3d as o3d
         c = self.cfg
         o3d.utility.random.seed(c.seed)
-        supports, floor = [], np.zeros(len(vox), bool)
+        supports = []
         free = np.ones(len(vox), bool)
         cos_tilt = math.cos(math.radians(c.max_tilt_deg))
         # a support of min_support_area covers at least a quarter of its voxels (the rest hidden
@@ -310,9 +328,6 @@ class GeometricSegmenter(Segmenter):
                 lo, m = bounds[k], bounds[k + 1] - bounds[k]
                 idx = inliers[order[lo:lo + m]]
                 height = float(0.5 * (heights[lo + (m - 1) // 2] + heights[lo + m // 2]))
-                if height < c.floor_height:
-                    floor[idx] = True
-                    continue
                 if len(idx) < min_patch:
                     continue                               # a fragment: too few voxels to cover a support
                 idx = self._grow(vox, idx, free)
@@ -323,8 +338,6 @@ class GeometricSegmenter(Segmenter):
                     if len(walls) <= 2:
                         supports.append(_Support(idx, height, box))
                 # else: a box's top, a container's floor (walls on three or four sides): an object's
-        # the floor as RANSAC may have missed it (a few points between furniture)
-        floor |= vox[:, 2] < c.floor_height
         # a patch lying on larger supports, less than min_support_rise above them, is an object's
         # floor, rim or top (a bin's, boxes packed side by side), not a surface of its own — also
         # when the object hangs over a support's edge or bridges two tables: a quarter of it lies
@@ -358,8 +371,8 @@ class GeometricSegmenter(Segmenter):
                 for o in kept)]
             if walls:
                 k.wall = True
-                k.points = np.union1d(k.points, np.flatnonzero(np.logical_or.reduce(walls) & ~floor))
-        return kept, floor
+                k.points = np.union1d(k.points, np.flatnonzero(np.logical_or.reduce(walls)))
+        return kept
 
     def _grow(self, vox: np.ndarray, idx: np.ndarray, free: np.ndarray) -> np.ndarray:
         """The patch ``idx`` with the free voxels connected to it that lie within plane_threshold
@@ -390,25 +403,32 @@ class GeometricSegmenter(Segmenter):
             raise PointCloudError(f"the cloud has {int(finite.sum())} finite points; the geometric backend needs "
                                   f"at least {c.min_points}")
         keep = np.flatnonzero(finite)
-        strided = len(keep) > c.max_input_points
-        if strided:                                        # an even stride: 640x480 at 1 cm voxels loses nothing
-            keep = keep[np.linspace(0, len(keep) - 1, c.max_input_points).astype(np.int64)]
-        vox, of_point, grid = voxel_downsample(cloud.points[keep].astype(np.float64), c.voxel_size)
-        if strided:                                        # the geometry from the stride, segments with every point
-            keep = np.flatnonzero(finite)
+        if len(keep) > c.max_input_points:                 # an even stride through the camera's points
+            sample = keep[np.linspace(0, len(keep) - 1, c.max_input_points).astype(np.int64)]
+        else:
+            sample = keep
+        above = cloud.points[:, 2] >= c.floor_height       # (NaN compares False)
+        keep, sample = keep[above[keep]], sample[above[sample]]
+        if len(keep) < c.min_points:
+            raise PointCloudError(f"the cloud has {len(keep)} finite points above floor_height "
+                                  f"({c.floor_height:g} m in {cloud.frame_id or 'its frame'}); the geometric backend "
+                                  f"needs at least {c.min_points}")
+        # the geometry from the sample, segments with every point of its voxels
+        vox, of_point, grid = voxel_downsample(cloud.points[sample].astype(np.float64), c.voxel_size)
+        if len(sample) < len(keep):
             of_point = voxel_index(cloud.points[keep], grid)
         points = cloud.points[keep]
         colors = None if cloud.colors is None else cloud.colors[keep]
-        supports, floor = self._supports(vox)
+        supports = self._supports(vox)
         if not supports:
             raise PointCloudError("no support surface (a horizontal plane of at least "
                                   f"{c.min_support_area:g} m^2 above {c.floor_height:g} m) in the cloud")
-        claimed = floor.copy()
+        claimed = np.zeros(len(vox), bool)
         for s in supports:
             claimed[s.points] = True
         rest = np.flatnonzero(~claimed)
         labels = self._object_clusters(vox[rest])
-        owner = np.full(len(vox), -1, np.int64)            # -1 floor/noise, k < S support k, S + j object j
+        owner = np.full(len(vox), -1, np.int64)            # -1 noise, k < S support k, S + j object j
         for k, s in enumerate(supports):
             owner[s.points] = k
         objects = []

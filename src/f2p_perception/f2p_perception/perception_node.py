@@ -53,6 +53,7 @@ subscription does not match it) and, for full-size clouds, decimation at the dri
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -65,6 +66,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from f2p_common.interfaces import PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
+from f2p_perception.geometric import GeometricConfig
 from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, make_segmenter, rgbd_frame,
                                          transform_cloud)
 from f2p_perception.tracking import SegmentTracker
@@ -110,6 +112,9 @@ PARAMS = [
     P.Param("warn_score", 0.5, "segments scored below this (a box far from every class's size range) are named "
             "in a WARN on /diagnostics", lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
     P.Param("min_points", 10, "objects with fewer points are left out", lambda v: None if v >= 1 else "must be >= 1"),
+    P.Param("floor_height", 0.05, "geometric (also as sam's prompts): points lower than this in base_frame are the "
+            "floor (m; the floor's height in base_frame plus a margin: 0.05 where base_frame lies on the floor, as a "
+            "Stretch's does; a UR5 mounted on a 0.75 m table: -0.7)", lambda v: None if math.isfinite(v) else "must be finite"),
     P.Param("max_object_points", 4096, "points kept per object (an even stride; the box uses all of them)",
             lambda v: None if v >= 1 else "must be >= 1"),
     P.Param("max_age_s", 2.0, "warn on /diagnostics when no cloud arrived for this long (s)",
@@ -129,12 +134,13 @@ def backend_options(v: dict) -> dict:
     """The options of the chosen backend from the node's parameter values."""
     if v["backend"] == "yolo_seg":
         return {"weights": v["model_path"], "confidence": float(v["confidence"]), "device": v["device"]}
+    geometric = {"config": GeometricConfig(floor_height=float(v["floor_height"]))}
     if v["backend"] == "sam":
         prompt = {"weights": "", "confidence": float(v["confidence"]), "device": v["device"]} \
-            if v["sam_prompts"] == "yolo_seg" else {}
+            if v["sam_prompts"] == "yolo_seg" else geometric
         return {"checkpoint": v["model_path"], "model_type": v["sam_model_type"], "prompts": v["sam_prompts"],
                 "prompt_options": prompt, "device": v["device"]}
-    return {}
+    return geometric if v["backend"] == "geometric" else {}
 
 
 def camera_qos(reliability: str = "reliable", queue: int = 10) -> QoSProfile:
