@@ -9,12 +9,20 @@ segment it continues:
 
 1. the same kind (:data:`KINDS`: containers, solids, furniture) and the nearest box centre
    within ``max_jump`` m (greedy, nearest pairs first): objects that stood still or were nudged;
-2. then, per kind, a single unmatched segment of the previous frame (seen in it, not one
-   missing for longer) and a single new one: the object a skill just moved (a pick-and-place carries it farther than any jump); and the
-   objects that moved with it (a container's contents): the nearest within ``max_jump`` of
-   where the same displacement takes them;
-3. anything else is a new object, ``<class>_<n>`` with a number never used before; an object
+2. then, per kind, a single unmatched confirmed object of the previous frame (seen in it, not
+   one missing for longer) and a single new segment: the object a skill just moved (a
+   pick-and-place carries it farther than any jump);
+3. then what an object holds (an item whose centre lies in its footprint and which stands
+   higher: a container's contents, a stack's upper boxes) goes where its holder went: the
+   nearest within ``max_jump`` of its place when last seen moved by its holder's displacement
+   since — also when the contents were hidden while the container was carried;
+4. anything else is a new object, ``<class>_<n>`` with a number never used before; an object
    not seen for ``forget_after`` frames is forgotten (it may come back under a new id).
+
+An object is confirmed once seen in two frames. A segment seen in one frame only — a fragment
+of a frame caught while the arm lifts a container, where the camera sees its walls and the
+table under it in pieces — is forgotten as soon as it is missed, and never counts as an
+object that moved: twenty such fragments must not stand between a carried bin and its id.
 
 An object keeps its class with its id: a bin whose height a frame puts at a bag's is still the
 bin (a class read from one partial view flips where two classes' size ranges meet).
@@ -48,6 +56,31 @@ class _Track:
     label: str
     center: np.ndarray
     missed: int = 0
+    seen: int = 1                     # frames it was seen in (2 or more: confirmed)
+    holder: str | None = None         # the object holding it when last seen (rule 3) ...
+    holder_at: np.ndarray | None = None   # ... and where that one was then
+
+
+def holders(objects: list[SegmentedObject]) -> list[int | None]:
+    """For each object, the index of the object holding it (rule 3): of the objects other than
+    furniture whose box footprint holds its centre and whose box starts lower, the largest
+    (a bin, not the item under it in a stack inside the bin); None if none."""
+    out: list[int | None] = []
+    for i, o in enumerate(objects):
+        best, area = None, 0.0
+        for j, h in enumerate(objects):
+            if j == i or o.box is None or h.box is None or _kind(h.label) == "furniture":
+                continue
+            yaw = 2.0 * np.arctan2(h.box.orientation[2], h.box.orientation[3])
+            c, sn = np.cos(yaw), np.sin(yaw)
+            dx, dy = o.box.center[:2] - h.box.center[:2]
+            local = np.array([c * dx + sn * dy, -sn * dx + c * dy])
+            inside = (np.abs(local) <= 0.5 * h.box.size[:2]).all()
+            lower = h.box.center[2] - 0.5 * h.box.size[2] < o.box.center[2] - 0.5 * o.box.size[2] - 1e-3
+            if inside and lower and h.box.size[0] * h.box.size[1] > area:
+                best, area = j, float(h.box.size[0] * h.box.size[1])
+        out.append(best)
+    return out
 
 
 class SegmentTracker:
@@ -58,51 +91,50 @@ class SegmentTracker:
         self.tracks: list[_Track] = []
         self._next = 0
 
-    def assign(self, objects: list[SegmentedObject]) -> list[SegmentedObject]:
-        """``objects`` with the ids they keep across frames (module docstring), in their order."""
-        centers = [o.box.center if o.box is not None else o.points.mean(axis=0) for o in objects]
-        ids: list[str | None] = [None] * len(objects)
-        free = set(range(len(self.tracks)))
-        pairs = sorted((float(np.linalg.norm(centers[i] - t.center)), i, k) for i, o in enumerate(objects)
-                       for k, t in enumerate(self.tracks) if _kind(t.label) == _kind(o.label))
-        for dist, i, k in pairs:
+    def _match(self, ids: list, free: set, pairs) -> None:
+        """Nearest pairs (distance, object, track) first, each within max_jump, each once."""
+        for dist, i, k in sorted(pairs):
             if dist <= self.max_jump and ids[i] is None and k in free:
                 ids[i] = self.tracks[k].id
                 free.discard(k)
-        labels = {}
-        moves = []                                             # displacements of the objects that moved
-        for kind in sorted({_kind(o.label) for o in objects}):
+
+    def assign(self, objects: list[SegmentedObject]) -> list[SegmentedObject]:
+        """``objects`` with the ids they keep across frames (module docstring), in their order."""
+        centers = [np.asarray(o.box.center if o.box is not None else o.points.mean(axis=0), float) for o in objects]
+        ids: list[str | None] = [None] * len(objects)
+        free = set(range(len(self.tracks)))
+        same = [[k for k, t in enumerate(self.tracks) if _kind(t.label) == _kind(o.label)] for o in objects]
+        self._match(ids, free, ((float(np.linalg.norm(centers[i] - self.tracks[k].center)), i, k)
+                                for i in range(len(objects)) for k in same[i]))                       # rule 1
+        for kind in sorted({_kind(o.label) for o in objects}):                                          # rule 2
             new = [i for i, o in enumerate(objects) if ids[i] is None and _kind(o.label) == kind]
             # of the previous frame: an object missing for longer (or from a scene before a reset)
             # did not just move
-            gone = [k for k in free if _kind(self.tracks[k].label) == kind and self.tracks[k].missed == 0]
-            if len(new) == 1 and len(gone) == 1:               # the one object of its kind that moved
+            gone = [k for k in free if _kind(self.tracks[k].label) == kind and self.tracks[k].missed == 0
+                    and self.tracks[k].seen >= 2]
+            if len(new) == 1 and len(gone) == 1:
                 ids[new[0]] = self.tracks[gone[0]].id
                 free.discard(gone[0])
-                moves.append(np.asarray(centers[new[0]], float) - self.tracks[gone[0]].center)
-        for d in moves:                                        # what moved with it (a container's contents)
-            pairs = sorted((float(np.linalg.norm(centers[i] - self.tracks[k].center - d)), i, k)
-                           for i, o in enumerate(objects) if ids[i] is None
-                           for k in free if _kind(self.tracks[k].label) == _kind(o.label))
-            for dist, i, k in pairs:
-                if dist <= self.max_jump and ids[i] is None and k in free:
-                    ids[i] = self.tracks[k].id
-                    free.discard(k)
-        for k, t in enumerate(self.tracks):
-            if k not in free:
-                labels[t.id] = t.label
-        kept = []
-        for k in sorted(free):
-            t = self.tracks[k]
-            if t.missed + 1 < self.forget_after:
-                kept.append(replace(t, missed=t.missed + 1))
-        out = []
+        where = {ids[i]: centers[i] for i in range(len(objects)) if ids[i] is not None}
+        self._match(ids, free, (                                                                        # rule 3
+            (float(np.linalg.norm(centers[i] - t.center - (where[t.holder] - t.holder_at))), i, k)
+            for i in range(len(objects)) if ids[i] is None for k in same[i]
+            if k in free and (t := self.tracks[k]).seen >= 2 and t.holder in where))
+        previous = {t.id: t for k, t in enumerate(self.tracks) if k not in free}
+        kept = [replace(t, missed=t.missed + 1) for k, t in enumerate(self.tracks)
+                if k in free and t.seen >= 2 and t.missed + 1 < self.forget_after]
         for i, o in enumerate(objects):
             if ids[i] is None:
                 ids[i] = instance_object_id(o.label, self._next)
                 self._next += 1
-            label = labels.get(ids[i], o.label)                # the class goes with the id
-            kept.append(_Track(ids[i], label, np.asarray(centers[i], float)))
+        held_by = holders(objects)
+        out = []
+        for i, o in enumerate(objects):
+            before = previous.get(ids[i])
+            label = before.label if before is not None else o.label     # the class goes with the id
+            h = held_by[i]
+            kept.append(_Track(ids[i], label, centers[i], seen=(before.seen if before else 0) + 1,
+                               holder=None if h is None else ids[h], holder_at=None if h is None else centers[h]))
             out.append(SegmentedObject(ids[i], label, o.points, o.score, o.box, o.colors))
         self.tracks = kept
         return out
