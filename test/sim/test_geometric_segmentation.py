@@ -97,6 +97,29 @@ def test_an_arm_on_a_mount_sets_floor_height_and_a_cloud_all_floor_is_refused():
         make_segmenter("geometric").segment(SensorFrame(CameraCloud(floor, frame_id="base_link")))
 
 
+def test_a_bin_lying_across_the_gap_between_two_tables_joins_neither_table_to_the_other():
+    """Two 0.5 m tables 16 cm apart, a bin set down across the gap: its walls' lowest centimetre
+    lies in the tables' plane and would join them into one 1.16 m table; the floor seen through
+    the gap says they are two. A row of items across one table does not cut it (no gap under)."""
+    h = 0.7
+    tables = [face_grid((0.6, y, h), (0.5, 0.5, 0.0), 2, 1) for y in (-0.33, 0.33)]
+    floor = face_grid((0.6, 0.0, 0.0), (1.2, 1.6, 0.0), 2, 1)[::4]
+    bin_ = open_box((0.6, 0.0, h + 0.045), (0.28, 0.24, 0.09))
+    hidden = lambda p: (np.abs(p[:, 0] - 0.6) < 0.14) & (np.abs(p[:, 1]) < 0.12)   # noqa: E731
+    pts = np.vstack([*(t[~hidden(t)] for t in tables), floor[~hidden(floor) & (np.abs(floor[:, 1]) < 0.08)],
+                     floor[np.abs(floor[:, 1]) > 0.6], bin_]).astype(np.float32)
+    objects = make_segmenter("geometric").segment(SensorFrame(CameraCloud(pts)))
+    got = sorted((o.label, round(float(o.box.size[0]), 2)) for o in objects)
+    assert [g[0] for g in got] == ["bin", "table", "table"], got
+    assert all(size < 0.56 for label, size in got if label == "table"), got
+    # a row of cuboids standing across a table, edge to edge, with the table seen on both sides
+    row = [solid((0.6, y, h + 0.03), (0.06, 0.06, 0.06)) for y in np.arange(-0.22, 0.23, 0.063)]
+    top = face_grid((0.6, 0.0, h), (0.5, 0.5, 0.0), 2, 1)
+    top = top[np.abs(top[:, 0] - 0.6) > 0.04]
+    one = make_segmenter("geometric").segment(SensorFrame(CameraCloud(np.vstack([top, *row, floor]).astype(np.float32))))
+    assert [o.label for o in one].count("table") == 1
+
+
 def test_the_rule_pieces():
     rng = np.random.default_rng(0)
     box = yaw_box(rng.uniform([-0.1, -0.05, 0], [0.1, 0.05, 0.1], (500, 3)))
@@ -315,6 +338,31 @@ def test_a_containers_contents_keep_their_ids_when_it_is_carried_away():
     assert halfway[2].id == third[2].id
     down = scene[:2] + [obj(o.label, o.box.center - d, o.box.size) for o in moved[2:]]
     assert [o.id for o in tracker.assign(down)] == [o.id for o in third]
+
+
+def test_an_object_remembered_from_earlier_does_not_take_a_carried_items_id():
+    """A cuboid stood where a bin's item is later carried to, then went (a reset, or taken away):
+    remembered for a while, it must not take the item's id — what the bin carried follows it."""
+    from f2p_common.interfaces import OrientedBox, SegmentedObject
+    from f2p_perception.tracking import SegmentTracker
+
+    def obj(label, centre, size):
+        c = np.asarray(centre, float)
+        return SegmentedObject("?", label, (c + np.zeros((4, 3))).astype(np.float32),
+                               box=OrientedBox(c, np.array([0.0, 0.0, 0.0, 1.0]), np.asarray(size, float)))
+    tracker = SegmentTracker(max_jump=0.1)
+    tables = [obj("table", (0.5, -0.3, 0.2), (0.5, 0.5, 0.4)), obj("table", (0.5, 0.3, 0.2), (0.5, 0.5, 0.4))]
+    for _ in range(2):
+        earlier = tracker.assign(tables + [obj("cuboid", (0.45, 0.3, 0.44), (0.05, 0.05, 0.05))])
+    # boxes reach down to the table: the bin's and its items' start at the same height
+    bin_and_items = [obj("bin", (0.5, -0.3, 0.45), (0.3, 0.25, 0.1)), obj("cuboid", (0.45, -0.3, 0.43), (0.05, 0.05, 0.06)),
+                     obj("cuboid", (0.56, -0.3, 0.43), (0.05, 0.05, 0.06))]
+    for _ in range(2):
+        before = tracker.assign(tables + bin_and_items)
+    d = np.array([0.0, 0.6, 0.0])                       # the bin carried onto the other table
+    after = tracker.assign(tables + [obj(o.label, o.box.center + d, o.box.size) for o in bin_and_items])
+    assert [o.id for o in after] == [o.id for o in before]
+    assert earlier[2].id not in {o.id for o in after}
 
 
 def test_a_goal_named_by_the_simulator_is_grounded_in_the_segments_perception_reports(sim_scenes):

@@ -263,6 +263,71 @@ def side_walls(points: np.ndarray, box: OrientedBox, height: float, voxel: float
     return walls
 
 
+def cut_under_walls(vox: np.ndarray, inliers: np.ndarray, patches: np.ndarray, height: float, above: float,
+                    floor_xy: np.ndarray, cell: float, min_cells: float) -> np.ndarray:
+    """``patches`` (labels of the plane's ``inliers``, a plane at ``height``) with a patch cut in
+    two where it holds together only through cells something stands on, over a gap: a container
+    lying across the gap between two tables puts its walls' lowest centimetre in the tables'
+    plane, and joins them. The cells of a patch with voxels from ``above`` to 6 cm over it are
+    left out; if the rest falls apart (8-connected) into parts of at least ``min_cells`` cells,
+    the two largest are separate patches when the band between them (where their extents do not
+    meet, along x or y) shows a gap — a fifth of its cells with returns from 5 cm or more below
+    the plane (or the floor's, ``floor_xy``) and none on it: the floor seen between two tables,
+    not a row of items standing across a shelf's board. Every point goes to the nearest part within a cell, the others (the
+    walls' bases) back to the object points (label -1)."""
+    from scipy import ndimage
+    out = patches.copy()
+    sizes = np.bincount(patches[patches >= 0]) if (patches >= 0).any() else np.zeros(0, int)
+    candidates = [k for k in range(len(sizes)) if sizes[k] >= 2 * min_cells * 2.5 ** 2]
+    if not candidates:
+        return out
+    band = vox[(vox[:, 2] > above) & (vox[:, 2] <= above + 0.06), :2]
+    low = np.vstack([vox[vox[:, 2] < height - 0.05, :2], floor_xy])
+    next_label = len(sizes)
+    for k in candidates:
+        mine = np.flatnonzero(patches == k)
+        keys = np.floor(vox[inliers[mine], :2] / cell).astype(np.int64)
+        lo = keys.min(axis=0) - 1
+        keys -= lo
+        grid = np.zeros(keys.max(axis=0) + 2, bool)
+        grid[keys[:, 0], keys[:, 1]] = True
+
+        def cells(xy):
+            at = np.floor(xy / cell).astype(np.int64) - lo
+            at = at[((at >= 0) & (at < grid.shape)).all(axis=1)]
+            mask = np.zeros_like(grid)
+            mask[at[:, 0], at[:, 1]] = True
+            return mask
+        parts, n = ndimage.label(grid & ~cells(band), structure=np.ones((3, 3), bool))
+        if n < 2:
+            continue
+        counts = np.bincount(parts.ravel())[1:]
+        big = np.argsort(-counts)[:2] + 1
+        if counts[big[1] - 1] < min_cells:
+            continue
+        spans = [np.argwhere(parts == b) for b in big]
+        gap = cells(low) & ~grid
+        seen = False
+        for axis in (0, 1):                                # the band between the parts along one axis
+            (a_lo, a_hi), (b_lo, b_hi) = ((s[:, axis].min(), s[:, axis].max()) for s in spans)
+            start, stop = (a_hi + 1, b_lo) if a_hi < b_lo else (b_hi + 1, a_lo)
+            other = 1 - axis
+            o_lo = max(spans[0][:, other].min(), spans[1][:, other].min())
+            o_hi = min(spans[0][:, other].max(), spans[1][:, other].max())
+            if stop > start and o_hi >= o_lo:
+                between = gap[start:stop, o_lo:o_hi + 1] if axis == 0 else gap[o_lo:o_hi + 1, start:stop]
+                seen |= between.mean() >= 0.2
+        if not seen:
+            continue
+        dist, (ix, iy) = ndimage.distance_transform_edt(~np.isin(parts, big), return_indices=True)
+        part = parts[ix, iy][keys[:, 0], keys[:, 1]]              # each point: the nearest large part ...
+        far = dist[keys[:, 0], keys[:, 1]] > 1.5                  # ... unless farther than a cell: the
+        out[mine[far]] = -1                                       # wall's base, back to the object points
+        out[mine[~far & (part == big[1])]] = next_label
+        next_label += 1
+    return out
+
+
 class GeometricSegmenter(Segmenter):
     """The ``geometric`` backend (module docstring)."""
 
@@ -276,8 +341,8 @@ class GeometricSegmenter(Segmenter):
         self.cfg.min_points = min_points
 
     # --- the steps (module docstring) ----------------------------------------------------
-    def _supports(self, vox: np.ndarray) -> tuple[list[_Support], np.ndarray]:
-        """Support surfaces."""
+    def _supports(self, vox: np.ndarray, floor_xy: np.ndarray) -> list[_Support]:
+        """Support surfaces (``floor_xy``: where the camera sees the floor)."""
         import open3d as o3d
         c = self.cfg
         o3d.utility.random.seed(c.seed)
@@ -319,6 +384,9 @@ class GeometricSegmenter(Segmenter):
                 continue                                   # no surface here: object points
             free[inliers] = False
             patches = _clusters(vox[inliers], 2.5 * c.voxel_size, 3)
+            patches = cut_under_walls(vox, inliers, patches, h, h + 1.5 * c.plane_threshold, floor_xy,
+                                      2.5 * c.voxel_size,
+                                      c.min_support_area / (2.5 * c.voxel_size) ** 2)
             # each patch's points in height order: its median height without a median call per
             # patch (a real table's edges leave hundreds of small ones)
             order = np.lexsort((vox[inliers, 2], patches))
@@ -408,6 +476,7 @@ class GeometricSegmenter(Segmenter):
         else:
             sample = keep
         above = cloud.points[:, 2] >= c.floor_height       # (NaN compares False)
+        floor_xy = cloud.points[sample[~above[sample]], :2]   # where the floor shows: gaps (cut_under_walls)
         keep, sample = keep[above[keep]], sample[above[sample]]
         if len(keep) < c.min_points:
             raise PointCloudError(f"the cloud has {len(keep)} finite points above floor_height "
@@ -419,7 +488,7 @@ class GeometricSegmenter(Segmenter):
             of_point = voxel_index(cloud.points[keep], grid)
         points = cloud.points[keep]
         colors = None if cloud.colors is None else cloud.colors[keep]
-        supports = self._supports(vox)
+        supports = self._supports(vox, floor_xy)
         if not supports:
             raise PointCloudError("no support surface (a horizontal plane of at least "
                                   f"{c.min_support_area:g} m^2 above {c.floor_height:g} m) in the cloud")
@@ -478,8 +547,7 @@ class GeometricSegmenter(Segmenter):
         container seen at a grazing angle falls apart into its near walls and its floor with the
         far wall — two clusters whose footprints overlap (a quarter of the smaller one's or more,
         not all of it: what a container holds lies wholly within it), neither of which fits a
-        class of the catalogue while together they fit a container. Objects side by side, or
-        that fit their classes, stay apart."""
+        class of the catalogue while together they fit a container. Objects side by side, or that fit their classes, stay apart."""
         c = self.cfg
         labels = merge_wall_fragments(pts, _clusters(pts, 0.5 * c.cluster_eps, 1), c.voxel_size, 2 * c.cluster_eps)
         sizes = np.bincount(labels)
@@ -534,18 +602,28 @@ class GeometricSegmenter(Segmenter):
                 self._add_solid(add, sel, pts, base)
                 continue
             shell, contents = parts
-            shell_box = self._standing(yaw_box(pts[shell]), pts[shell], base)
-            label, score = classify(shell_box, True, c.size_priors)
-            add(label, sel[shell], shell_box, score)
+            items = []
             if contents.sum() >= c.min_points:
                 # a speck of an item's side seen past the rim (at most 2.5 voxels every way) is the
                 # nearest item's; an item seen as a thin slice stays one
-                items = merge_wall_fragments(pts[contents], _clusters(pts[contents], 0.3 * c.cluster_eps, 1),
-                                             c.voxel_size, 2 * c.cluster_eps, smaller_than=2.5 * c.voxel_size)
-                for k in range(items.max() + 1):
-                    item = sel[contents][items == k]
-                    if len(item) >= c.min_points:
-                        self._add_solid(add, item, points[item], None)
+                pieces = merge_wall_fragments(pts[contents], _clusters(pts[contents], 0.3 * c.cluster_eps, 1),
+                                              c.voxel_size, 2 * c.cluster_eps, smaller_than=2.5 * c.voxel_size)
+                largest_item = max((hi[0] * hi[1] for cls, (_lo, hi) in c.size_priors.items()
+                                    if cls not in CONTAINERS), default=math.inf)
+                for k in range(pieces.max() + 1):
+                    piece = np.flatnonzero(contents)[pieces == k]
+                    # a flat piece wider than any item of the catalogue is the container's floor,
+                    # tilted above the surface (a bin lying across two tables), not an item
+                    size = yaw_box(pts[piece]).size if len(piece) >= 3 else np.zeros(3)
+                    if size[2] <= 0.04 and size[0] * size[1] > largest_item:
+                        shell[piece] = True
+                    elif len(piece) >= c.min_points:
+                        items.append(piece)
+            shell_box = self._standing(yaw_box(pts[shell]), pts[shell], base)
+            label, score = classify(shell_box, True, c.size_priors)
+            add(label, sel[shell], shell_box, score)
+            for piece in items:
+                self._add_solid(add, sel[piece], pts[piece], None)
         return out
 
     def _standing(self, box: OrientedBox, pts: np.ndarray, base: float | None) -> OrientedBox:

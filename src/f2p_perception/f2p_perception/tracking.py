@@ -8,7 +8,8 @@ order it finds them. :class:`SegmentTracker` gives each segment the id of the pr
 segment it continues:
 
 1. the same kind (:data:`KINDS`: containers, solids, furniture) and the nearest box centre
-   within ``max_jump`` m (greedy, nearest pairs first): objects that stood still or were nudged;
+   within ``max_jump`` m (greedy, nearest pairs first) among the objects seen in the previous
+   frame: objects that stood still or were nudged;
 2. then, per kind, a single unmatched confirmed object of the previous frame (seen in it, not
    one missing for longer) and a single new segment: the object a skill just moved (a
    pick-and-place carries it farther than any jump);
@@ -16,7 +17,10 @@ segment it continues:
    higher: a container's contents, a stack's upper boxes) goes where its holder went: the
    nearest within ``max_jump`` of its place when last seen moved by its holder's displacement
    since — also when the contents were hidden while the container was carried;
-4. anything else is a new object, ``<class>_<n>`` with a number never used before; an object
+4. then rule 1 among the objects missed for a while (one the arm hid comes back): after rules
+   2 and 3, so that an object remembered from earlier — a scene before a reset — does not take
+   the id of an item its container just carried to where it used to be;
+5. anything else is a new object, ``<class>_<n>`` with a number never used before; an object
    not seen for ``forget_after`` frames is forgotten (it may come back under a new id).
 
 An object is confirmed once seen in two frames. A segment seen in one frame only — a fragment
@@ -63,8 +67,9 @@ class _Track:
 
 def holders(objects: list[SegmentedObject]) -> list[int | None]:
     """For each object, the index of the object holding it (rule 3): of the objects other than
-    furniture whose box footprint holds its centre and whose box starts lower, the largest
-    (a bin, not the item under it in a stack inside the bin); None if none."""
+    furniture with a larger footprint that holds its centre and a box starting no higher (boxes
+    reach down to the surface an object stands on: a bin's and its items' both start at the
+    table), the largest (a bin, not the item under another inside it); None if none."""
     out: list[int | None] = []
     for i, o in enumerate(objects):
         best, area = None, 0.0
@@ -76,8 +81,9 @@ def holders(objects: list[SegmentedObject]) -> list[int | None]:
             dx, dy = o.box.center[:2] - h.box.center[:2]
             local = np.array([c * dx + sn * dy, -sn * dx + c * dy])
             inside = (np.abs(local) <= 0.5 * h.box.size[:2]).all()
-            lower = h.box.center[2] - 0.5 * h.box.size[2] < o.box.center[2] - 0.5 * o.box.size[2] - 1e-3
-            if inside and lower and h.box.size[0] * h.box.size[1] > area:
+            lower = h.box.center[2] - 0.5 * h.box.size[2] <= o.box.center[2] - 0.5 * o.box.size[2] + 0.01
+            larger = h.box.size[0] * h.box.size[1] > o.box.size[0] * o.box.size[1]
+            if inside and lower and larger and h.box.size[0] * h.box.size[1] > area:
                 best, area = j, float(h.box.size[0] * h.box.size[1])
         out.append(best)
     return out
@@ -104,8 +110,10 @@ class SegmentTracker:
         ids: list[str | None] = [None] * len(objects)
         free = set(range(len(self.tracks)))
         same = [[k for k, t in enumerate(self.tracks) if _kind(t.label) == _kind(o.label)] for o in objects]
-        self._match(ids, free, ((float(np.linalg.norm(centers[i] - self.tracks[k].center)), i, k)
-                                for i in range(len(objects)) for k in same[i]))                       # rule 1
+        def near(missed: bool):
+            return ((float(np.linalg.norm(centers[i] - self.tracks[k].center)), i, k) for i in range(len(objects))
+                    for k in same[i] if (self.tracks[k].missed > 0) == missed)
+        self._match(ids, free, near(missed=False))                                                      # rule 1
         for kind in sorted({_kind(o.label) for o in objects}):                                          # rule 2
             new = [i for i, o in enumerate(objects) if ids[i] is None and _kind(o.label) == kind]
             # of the previous frame: an object missing for longer (or from a scene before a reset)
@@ -120,6 +128,7 @@ class SegmentTracker:
             (float(np.linalg.norm(centers[i] - t.center - (where[t.holder] - t.holder_at))), i, k)
             for i in range(len(objects)) if ids[i] is None for k in same[i]
             if k in free and (t := self.tracks[k]).seen >= 2 and t.holder in where))
+        self._match(ids, free, near(missed=True))                                                       # rule 4
         previous = {t.id: t for k, t in enumerate(self.tracks) if k not in free}
         kept = [replace(t, missed=t.missed + 1) for k, t in enumerate(self.tracks)
                 if k in free and t.seen >= 2 and t.missed + 1 < self.forget_after]
