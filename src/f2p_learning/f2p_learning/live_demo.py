@@ -110,9 +110,11 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Pat
     sim = yaml.safe_load(params_file("sim").read_text())
     sim["sim_robot"]["ros__parameters"].update(task=cfg.task, objects=cfg.objects, seed=cfg.task_seed)
     sim["perception"]["ros__parameters"]["backend"] = cfg.perception
-    if cfg.perception == "geometric":              # a depth camera's every pixel (640x480), as on a robot: the
-        sim["sim_robot"]["ros__parameters"]["organized"] = True         # simulator's foveated rays aim at the
-        sim["bag_recorder"]["ros__parameters"]["throttle_hz"] = 0.2     # objects it knows; 7 MB clouds: 1 in 5 s
+    if cfg.perception == "geometric":
+        # a depth camera's every pixel (640x480), as on a robot, not the simulator's foveated rays
+        # (they aim at the objects it knows); at 2 Hz, leaving CPU to learning; 7 MB clouds: 1 in 5 s
+        sim["sim_robot"]["ros__parameters"].update(organized=True, rate_hz=2.0)
+        sim["bag_recorder"]["ros__parameters"]["throttle_hz"] = 0.2
     if cfg.perception == "yolo_seg":               # the colour image: the camera's RGB-D streams, at 5 Hz,
         sim["perception"]["ros__parameters"].update(input="rgbd", max_rate_hz=3.0)   # YOLO leaving CPU to learning
         sim["sim_robot"]["ros__parameters"]["image_rate_hz"] = 5.0

@@ -608,14 +608,15 @@ class GeometricSegmenter(Segmenter):
                 # nearest item's; an item seen as a thin slice stays one
                 pieces = merge_wall_fragments(pts[contents], _clusters(pts[contents], 0.3 * c.cluster_eps, 1),
                                               c.voxel_size, 2 * c.cluster_eps, smaller_than=2.5 * c.voxel_size)
-                largest_item = max((hi[0] * hi[1] for cls, (_lo, hi) in c.size_priors.items()
-                                    if cls not in CONTAINERS), default=math.inf)
+                longest_item = max((max(hi) for cls, (_lo, hi) in c.size_priors.items() if cls not in CONTAINERS),
+                                   default=math.inf)
                 for k in range(pieces.max() + 1):
                     piece = np.flatnonzero(contents)[pieces == k]
-                    # a flat piece wider than any item of the catalogue is the container's floor,
-                    # tilted above the surface (a bin lying across two tables), not an item
+                    # a piece a quarter longer than any item of the catalogue is the container's own:
+                    # its floor or a wall, seen inside its box where it tilts (a bin lying across
+                    # the edge of a table), not an item
                     size = yaw_box(pts[piece]).size if len(piece) >= 3 else np.zeros(3)
-                    if size[2] <= 0.04 and size[0] * size[1] > largest_item:
+                    if size[0] > 1.25 * longest_item:
                         shell[piece] = True
                     elif len(piece) >= c.min_points:
                         items.append(piece)
