@@ -612,11 +612,11 @@ class GeometricSegmenter(Segmenter):
                                    default=math.inf)
                 for k in range(pieces.max() + 1):
                     piece = np.flatnonzero(contents)[pieces == k]
-                    # a piece a quarter longer than any item of the catalogue is the container's own:
-                    # its floor or a wall, seen inside its box where it tilts (a bin lying across
-                    # the edge of a table), not an item
+                    # a flat or thin piece a quarter longer than any item of the catalogue is the
+                    # container's own: its floor or a wall, seen inside its box where it tilts (a
+                    # bin lying across the edge of a table), not an item
                     size = yaw_box(pts[piece]).size if len(piece) >= 3 else np.zeros(3)
-                    if size[0] > 1.25 * longest_item:
+                    if size[0] > 1.25 * longest_item and (size[2] <= 0.04 or size[1] <= 2.5 * c.voxel_size):
                         shell[piece] = True
                     elif len(piece) >= c.min_points:
                         items.append(piece)
