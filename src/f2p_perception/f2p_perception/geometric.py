@@ -273,8 +273,8 @@ def cut_under_walls(vox: np.ndarray, inliers: np.ndarray, patches: np.ndarray, h
     the two largest are separate patches when the band between them (where their extents do not
     meet, along x or y) shows a gap — a fifth of its cells with returns from 5 cm or more below
     the plane (or the floor's, ``floor_xy``) and none on it: the floor seen between two tables,
-    not a row of items standing across a shelf's board. Every point goes to the nearest part within a cell, the others (the
-    walls' bases) back to the object points (label -1)."""
+    not a row of items standing across a shelf's board. Every point goes to the nearest part
+    within a cell, the others (the walls' bases) back to the object points (label -1)."""
     from scipy import ndimage
     out = patches.copy()
     sizes = np.bincount(patches[patches >= 0]) if (patches >= 0).any() else np.zeros(0, int)
