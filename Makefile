@@ -34,7 +34,7 @@ setup:
 	@bash tools/setup.sh
 
 demo: setup
-	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python -m f2p_learning.live_demo --out out/demo
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python -m f2p_demo.live_demo --out out/demo
 
 test: setup
 	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \

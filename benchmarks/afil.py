@@ -1,7 +1,7 @@
 """AFIL, measured (issue 33; paper 003 Tables 1, 2, 4): the four rows of Table 1 on f2p's skills
 in the MuJoCo world, out of domain, the guidance-scale ablation, sampling latency and training time.
 
-Pipeline (all seeds fixed; data ``f2p_sim.afil_data``, training ``f2p_training.afil``):
+Pipeline (all seeds fixed; data ``f2p_datasets.afil_data``, training ``f2p_training.afil``):
 
 1. success demonstrations: the demonstrator on ``--demos`` training scenes of each task
    (seeds 0..), failed demonstrations dropped;
@@ -113,8 +113,8 @@ def main(argv=None) -> int:
     from f2p_afil.checkpoint import save_controller
     from f2p_afil.controller import AfilController
     from f2p_afil.policy import Guidance
-    from f2p_sim.skill_tasks import DOMAINS, LONG_TASKS, OOD_TASKS, SHORT_TASKS, TASKS
-    from f2p_sim.afil_data import DataConfig, collect, evaluate
+    from f2p_datasets.skill_tasks import DOMAINS, LONG_TASKS, OOD_TASKS, SHORT_TASKS, TASKS
+    from f2p_datasets.afil_data import DataConfig, collect, evaluate
     from f2p_training.afil import TrainConfig, chunk_dataset, train_policy
 
     t_start = time.monotonic()

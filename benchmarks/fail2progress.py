@@ -68,7 +68,7 @@ from f2p_common.vocabulary import BINARY_RELATIONS
 from f2p_failure.events import load_event, save_event
 from f2p_learning.learn import LearnConfig, LearnInputError, learn
 from f2p_sim.config import load_world_config
-from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_sim.episode import TrialConfig, run_trial
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import NoiseModel

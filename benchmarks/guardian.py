@@ -1,6 +1,6 @@
 """Guardian's verifiers on our FailCoT test split (issue 32; paper 002 Tables II-IV, Fig. 5).
 
-1. FailCoT from the simulator (``f2p_sim.failcot``; resumed if already there): the test split
+1. FailCoT from the simulator (``f2p_datasets.failcot``; resumed if already there): the test split
    holds task variants and a camera no training example has.
 2. symbolic verifier: on the test split's boxes as the simulator gives them, and with every box
    corner moved by Gaussian noise (``--box-noise`` m; what perception's boxes are off by).
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     from f2p_guardian.examples import load_examples
     from f2p_guardian.symbolic import SymbolicVerifier
     from f2p_guardian.vlm import GuardianVLM, STRATEGIES
-    from f2p_sim.failcot import FailCoTConfig, generate
+    from f2p_datasets.failcot import FailCoTConfig, generate
     from f2p_training.guardian import BaselineTrainConfig, VLMTrainConfig, evaluate, train_baseline, train_vlm
 
     torch.set_num_threads(a.threads)

@@ -56,6 +56,7 @@ def run_setting(setting: str, a, spool: Path) -> dict:
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from f2p_executor.failure_recorder_node import FailureRecorderNode
     from f2p_executor.task_executor_node import TaskExecutorNode
     from f2p_failure.events import list_events
     from f2p_guardian.guardian_node import GuardianNode
@@ -79,8 +80,9 @@ def run_setting(setting: str, a, spool: Path) -> dict:
              PerceptionNode(context=context), RelationDetectorNode(context=context),
              PlannerNode(context=context, parameter_overrides=[p("skills", ["pick_place"]), p("torch_threads", 1),
                                                                p("checkpoint", a.checkpoint)]),
+             FailureRecorderNode(context=context, parameter_overrides=[p("spool_dir", str(spool))]),
              TaskExecutorNode(context=context, parameter_overrides=[
-                 p("spool_dir", str(spool)), p("verifier", "verify_plan" if guarded else ""),
+                 p("verifier", "verify_plan" if guarded else ""),
                  p("execution_verifier", "verify_execution" if guarded else ""), p("max_step_retries", a.retries)])]
     if guarded:
         nodes.insert(3, GuardianNode(context=context))

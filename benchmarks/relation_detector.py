@@ -3,7 +3,7 @@ reported 0.92), per backend of the relation detector node.
 
 Fresh scenes (task seeds 60000 + 1000·n + i, never a training, failure or evaluation seed) of
 every task and object count, each seen twice: as generated, and after one random skill drawn
-as the training data draws them (``f2p_sim.datagen.sample_action``), so that relations other
+as the training data draws them (``f2p_datasets.datagen.sample_action``), so that relations other
 than "inside the container on table_a" occur. Each state goes through what the robot graph
 runs: the simulated camera's cloud, the ``labelled_cloud`` segmentation, then each detector
 backend; the truth is the simulator's relations (exact boxes and contacts). Objects the camera
@@ -34,7 +34,7 @@ from f2p_common.vocabulary import RELATIONS
 from f2p_perception.segmentation import LabelledCloudSegmenter, SensorFrame
 from f2p_relations.detectors import GeometricDetector, LearnedDetector
 from f2p_sim.config import LAYOUTS, load_world_config
-from f2p_sim.datagen import sample_action
+from f2p_datasets.datagen import sample_action
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS
 from f2p_skill_effect.checkpoint import checkpoint_path

@@ -14,7 +14,7 @@ times; an event whose call got no answer is sent again after the restart (as the
 would). Counted: acknowledged events that never reached the learner's queue, duplicates, and
 the failure -> acknowledged-by-the-learner latency while both are up.
 
-``live``: the live loop of ``make demo`` (:mod:`f2p_learning.live_demo`) run ``live_runs``
+``live``: the live loop of ``make demo`` (:mod:`f2p_demo.live_demo`) run ``live_runs``
 times with the paper's settings: failure -> acknowledged, failure -> new model active on the
 robot, the hot-swap; the run's bag: messages and MB per second.
 
@@ -62,7 +62,7 @@ class Rig:
 def make_rig(work: Path, say=print) -> Rig:
     from f2p_failure.events import FailureEvent
     from f2p_sim.config import load_world_config
-    from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+    from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
     from f2p_sim.episode import TrialConfig, run_trial
     from f2p_sim.mujoco_backend import MujocoBackend
     from f2p_sim.tasks import make_task
@@ -319,7 +319,7 @@ def stats(xs) -> dict:
 
 def live(runs: int, out: Path, say=print) -> dict:
     """Module docstring (live)."""
-    from f2p_learning.live_demo import LiveDemoConfig, run_live_demo
+    from f2p_demo.live_demo import LiveDemoConfig, run_live_demo
     rows = []
     for i in range(runs):
         r = run_live_demo(LiveDemoConfig(out / "live", eval_trials=0))
@@ -436,7 +436,7 @@ def run(cfg: ReliabilityConfig, say=print) -> dict:
     if cfg.live_runs:
         report["live"] = live(cfg.live_runs, work, say)
     if cfg.bag_events:                    # make demo's learning: its data and settings
-        from f2p_learning.demo import demo_data
+        from f2p_demo.demo import demo_data
         from f2p_training.train import FineTuneRecipe
         data = demo_data(Path(cfg.demo_data))
         params = {**rig.learner_params, "epochs": FineTuneRecipe.epochs, "particles": 20, "svgd_steps": 60,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark of simulated dataset generation (f2p_sim.datagen), run by ``make bench-sim``.
+"""Benchmark of simulated dataset generation (f2p_datasets.datagen), run by ``make bench-sim``.
 
 Generates a dataset of randomised transitions (s_t, O_t, φ_t, a_t, s_t+1, O_t+1, R_t, R_t+1)
 from the three paper tasks (paper 000 §3, A.2) with all cores, then again with one worker,
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from f2p_common import dataset as ds
-from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 
 PAPER_PRETRAIN_TRANSITIONS = 40_000
 TARGET_PER_CORE = 20.0
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "sim_datagen.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     md = [
-        "# sim_datagen — simulated transition generation (f2p_sim.datagen)",
+        "# sim_datagen — simulated transition generation (f2p_datasets.datagen)",
         "",
         f"Machine: {result['machine']['cpu']}, {cores} worker(s) of {os.cpu_count()} cores, "
         f"MuJoCo {mujoco.__version__}. Command: `{result['command']}`",

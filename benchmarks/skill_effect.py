@@ -74,7 +74,7 @@ def main(argv=None):
     n_points = int(ck.training_data.get("points_per_object", 128))
     held = Path(a.work) / "heldout"
     if not (held / "manifest.json").is_file():
-        from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+        from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
         generate(DatagenConfig(held, DatagenParams(transitions=a.heldout, seed=1, hold_out_failure_modes=True,
                                                    steps_per_scene=8), workers=2, progress=False))
     ev = evaluate_arrays(model, load_transitions([held], n_points, ck.config.max_objects, 1))

@@ -192,7 +192,8 @@ def run_task_stages(probe: Probe) -> dict:
     def feedback(msg):
         marks.append((msg.feedback.stage, time.monotonic()))
     t0 = time.monotonic()
-    send = probe.run.send_goal_async(RunTask.Goal(task_description="transport", goal=list(resp.goal)),
+    send = probe.run.send_goal_async(RunTask.Goal(task_description="transport", goal=list(resp.goal),
+                                                  observe_after=resp.stamp),
                                      feedback_callback=feedback)
     send.add_done_callback(lambda _f: done.set())
     assert done.wait(WAIT_S)

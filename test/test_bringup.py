@@ -28,7 +28,7 @@ LAUNCH = Path(params_file("sim")).parents[1] / "launch"
 def test_graphs_share_the_stack_and_differ_in_robot_and_remaps():
     sim, stretch, ur5 = graph("sim"), graph("stretch"), graph("ur5")
     assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "guardian", "planner",
-                                     "task_executor", "failure_recorder", "visualizer", "bag_recorder"]
+                                     "failure_recorder", "task_executor", "visualizer", "bag_recorder"]
     assert [n.name for n in stretch] == [n.name for n in ur5] == [n.name for n in sim[1:]]
     assert stretch[0].name == "perception" and stretch[0].remaps["camera/points"] == "/camera/depth/color/points"
     assert stretch[0].remaps["camera/depth/image_rect_raw"] == "/camera/aligned_depth_to_color/image_raw"
@@ -163,7 +163,8 @@ def test_runner_starts_the_sim_graph_and_the_loop_runs_over_dds(sim_graph, ros):
         resp = wait_future(reset.call_async(ResetScene.Request(task="transport", n_objects=3, seed=1000)))
         assert resp.success, resp.message
         goal = [Relation(predicate=g.predicate, subject_id=g.subject_id, object_id=g.object_id) for g in resp.goal]
-        handle = wait_future(run.send_goal_async(RunTask.Goal(task_description="transport", goal=goal)))
+        handle = wait_future(run.send_goal_async(RunTask.Goal(task_description="transport", goal=goal,
+                                                              observe_after=resp.stamp)))
         return wait_future(handle.get_result_async(), timeout=8 * WAIT_S).result
 
     first = transport()

@@ -12,8 +12,8 @@ import torch
 
 from f2p_failure.queue import EventQueue
 from f2p_learning.bag_learning import BagLearningConfig, learn_from_bag
-from f2p_learning.live_demo import LiveDemoConfig, run_live_demo
-from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_demo.live_demo import LiveDemoConfig, run_live_demo
+from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_skill_effect.checkpoint import load_checkpoint
 
 STAGES = ["graph running", "failure detected", "persisted", "shipped to the learner, acknowledged (queued on its disk)",

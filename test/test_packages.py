@@ -1,5 +1,10 @@
-"""The package cut along the deployment boundary (design notes: robot side / off-board / simulation).
+"""The package cut along the deployment boundary (design notes: robot side / off-board / simulation),
+and off-board by pipeline stage.
 
+* Layers, drawn from the imports: the robot side, then the simulated world and robot
+  (``f2p_sim``), dataset generation (``f2p_datasets``) and training (``f2p_training``), the
+  learning service (``f2p_learning``), the demos (``f2p_demo``) on top. A package imports only
+  packages of lower layers (the robot side among itself); no module imports circle.
 * In a fresh interpreter, the robot-side modules (planner, checkpoint, events, detection, the
   conversions) load neither MuJoCo, the simulator nor training or learning code.
 * Every f2p import of a package is declared in its package.xml, and no robot-side package
@@ -26,11 +31,15 @@ SRC = ROOT / "src"
 ROBOT = ("f2p_common", "f2p_ros", "f2p_relations", "f2p_perception", "f2p_skill_effect", "f2p_failure", "f2p_planner",
          "f2p_guardian", "f2p_afil", "f2p_executor", "f2p_viz", "f2p_bringup")
 #: Off-board and simulation: never a dependency of a robot-side package.
-OFF_BOARD = ("f2p_sim", "f2p_training", "f2p_learning")
+OFF_BOARD = ("f2p_sim", "f2p_datasets", "f2p_training", "f2p_learning", "f2p_demo")
+#: The layer of each package (module docstring): imports go to strictly lower layers only,
+#: except among the robot side (layer 0).
+LAYERS = {**{p: 0 for p in ROBOT}, "f2p_interfaces": 0, "f2p_sim": 1, "f2p_datasets": 2, "f2p_training": 2,
+          "f2p_learning": 3, "f2p_demo": 4}
 #: Packages that must not need ROS at all (algorithms without a node).
-ROS_FREE = ("f2p_common", "f2p_skill_effect", "f2p_failure", "f2p_afil", "f2p_training")
-#: Packages whose every module is ROS-side (conversions, node helpers, parameters).
-ROS_SIDE = ("f2p_ros", "f2p_bringup", "f2p_interfaces")
+ROS_FREE = ("f2p_common", "f2p_skill_effect", "f2p_failure", "f2p_afil", "f2p_datasets", "f2p_training")
+#: Packages whose every module is ROS-side (conversions, node helpers, parameters, the demos' graph client).
+ROS_SIDE = ("f2p_ros", "f2p_bringup", "f2p_interfaces", "f2p_demo")
 #: Modules outside node files that are ROS adapters by nature: they read ROS messages from bags.
 ROS_ADAPTERS = ("f2p_learning/f2p_learning/bag_learning.py",)
 ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "builtin_interfaces", "f2p_interfaces",
@@ -90,6 +99,54 @@ def test_every_f2p_import_is_declared_and_crosses_no_boundary(name):
         assert not ros, f"only *_node.py modules may import ROS; in {name}: {ros}"
 
 
+@pytest.mark.parametrize("name", sorted(set(packages()) - {"f2p_interfaces"}))
+def test_packages_import_only_lower_layers(name):
+    deps = {m for m in imported_top_modules(packages()[name]) if m.startswith("f2p_") and m != name}
+    upward = sorted(d for d in deps if LAYERS[d] > LAYERS[name] or (LAYERS[d] == LAYERS[name] and LAYERS[name] > 0))
+    assert not upward, f"{name} (layer {LAYERS[name]}) imports {upward} of the same or a higher layer"
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """f2p module -> the f2p modules it imports (absolute and relative, at any depth of the file)."""
+    mods = {}
+    for pkg_dir in packages().values():
+        for f in (pkg_dir / pkg_dir.name).rglob("*.py"):
+            parts = f.relative_to(pkg_dir).with_suffix("").parts
+            mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    out = {}
+    for mod, f in mods.items():
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:                   # relative: from the module's package upwards
+                    parts = mod.split(".") + ([""] if f.name == "__init__.py" else [])
+                    base = ".".join(parts[:-node.level] + ([base] if base else []))
+                deps |= {base} | {f"{base}.{a.name}" for a in node.names}
+        out[mod] = {d for d in deps if d in mods and d != mod}
+    return out
+
+
+def test_no_module_imports_circle():
+    graph = _module_imports()
+    state, cycles = {}, []
+
+    def visit(m, path):
+        state[m] = 1
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                cycles.append(path[path.index(d):] + [d])
+            elif d not in state:
+                visit(d, path + [d])
+        state[m] = 2
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
 def test_robot_side_modules_load_neither_the_simulator_nor_training_code():
     code = """
 import json, sys
@@ -97,7 +154,8 @@ import f2p_skill_effect.planner, f2p_skill_effect.checkpoint, f2p_failure.events
 import f2p_relations.relations, f2p_ros.conversions, f2p_ros.parameters, f2p_perception.cloud_filter_node
 import f2p_perception.perception_node, f2p_relations.relation_detector_node, f2p_planner.planner_node
 import f2p_executor.task_executor_node, f2p_viz.visualizer_node, f2p_afil.controller, f2p_afil.checkpoint
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("mujoco", "f2p_sim", "f2p_training", "f2p_learning"))
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("mujoco", "f2p_sim", "f2p_datasets", "f2p_training",
+                                                              "f2p_learning", "f2p_demo"))
 print(json.dumps(loaded))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -14,12 +14,11 @@ setup(
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description='learning from a failure (paper 000 §4-6): classification by Real2Sim replay, SVGD state and action inference, the targeted dataset D+ in simulation, fine-tuning and the regression gate (f2p-learn), the §6 baselines, and the demo (f2p-demo).',
+    description='learning from a failure (paper 000 §4-6): classification by Real2Sim replay, SVGD state and action inference, the targeted dataset D+ in simulation, fine-tuning and the regression gate (f2p-learn), the §6 baselines, the model store, the learner node and offline learning from bags (f2p-learn-bag).',
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "f2p-learn = f2p_learning.learn:main",
-            "f2p-demo = f2p_learning.live_demo:main",
             "f2p-learn-bag = f2p_learning.bag_learning:main",
             "learner = f2p_learning.learner_node:main",
         ],

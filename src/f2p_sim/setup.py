@@ -17,13 +17,10 @@ setup(
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description='the MuJoCo world (programmatic scenes, floating-gripper skills with contact physics, ray-cast segmented clouds, ground-truth relations), the Fail2Progress tasks and their reference solutions, Real2Sim from segmented clouds, simulated task episodes, and sharded dataset generation (f2p-datagen); the world config as package data.',
+    description='the MuJoCo world (programmatic scenes, floating-gripper skills with contact physics, ray-cast segmented clouds, ground-truth relations), the Fail2Progress tasks and their reference solutions, Real2Sim from segmented clouds, simulated task episodes, step-wise skill control, and the sim_robot node; the world config as package data.',
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "f2p-datagen = f2p_sim.datagen:main",
-            "f2p-render-seg-data = f2p_sim.image_data:main",
-            "f2p-failcot = f2p_sim.failcot:main",
             "sim_robot = f2p_sim.sim_robot_node:main",
         ],
     },

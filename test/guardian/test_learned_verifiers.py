@@ -19,7 +19,7 @@ TINY = VLMConfig(image_size=32, patch_size=8, vision_hidden=16, vision_layers=1,
 
 @pytest.fixture(scope="module")
 def failcot(tmp_path_factory):
-    from f2p_sim.failcot import FailCoTConfig, generate
+    from f2p_datasets.failcot import FailCoTConfig, generate
 
     out = tmp_path_factory.mktemp("failcot")
     generate(FailCoTConfig(str(out), scenes_per_variant=1, tasks=("transport", "organize"), object_counts=(3, 5),

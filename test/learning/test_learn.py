@@ -10,7 +10,7 @@ from f2p_common.dataset import SimDataset
 from f2p_failure.events import save_event
 from f2p_learning import learn as learn_cli
 from f2p_learning.learn import LearnConfig, LearnInputError, learn
-from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_skill_effect.checkpoint import load_checkpoint
 from f2p_training.train import FineTuneRecipe
 from support.failure_fixtures import TINY_CONFIG, TINY_VERSION, failure_event, observed_flipped, save_tiny_checkpoint

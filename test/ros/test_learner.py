@@ -16,10 +16,12 @@ from f2p_failure.events import FailureEvent, save_event
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
 from f2p_interfaces.srv import SubmitFailure, SwapModel
 from f2p_learning.jobs import Learner, LearnerConfig
+from f2p_learning.learn import LearnConfig
 from f2p_learning.learner_node import LearnerNode
 from f2p_learning.store import ModelStore
 from f2p_ros.conversions import failure_event_to_msg, model_info_from_msg
-from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
+from f2p_training.train import FineTuneRecipe
 from f2p_skill_effect.checkpoint import (CheckpointError, generate_signing_key, load_checkpoint, model_info,
                                          verify_signature)
 from support.failure_fixtures import failure_event, observed_flipped, save_tiny_checkpoint
@@ -43,9 +45,9 @@ def setup(tmp_path_factory):
 
 def tiny(setup, tmp_path, **changes) -> LearnerConfig:
     # a tolerance no tiny child can miss: the gate runs, its verdict is "deployable"
-    cfg = LearnerConfig(tmp_path / "queue", tmp_path / "store", setup["checkpoint"], setup["key"],
-                        replay_data=[setup["replay"]], regression_data=[setup["regression"]], regression_tolerance=1.0,
-                        particles=4, svgd_steps=3, epochs=2, seed=2)
+    cfg = LearnerConfig(tmp_path / "queue", tmp_path / "store", setup["checkpoint"], setup["key"], learn=LearnConfig(
+        replay_data=[setup["replay"]], regression_data=[setup["regression"]], regression_tolerance=1.0,
+        particles=4, svgd_steps=3, fine_tune=FineTuneRecipe(epochs=2), seed=2))
     return dataclasses.replace(cfg, **changes)
 
 

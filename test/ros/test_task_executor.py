@@ -19,6 +19,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from f2p_common.interfaces import Plan, RelationState
 from f2p_executor.supervision import check_plan, goal_status, step_mismatches
+from f2p_executor.failure_recorder_node import FailureRecorderNode
 from f2p_executor.task_executor_node import TaskExecutorNode
 from f2p_failure.events import list_events, load_event
 from f2p_interfaces.action import RunTask
@@ -72,7 +73,7 @@ def test_check_plan_refuses_structurally_wrong_plans():
 
 # ---------------------------------------------------------------------------- the graph over DDS
 def _start_graph(tmp_path, sim=(), executor=(), guardian: bool = False):
-    """The robot graph in one process (sim_robot ... task_executor), each node activated; extra
+    """The robot graph in one process (sim_robot ... failure_recorder, task_executor), each node activated; extra
     parameters for the simulated robot and the executor, and Guardian when asked."""
     harness = RosHarness(threads=10)
     try:
@@ -83,9 +84,10 @@ def _start_graph(tmp_path, sim=(), executor=(), guardian: bool = False):
             "relation_detector": RelationDetectorNode(context=harness.context),
             "planner": PlannerNode(context=harness.context, parameter_overrides=[
                 Parameter("skills", value=["pick_place"]), Parameter("torch_threads", value=1)]),
+            "failure_recorder": FailureRecorderNode(context=harness.context, parameter_overrides=[
+                Parameter("spool_dir", value=str(tmp_path / "spool"))]),          # no learner: events stay pending
             "task_executor": TaskExecutorNode(context=harness.context, parameter_overrides=[
-                Parameter("spool_dir", value=str(tmp_path / "spool")), Parameter("observe_timeout_s", value=10.0),
-                *executor]),
+                Parameter("observe_timeout_s", value=10.0), *executor]),
         }
         if guardian:
             from f2p_guardian.guardian_node import GuardianNode
@@ -110,17 +112,20 @@ def graph(tmp_path):
         started[0].close()
 
 
-def _reset(probe, seed=1000):
+def _reset(probe, seed=1000) -> dict:
+    """A task scene: the RunTask goal's fields for it, ``observe_after`` included — a frame taken
+    before the reset (still in flight when the task starts) shows the previous task's world."""
     client = probe.create_client(ResetScene, "/reset_scene")
     assert client.wait_for_service(timeout_sec=WAIT_S)
     resp = wait_future(client.call_async(ResetScene.Request(task="transport", n_objects=3, seed=seed)))
     assert resp.success, resp.message
-    return [Relation(predicate=g.predicate, subject_id=g.subject_id, object_id=g.object_id) for g in resp.goal]
+    return {"goal": [Relation(predicate=g.predicate, subject_id=g.subject_id, object_id=g.object_id) for g in resp.goal],
+            "observe_after": resp.stamp}
 
 
-def _run(client, goal, **fields):
+def _run(client, task: dict, **fields):
     feedback = []
-    handle = wait_future(client.send_goal_async(RunTask.Goal(goal=goal, **fields),
+    handle = wait_future(client.send_goal_async(RunTask.Goal(**task, **fields),
                                                 feedback_callback=lambda m: feedback.append(m.feedback.stage)))
     assert handle.accepted
     wrapped = wait_future(handle.get_result_async(), timeout=8 * WAIT_S)
@@ -133,9 +138,9 @@ def test_run_task_fails_with_the_pretrained_model_and_succeeds_after_swapping_to
                                   QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     run = ActionClient(probe, RunTask, "/run_task")
     assert run.wait_for_server(timeout_sec=WAIT_S)
-    goal = _reset(probe)
+    task = _reset(probe)
 
-    wrapped, stages = _run(run, goal, task_description="carry the bin with its items to table_b")
+    wrapped, stages = _run(run, task, task_description="carry the bin with its items to table_b")
     res = wrapped.result
     assert wrapped.status == GoalStatus.STATUS_SUCCEEDED, res.message
     assert (res.success, res.goal_observed, res.predictions_met) == (False, True, False), res.message
@@ -155,8 +160,8 @@ def test_run_task_fails_with_the_pretrained_model_and_succeeds_after_swapping_to
     resp = wait_future(swap.call_async(SwapModel.Request(model=learned)))
     assert resp.success, resp.message
 
-    goal = _reset(probe)
-    wrapped, _ = _run(run, goal, task_description="carry the bin with its items to table_b")
+    task = _reset(probe)
+    wrapped, _ = _run(run, task, task_description="carry the bin with its items to table_b")
     res = wrapped.result
     assert (res.success, res.goal_observed, res.predictions_met) == (True, True, True), res.message
     assert res.failure_event_ids == [] and len(list_events(spool)) == 1
@@ -167,9 +172,9 @@ def test_run_task_refusals_and_timeouts(graph):
     run = ActionClient(probe, RunTask, "/run_task")
     assert run.wait_for_server(timeout_sec=WAIT_S)
     _reset(probe)
-    wrapped, _ = _run(run, [Relation(predicate="inside", subject_id="mug_9", object_id="bin_2")])
+    wrapped, _ = _run(run, {"goal": [Relation(predicate="inside", subject_id="mug_9", object_id="bin_2")]})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "unknown object id 'mug_9'" in wrapped.result.message
-    wrapped, _ = _run(run, [Relation(predicate="levitating", subject_id="bin_2")])
+    wrapped, _ = _run(run, {"goal": [Relation(predicate="levitating", subject_id="bin_2")]})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "unknown relation predicate" in wrapped.result.message
     # one task at a time: a goal sent while one runs is rejected
     first = wait_future(run.send_goal_async(RunTask.Goal(goal=[Relation(predicate="above", subject_id="bin_2",
@@ -181,12 +186,12 @@ def test_run_task_refusals_and_timeouts(graph):
     # frames stamped before observe_after (a view from before the caller's reset) are not acted on
     from builtin_interfaces.msg import Time
     nodes["task_executor"].v["observe_timeout_s"] = 1.0
-    wrapped, _ = _run(run, [Relation(predicate="above", subject_id="bin_2", object_id="table_1")],
-                      observe_after=Time(sec=10 ** 6))
+    wrapped, _ = _run(run, {"goal": [Relation(predicate="above", subject_id="bin_2", object_id="table_1")],
+                            "observe_after": Time(sec=10 ** 6)})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     # the camera stops: the task ends with that reason, the executor keeps serving
     LifecycleClient(probe, "sim_robot").transition(4)            # deactivate: no more frames
-    wrapped, _ = _run(run, [Relation(predicate="above", subject_id="bin_2", object_id="table_1")])
+    wrapped, _ = _run(run, {"goal": [Relation(predicate="above", subject_id="bin_2", object_id="table_1")]})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     assert list_events(spool) == []
 

@@ -1,4 +1,4 @@
-"""Dataset generation: byte-for-byte determinism, resume, loader, flags (f2p_sim.datagen,
+"""Dataset generation: byte-for-byte determinism, resume, loader, flags (f2p_datasets.datagen,
 f2p_common.dataset)."""
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from f2p_common import dataset as ds
-from f2p_sim.datagen import DatagenConfig, DatagenParams, config_from_args, generate, main
+from f2p_datasets.datagen import DatagenConfig, DatagenParams, config_from_args, generate, main
 
 SMALL = dict(transitions=12, shard_size=6, steps_per_scene=3, points_per_segment=64)
 

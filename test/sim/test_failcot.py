@@ -13,7 +13,7 @@ from f2p_guardian.taxonomy import CATEGORIES, parse_answer
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from f2p_sim.failcot import FailCoTConfig, generate
+    from f2p_datasets.failcot import FailCoTConfig, generate
 
     out = tmp_path_factory.mktemp("failcot")
     cfg = FailCoTConfig(str(out), scenes_per_variant=1, object_counts=(3, 5), image_width=64, image_height=48)
@@ -73,7 +73,7 @@ def test_physics_failures_really_failed_and_the_symbolic_verifier_agrees(dataset
 
 
 def test_an_interrupted_run_resumes_and_a_bad_config_is_refused(dataset, tmp_path):
-    from f2p_sim.failcot import FailCoTConfig, generate
+    from f2p_datasets.failcot import FailCoTConfig, generate
 
     cfg, result, _ = dataset
     again = generate(cfg)

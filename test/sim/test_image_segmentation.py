@@ -142,7 +142,7 @@ def test_yolo_seg_backend_refuses_missing_corrupt_and_foreign_weights(tmp_path, 
 
 
 def test_rendered_training_data_is_ultralytics_layout_with_the_simulators_masks(tmp_path):
-    from f2p_sim.image_data import ImageDataConfig, make_image_dataset
+    from f2p_datasets.image_data import ImageDataConfig, make_image_dataset
     cfg = ImageDataConfig(str(tmp_path / "data"), scenes_per_cell=1, skills_per_scene=0, cameras=("front",),
                           tasks=("transport",), object_counts=(3,), val_fraction=0.0, layouts=("paper", "real_scale"))
     result = make_image_dataset(cfg)

@@ -13,7 +13,7 @@ from f2p_sim.config import load_world_config
 from f2p_sim.control import SkillEnv, execute_controlled
 from f2p_sim.demonstrator import demonstrate
 from f2p_sim.mujoco_backend import MujocoBackend
-from f2p_sim.skill_tasks import TASKS, make_skill_task
+from f2p_datasets.skill_tasks import TASKS, make_skill_task
 from f2p_sim.skills import SkillError
 
 

@@ -1,4 +1,4 @@
-"""AFIL's data and training at a small size (f2p_sim.afil_data, f2p_training.afil): demonstrations, online failure
+"""AFIL's data and training at a small size (f2p_datasets.afil_data, f2p_training.afil): demonstrations, online failure
 rollouts with failure-corrected trajectories, chunked datasets, the DAG trained on both, its
 evaluation; and ``make bench-afil`` run small as a user runs it."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from f2p_afil.checkpoint import load_controller
 from f2p_afil.controller import AfilController
 from f2p_afil.observation import CHUNK, FEATURE_DIM
 from f2p_afil.policy import DAGPolicy, Guidance, PolicyConfig
-from f2p_sim.afil_data import DataConfig, Trajectory, collect, evaluate
+from f2p_datasets.afil_data import DataConfig, Trajectory, collect, evaluate
 from f2p_training.afil import TrainConfig, chunk_dataset, train_policy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -48,8 +48,8 @@ _STACK = (
     NodeSpec("relation_detector", "f2p_relations", "relation_detector"),
     NodeSpec("guardian", "f2p_guardian", "guardian"),
     NodeSpec("planner", "f2p_planner", "planner"),
-    NodeSpec("task_executor", "f2p_executor", "task_executor"),
     NodeSpec("failure_recorder", "f2p_executor", "failure_recorder"),
+    NodeSpec("task_executor", "f2p_executor", "task_executor"),
     NodeSpec("visualizer", "f2p_viz", "visualizer"),
     NodeSpec("bag_recorder", "f2p_bringup", "bag_recorder"),
 )

@@ -1,6 +1,6 @@
 """The one on-disk format of skill-effect datasets, with a writer and a loader.
 
-The simulator writes it (``f2p_sim.datagen``, the learner's D+) and training reads it
+The simulator writes it (``f2p_datasets.datagen``, the learner's D+) and training reads it
 (``f2p_training``), so it lives here, where neither has to import the other.
 
 A dataset D = {(s_t, O_t, φ_t, a_t, s_t+1, O_t+1, R_t, R_t+1)} (paper 000 §3) is a folder:

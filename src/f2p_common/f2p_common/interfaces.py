@@ -332,6 +332,33 @@ def check_literal(literal: GoalLiteral, n_objects: int) -> GoalLiteral:
     return (pred, int(subj), None if obj is None else int(obj))
 
 
+def ground_literal(predicate: str, subject_id: str, object_id: str, index: dict[str, int],
+                   where: str = "relation") -> GoalLiteral:
+    """(predicate, subject index, object index or None) of a relation named by object ids
+    (``object_id`` "" for a unary predicate); ``index``: id -> index. ValueError saying what is
+    wrong: an unknown predicate or id, a missing or extra object, an object related to itself."""
+    try:
+        unary = is_unary(predicate)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+    def at(object_id: str) -> int:
+        if object_id not in index:
+            raise ValueError(f"{where}: unknown object id {object_id!r}; known: {sorted(index)}")
+        return index[object_id]
+    subj = at(subject_id)
+    if unary:
+        if object_id:
+            raise ValueError(f"{where}: {predicate!r} is unary; object_id must be empty")
+        return (predicate, subj, None)
+    if not object_id:
+        raise ValueError(f"{where}: {predicate!r} is binary; object_id is empty")
+    obj = at(object_id)
+    if obj == subj:
+        raise ValueError(f"{where}: an object has no relation with itself")
+    return (predicate, subj, obj)
+
+
 # ---------------------------------------------------------------------------- skills and plans
 @dataclass(frozen=True)
 class SkillCall:

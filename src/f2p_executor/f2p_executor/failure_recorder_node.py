@@ -6,19 +6,18 @@ interface                  type                             what
 =========================  ===============================  ====================================
 srv ``record_failure``     f2p_interfaces/SubmitFailure     store an event durably, then answer
                                                             ``accepted`` (false: why, and nothing
-                                                            was stored)
-sub ``failure_events``     f2p_interfaces/FailureEvent      events published by any producer
-                                                            (reliable): stored the same way
+                                                            was stored); the task executor's
+                                                            and any other producer's
 client ``submit_failure``  f2p_interfaces/SubmitFailure     the learner (remap it to the
                                                             learner's service)
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  spool depth, oldest event age,
                                                             shipped, last error (every second)
 =========================  ===============================  ====================================
 
-The spool folder (``spool_dir``, '' = the task executor's ``$ROS_HOME/f2p/failure_events``) is
-the queue (``f2p_failure.queue.EventQueue``): the task executor writes its events there
-durably, this node adds the ones it receives, and a shipping thread sends the pending ones,
-oldest first, with ``SubmitFailure``. An event moves to ``shipped/`` only after the learner
+The spool folder (``spool_dir``, '' = ``$ROS_HOME/f2p/failure_events``,
+``f2p_failure.queue.default_spool_dir``) is the queue (``f2p_failure.queue.EventQueue``) and this
+node is its one writer: ``record_failure`` stores an event there durably (fsync + rename) before
+it answers, and a shipping thread sends the pending ones, oldest first, with ``SubmitFailure``. An event moves to ``shipped/`` only after the learner
 accepted it; while the learner is absent or silent the node retries with exponential back-off
 (``retry_initial_s`` doubling up to ``retry_max_s``), so the spool grows and drains when the
 learner returns; so does an event the learner cannot take yet (``retry``: it is not active, its
@@ -36,13 +35,11 @@ import threading
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from f2p_executor.task_executor_node import default_spool_dir
 from f2p_failure.events import FailureEventError, load_event
-from f2p_failure.queue import EventQueue
+from f2p_failure.queue import EventQueue, default_spool_dir
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
 from f2p_interfaces.srv import SubmitFailure
 from f2p_ros import parameters as P
@@ -53,7 +50,7 @@ from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagn
 SPOOL_STATES = ("shipped", "refused", "unreadable")
 
 PARAMS = [
-    P.Param("spool_dir", "", "the spool folder ('' = $ROS_HOME/f2p/failure_events, the task executor's)"),
+    P.Param("spool_dir", "", "the spool folder ('' = $ROS_HOME/f2p/failure_events)"),
     P.Param("retry_initial_s", 1.0, "first wait after the learner did not answer (s)",
             lambda v: None if v > 0 else "must be > 0"),
     P.Param("retry_max_s", 60.0, "longest wait between tries (s)", lambda v: None if v > 0 else "must be > 0"),
@@ -68,7 +65,7 @@ class FailureRecorderNode(ManagedNode):
         P.declare(self, PARAMS)
         self.queue: EventQueue | None = None
         self._active = False
-        self._sub = self._diag = self._diag_timer = None
+        self._diag = self._diag_timer = None
         self._thread, self._stop, self._wake = None, threading.Event(), threading.Event()
         self.shipped = self.stored = 0
         self.last_error = ""
@@ -90,10 +87,6 @@ class FailureRecorderNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._sub = self.create_subscription(FailureEventMsg, "failure_events", self._on_event,
-                                             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
-                                             callback_group=MutuallyExclusiveCallbackGroup(),
-                                             event_callbacks=NO_EVENT_HANDLERS["sub"])
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         self._active = True
         self._stop.clear()
@@ -107,10 +100,9 @@ class FailureRecorderNode(ManagedNode):
 
     def _halt(self) -> None:
         self._active = False
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
+        if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
-            self._sub = self._diag_timer = None
+            self._diag_timer = None
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -156,11 +148,6 @@ class FailureRecorderNode(ManagedNode):
             return resp
         resp.accepted, resp.retry, resp.message, resp.stored_uri = self._store(req.event)
         return resp
-
-    def _on_event(self, msg: FailureEventMsg) -> None:
-        ok, _retry, message, _ = self._store(msg)
-        if not ok:
-            self.get_logger().warning(f"failure event {msg.event_id!r} not recorded: {message}")
 
     # --- shipping --------------------------------------------------------------------
     def _ship_loop(self) -> None:

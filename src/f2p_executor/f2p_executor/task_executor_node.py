@@ -15,41 +15,30 @@ client ``plan_task``       f2p_interfaces/PlanTask          the planner
 client ``execute_skill``   f2p_interfaces/ExecuteSkill      the robot's skill server (sim_robot)
 client ``verifier``        f2p_interfaces/VerifyPlan        when set: a plan verifier (Guardian)
 client ``execution_verifier``  f2p_interfaces/VerifyExecution  when set: a step verifier (Guardian)
-pub ``failure_events``     f2p_interfaces/FailureEvent      every failure event, as recorded
+client ``record_failure``  f2p_interfaces/SubmitFailure     the failure recorder: stores each
+                                                            failure event durably, then answers
+pub ``failure_events``     f2p_interfaces/FailureEvent      every failure event, once recorded
 pub ``plan``               f2p_interfaces/Plan              every plan adopted (latched)
 pub ``task_progress``      f2p_interfaces/TaskProgress      every stage (latched): goal, plan, step
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  per task: OK / WARN with the outcome
 =========================  ===============================  ====================================
 
-A task: **observe** (a scene and its relations received after the request), **plan**, **verify**
-(``verifier`` service when set; otherwise the executor's own symbolic check,
-``f2p_executor.supervision.check_plan``), then per step **execute** and **verify_step**: the
-first observation after the skill ended (received after its result, stamped no earlier) is
-compared with the relations the plan predicted (§4). A mismatch is a failure event F = (O_{k-1},
-R_{k-1}, φ_k(a_k), R_k), written durably to ``spool_dir`` (``.f2pevent``, fsync + rename: the
-``failure_recorder``'s queue, which ships it to the learner) and published; the executor then
-**replans** from what it observes, up to ``max_replans`` times. The result says whether the goal
-was observed and whether every prediction held, so "done, but the model was wrong" differs
-from "not done". With ``execution_verifier`` set (Guardian's ``verify_execution``), every step is
-also verified from the scenes before and after it, and its category routes the outcome
-(``f2p_executor.supervision.route_step``, paper 002 §IV-D): an execution slip (the gripper never
-closed, missed or lost the object, nothing happened) is not the model's fault — no failure event,
-the step is replanned from what is observed, at most ``max_step_retries`` times per task —; any
-other failure, or a relation mismatch, is a failure event as above. A plan the ``verifier``
-(or the executor's own check) refuses is not executed: the planner is asked again for the same
-scene with the plans refused so far (PlanTask's ``refused_plans``: it proposes none of them, nor
-one near them; paper 002 §IV-D replans on Guardian's verdict), at most ``max_plan_refusals``
-times per task; then the task ends with the verifier's category and reasoning. Refused plans record no failure event:
-nothing was executed, so nothing was observed to learn from. One task runs at a time: a goal sent meanwhile is rejected. A camera that stops
-ends the task after ``observe_timeout_s`` with that reason; a skill server that does not answer,
-after ``step_timeout_s``.
+The task itself — the stages, their bounds (``max_plan_refusals``, ``max_step_retries``, the
+goal's ``max_replans``, ``reobserve_frames``), routing and failure events — is
+:class:`f2p_executor.task_runner.TaskRunner`'s, without ROS. This node adapts it: observations
+are the latest scene paired with its relation state (by stamp); planning is ``plan_task``;
+verification is the ``verifier`` / ``execution_verifier`` services when set (otherwise the
+runner's own symbolic check, and the relation check alone); each step is an ``execute_skill``
+goal (cancelled with the task); each failure event goes to the failure recorder's
+``record_failure`` (the spool's one writer; the event counts as recorded only once it answered
+``accepted``), then to ``failure_events`` for whoever watches. One task runs at a time: a goal
+sent meanwhile is rejected. A camera that stops ends the task after ``observe_timeout_s`` with
+that reason; a skill server or service that does not answer, after ``step_timeout_s``.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
-from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
@@ -58,30 +47,23 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
-from f2p_executor.supervision import FAILURE, RETRY, check_plan, goal_status, route_step, step_mismatches
-from f2p_failure.events import FailureEvent, FailureEventError
-from f2p_failure.queue import EventQueue
+from f2p_executor.task_runner import (ExecutedStep, Observation, RunnerConfig, SkillEnd, TaskError, TaskOutcome,
+                                      TaskRequest, TaskRunner)
+from f2p_failure.events import FailureEvent
 from f2p_interfaces.action import ExecuteSkill, RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
 from f2p_interfaces.msg import Plan as PlanMsg
-from f2p_interfaces.msg import GuardianVerdict, PlanStep, TaskProgress
+from f2p_interfaces.msg import GuardianVerdict, PlanStep, Relation, TaskProgress
 from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
-from f2p_interfaces.srv import PlanTask, VerifyExecution, VerifyPlan
+from f2p_interfaces.srv import PlanTask, SubmitFailure, VerifyExecution, VerifyPlan
 from f2p_ros import parameters as P
-from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, failure_event_to_msg, literal_from_msg,
-                                 plan_from_msg, plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg,
-                                 scene_to_msg, skill_call_to_msg, stamp_to_ns)
+from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, failure_event_to_msg, plan_from_msg,
+                                 plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg, scene_to_msg,
+                                 skill_call_from_msg, skill_call_to_msg, stamp_to_ns)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 
-
-def default_spool_dir() -> str:
-    """``$ROS_HOME/f2p/failure_events`` (ROS_HOME defaults to ~/.ros)."""
-    return str(Path(os.environ.get("ROS_HOME", Path.home() / ".ros")) / "f2p" / "failure_events")
-
-
 PARAMS = [
-    P.Param("spool_dir", "", "folder failure events are written to durably ('' = $ROS_HOME/f2p/failure_events)"),
     P.Param("robot_id", "sim", "robot id recorded in every failure event"),
     P.Param("verifier", "", "VerifyPlan service that checks plans before acting ('' = the executor's own check)"),
     P.Param("execution_verifier", "", "VerifyExecution service that checks each step after acting ('' = the "
@@ -97,14 +79,23 @@ PARAMS = [
     P.Param("observe_timeout_s", 10.0, "longest wait for an observation (s)", lambda v: None if v > 0 else "must be > 0"),
     P.Param("step_timeout_s", 120.0, "longest wait for a skill or a service (s)",
             lambda v: None if v > 0 else "must be > 0"),
+    P.Param("record_timeout_s", 30.0, "longest wait for the failure recorder to store an event (s)",
+            lambda v: None if v > 0 else "must be > 0"),
 ]
 
 
-class TaskError(Exception):
-    """Ends a task early with this message (a stage failed, a timeout, a cancel)."""
+def _scene_msg(obs: Observation) -> SegmentedSceneMsg:
+    return obs.raw[0] if obs.raw is not None else scene_to_msg(obs.scene)
+
+
+def _step_msg(step: ExecutedStep) -> PlanStep:
+    return PlanStep(skill=skill_call_to_msg(step.call), predicted_relations=relations_to_msg(step.predicted))
 
 
 class TaskExecutorNode(ManagedNode):
+    """The RunTask action over a :class:`TaskRunner`; the node is the runner's observer, planner,
+    skills, verifier and recorder (module docstring)."""
+
     def __init__(self, **kwargs):
         super().__init__("task_executor", **kwargs)
         P.declare(self, PARAMS)
@@ -119,6 +110,7 @@ class TaskExecutorNode(ManagedNode):
         calls = ReentrantCallbackGroup()
         self._obs_group = MutuallyExclusiveCallbackGroup()
         self._plan_client = self.create_client(PlanTask, "plan_task", callback_group=calls)
+        self._record_client = self.create_client(SubmitFailure, "record_failure", callback_group=calls)
         self._skill_client = ActionClient(self, ExecuteSkill, "execute_skill", callback_group=calls)
         self._verify_client = self._step_client = None
         self._action = ActionServer(self, RunTask, "run_task", self._execute, goal_callback=self._on_goal,
@@ -128,14 +120,15 @@ class TaskExecutorNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.v = P.load(self, PARAMS)
+            self.runner = TaskRunner(
+                RunnerConfig(robot_id=self.v["robot_id"], max_step_retries=self.v["max_step_retries"],
+                             max_plan_refusals=self.v["max_plan_refusals"],
+                             min_goal_probability=self.v["min_goal_probability"],
+                             reobserve_frames=self.v["reobserve_frames"]),
+                observer=self, planner=self, skills=self, verifier=self, recorder=self,
+                log=lambda m: self.get_logger().info(m))
         except ValueError as exc:
             self.get_logger().error(f"configure failed: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.spool = Path(self.v["spool_dir"] or default_spool_dir()).expanduser()
-        try:
-            self.queue = EventQueue(self.spool, ())          # the failure recorder ships from here
-        except OSError as exc:
-            self.get_logger().error(f"configure failed: cannot create the spool {self.spool}: {exc}")
             return TransitionCallbackReturn.FAILURE
         if self.v["verifier"]:
             self._verify_client = self.create_client(VerifyPlan, self.v["verifier"],
@@ -151,7 +144,7 @@ class TaskExecutorNode(ManagedNode):
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._plan_pub = self.create_lifecycle_publisher(PlanMsg, "plan", latched, event_callbacks=pub)
         self._progress_pub = self.create_lifecycle_publisher(TaskProgress, "task_progress", latched, event_callbacks=pub)
-        self.get_logger().info(f"configured: failure events spool to {self.spool}")
+        self.get_logger().info(f"configured: failure events go to {self._record_client.srv_name}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -192,7 +185,62 @@ class TaskExecutorNode(ManagedNode):
                 getattr(self, endpoint).destroy()
         super().destroy_node()
 
-    # --- observations ------------------------------------------------------------------
+    # --- the task ----------------------------------------------------------------------
+    def _on_goal(self, goal) -> GoalResponse:
+        # An accepted goal holds _busy until its execution ends: a second one is rejected at once.
+        if not self._active or not self._busy.acquire(blocking=False):
+            self.get_logger().warning("rejected a run_task goal: " +
+                                      ("not active" if not self._active else "a task is already running"))
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle) -> RunTask.Result:
+        req = goal_handle.request
+
+        def progress(stage: str, k: int = 0, n: int = 0, fraction: float = 0.0, status: str = "", plan_id: str = ""):
+            if stage != "done":
+                goal_handle.publish_feedback(RunTask.Feedback(stage=stage, step_index=k, num_steps=n,
+                                                              progress=float(fraction), status=status))
+            msg = TaskProgress(goal_id=bytes(goal_handle.goal_id.uuid).hex(), stage=stage, plan_id=plan_id,
+                               step_index=k, num_steps=n, status=status)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self._progress_pub.publish(msg)
+
+        try:
+            try:
+                skeleton = tuple(skill_call_from_msg(c) for c in req.skeleton)
+            except ConversionError as exc:
+                raise TaskError(f"bad skeleton: {exc}") from None
+            request = TaskRequest(goal=[(g.predicate, g.subject_id, g.object_id) for g in req.goal],
+                                  task_description=req.task_description, skeleton=skeleton,
+                                  max_replans=int(req.max_replans), observe_after_ns=stamp_to_ns(req.observe_after))
+            outcome = self.runner.run(request, progress, lambda: goal_handle.is_cancel_requested)
+        except TaskError as exc:
+            outcome = TaskOutcome(message=str(exc), predictions_met=True)
+        finally:
+            self._busy.release()                 # taken when the goal was accepted
+        result = RunTask.Result(success=outcome.success, goal_observed=outcome.goal_observed,
+                                predictions_met=outcome.predictions_met, message=outcome.message,
+                                executed_steps=[_step_msg(s) for s in outcome.executed_steps],
+                                failure_event_ids=list(outcome.failure_event_ids),
+                                step_verdicts=list(outcome.step_verdicts), retries=outcome.retries)
+        if outcome.final is not None:
+            result.final_relations = (outcome.final.raw[1] if outcome.final.raw is not None
+                                      else relations_to_msg(outcome.final.relations))
+        self.tasks_run += 1
+        n = len(result.executed_steps)
+        progress("done", n, n, 1.0, result.message)
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif outcome.ended:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        self._diag.publish(diagnostics(self, "task", OK if result.success else WARN, result.message,
+                                       tasks=self.tasks_run, events=len(result.failure_event_ids)))
+        return result
+
+    # --- observer ------------------------------------------------------------------------
     def _on_scene(self, msg: SegmentedSceneMsg) -> None:
         with self._seen:
             self._scenes[stamp_to_ns(msg.header.stamp)] = (msg, time.monotonic())
@@ -207,8 +255,7 @@ class TaskExecutorNode(ManagedNode):
             self._pairs = (self._pairs + [(scene[0], msg, time.monotonic())])[-4:]
             self._seen.notify_all()
 
-    def _observe(self, goal_handle, received_after: float, stamped_after_ns: int = 0
-                 ) -> tuple[SegmentedScene, RelationState, SegmentedSceneMsg, RelationStateMsg]:
+    def observe(self, received_after: float, stamped_after_ns: int, stop) -> Observation:
         """The first scene and relation state received after ``received_after`` (monotonic s) and
         stamped no earlier than ``stamped_after_ns``."""
         deadline = time.monotonic() + self.v["observe_timeout_s"]
@@ -217,10 +264,11 @@ class TaskExecutorNode(ManagedNode):
                 for scene_msg, rel_msg, arrived in reversed(self._pairs):
                     if arrived > received_after and stamp_to_ns(rel_msg.header.stamp) >= stamped_after_ns:
                         try:
-                            return scene_from_msg(scene_msg), relations_from_msg(rel_msg), scene_msg, rel_msg
+                            return Observation(scene_from_msg(scene_msg), relations_from_msg(rel_msg),
+                                               (scene_msg, rel_msg))
                         except (ConversionError, PointCloudError) as exc:
                             raise TaskError(f"an unusable observation: {exc}") from None
-                if goal_handle.is_cancel_requested:
+                if stop():
                     raise TaskError("cancelled")
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -228,211 +276,75 @@ class TaskExecutorNode(ManagedNode):
                                     f"{self.v['observe_timeout_s']:g} s: is the camera publishing?")
                 self._seen.wait(min(left, 0.1))
 
-    def _observe_objects(self, goal_handle, received_after: float, stamped_after_ns: int, ids: list[str], k: int):
-        """The first observation after step ``k`` that sees the plan's objects ``ids``, in their
-        order (a backend that segments each frame afresh lists them in any order); the next
-        ``reobserve_frames`` frames are tried when one misses or splits an object."""
-        seen = []
-        for _try in range(1 + int(self.v["reobserve_frames"])):
-            scene, rel, scene_msg, rel_msg = self._observe(goal_handle, received_after, stamped_after_ns)
-            if sorted(scene.object_ids) == sorted(ids):
-                if scene.object_ids == list(ids):
-                    return scene, rel, scene_msg, rel_msg
-                scene, rel = scene.reordered(ids), rel.reordered(ids)
-                return scene, rel, scene_to_msg(scene), relations_to_msg(rel)
-            seen.append(scene.object_ids)
-            received_after = time.monotonic()                # the next frame
-        raise TaskError(f"after step {k} the camera sees {seen[-1]}, not {list(ids)} (in {len(seen)} frames): the "
-                        "step cannot be checked")
-
-    # --- the task ----------------------------------------------------------------------
-    def _on_goal(self, goal) -> GoalResponse:
-        # An accepted goal holds _busy until its execution ends: a second one is rejected at once.
-        if not self._active or not self._busy.acquire(blocking=False):
-            self.get_logger().warning("rejected a run_task goal: " +
-                                      ("not active" if not self._active else "a task is already running"))
-            return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
-
-    def _feedback(self, goal_handle, stage: str, k: int = 0, n: int = 0, progress: float = 0.0, status: str = "",
-                  plan_id: str = ""):
-        """The stage to the RunTask client (feedback) and to everyone (task_progress)."""
-        if stage != "done":
-            goal_handle.publish_feedback(RunTask.Feedback(stage=stage, step_index=k, num_steps=n,
-                                                          progress=float(progress), status=status))
-        progress_msg = TaskProgress(goal_id=bytes(goal_handle.goal_id.uuid).hex(), stage=stage, plan_id=plan_id,
-                                    step_index=k, num_steps=n, status=status)
-        progress_msg.header.stamp = self.get_clock().now().to_msg()
-        self._progress_pub.publish(progress_msg)
-
-    def _execute(self, goal_handle) -> RunTask.Result:
-        result = RunTask.Result()
+    # --- planner -------------------------------------------------------------------------
+    def _call(self, client, request, what: str, stop, timeout: float | None = None):
+        """A service call from the task's thread: its response; TaskError when it is not there,
+        does not answer within ``timeout`` (default ``step_timeout_s``) or the task is cancelled."""
+        timeout = self.v["step_timeout_s"] if timeout is None else timeout
+        if not client.wait_for_service(timeout_sec=min(5.0, timeout)):
+            raise TaskError(f"{what} ({client.srv_name}) is not available")
         try:
-            outcome = self._run(goal_handle, result)
-        finally:
-            self._busy.release()                 # taken when the goal was accepted
-        self.tasks_run += 1
-        self._feedback(goal_handle, "done", len(result.executed_steps), len(result.executed_steps), 1.0, result.message)
-        if goal_handle.is_cancel_requested:
-            goal_handle.canceled()
-        elif outcome:
-            goal_handle.succeed()
-        else:
-            goal_handle.abort()
-        self._diag.publish(diagnostics(self, "task", OK if result.success else WARN, result.message,
-                                       tasks=self.tasks_run, events=len(result.failure_event_ids)))
-        return result
-
-    def _run(self, goal_handle, result: RunTask.Result) -> bool:
-        """The task (module docstring); fills ``result``; True when it ran to its end."""
-        req = goal_handle.request
-        started = time.monotonic()
-        stop = lambda: goal_handle.is_cancel_requested  # noqa: E731
-        replans_left, attempt, retries_left = int(req.max_replans), 0, int(self.v["max_step_retries"])
-        refusals_left, refused = int(self.v["max_plan_refusals"]), []
-        try:
-            self._feedback(goal_handle, "observe", status="waiting for an observation")
-            scene, rel, scene_msg, rel_msg = self._observe(goal_handle, started, stamp_to_ns(req.observe_after))
-            while True:
-                index = {o: i for i, o in enumerate(scene.object_ids)}
-                try:
-                    goal = [literal_from_msg(m, index, f"goal[{i}]") for i, m in enumerate(req.goal)]
-                except ConversionError as exc:
-                    raise TaskError(f"bad goal: {exc}") from None
-                self._feedback(goal_handle, "plan" if attempt == 0 else "replan", status=f"attempt {attempt + 1}")
-                plan = self._plan(scene_msg, req, stop, refused)
-                if not plan.skeleton:
-                    break                                   # the goal holds already, as the model sees it
-                self._plan_pub.publish(plan_to_msg(plan))
-                self._feedback(goal_handle, "verify_plan", n=len(plan.skeleton), plan_id=plan.plan_id)
-                problems = self._verify(req, scene_msg, plan, scene, stop)
-                if problems:
-                    refused.append(plan_to_msg(plan))
-                    if refusals_left == 0:
-                        raise TaskError(f"plan refused {len(refused)} time(s), the last: {'; '.join(problems)}")
-                    refusals_left -= 1
-                    self.get_logger().info(f"plan {plan.plan_id} refused ({'; '.join(problems)[:200]}): "
-                                           f"searching again, away from the {len(refused)} refused")
-                    self._feedback(goal_handle, "replan", status=f"plan refused, searching elsewhere: "
-                                                                 f"{'; '.join(problems)[:200]}")
-                    continue
-                refused = []                        # a new scene from here on: its own refusals
-                outcome, before, rel_before, before_msg = "done", scene, rel, scene_msg
-                for k, ((name, target), params) in enumerate(zip(plan.skeleton, plan.parameters)):
-                    self._feedback(goal_handle, "execute", k, len(plan.skeleton), k / len(plan.skeleton),
-                                   f"{name} on {plan.object_ids[target]}", plan.plan_id)
-                    skill_result, ended = self._execute_skill(plan, k, before, stop)
-                    step = PlanStep(skill=skill_call_to_msg(SkillCall(name, (plan.object_ids[target],), tuple(params))))
-                    step.predicted_relations = relations_to_msg(RelationState(
-                        plan.object_ids, plan.step_relations[k]["unary"], plan.step_relations[k]["binary"],
-                        plan.frame_id, plan.stamp_ns))
-                    result.executed_steps.append(step)
-                    self._feedback(goal_handle, "verify_step", k, len(plan.skeleton), (k + 0.5) / len(plan.skeleton),
-                                   plan_id=plan.plan_id)
-                    after, rel_after, after_msg, rel_after_msg = self._observe_objects(
-                        goal_handle, ended, stamp_to_ns(skill_result.observed_relations.header.stamp),
-                        plan.object_ids, k)
-                    mismatches = step_mismatches(plan, k, rel_after)
-                    verdict = self._verify_step(req, step, before_msg, after_msg, stop)
-                    if verdict is not None:
-                        result.step_verdicts.append(verdict)
-                    route = route_step(mismatches, None if verdict is None else verdict.category)
-                    scene, rel, scene_msg, rel_msg = after, rel_after, after_msg, rel_after_msg
-                    if route == RETRY:
-                        if retries_left == 0:
-                            raise TaskError(f"step {k} ({name}) slipped again ({verdict.category}) after "
-                                            f"{self.v['max_step_retries']} retries: {verdict.reasoning[:200]}")
-                        retries_left -= 1
-                        result.retries += 1
-                        self.get_logger().info(f"step {k} ({name}) slipped ({verdict.category}): replanning from "
-                                               f"what is observed, no failure event")
-                        outcome = "retry"
-                        break
-                    if route == FAILURE:
-                        result.failure_event_ids.append(self._record(plan, k, before, rel_before, after, rel_after,
-                                                                     mismatches, req, verdict))
-                        outcome = "failure"
-                        break
-                    before, rel_before, before_msg = after, rel_after, after_msg
-                if outcome == "done":
-                    break
-                if outcome == "failure":
-                    if replans_left == 0:
-                        break
-                    replans_left -= 1
-                attempt += 1
-        except TaskError as exc:
-            result.message = str(exc)
-            result.predictions_met = not result.failure_event_ids
-            return False
-        result.final_relations = rel_msg
-        index = {o: i for i, o in enumerate(rel.object_ids)}
-        goal = [literal_from_msg(m, index) for m in req.goal]
-        result.goal_observed, unmet = goal_status(goal, rel)
-        result.predictions_met = not result.failure_event_ids
-        result.success = result.goal_observed and result.predictions_met
-        result.message = ("done: the goal holds and every step went as predicted" if result.success else
-                          f"the goal holds, but {len(result.failure_event_ids)} step(s) did not go as predicted"
-                          if result.goal_observed else
-                          f"not done: {len(unmet)} goal relation(s) do not hold"
-                          + (f" after {len(result.failure_event_ids)} failure event(s)" if result.failure_event_ids else ""))
-        return True
-
-    # --- stages ------------------------------------------------------------------------
-    def _plan(self, scene_msg: SegmentedSceneMsg, req, stop, refused: list) -> Plan:
-        if not self._plan_client.wait_for_service(timeout_sec=min(5.0, self.v["step_timeout_s"])):
-            raise TaskError("the planner (plan_task) is not available")
-        try:
-            resp = wait_for(self._plan_client.call_async(PlanTask.Request(scene=scene_msg, goal=req.goal,
-                                                                          skeleton=req.skeleton, refused_plans=refused)),
-                            self.v["step_timeout_s"], stop)
+            return wait_for(client.call_async(request), timeout, stop)
         except TimeoutError as exc:
-            raise TaskError(f"plan_task: {exc}") from None
+            raise TaskError(f"{what} ({client.srv_name}): {exc}") from None
         except InterruptedError:
             raise TaskError("cancelled") from None
+
+    def plan(self, request: TaskRequest, obs: Observation, refused, stop) -> Plan:
+        goal = [Relation(predicate=p, subject_id=s, object_id=o) for p, s, o in request.goal]
+        resp = self._call(self._plan_client, PlanTask.Request(
+            scene=_scene_msg(obs), goal=goal, skeleton=[skill_call_to_msg(c) for c in request.skeleton],
+            refused_plans=[plan_to_msg(p) for p in refused]), "the planner", stop)
         if not resp.success:
             raise TaskError(f"planning failed: {resp.message}")
-        return plan_from_msg(resp.plan)
-
-    def _verify(self, req, scene_msg, plan: Plan, scene: SegmentedScene, stop) -> list[str]:
-        problems = check_plan(plan, scene.labels, self.v["min_goal_probability"])
-        if problems or self._verify_client is None:
-            return problems
-        if not self._verify_client.wait_for_service(timeout_sec=5.0):
-            return [f"the verifier {self.v['verifier']} is not available"]
         try:
-            resp = wait_for(self._verify_client.call_async(VerifyPlan.Request(
-                task_description=req.task_description, scene=scene_msg, plan=plan_to_msg(plan))),
-                self.v["step_timeout_s"], stop)
-        except (TimeoutError, InterruptedError) as exc:
-            return [f"verifier: {exc}"]
+            plan = plan_from_msg(resp.plan)
+        except ConversionError as exc:
+            raise TaskError(f"the planner's plan is malformed: {exc}") from None
+        if plan.skeleton:
+            self._plan_pub.publish(resp.plan)
+        return plan
+
+    # --- verifier ------------------------------------------------------------------------
+    def verify_plan(self, request: TaskRequest, obs: Observation, plan: Plan, stop) -> list[str]:
+        if self._verify_client is None:
+            return []
+        try:
+            resp = self._call(self._verify_client, VerifyPlan.Request(
+                task_description=request.task_description, scene=_scene_msg(obs), plan=plan_to_msg(plan)),
+                "the verifier", stop)
+        except TaskError as exc:
+            if str(exc) == "cancelled":
+                raise
+            return [str(exc)]
         if not resp.success:
             return [f"the verifier cannot verify the plan: {resp.message}"]
         if resp.verdict.verdict == GuardianVerdict.VERDICT_FAILURE:
             return [f"the verifier refuses the plan ({resp.verdict.category}): {resp.verdict.reasoning[:200]}"]
         return []
 
-    def _verify_step(self, req, step: PlanStep, before_msg, after_msg, stop) -> GuardianVerdict | None:
+    def verify_step(self, request: TaskRequest, step: ExecutedStep, before: Observation, after: Observation,
+                    stop) -> GuardianVerdict | None:
         """The execution verifier's verdict on a step (None without one, or when it cannot answer:
         the relation check then decides alone, and the reason is logged)."""
         if self._step_client is None:
             return None
-        if not self._step_client.wait_for_service(timeout_sec=5.0):
-            self.get_logger().warning(f"the execution verifier {self.v['execution_verifier']} is not available")
-            return None
         try:
-            resp = wait_for(self._step_client.call_async(VerifyExecution.Request(
-                task_description=req.task_description, step=step, before=before_msg, after=after_msg)),
-                self.v["step_timeout_s"], stop)
-        except (TimeoutError, InterruptedError) as exc:
-            self.get_logger().warning(f"execution verifier: {exc}")
+            resp = self._call(self._step_client, VerifyExecution.Request(
+                task_description=request.task_description, step=_step_msg(step), before=_scene_msg(before),
+                after=_scene_msg(after)), "the execution verifier", stop)
+        except TaskError as exc:
+            if str(exc) == "cancelled":
+                raise
+            self.get_logger().warning(str(exc))
             return None
         if not resp.success:
             self.get_logger().warning(f"execution verifier: {resp.message}")
             return None
         return resp.verdict
 
-    def _execute_skill(self, plan: Plan, k: int, scene: SegmentedScene, stop) -> tuple[ExecuteSkill.Result, float]:
+    # --- skills --------------------------------------------------------------------------
+    def execute(self, plan: Plan, k: int, scene: SegmentedScene, stop) -> SkillEnd:
         name, target = plan.skeleton[k]
         if not self._skill_client.wait_for_server(timeout_sec=min(5.0, self.v["step_timeout_s"])):
             raise TaskError("the skill server (execute_skill) is not available")
@@ -460,29 +372,19 @@ class TaskExecutorNode(ManagedNode):
             raise TaskError(f"step {k} ({name}): {exc}") from None
         if not wrapped.result.success:
             raise TaskError(f"step {k} ({name}) was not executed: {wrapped.result.message}")
-        return wrapped.result, time.monotonic()
+        return SkillEnd(time.monotonic(), stamp_to_ns(wrapped.result.observed_relations.header.stamp))
 
-    def _record(self, plan: Plan, k: int, before: SegmentedScene, rel_before: RelationState, after: SegmentedScene,
-                rel_after: RelationState, mismatches: list[dict], req, verdict: GuardianVerdict | None = None) -> str:
-        """Write the failure event of step ``k`` durably to the spool and publish it; its id."""
-        context = {"task_description": req.task_description, "plan_id": plan.plan_id,
-                   "plan": [[s, int(t), [float(v) for v in a]] for (s, t), a in zip(plan.skeleton, plan.parameters)]}
-        if verdict is not None:
-            context["guardian"] = {"category": verdict.category, "confidence": float(verdict.confidence),
-                                   "reasoning": verdict.reasoning}
-        try:
-            event = FailureEvent.from_plan_step(
-                plan, k, robot_id=self.v["robot_id"], labels=before.labels, before=before.clouds,
-                relations_before=(rel_before.unary, rel_before.binary), observed_after=(rel_after.unary, rel_after.binary),
-                after=after.clouds, mismatches=mismatches, context=context, frame_id=before.frame_id,
-                stamp_ns=after.stamp_ns)
-            path, _ = self.queue.put(event)
-        except (FailureEventError, OSError) as exc:
-            raise TaskError(f"step {k} did not go as predicted, and its failure event could not be recorded: {exc}")
-        self._events_pub.publish(failure_event_to_msg(event))
-        self.get_logger().info(f"failure at step {k}: {len(mismatches)} mismatched relation(s); event {event.event_id} "
-                               f"saved to {path}")
-        return event.event_id
+    # --- recorder ------------------------------------------------------------------------
+    def record(self, event: FailureEvent, stop) -> str:
+        """The failure recorder stores ``event`` (it alone writes the spool); once it accepted it,
+        the event goes to ``failure_events``. Where it was stored."""
+        msg = failure_event_to_msg(event)
+        resp = self._call(self._record_client, SubmitFailure.Request(event=msg), "the failure recorder", stop,
+                          self.v["record_timeout_s"])
+        if not resp.accepted:
+            raise TaskError(f"the failure recorder refused it: {resp.message}")
+        self._events_pub.publish(msg)
+        return resp.stored_uri
 
 
 def main(args=None) -> None:

@@ -22,6 +22,12 @@ from f2p_failure.events import EVENT_SUFFIX, FailureEvent, event_path, list_even
 _STATE = re.compile(r"[a-z][a-z0-9_]*")
 
 
+def default_spool_dir() -> Path:
+    """The robot's failure-event spool: ``$ROS_HOME/f2p/failure_events`` (ROS_HOME defaults to
+    ~/.ros). Its one writer is the failure recorder."""
+    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros")) / "f2p" / "failure_events"
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:

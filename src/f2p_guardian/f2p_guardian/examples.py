@@ -1,4 +1,4 @@
-"""The FailCoT example format (made by ``f2p_sim.failcot``, read by verifiers' training and
+"""The FailCoT example format (made by ``f2p_datasets.failcot``, read by verifiers' training and
 evaluation): one JSON object per line in ``shards/<scene>/examples.jsonl`` under a dataset root.
 
 Common fields: ``id``, ``split`` (train / val / test), ``mode`` (plan / execution), ``task``,

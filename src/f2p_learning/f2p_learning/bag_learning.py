@@ -27,9 +27,9 @@ from pathlib import Path
 import yaml
 
 from f2p_failure.events import FailureEventError
-from f2p_learning.jobs import JobResult, Learner
-from f2p_learning.learner_node import PARAMS, learner_config
-from f2p_ros import parameters as P
+from f2p_common.parameters import validate
+from f2p_common.resources import share_path
+from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros.bag import BagError, BagReader
 from f2p_ros.conversions import ConversionError, failure_event_from_msg
 
@@ -65,16 +65,15 @@ class BagLearningResult:
 
 def learner_parameters(params_file: str | Path | None, overrides: dict) -> dict:
     """The learner node's validated parameters from a params file (``learner: ros__parameters``)."""
-    if params_file is None:
-        from f2p_bringup.graph import params_file as installed
-        params_file = installed("learner")
+    if params_file is None:                # the learner graph's params file (f2p_bringup's package data)
+        params_file = share_path("f2p_bringup", "config", "learner.yaml")
     try:
         doc = yaml.safe_load(Path(params_file).read_text()) or {}
         values = dict(doc.get("learner", {}).get("ros__parameters", {}))
     except (OSError, yaml.YAMLError, AttributeError) as exc:
         raise ValueError(f"cannot read the learner's parameters from {params_file}: {exc}") from None
     values.update(overrides)
-    return P.validate(PARAMS, values, "learner")
+    return validate(PARAMS, values, "learner")
 
 
 def learn_from_bag(cfg: BagLearningConfig, say=print) -> BagLearningResult:

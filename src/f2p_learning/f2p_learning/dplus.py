@@ -15,7 +15,7 @@ import numpy as np
 
 from f2p_common.dataset import FLAG_UNSEEN_SEGMENT
 from f2p_failure.events import FailureEvent
-from f2p_sim.datagen import record_step, scene_record, snapshot, write_rows
+from f2p_datasets.datagen import record_step, scene_record, snapshot, write_rows
 from f2p_sim.observation import Camera
 from f2p_sim.real2sim import scene_from_segments
 from f2p_sim.scene import SceneError

@@ -3,9 +3,12 @@
 :class:`Learner` owns a durable queue of events (``f2p_failure.queue.EventQueue`` in
 ``queue_dir``) and a :class:`~f2p_learning.store.ModelStore`. :meth:`Learner.submit` stores an
 event before anything acknowledges it (idempotent by event id). :meth:`Learner.run_next` takes
-the oldest pending event and runs one job in a worker process — ``f2p-learn`` (classify, SVGD
-over states and actions, D+ in simulation, fine-tuning, the regression gate; :mod:`f2p_learning.learn`)
-with its torch threads bounded by ``worker_threads`` — reporting each stage as it ends. Then:
+the oldest pending event and runs one job: the learner's :class:`~f2p_learning.learn.LearnConfig`
+(``LearnerConfig.learn``) with this event, its parent and its job folder, given to
+:func:`f2p_learning.learn.learn` (classify, SVGD over states and actions, D+ in simulation,
+fine-tuning, the regression gate) in a worker process (:mod:`f2p_learning.job_worker`, torch
+threads ``worker_threads``) that reports each stage as a structured message and returns the
+:class:`~f2p_learning.learn.LearnReport`. Then:
 
 * learned and deployable: the child is signed (Ed25519, ``signing_key``) and stored with its
   lineage; the event moves to ``learned/``;
@@ -14,42 +17,65 @@ with its torch threads bounded by ``worker_threads`` — reporting each stage as
 * anything else (bad input, no D+, diverged inference, a crash): event to ``failed/`` with why.
 
 The event leaves the pending queue only after its outcome is stored, so a learner killed at
-any moment runs the job again from the start on restart (``--fresh``; the same seeds give the
-same child, which the store already holds or takes once). The parent of a job is the model that
-failed: the stored model with the event's ``model_version``, else the configured checkpoint.
-No ROS.
+any moment runs the job again from the start on restart (``fresh``; the same seeds give the
+same child, which the store already holds or takes once); :meth:`Learner.stop` stops a running
+job the same way (its event stays pending). The parent of a job is the model that failed: the
+stored model with the event's ``model_version``, else the configured checkpoint.
+
+:data:`PARAMS` are the learner's settings as the ``learner`` node declares them and a params
+file holds them; :func:`learner_config` maps validated values onto :class:`LearnerConfig` (the
+node and ``f2p-learn-bag`` both use it: the same event gives the same child online and
+offline). No ROS.
 """
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
-import signal
-import subprocess
-import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
+from f2p_common import parameters as P
 from f2p_failure.events import FailureEvent, event_path, load_event
 from f2p_failure.queue import EventQueue
+from f2p_learning import job_worker
+from f2p_learning.learn import STAGES, LearnConfig, LearnReport
 from f2p_learning.store import ModelStore, StoredModel
-from f2p_skill_effect.checkpoint import CheckpointError
+from f2p_sim.config import LAYOUTS
+from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
+from f2p_training.train import FineTuneRecipe
 
 #: Where a job's event moves (module docstring).
 JOB_STATES = ("learned", "not_deployable", "not_learnable", "failed")
-#: Share of a job's time per f2p-learn stage (measured on the demo's transport-3 failure), for progress.
+#: Share of a job's time per learn stage (measured on the demo's transport-3 failure), for progress.
 STAGE_SHARE = {"load": 0.01, "classify": 0.04, "infer": 0.30, "simulate": 0.15, "fine_tune": 0.45, "validate": 0.05}
+assert tuple(STAGE_SHARE) == STAGES
+
+#: The learner's parameters (the ``learner`` node's, and a params file's ``learner:`` section).
+PARAMS = [
+    P.Param("queue_dir", "", "the learner's event queue ('' = $ROS_HOME/f2p/learner)"),
+    P.Param("store_dir", "", "the model store, one folder per version ('' = $ROS_HOME/f2p/models)"),
+    P.Param("checkpoint", "", "parent when the failed model is not in the store ('' = the shipped pre-trained; "
+                              "a shipped model's file name; a path)"),
+    P.Param("signing_key", "", "Ed25519 private key (PEM, f2p-sign keygen) signing deployable children ('' = unsigned)"),
+    P.Param("replay_data", [""], "dataset folders replayed during fine-tuning ([''] = none)"),
+    P.Param("regression_data", [""], "held-out dataset folders for the regression gate ([''] = none: nothing deployable)"),
+    P.Param("regression_tolerance", 0.02, "largest score drop a deployable child may show", P.positive_or_zero),
+    P.Param("particles", 20, "M, the SVGD particles (paper A.5: 20)", P.at_least(2)),
+    P.Param("svgd_steps", 60, "SVGD steps", P.at_least(1)),
+    P.Param("epochs", 200, "fine-tuning epochs (paper: 200)", P.at_least(1)),
+    P.Param("seed", 0, "seed of every job (the same event gives the same child)", P.positive_or_zero),
+    P.Param("worker_threads", 1, "torch threads of the worker process", P.at_least(1)),
+    P.Param("layout", "", "the simulated world's layout failures are replayed in ('' = paper; real_scale for a "
+                          "robot's events: its workspace holds real furniture)", P.one_of("", *LAYOUTS)),
+    P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child"),
+    P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive),
+]
 
 
-def _die_with_parent() -> None:
-    """In the worker, before exec: SIGTERM it when the learner dies (Linux), so a learner killed
-    mid-job leaves no orphan writing into the job folder it will run again on restart."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def ros_home() -> Path:
+    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros"))
 
 
 @dataclass
@@ -57,31 +83,39 @@ class LearnerConfig:
     """queue_dir: the learner's event queue; store_dir: its model store; checkpoint: the parent
     when the failed model is not in the store; signing_key: Ed25519 private key (PEM) that
     signs deployable children (None: unsigned, and a robot with require_signed refuses them);
-    replay_data / regression_data: dataset folders for fine-tuning replay and the gate (no
-    regression data: nothing is deployable); the learn settings; worker_threads: torch / OMP
-    threads of the worker process (the robot graph may share the CPU); layout: the world
-    config's layout failures are replayed in ('' = the file's own)."""
+    worker_threads: torch / OMP threads of the worker process (the robot graph may share the
+    CPU); learn: every job's learn settings (event, checkpoint and out_dir are the job's)."""
 
     queue_dir: str | Path
     store_dir: str | Path
     checkpoint: str | Path
     signing_key: str | Path | None = None
-    replay_data: Sequence[str | Path] = ()
-    regression_data: Sequence[str | Path] = ()
-    regression_tolerance: float = 0.02
-    particles: int = 20
-    svgd_steps: int = 60
-    epochs: int = 200
-    seed: int = 0
     worker_threads: int = 1
-    layout: str = ""
-    extra_args: Sequence[str] = field(default_factory=tuple)
+    learn: LearnConfig = field(default_factory=LearnConfig)
+
+
+def learner_config(v: dict) -> LearnerConfig:
+    """The learner's settings from validated :data:`PARAMS` values (module docstring)."""
+    home = ros_home() / "f2p"
+    if v["signing_key"] and not Path(v["signing_key"]).is_file():
+        raise ValueError(f"signing_key {v['signing_key']} does not exist (make one: f2p-sign keygen KEY)")
+    return LearnerConfig(
+        queue_dir=Path(v["queue_dir"] or home / "learner").expanduser(),
+        store_dir=Path(v["store_dir"] or home / "models").expanduser(),
+        checkpoint=checkpoint_path(v["checkpoint"]), signing_key=v["signing_key"] or None,
+        worker_threads=v["worker_threads"],
+        learn=LearnConfig(particles=v["particles"], svgd_steps=v["svgd_steps"],
+                          fine_tune=FineTuneRecipe(epochs=v["epochs"]),
+                          replay_data=[d for d in v["replay_data"] if d],
+                          regression_data=[d for d in v["regression_data"] if d],
+                          regression_tolerance=v["regression_tolerance"], seed=v["seed"], layout=v["layout"] or None))
 
 
 @dataclass
 class JobResult:
-    """One job's end: ``event_id``, ``outcome`` (f2p-learn's, or ``crashed``), the event's new
-    ``state``, the ``model`` stored (None if none), whether it is ``deployable``, and ``reason``."""
+    """One job's end: ``event_id``, ``outcome`` (the learn step's, ``crashed`` or
+    ``interrupted``), the event's new ``state``, the ``model`` stored (None if none), whether it
+    is ``deployable``, ``reason``, and the learn step's ``report``."""
 
     event_id: str
     outcome: str
@@ -89,7 +123,10 @@ class JobResult:
     model: StoredModel | None
     deployable: bool
     reason: str
-    report: dict | None = None
+    report: LearnReport | None = None
+
+
+Progress = Callable[[str, str, float, str], None]
 
 
 class Learner:
@@ -98,7 +135,8 @@ class Learner:
         self.queue = EventQueue(cfg.queue_dir, JOB_STATES)
         self.store = ModelStore(cfg.store_dir)
         self.jobs_dir = Path(cfg.queue_dir) / "jobs"
-        self._proc: subprocess.Popen | None = None
+        self._proc: multiprocessing.Process | None = None
+        self._stopping = False
         self._lock = threading.Lock()
 
     # --- the queue -------------------------------------------------------------------
@@ -112,10 +150,17 @@ class Learner:
         stored = self.store.find(event.model_version)
         return stored.path if stored is not None else Path(self.cfg.checkpoint)
 
+    def job_config(self, event_id: str, parent: Path) -> LearnConfig:
+        """The learn step of ``event_id``'s job: the learner's settings on this event, parent and folder."""
+        return replace(self.cfg.learn, event=event_path(self.queue.folder, event_id), checkpoint=parent,
+                       out_dir=self.jobs_dir / event_id, fresh=True, log=None, on_stage=None)
+
     # --- one job ---------------------------------------------------------------------
-    def run_next(self, progress: Callable[[str, str, float, str], None] = lambda *a: None) -> JobResult | None:
+    def run_next(self, progress: Progress = lambda *a: None, log: Callable[[str], None] = lambda _m: None
+                 ) -> JobResult | None:
         """Run the oldest pending event's job (module docstring); None when nothing is pending.
-        ``progress(event_id, stage, fraction, status)`` as each stage ends."""
+        ``progress(event_id, stage, fraction, status)`` as each stage ends; ``log``: the learn
+        step's own lines."""
         pending = self.queue.pending()
         if not pending:
             return None
@@ -126,35 +171,38 @@ class Learner:
             return self._finish(event_id, "crashed", "failed", None, False, f"the queued event does not load: {exc}",
                                 None, progress)
         parent = self.parent_for(event)
-        out = self.jobs_dir / event_id
         progress(event_id, "queued", 0.0, f"learning from {event.skill} on segment {event.target}, parent {parent.name}")
-        code, lines = self._run_worker(event_id, parent, out, progress)
-        report = self._report(out)
-        if report is None or code not in (0, 2, 3, 4):
-            why = (report or {}).get("result") or (lines[-1] if lines else f"the worker exited with {code}")
-            if code == 5 or (report or {}).get("outcome") == "interrupted":
-                return JobResult(event_id, "interrupted", "pending", None, False, "stopped: the job runs again")
-            return self._finish(event_id, "crashed", "failed", None, False, why, report, progress)
-        outcome = report["outcome"]
-        if outcome == "sim_to_real_gap":
-            return self._finish(event_id, outcome, "not_learnable", None, False, report["result"], report, progress)
-        if outcome != "learned":
-            return self._finish(event_id, outcome, "failed", None, False, report["result"], report, progress)
-        deployable = bool(report["deployable"])
+        final = self._run_worker(event_id, self.job_config(event_id, parent), progress, log)
+        kind, payload = final
+        stopped = self._stopping
+        if kind == "interrupted" or (kind == "report" and payload.outcome == "interrupted") or (
+                stopped and kind != "report"):           # stopped (a kill before the report counts too)
+            with self._lock:
+                self._stopping = False
+            return JobResult(event_id, "interrupted", "pending", None, False, "stopped: the job runs again",
+                             payload if kind == "report" else None)
+        if kind != "report":
+            outcome = "bad_input" if kind == "bad_input" else "crashed"
+            return self._finish(event_id, outcome, "failed", None, False, payload, None, progress)
+        report: LearnReport = payload
+        if report.outcome == "sim_to_real_gap":
+            return self._finish(event_id, report.outcome, "not_learnable", None, False, report.result, report, progress)
+        if report.outcome != "learned":
+            return self._finish(event_id, report.outcome, "failed", None, False, report.result, report, progress)
         lineage = {"event_ids": [event_id], "parent_checkpoint": str(parent),
-                   "replay_data": [str(d) for d in self.cfg.replay_data],
-                   "regression_data": [str(d) for d in self.cfg.regression_data],
-                   "regression_gate": report.get("regression_gate"), "learn_report": report}
+                   "replay_data": [str(d) for d in self.cfg.learn.replay_data],
+                   "regression_data": [str(d) for d in self.cfg.learn.regression_data],
+                   "regression_gate": report.regression_gate, "learn_report": _report_record(report)}
         try:
-            stored = self.store.add(out / "model.pt", lineage, self.cfg.signing_key if deployable else None)
+            stored = self.store.add(report.checkpoint, lineage, self.cfg.signing_key if report.deployable else None)
         except (CheckpointError, OSError) as exc:
             return self._finish(event_id, "crashed", "failed", None, False, f"cannot store the child: {exc}", report,
                                 progress)
         progress(event_id, "store", 0.98, f"stored {stored.version}" + (" (signed)" if stored.signed else ""))
-        reason = ("passed the regression gate" if deployable else
-                  (report.get("regression_gate") or {}).get("reason") or "refused by the regression gate")
-        return self._finish(event_id, outcome, "learned" if deployable else "not_deployable", stored, deployable, reason,
-                            report, progress)
+        reason = ("passed the regression gate" if report.deployable else
+                  (report.regression_gate or {}).get("reason") or "refused by the regression gate")
+        return self._finish(event_id, report.outcome, "learned" if report.deployable else "not_deployable", stored,
+                            report.deployable, reason, report, progress)
 
     def _finish(self, event_id, outcome, state, model, deployable, reason, report, progress) -> JobResult:
         self.queue.move(event_id, state)
@@ -162,46 +210,54 @@ class Learner:
                  f"{outcome}: {reason}")
         return JobResult(event_id, outcome, state, model, deployable, reason, report)
 
-    @staticmethod
-    def _report(out: Path) -> dict | None:
-        try:
-            return json.loads((out / "learn_report.json").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _run_worker(self, event_id: str, parent: Path, out: Path, progress) -> tuple[int, list[str]]:
-        c = self.cfg
-        cmd = [sys.executable, "-m", "f2p_learning.learn", "--event", str(event_path(self.queue.folder, event_id)),
-               "--checkpoint", str(parent), "--out-dir", str(out), "--fresh", "--particles", str(c.particles),
-               "--svgd-steps", str(c.svgd_steps), "--epochs", str(c.epochs), "--seed", str(c.seed),
-               "--regression-tolerance", str(c.regression_tolerance), *c.extra_args]
-        if c.layout:
-            cmd += ["--layout", c.layout]
-        if c.replay_data:
-            cmd += ["--replay-data", *map(str, c.replay_data)]
-        if c.regression_data:
-            cmd += ["--regression-data", *map(str, c.regression_data)]
-        threads = str(c.worker_threads)
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}      # torch reads them at start
-        out.parent.mkdir(parents=True, exist_ok=True)
+    def _run_worker(self, event_id: str, job: LearnConfig, progress: Progress, log) -> tuple[str, object]:
+        """Run ``job`` in a worker process (:mod:`f2p_learning.job_worker`): its final message,
+        ``("crashed", why)`` when it ended without one."""
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=job_worker.run, name=f"f2p-learn-{event_id[:8]}",
+                           args=(job_worker.config_to_dict(job), self.cfg.worker_threads, send, os.getpid()))
+        Path(job.out_dir).parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                          preexec_fn=_die_with_parent)
-        lines, done = [], 0.0
-        for line in self._proc.stdout:
-            line = line.rstrip()
-            lines.append(line)
-            for stage, share in STAGE_SHARE.items():
-                if line.startswith(f"[f2p-learn] {stage}:"):
-                    done += share
-                    progress(event_id, stage, min(0.95, done), line[len("[f2p-learn] "):])
-        code = self._proc.wait()
+            if self._stopping:                # stop() came before the job started
+                return ("interrupted", "stopped before the job started")
+            self._proc = proc
+            proc.start()
+        send.close()                          # the worker holds the only writing end: EOF when it ends
+        final, done, last_lines = None, 0.0, []
+        while True:
+            try:
+                msg = receive.recv()
+            except Exception:                 # noqa: BLE001  EOF, or a message cut short by the worker's death
+                break
+            if msg[0] == "log":
+                last_lines = (last_lines + [msg[1]])[-5:]
+                log(msg[1])
+            elif msg[0] == "stage":
+                done += STAGE_SHARE.get(msg[1], 0.0)
+                figures = msg[2]
+                status = f"{msg[1]}: {figures.get('seconds', 0):.1f}s " + ", ".join(
+                    f"{k}={v}" for k, v in figures.items() if k != "seconds" and not isinstance(v, (list, dict)))
+                progress(event_id, msg[1], min(0.95, done), status)
+            else:
+                final = (msg[0], msg[1])
+        proc.join()
+        receive.close()
         with self._lock:
             self._proc = None
-        return code, lines[-50:]
+        if final is None:
+            final = ("crashed", f"the worker ended (exit code {proc.exitcode}) without a result"
+                     + (f"; its last lines: {' | '.join(last_lines)}" if last_lines else ""))
+        return final
 
     def stop(self) -> None:
-        """Stop a running job (SIGTERM: f2p-learn reports ``interrupted``); its event stays pending."""
+        """Stop the running job, or the next one if none runs (SIGTERM: the learn step ends
+        ``interrupted``); its event stays pending."""
         with self._lock:
-            if self._proc is not None and self._proc.poll() is None:
-                self._proc.send_signal(signal.SIGTERM)
+            self._stopping = True
+            if self._proc is not None and self._proc.is_alive():
+                self._proc.terminate()
+
+
+def _report_record(report: LearnReport) -> dict:
+    return asdict(report)

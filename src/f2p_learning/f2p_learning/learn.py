@@ -61,6 +61,8 @@ from .svgd import SVGDDivergedError
 #: ``f2p-learn`` exit codes per outcome (0: learned).
 EXIT_CODES = {"learned": 0, "bad_input": 2, "no_training_data": 2, "sim_to_real_gap": 3, "inference_diverged": 4,
               "interrupted": 5}
+#: The stages of a learn step, in order (``LearnConfig.on_stage``).
+STAGES = ("load", "classify", "infer", "simulate", "fine_tune", "validate")
 #: What a run writes in its out_dir (``fresh`` removes exactly these).
 OUTPUTS = ("learn_report.json", "model.pt", "model.pt.sha256", "model.pt.sig", "model.provisional.pt",
            "model.provisional.pt.sha256", "particles.npz", "d_plus")
@@ -122,11 +124,13 @@ class LearnConfig:
     the simulated world (None: the installed one) and its ``layout`` (None: the file's own;
     ``real_scale`` for a robot's events: its workspace holds real furniture); fresh: discard
     an earlier run in out_dir;
-    log: progress lines (None: silent)."""
+    log: progress lines (None: silent); on_stage: called with (stage, figures) as each stage ends
+    (:data:`STAGES`). A learner's job settings are one LearnConfig whose event, checkpoint and
+    out_dir are filled per job (``f2p_learning.jobs``)."""
 
-    event: str | Path
-    checkpoint: str | Path
-    out_dir: str | Path
+    event: str | Path = ""
+    checkpoint: str | Path = ""
+    out_dir: str | Path = ""
     method: str = "fail2progress"
     particles: int = 20
     svgd_steps: int = 60
@@ -140,8 +144,12 @@ class LearnConfig:
     layout: str | None = None
     fresh: bool = False
     log: Callable[[str], None] | None = None
+    on_stage: Callable[[str, dict], None] | None = None
 
     def validate(self) -> None:
+        missing = [name for name in ("event", "checkpoint", "out_dir") if not str(getattr(self, name))]
+        if missing:
+            raise ValueError(f"a learn step needs {', '.join(missing)}")
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
         if self.particles < 2:
@@ -247,6 +255,8 @@ def _learn(cfg: LearnConfig, out: Path, report: LearnReport, finish) -> LearnRep
         report.stages[name] = {"seconds": round(time.perf_counter() - started, 3), **info}
         log(f"[f2p-learn] {name}: {time.perf_counter() - started:.1f}s "
             + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (list, dict))))
+        if cfg.on_stage is not None:
+            cfg.on_stage(name, report.stages[name])
 
     stage("load", t0, event=event.event_id, parent=parent.version, segments=event.num_segments)
 

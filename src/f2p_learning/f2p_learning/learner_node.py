@@ -18,8 +18,10 @@ pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  queue depth, the run
 =========================  ===============================  ====================================
 
 The work is :class:`f2p_learning.jobs.Learner`'s: a durable queue, one job at a time in a worker
-process (``f2p-learn``, torch threads ``worker_threads``) so the node's executor never blocks,
-a model store with lineage. **Who swaps**: the learner pushes (``push_to_robot``) each
+process (the learn step on the learner's ``LearnConfig``, torch threads ``worker_threads``) so
+the node's executor never blocks, a model store with lineage. The parameters
+(:data:`f2p_learning.jobs.PARAMS`) map onto the jobs' settings in one place,
+:func:`f2p_learning.jobs.learner_config`. **Who swaps**: the learner pushes (``push_to_robot``) each
 deployable child to the planner's ``swap_model``; the planner admits it only after its own
 checks (SHA-256, the Ed25519 signature by ``signing_key``'s public half when the robot sets
 ``require_signed``, vocabulary, architecture, the gate's verdict) and keeps the old model on
@@ -29,9 +31,7 @@ Deactivating stops a running job (its event stays queued and runs again on activ
 """
 from __future__ import annotations
 
-import os
 import threading
-from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -41,57 +41,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from f2p_failure.events import FailureEventError
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
 from f2p_interfaces.srv import SubmitFailure, SwapModel
-from f2p_learning.jobs import JobResult, Learner, LearnerConfig
+from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros import parameters as P
 from f2p_ros.conversions import ConversionError, failure_event_from_msg, model_info_to_msg
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
-from f2p_sim.config import LAYOUTS
-from f2p_skill_effect.checkpoint import checkpoint_path, model_info
-
-
-def ros_home() -> Path:
-    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros"))
-
-
-PARAMS = [
-    P.Param("queue_dir", "", "the learner's event queue ('' = $ROS_HOME/f2p/learner)"),
-    P.Param("store_dir", "", "the model store, one folder per version ('' = $ROS_HOME/f2p/models)"),
-    P.Param("checkpoint", "", "parent when the failed model is not in the store ('' = the shipped pre-trained; "
-                              "a shipped model's file name; a path)"),
-    P.Param("signing_key", "", "Ed25519 private key (PEM, f2p-sign keygen) signing deployable children ('' = unsigned)"),
-    P.Param("replay_data", [""], "dataset folders replayed during fine-tuning ([''] = none)"),
-    P.Param("regression_data", [""], "held-out dataset folders for the regression gate ([''] = none: nothing deployable)"),
-    P.Param("regression_tolerance", 0.02, "largest score drop a deployable child may show", P.positive_or_zero),
-    P.Param("particles", 20, "M, the SVGD particles (paper A.5: 20)", lambda v: None if v >= 2 else "must be >= 2"),
-    P.Param("svgd_steps", 60, "SVGD steps", lambda v: None if v >= 1 else "must be >= 1"),
-    P.Param("epochs", 200, "fine-tuning epochs (paper: 200)", lambda v: None if v >= 1 else "must be >= 1"),
-    P.Param("seed", 0, "seed of every job (the same event gives the same child)", P.positive_or_zero),
-    P.Param("worker_threads", 1, "torch threads of the worker process", lambda v: None if v >= 1 else "must be >= 1"),
-    P.Param("layout", "", "the simulated world's layout failures are replayed in ('' = paper; real_scale for a "
-                          "robot's events: its workspace holds real furniture)", P.one_of("", *LAYOUTS)),
-    P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child"),
-    P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", lambda v: None if v > 0 else "must be > 0"),
-]
-
-
-def _folders(values) -> list[str]:
-    return [v for v in values if v]
-
-
-def learner_config(v: dict) -> LearnerConfig:
-    """The jobs' settings from validated learner parameters (this node's, and ``f2p-learn-bag``'s
-    from the same params file: the same event gives the same child online and offline)."""
-    home = ros_home() / "f2p"
-    if v["signing_key"] and not Path(v["signing_key"]).is_file():
-        raise ValueError(f"signing_key {v['signing_key']} does not exist (make one: f2p-sign keygen KEY)")
-    return LearnerConfig(
-        queue_dir=Path(v["queue_dir"] or home / "learner").expanduser(),
-        store_dir=Path(v["store_dir"] or home / "models").expanduser(),
-        checkpoint=checkpoint_path(v["checkpoint"]),
-        signing_key=v["signing_key"] or None, replay_data=_folders(v["replay_data"]),
-        regression_data=_folders(v["regression_data"]), regression_tolerance=v["regression_tolerance"],
-        particles=v["particles"], svgd_steps=v["svgd_steps"], epochs=v["epochs"], seed=v["seed"],
-        worker_threads=v["worker_threads"], layout=v["layout"])
+from f2p_skill_effect.checkpoint import model_info
 
 
 class LearnerNode(ManagedNode):
@@ -205,7 +159,7 @@ class LearnerNode(ManagedNode):
                 self._wake.clear()
                 continue
             self.running = pending[0].stem
-            result = self.learner.run_next(self._progress)
+            result = self.learner.run_next(self._progress, lambda line: self.get_logger().debug(line))
             self.running = ""
             if result is None or self._stop.is_set() and result.outcome == "interrupted":
                 continue

@@ -43,8 +43,9 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from f2p_common.interfaces import (CameraCloud, GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError,
-                                   RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall, finite_rows)
-from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS, is_unary
+                                   RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall, finite_rows,
+                                   ground_literal)
+from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS
 from f2p_failure.events import CATEGORIES, FailureEvent
 
 __all__ = [
@@ -414,20 +415,9 @@ def literal_from_msg(msg: f2p_msg.Relation, object_ids, where: str = "relation")
     in index order (a sequence, or a dict id -> index)."""
     index = object_ids if isinstance(object_ids, dict) else {o: i for i, o in enumerate(object_ids)}
     try:
-        unary = is_unary(msg.predicate)
+        return ground_literal(msg.predicate, msg.subject_id, msg.object_id, index, where)
     except ValueError as e:
-        raise ConversionError(f"{where}: {e}") from None
-    subj = _index(index, msg.subject_id, where)
-    if unary:
-        if msg.object_id:
-            raise ConversionError(f"{where}: {msg.predicate!r} is unary; object_id must be empty")
-        return (msg.predicate, subj, None)
-    if not msg.object_id:
-        raise ConversionError(f"{where}: {msg.predicate!r} is binary; object_id is empty")
-    obj = _index(index, msg.object_id, where)
-    if obj == subj:
-        raise ConversionError(f"{where}: an object has no relation with itself")
-    return (msg.predicate, subj, obj)
+        raise ConversionError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------- skills and plans

@@ -1,4 +1,4 @@
-"""AFIL's training (paper 003 §3.2; the data comes from ``f2p_sim.afil_data``).
+"""AFIL's training (paper 003 §3.2; the data comes from ``f2p_datasets.afil_data``).
 
 :func:`chunk_dataset` turns trajectories (per control step: features, action) into
 (features, next CHUNK actions) pairs, padding past the end with "hold still, jaws as they
@@ -20,7 +20,7 @@ from f2p_afil.policy import DAGPolicy, PolicyConfig, flow_matching_loss
 
 def chunk_dataset(trajs, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, F), chunks (N, chunk, 4)) from every step of ``trajs`` (anything with
-    ``feats`` (T, F) and ``actions`` (T, 4), e.g. ``f2p_sim.afil_data.Trajectory``)."""
+    ``feats`` (T, F) and ``actions`` (T, 4), e.g. ``f2p_datasets.afil_data.Trajectory``)."""
     fs, cs = [], []
     for t in trajs:
         n = len(t.actions)

@@ -2,7 +2,7 @@
 
 ``train_yolo_seg(YoloTrainConfig) -> YoloTrainResult``; the command line ``f2p-train-yolo-seg``
 builds the config from its arguments. The data is what ``f2p-render-seg-data``
-(:mod:`f2p_sim.image_data`) writes: RGB views of task scenes with the simulator's instance masks
+(:mod:`f2p_datasets.image_data`) writes: RGB views of task scenes with the simulator's instance masks
 and classes. The model is ultralytics' YOLO11n-seg architecture (``yolo11n-seg.yaml``) trained
 from scratch (no pretrained weights can be downloaded here; a local ``.pt`` given as ``model``
 is fine-tuned instead), with ultralytics' own augmentation, on the CPU unless a GPU exists.

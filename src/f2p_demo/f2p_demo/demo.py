@@ -31,7 +31,7 @@ import torch
 from f2p_common.vocabulary import MOVABLE_CLASSES, skill
 from f2p_failure.events import save_event
 from f2p_sim.config import load_world_config
-from f2p_sim.datagen import DatagenConfig, DatagenParams, generate
+from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_sim.episode import TrialConfig, run_trial
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera
@@ -39,8 +39,8 @@ from f2p_sim.tasks import make_task
 from f2p_skill_effect.checkpoint import load_model, shipped_model
 from f2p_training.train import FineTuneRecipe
 
-from .classify import classify_failure
-from .learn import LearnConfig, learn
+from f2p_learning.classify import classify_failure
+from f2p_learning.learn import LearnConfig, learn
 
 #: (name, datagen seed, transitions) of the demo's replay and regression data.
 DEMO_DATA = (("replay", 2, 400), ("regression", 3, 300))

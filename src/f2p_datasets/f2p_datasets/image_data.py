@@ -31,7 +31,7 @@ import numpy as np
 
 from f2p_common.vocabulary import OBJECT_CLASSES
 from f2p_sim.config import LAYOUTS, load_world_config
-from f2p_sim.datagen import sample_action
+from f2p_datasets.datagen import sample_action
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, ImageRenderer
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS, make_task

@@ -1,12 +1,12 @@
 """The live demo's own ROS node: the client of the running graph (reset the scene, RunTask) and
 the observer that turns failure events, learner progress and model changes into the demo's
-timeline (used by :mod:`f2p_learning.live_demo`)."""
+timeline (used by :mod:`f2p_demo.live_demo`)."""
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import rclpy
 from rclpy.action import ActionClient
@@ -24,8 +24,31 @@ from f2p_ros.conversions import box_from_msg, image_from_msg, scene_from_msg, st
 
 from .demo import EVALUATION_SEED_BASE
 
-if TYPE_CHECKING:
-    from .live_demo import LiveDemoResult
+
+@dataclass
+class LiveDemoResult:
+    """first / retry: the two RunTask outcomes; event_id; child_version; timeline: (seconds,
+    what, detail) in order; successes of both models on fresh instances; the report's path."""
+
+    first: str = ""
+    event_id: str = ""
+    child_version: str = ""
+    retry: str = ""
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)
+    pretrained_successes: int | None = None
+    learned_successes: int | None = None
+    trials: int = 0
+    graph_successes: int | None = None          # the learned model through the graph, perception in the loop
+    graph_trials: int = 0
+    organized_camera: bool = False
+    bag: Path | None = None
+    bag_messages: dict[str, int] = field(default_factory=dict)
+    report: Path | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.retry == "success"
+
 
 class DemoError(RuntimeError):
     """A stage did not happen in time; the message names it and where the logs are."""

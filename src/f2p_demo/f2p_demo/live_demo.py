@@ -17,7 +17,7 @@ Each stage is printed as it happens and kept on a timeline; the report (``report
 camera's pictures from the graph itself, the SVGD particles and the timeline) and ``demo.json``
 go to ``out``; every node's log to ``out/live/logs``; the run's rosbag2 bag (the graph's
 ``bag_recorder``) to ``out/live/bags/demo``, which ``f2p-learn-bag`` learns from offline. ``run_live_demo(LiveDemoConfig)`` is the
-same as a library call. The one-process version of the loop is :mod:`f2p_learning.demo`.
+same as a library call. The one-process version of the loop is :mod:`f2p_demo.demo`.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ import yaml
 from f2p_training.train import FineTuneRecipe
 
 from .demo import EVALUATION_SEED_BASE, demo_data, plot_particles, successes
+from .graph_client import LiveDemoResult
 
 
 @dataclass
@@ -68,31 +69,6 @@ class LiveDemoConfig:
     organized_camera: bool = False
 
 
-@dataclass
-class LiveDemoResult:
-    """first / retry: the two RunTask outcomes; event_id; child_version; timeline: (seconds,
-    what, detail) in order; successes of both models on fresh instances; the report's path."""
-
-    first: str = ""
-    event_id: str = ""
-    child_version: str = ""
-    retry: str = ""
-    timeline: list[tuple[float, str, str]] = field(default_factory=list)
-    pretrained_successes: int | None = None
-    learned_successes: int | None = None
-    trials: int = 0
-    graph_successes: int | None = None          # the learned model through the graph, perception in the loop
-    graph_trials: int = 0
-    organized_camera: bool = False
-    bag: Path | None = None
-    bag_messages: dict[str, int] = field(default_factory=dict)
-    report: Path | None = None
-
-    @property
-    def success(self) -> bool:
-        return self.retry == "success"
-
-
 def bag_counts(bag: Path) -> dict[str, int]:
     """Messages per topic of a finished bag (its metadata.yaml); {} when there is none."""
     try:
@@ -108,7 +84,7 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Pat
     from f2p_bringup.graph import params_file
     from f2p_skill_effect.checkpoint import shipped_model
 
-    from .store import ModelStore
+    from f2p_learning.store import ModelStore
     # the robot's first model, signed by the learner's key like every later one
     first = ModelStore(live / "models").add(shipped_model("skill_effect_pretrained.pt"),
                                             {"origin": "the shipped pre-trained model"}, key)
@@ -123,8 +99,7 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Pat
         sim["sim_robot"]["ros__parameters"]["image_rate_hz"] = 5.0
     sim["planner"]["ros__parameters"].update(checkpoint=str(first.path), require_signed=True,
                                              public_key=str(key) + ".pub")
-    for node in ("task_executor", "failure_recorder"):
-        sim[node]["ros__parameters"]["spool_dir"] = str(live / "robot_spool")
+    sim["failure_recorder"]["ros__parameters"]["spool_dir"] = str(live / "robot_spool")
     sim["bag_recorder"]["ros__parameters"].update(bag_dir=str(live / "bags"), bag_name="demo")
     learner = yaml.safe_load(params_file("learner").read_text())
     learner["learner"]["ros__parameters"].update(
@@ -144,7 +119,7 @@ def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
     from f2p_failure.queue import EventQueue
     from f2p_skill_effect.checkpoint import generate_signing_key, shipped_model
 
-    from .demo_client_node import DemoError, Probe, fail_learn_retry
+    from .graph_client import DemoError, Probe, fail_learn_retry
 
     out = Path(cfg.out)
     live = out / "live"

@@ -4,7 +4,7 @@ All through :class:`f2p_sim.control.SkillEnv`:
 
 * success demonstrations: the demonstrator (:mod:`f2p_sim.demonstrator`, the scripted
   primitives in closed loop) on randomised scenes of every skill task
-  (:mod:`f2p_sim.skill_tasks`); a failed demonstration is kept with its result, for the
+  (:mod:`f2p_datasets.skill_tasks`); a failed demonstration is kept with its result, for the
   caller to drop;
 * failure rollouts, generated online: a policy (the success-only one) run on fresh training
   scenes; every trajectory whose skill failed is kept, with why (:class:`SkillResult`);
@@ -32,7 +32,7 @@ from f2p_sim.config import load_world_config
 from f2p_sim.control import ControlConfig, SkillEnv, SkillResult
 from f2p_sim.demonstrator import demonstrate
 from f2p_sim.mujoco_backend import MujocoBackend
-from f2p_sim.skill_tasks import SkillTask, make_skill_task, stack_params
+from f2p_datasets.skill_tasks import SkillTask, make_skill_task, stack_params
 
 Act = Callable[[SkillObservation], np.ndarray]
 
@@ -136,7 +136,7 @@ def run_task(backend: MujocoBackend, task: SkillTask, act: Act, rng: np.random.G
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which scenes make data: ``tasks`` (f2p_sim.skill_tasks), seeds ``[seed_start, seed_start + n)``."""
+    """Which scenes make data: ``tasks`` (f2p_datasets.skill_tasks), seeds ``[seed_start, seed_start + n)``."""
 
     tasks: tuple[str, ...] = ("pick_place", "push", "open_drawer", "carry_stack", "push_stack")
     n: int = 200

@@ -17,7 +17,7 @@ a shelf or a container, so the data is not dominated by objects dropped on the f
 Usage::
 
     f2p-datagen --out data/sim/pretrain --transitions 40000 --workers 2 --seed 0
-    python -m f2p_sim.datagen --help
+    python -m f2p_datasets.datagen --help
 
 Interrupted runs resume: rerun the same command; completed shards are skipped.
 
