@@ -163,6 +163,14 @@ print(json.dumps(loaded))
     assert json.loads(r.stdout.strip().splitlines()[-1]) == []
 
 
+@pytest.mark.parametrize("name", sorted(packages()))
+def test_every_package_says_what_it_owns_and_what_it_may_import(name):
+    init = packages()[name] / name / "__init__.py"
+    doc = ast.get_docstring(ast.parse(init.read_text())) if init.is_file() else None
+    doc = doc or (packages()[name] / "README.md").read_text()
+    assert "Owns:" in doc and "May import:" in doc, f"{name}: say what it owns and what it may import"
+
+
 def test_no_code_walks_up_from_its_own_file():
     offenders = [str(f.relative_to(ROOT)) for f in SRC.rglob("*.py") if "__file__" in f.read_text(encoding="utf-8")]
     assert offenders == [], "find installed files with f2p_common.resources.share_path, not __file__"

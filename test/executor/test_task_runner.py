@@ -11,8 +11,8 @@ import pytest
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedObject, SegmentedScene
 from f2p_common.vocabulary import BINARY_RELATIONS
-from f2p_executor.task_runner import (Observation, RunnerConfig, SkillEnd, TaskError, TaskRequest, TaskRunner,
-                                      ground_goal)
+from f2p_executor.task_runner import (ErrorCode, Observation, RunnerConfig, SkillEnd, TaskError, TaskRequest,
+                                      TaskRunner, ground_goal)
 from f2p_failure.events import FailureEvent
 
 IDS = ["table_0", "bin_1", "cuboid_2"]
@@ -56,7 +56,7 @@ class World:
 
     def observe(self, received_after, stamped_after_ns, stop):
         if stop():
-            raise TaskError("cancelled")
+            raise TaskError("cancelled", ErrorCode.CANCELLED)
         self.observed += 1
         ids = self.frames.pop(0) if self.frames else IDS
         return observation(self.state, ids)
@@ -151,6 +151,7 @@ def test_replans_are_bounded_by_the_request():
     out = r.run(TaskRequest(GOAL, max_replans=2))
     assert out.ended and not out.goal_observed and len(rec.events) == 3 and len(world.executed) == 3
     assert out.message == "not done: 1 goal relation(s) do not hold after 3 failure event(s)"
+    assert out.error_code == ErrorCode.NONE                        # it ran to its end
 
 
 def test_a_refused_plan_is_searched_again_and_refusals_are_bounded():
@@ -166,6 +167,7 @@ def test_a_refused_plan_is_searched_again_and_refusals_are_bounded():
     r, rec = runner(world, Planner(plan(DONE)), Verifier(plan_problems=["no"] * 10), max_plan_refusals=2)
     out = r.run(TaskRequest(GOAL))
     assert not out.ended and out.message.startswith("plan refused 3 time(s), the last: no")
+    assert out.error_code == ErrorCode.PLAN_REFUSED
     assert world.executed == [] and rec.events == [] and out.predictions_met
 
 
@@ -184,6 +186,7 @@ def test_execution_slips_are_retried_without_failure_events_and_bounded():
     out = r.run(TaskRequest(GOAL))
     assert not out.ended and "step 0 (pick_place) slipped again (imprecise_grasp) after 1 retries" in out.message
     assert out.retries == 1 and len(out.step_verdicts) == 2 and rec.events == [] and len(world.executed) == 2
+    assert out.error_code == ErrorCode.STEP_SLIPPED
 
 
 def test_a_step_the_verifier_fails_is_a_failure_event_even_when_relations_match():
@@ -203,25 +206,29 @@ def test_objects_missed_in_a_frame_are_looked_for_in_the_next_frames_then_the_st
     r, _ = runner(world, Planner(plan(DONE)), reobserve_frames=2)
     out = r.run(TaskRequest(GOAL))
     assert not out.ended and "the step cannot be checked" in out.message and "(in 3 frames)" in out.message
+    assert out.error_code == ErrorCode.STEP_UNCHECKABLE
 
 
 def test_a_failure_that_cannot_be_recorded_ends_the_task_with_the_reason():
     r, _ = runner(World([DONE]), Planner(plan(relations((2, 1, INSIDE)))), recorder=Recorder(OSError("disk full")))
     out = r.run(TaskRequest(GOAL))
     assert not out.ended and "could not be recorded: disk full" in out.message
+    assert out.error_code == ErrorCode.RECORD_FAILED
 
 
 def test_cancel_and_stage_errors_end_the_task_with_their_reason():
     class FailingPlanner:
         def plan(self, request, obs, refused, stop):
-            raise TaskError("planning failed: no skeleton reaches the goal")
+            raise TaskError("planning failed: no skeleton reaches the goal", ErrorCode.PLANNING_FAILED)
     r, _ = runner(World([DONE]), FailingPlanner())
     out = r.run(TaskRequest(GOAL))
     assert not out.ended and out.message == "planning failed: no skeleton reaches the goal"
+    assert out.error_code == ErrorCode.PLANNING_FAILED
     calls = iter([False, True])                                    # cancelled after the first observation
     r, _ = runner(World([DONE]), Planner(plan(DONE)))
     out = r.run(TaskRequest(GOAL), cancelled=lambda: next(calls, True))
     assert not out.ended and out.message == "cancelled" and out.executed_steps == []
+    assert out.error_code == ErrorCode.CANCELLED
 
 
 def test_a_bad_goal_is_refused_before_planning():
@@ -229,6 +236,7 @@ def test_a_bad_goal_is_refused_before_planning():
     r, _ = runner(World([DONE]), planner)
     out = r.run(TaskRequest([("inside", "mug_9", "bin_1")]))
     assert not out.ended and "bad goal: goal[0]: unknown object id 'mug_9'" in out.message
+    assert out.error_code == ErrorCode.INVALID_GOAL
     out = r.run(TaskRequest([("levitating", "bin_1", "")]))
     assert "unknown relation predicate" in out.message and planner.refused_seen == []
 
@@ -238,3 +246,10 @@ def test_runner_settings_are_validated():
         RunnerConfig(max_plan_refusals=-1)
     with pytest.raises(ValueError, match="min_goal_probability"):
         RunnerConfig(min_goal_probability=1.5)
+
+
+def test_error_codes_are_run_tasks():
+    """The runner's codes are RunTask's result constants (the node passes them through)."""
+    from f2p_interfaces.action import RunTask
+    wire = {k[len("ERROR_"):]: v for k, v in vars(RunTask.Result).items() if k.startswith("ERROR_")}
+    assert wire == {c.name: c.value for c in ErrorCode}

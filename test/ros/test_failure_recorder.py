@@ -95,6 +95,10 @@ def test_events_wait_for_the_learner_then_ship_once_each(ros, tmp_path):
     assert resp.accepted and resp.event_id == first.event_id and resp.stored_uri.endswith(".f2pevent")
     again = wait_future(record.call_async(SubmitFailure.Request(event=failure_event_to_msg(first))))
     assert again.accepted and again.message == "already recorded"
+    bad = failure_event_to_msg(events(1, seed=5)[0])
+    bad.observation_before.objects.pop()
+    refused = wait_future(record.call_async(SubmitFailure.Request(event=bad)))
+    assert not refused.accepted and not refused.retry and refused.error_code == SubmitFailure.Response.ERROR_MALFORMED
     assert wait_future(record.call_async(SubmitFailure.Request(event=failure_event_to_msg(second)))).accepted
     EventQueue(spool, ()).put(third)                          # an event left by an earlier run
     queue = EventQueue(spool, SPOOL_STATES)

@@ -60,7 +60,8 @@ def test_symbolic_guardian_verifies_plans_and_steps_and_refuses_bad_requests(ros
     diags, _ = collector(probe, DiagnosticArray, "/diagnostics", 10,
                          lambda m: any(s.name == "guardian: plan" for s in m.status))
     ask = lambda req: wait_future(plan_client.call_async(req))   # noqa: E731
-    assert not ask(VerifyPlan.Request(scene=scene_to_msg(scene()), plan=plan_to_msg(plan()))).success   # not active
+    idle = ask(VerifyPlan.Request(scene=scene_to_msg(scene()), plan=plan_to_msg(plan())))
+    assert not idle.success and idle.error_code == VerifyPlan.Response.ERROR_NOT_ACTIVE
     lc.activate()
     good = ask(VerifyPlan.Request(scene=scene_to_msg(scene()), plan=plan_to_msg(plan(("pick_place", "bin",
                                                                                        (0.0, 0.55, 0.01))))))
@@ -72,6 +73,7 @@ def test_symbolic_guardian_verifies_plans_and_steps_and_refuses_bad_requests(ros
     assert wrong.verdict.category == "wrong_object" and 0.0 < wrong.verdict.confidence <= 1.0
     empty = ask(VerifyPlan.Request(scene=scene_to_msg(scene()), plan=plan_to_msg(plan())))
     assert not empty.success and "empty" in empty.message
+    assert empty.error_code == VerifyPlan.Response.ERROR_INVALID_REQUEST
     assert empty.verdict.verdict == GuardianVerdict.VERDICT_UNCERTAIN
     bad = plan_to_msg(plan(("pick_place", "bin", (0.0, 0.55, 0.01))))
     bad.steps[0].skill.target_ids = ["mug"]

@@ -210,7 +210,7 @@ def test_node_plans_publishes_model_info_and_refuses_bad_requests(ros, transport
     infos, got = collector(probe, ModelInfoMsg, "/model_info", LATCHED)
     assert got.wait(WAIT_S) and infos[-1].version == "ae063623659bb4aa"
     resp = wait_future(c["plan_task"].call_async(_plan_request(scene, _goal_msgs(info))))
-    assert resp.success, resp.message
+    assert resp.success and resp.error_code == PlanTask.Response.ERROR_NONE, resp.message
     plan = plan_from_msg(resp.plan)
     assert [plan.object_ids[t] for _, t in plan.skeleton] == ["bin_2"] and plan.model_version == "ae063623659bb4aa"
     bad_goal = [Relation(predicate="inside", subject_id="mug_9", object_id="bin_2")]
@@ -221,6 +221,7 @@ def test_node_plans_publishes_model_info_and_refuses_bad_requests(ros, transport
                           "unknown skill 'throw'")):
         resp = wait_future(c["plan_task"].call_async(req))
         assert not resp.success and pattern in resp.message, resp.message
+        assert resp.error_code == PlanTask.Response.ERROR_INVALID_REQUEST
     # a skeleton's parameters are the planner's to choose: NaN there is ignored
     nan_step = SkillCall(skill="pick_place", target_ids=["bin_2"], parameters=[float("nan")] * 3)
     assert wait_future(c["plan_task"].call_async(_plan_request(scene, _goal_msgs(info), [nan_step]))).success
@@ -268,8 +269,13 @@ def test_swaps_under_continuous_planning_never_fail_a_request(ros, transport, mo
     unsigned = model_info_to_msg(model_info(models["v1"]))
     refused = wait_future(c["swap_model"].call_async(SwapModel.Request(model=unsigned)))
     assert not refused.success and "not signed" in refused.message and refused.active.version == "tiny-v2"
+    assert refused.error_code == SwapModel.Response.ERROR_NOT_AUTHENTIC
     tampered = model_info_to_msg(dataclasses.replace(model_info(models["v2"]), sha256="cd" * 32))
-    assert not wait_future(c["swap_model"].call_async(SwapModel.Request(model=tampered))).success
+    resp = wait_future(c["swap_model"].call_async(SwapModel.Request(model=tampered)))
+    assert not resp.success and resp.error_code == SwapModel.Response.ERROR_NOT_AUTHENTIC
+    missing = model_info_to_msg(dataclasses.replace(model_info(models["v2"]), uri=str(tmp_path / "gone.pt")))
+    resp = wait_future(c["swap_model"].call_async(SwapModel.Request(model=missing)))
+    assert not resp.success and resp.error_code == SwapModel.Response.ERROR_NOT_FOUND, resp.message
     dry = wait_future(c["swap_model"].call_async(SwapModel.Request(model=signed["tiny"], dry_run=True)))
     assert dry.success and "dry run" in dry.message
     assert wait_future(c["rollback_model"].call_async(Trigger.Request())).message == "no previous model to roll back to"

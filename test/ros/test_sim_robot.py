@@ -17,7 +17,7 @@ from f2p_common.interfaces import NO_OBJECT, SkillCall
 from f2p_common.vocabulary import OBJECT_CLASSES
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.srv import ResetScene
-from f2p_ros.conversions import box_from_msg, camera_cloud_from_msg, relations_from_msg, scene_from_msg, skill_call_to_msg
+from f2p_ros.conversions import box_from_msg, camera_cloud_from_msg, skill_call_to_msg, stamp_to_ns
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.sim_robot_node import SimRobotNode
@@ -231,22 +231,27 @@ def test_node_executes_a_skill_with_feedback_and_refuses_bad_goals(sim, ros):
     handle = wait_future(client.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback.phase)))
     assert handle.accepted
     res = wait_future(handle.get_result_async(), timeout=3 * WAIT_S).result
-    assert res.success, res.message
+    assert res.success and res.error_code == ExecuteSkill.Result.ERROR_NONE, res.message
     assert feedback and set(feedback) <= {"approach", "grasp", "transport", "place", "retreat"}
-    after = relations_from_msg(res.observed_relations)
+    after = node.robot.relations()                                   # the world the skill left
     k = after.object_ids.index
     assert after.binary[k("cuboid_3"), k("bin_2"), 8] == 1.0
-    assert scene_from_msg(res.observation_after).object_ids == after.object_ids
-    # an unknown object: aborted with the reason, the node keeps serving
+    assert 0 < stamp_to_ns(res.finished) <= node.robot.time_ns()     # when it ended, on the robot's clock
+    # an unknown object: aborted with the reason and its code, the node keeps serving
     bad = wait_future(client.send_goal_async(ExecuteSkill.Goal(skill=skill_call_to_msg(
         SkillCall("pick_place", ("mug_9",), CARRY)))))
     res = wait_future(bad.get_result_async()).result
     assert not res.success and "unknown object id 'mug_9'" in res.message
-    # malformed: NaN parameters
+    assert res.error_code == ExecuteSkill.Result.ERROR_UNKNOWN_TARGET
+    # malformed: NaN parameters; a frame this robot does not act in
     nan = ExecuteSkill.Goal()
     nan.skill.skill, nan.skill.target_ids, nan.skill.parameters = "pick_place", ["bin_2"], [float("nan"), 0.0, 0.0]
     res = wait_future(wait_future(client.send_goal_async(nan)).get_result_async()).result
-    assert not res.success and "not finite" in res.message
+    assert not res.success and "not finite" in res.message and res.error_code == ExecuteSkill.Result.ERROR_INVALID_GOAL
+    elsewhere = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("pick_place", ("bin_2",), CARRY)))
+    elsewhere.header.frame_id = "odom"
+    res = wait_future(wait_future(client.send_goal_async(elsewhere)).get_result_async()).result
+    assert not res.success and "frame 'odom'" in res.message and res.error_code == ExecuteSkill.Result.ERROR_INVALID_GOAL
 
 
 def test_node_cancel_stops_a_running_skill(sim):
@@ -264,6 +269,7 @@ def test_node_cancel_stops_a_running_skill(sim):
     wrapped = wait_future(handle.get_result_async(), timeout=3 * WAIT_S)
     from action_msgs.msg import GoalStatus
     assert wrapped.status == GoalStatus.STATUS_CANCELED and wrapped.result.message.startswith("cancelled")
+    assert wrapped.result.error_code == ExecuteSkill.Result.ERROR_CANCELLED
 
 
 # ---------------------------------------------------------------------------- the AFIL controller
@@ -298,7 +304,7 @@ def test_node_runs_skills_with_the_afil_controller_feedback_per_chunk_and_cancel
     # an untrained controller runs through physics to its step budget and says how the skill ended
     assert res.success and "controller failed" in res.message, res.message
     assert feedback and all(f.startswith("chunk ") for f in feedback)
-    assert len(relations_from_msg(res.observed_relations).object_ids) == 5
+    assert res.error_code == ExecuteSkill.Result.ERROR_NONE and stamp_to_ns(res.finished) > 0
     # push is not one of this controller's skills: the scripted primitive runs it
     push = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("push", ("cuboid_3",), (0.0, 0.05))))
     phases = []

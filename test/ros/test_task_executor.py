@@ -144,6 +144,7 @@ def test_run_task_fails_with_the_pretrained_model_and_succeeds_after_swapping_to
     res = wrapped.result
     assert wrapped.status == GoalStatus.STATUS_SUCCEEDED, res.message
     assert (res.success, res.goal_observed, res.predictions_met) == (False, True, False), res.message
+    assert res.error_code == RunTask.Result.ERROR_NONE
     assert len(res.failure_event_ids) == 1 and len(res.executed_steps) == 1
     assert res.executed_steps[0].skill.target_ids == ["bin_2"]
     assert stages[:4] == ["observe", "plan", "verify_plan", "execute"] and "verify_step" in stages
@@ -174,6 +175,7 @@ def test_run_task_refusals_and_timeouts(graph):
     _reset(probe)
     wrapped, _ = _run(run, {"goal": [Relation(predicate="inside", subject_id="mug_9", object_id="bin_2")]})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "unknown object id 'mug_9'" in wrapped.result.message
+    assert wrapped.result.error_code == RunTask.Result.ERROR_INVALID_GOAL
     wrapped, _ = _run(run, {"goal": [Relation(predicate="levitating", subject_id="bin_2")]})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "unknown relation predicate" in wrapped.result.message
     # one task at a time: a goal sent while one runs is rejected
@@ -193,6 +195,7 @@ def test_run_task_refusals_and_timeouts(graph):
     LifecycleClient(probe, "sim_robot").transition(4)            # deactivate: no more frames
     wrapped, _ = _run(run, {"goal": [Relation(predicate="above", subject_id="bin_2", object_id="table_1")]})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
+    assert wrapped.result.error_code == RunTask.Result.ERROR_NO_OBSERVATION
     assert list_events(spool) == []
 
 
@@ -226,6 +229,7 @@ def test_a_refused_plan_is_searched_again_and_refusals_are_bounded(tmp_path):
         wrapped, stages = _run(run, _reset(probe))
         assert wrapped.status == GoalStatus.STATUS_ABORTED, wrapped.result.message
         assert "plan refused 2 time(s)" in wrapped.result.message and "wrong_placement" in wrapped.result.message
+        assert wrapped.result.error_code == RunTask.Result.ERROR_PLAN_REFUSED
         assert stages.count("verify_plan") == 2 and wrapped.result.executed_steps == []
         assert len(list_events(spool)) == events_before         # nothing executed: nothing to learn from
     finally:
@@ -266,6 +270,7 @@ def test_guardian_routes_execution_slips_to_retries_not_failure_events(guarded_g
     wrapped, stages = _run(run, _reset(probe), task_description="carry the bin with its items to table_b")
     res = wrapped.result
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "slipped again" in res.message, res.message
+    assert res.error_code == RunTask.Result.ERROR_STEP_SLIPPED
     assert res.retries == 1 and len(res.step_verdicts) == 2 and stages.count("replan") == 1
     assert {v.category for v in res.step_verdicts} <= {"no_gripper_close", "imprecise_grasp", "no_progress"}
     assert list_events(spool) == []                # a slip is not the model's fault: nothing to learn

@@ -1,1 +1,6 @@
-"""AFIL (paper 003): a failure-aware skill controller — dual action generators on one backbone, adaptive failure-informed guidance. ROS-free."""
+"""f2p_afil: AFIL, the failure-aware skill controller (paper 003; robot side).
+
+Owns: observation/action conventions, the flow-matching policy with success and failure
+generators on one backbone, static and adaptive guidance, its checkpoint, the shipped controller.
+May import: ``f2p_common``, ``f2p_skill_effect`` (the weights file), torch; no ROS.
+"""

@@ -51,11 +51,11 @@ PARAMS = [
     P.Param("topics", DEFAULT_TOPICS, "topics recorded (relative names take the node's remaps)",
             lambda v: None if v and all(v) else "must list at least one topic"),
     P.Param("throttled_topics", ["camera/points"], "topics written at most throttle_hz ([''] = none)"),
-    P.Param("throttle_hz", 1.0, "rate limit of throttled_topics (Hz)", lambda v: None if v > 0 else "must be > 0"),
+    P.Param("throttle_hz", 1.0, "rate limit of throttled_topics (Hz)", P.positive, live=True),
     P.Param("flush_period_s", 1.0, "written data reaches the disk (fsync) this often (s)",
-            lambda v: None if v > 0 else "must be > 0"),
+            P.positive),
     P.Param("discovery_period_s", 1.0, "how often absent topics are looked for (s)",
-            lambda v: None if v > 0 else "must be > 0"),
+            P.positive),
 ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
 from sensor_msgs.msg import Image
 
 from f2p_failure.queue import EventQueue
@@ -20,6 +20,7 @@ from f2p_interfaces.msg import FailureEvent, LearnerProgress, ModelInfo, Relatio
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import ResetScene
 from f2p_perception.tracking import ground
+from f2p_ros import qos
 from f2p_ros.conversions import box_from_msg, image_from_msg, scene_from_msg, stamp_to_ns
 
 from .demo import EVALUATION_SEED_BASE
@@ -65,8 +66,8 @@ class Probe:
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.node)
         threading.Thread(target=self.executor.spin, daemon=True).start()
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        latched = qos.latched()
+        reliable = qos.events(50)
         self.events, self.progress, self.model, self.image = [], [], None, None
         self.node.create_subscription(FailureEvent, "/failure_events", self._on_event, reliable)
         self.node.create_subscription(LearnerProgress, "/learner/progress", self._on_progress, reliable)
@@ -74,7 +75,7 @@ class Probe:
         self.scenes = []
         self.node.create_subscription(SegmentedSceneMsg, "/segmented_scene", self._on_scene, latched)
         self.node.create_subscription(Image, "/camera/color/image_raw", self._on_image,
-                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+                                      qos.events(1))
         self.reset = self.node.create_client(ResetScene, "/reset_scene")
         self.run = ActionClient(self.node, RunTask, "/run_task")
 

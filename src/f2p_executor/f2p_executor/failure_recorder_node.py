@@ -40,7 +40,6 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_failure.events import FailureEventError, load_event
 from f2p_failure.queue import EventQueue, default_spool_dir
-from f2p_interfaces.msg import FailureEvent as FailureEventMsg
 from f2p_interfaces.srv import SubmitFailure
 from f2p_ros import parameters as P
 from f2p_ros.conversions import ConversionError, failure_event_from_msg, failure_event_to_msg
@@ -52,10 +51,10 @@ SPOOL_STATES = ("shipped", "refused", "unreadable")
 PARAMS = [
     P.Param("spool_dir", "", "the spool folder ('' = $ROS_HOME/f2p/failure_events)"),
     P.Param("retry_initial_s", 1.0, "first wait after the learner did not answer (s)",
-            lambda v: None if v > 0 else "must be > 0"),
-    P.Param("retry_max_s", 60.0, "longest wait between tries (s)", lambda v: None if v > 0 else "must be > 0"),
+            P.positive, live=True),
+    P.Param("retry_max_s", 60.0, "longest wait between tries (s)", P.positive, live=True),
     P.Param("submit_timeout_s", 30.0, "longest wait for the learner's answer to one event (s)",
-            lambda v: None if v > 0 else "must be > 0"),
+            P.positive, live=True),
 ]
 
 
@@ -64,7 +63,6 @@ class FailureRecorderNode(ManagedNode):
         super().__init__("failure_recorder", **kwargs)
         P.declare(self, PARAMS)
         self.queue: EventQueue | None = None
-        self._active = False
         self._diag = self._diag_timer = None
         self._thread, self._stop, self._wake = None, threading.Event(), threading.Event()
         self.shipped = self.stored = 0
@@ -88,7 +86,6 @@ class FailureRecorderNode(ManagedNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
-        self._active = True
         self._stop.clear()
         self._thread = threading.Thread(target=self._ship_loop, name="failure_recorder-ship", daemon=True)
         self._thread.start()
@@ -99,7 +96,6 @@ class FailureRecorderNode(ManagedNode):
         return super().on_deactivate(state)
 
     def _halt(self) -> None:
-        self._active = False
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
@@ -124,29 +120,29 @@ class FailureRecorderNode(ManagedNode):
         super().destroy_node()
 
     # --- storing ---------------------------------------------------------------------
-    def _store(self, msg: FailureEventMsg) -> tuple[bool, bool, str, str]:
-        """(stored, retry, message, path): the event durably in the spool, or why not (``retry``:
-        a refusal that may pass, SubmitFailure.srv)."""
+    def _on_record(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
+        """Store the event durably in the spool, then answer; or say why not (``retry``: a refusal
+        that may pass, SubmitFailure.srv)."""
+        resp.event_id = req.event.event_id
+        if not self.is_active:
+            resp.retry, resp.error_code = True, SubmitFailure.Response.ERROR_NOT_ACTIVE
+            resp.message = "the failure recorder is not active"
+            return resp
         try:
-            event = failure_event_from_msg(msg)
+            event = failure_event_from_msg(req.event)
             path, new = self.queue.put(event)
         except (ConversionError, FailureEventError, ValueError) as exc:
-            return False, False, f"malformed failure event: {exc}", ""
+            resp.error_code, resp.message = SubmitFailure.Response.ERROR_MALFORMED, f"malformed failure event: {exc}"
+            return resp
         except OSError as exc:                     # full disk, read-only spool: say so, store nothing
             self.last_error = f"cannot write the spool {self.queue.folder}: {exc.strerror or exc}"
             self.get_logger().error(self.last_error)
-            return False, True, self.last_error, ""
+            resp.retry, resp.error_code, resp.message = True, SubmitFailure.Response.ERROR_STORAGE, self.last_error
+            return resp
         if new:
             self.stored += 1
             self._wake.set()
-        return True, False, "stored" if new else "already recorded", str(path)
-
-    def _on_record(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
-        resp.event_id = req.event.event_id
-        if not self._active:
-            resp.accepted, resp.retry, resp.message = False, True, "the failure recorder is not active"
-            return resp
-        resp.accepted, resp.retry, resp.message, resp.stored_uri = self._store(req.event)
+        resp.accepted, resp.message, resp.stored_uri = True, "stored" if new else "already recorded", str(path)
         return resp
 
     # --- shipping --------------------------------------------------------------------

@@ -44,11 +44,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
-from f2p_executor.task_runner import (ExecutedStep, Observation, RunnerConfig, SkillEnd, TaskError, TaskOutcome,
-                                      TaskRequest, TaskRunner)
+from f2p_executor.task_runner import (ErrorCode, ExecutedStep, Observation, RunnerConfig, SkillEnd, TaskError,
+                                      TaskOutcome, TaskRequest, TaskRunner)
 from f2p_failure.events import FailureEvent
 from f2p_interfaces.action import ExecuteSkill, RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
@@ -58,29 +57,30 @@ from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import PlanTask, SubmitFailure, VerifyExecution, VerifyPlan
 from f2p_ros import parameters as P
+from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, failure_event_to_msg, plan_from_msg,
                                  plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg, scene_to_msg,
                                  skill_call_from_msg, skill_call_to_msg, stamp_to_ns)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 
 PARAMS = [
-    P.Param("robot_id", "sim", "robot id recorded in every failure event"),
+    P.Param("robot_id", "sim", "robot id recorded in every failure event", live=True),
     P.Param("verifier", "", "VerifyPlan service that checks plans before acting ('' = the executor's own check)"),
     P.Param("execution_verifier", "", "VerifyExecution service that checks each step after acting ('' = the "
                                       "relation check alone)"),
     P.Param("max_step_retries", 2, "steps run again per task after the execution verifier saw a slip",
-            P.positive_or_zero),
+            P.positive_or_zero, live=True),
     P.Param("max_plan_refusals", 2, "plans the verifier may refuse per task; after each the planner searches "
-            "again, away from the refused ones", P.positive_or_zero),
+            "again, away from the refused ones", P.positive_or_zero, live=True),
     P.Param("min_goal_probability", 0.0, "own check: refuse plans whose predicted p(goal) is lower (0 = never)",
-            lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
+            P.probability, live=True),
     P.Param("reobserve_frames", 3, "after a step, further frames tried when one does not show the plan's objects "
-            "(an object missed or split by segmentation)", P.positive_or_zero),
-    P.Param("observe_timeout_s", 10.0, "longest wait for an observation (s)", lambda v: None if v > 0 else "must be > 0"),
+            "(an object missed or split by segmentation)", P.positive_or_zero, live=True),
+    P.Param("observe_timeout_s", 10.0, "longest wait for an observation (s)", P.positive, live=True),
     P.Param("step_timeout_s", 120.0, "longest wait for a skill or a service (s)",
-            lambda v: None if v > 0 else "must be > 0"),
+            P.positive, live=True),
     P.Param("record_timeout_s", 30.0, "longest wait for the failure recorder to store an event (s)",
-            lambda v: None if v > 0 else "must be > 0"),
+            P.positive, live=True),
 ]
 
 
@@ -99,7 +99,6 @@ class TaskExecutorNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("task_executor", **kwargs)
         P.declare(self, PARAMS)
-        self._active = False
         self._busy = threading.Lock()
         self._seen = threading.Condition()
         self._scenes: dict[int, tuple[SegmentedSceneMsg, float]] = {}   # stamp -> (scene, arrival)
@@ -120,13 +119,8 @@ class TaskExecutorNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.v = P.load(self, PARAMS)
-            self.runner = TaskRunner(
-                RunnerConfig(robot_id=self.v["robot_id"], max_step_retries=self.v["max_step_retries"],
-                             max_plan_refusals=self.v["max_plan_refusals"],
-                             min_goal_probability=self.v["min_goal_probability"],
-                             reobserve_frames=self.v["reobserve_frames"]),
-                observer=self, planner=self, skills=self, verifier=self, recorder=self,
-                log=lambda m: self.get_logger().info(m))
+            self.runner = TaskRunner(self._runner_config(), observer=self, planner=self, skills=self, verifier=self,
+                                     recorder=self, log=lambda m: self.get_logger().info(m))
         except ValueError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -138,28 +132,26 @@ class TaskExecutorNode(ManagedNode):
                                                    callback_group=ReentrantCallbackGroup())
         pub = NO_EVENT_HANDLERS["pub"]
         self._events_pub = self.create_lifecycle_publisher(
-            FailureEventMsg, "failure_events", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+            FailureEventMsg, "failure_events", qos.events(),
             event_callbacks=pub)
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = qos.latched()
         self._plan_pub = self.create_lifecycle_publisher(PlanMsg, "plan", latched, event_callbacks=pub)
         self._progress_pub = self.create_lifecycle_publisher(TaskProgress, "task_progress", latched, event_callbacks=pub)
         self.get_logger().info(f"configured: failure events go to {self._record_client.srv_name}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = qos.latched()
         sub = NO_EVENT_HANDLERS["sub"]
         self._subs = [
             self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene, latched,
                                      callback_group=self._obs_group, event_callbacks=sub),
             self.create_subscription(RelationStateMsg, "relation_state", self._on_relations, latched,
                                      callback_group=self._obs_group, event_callbacks=sub)]
-        self._active = True
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs = []
@@ -176,7 +168,6 @@ class TaskExecutorNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self):
@@ -185,12 +176,17 @@ class TaskExecutorNode(ManagedNode):
                 getattr(self, endpoint).destroy()
         super().destroy_node()
 
+    def _runner_config(self) -> RunnerConfig:
+        """The runner's settings from the parameters (live: read again for every task)."""
+        return RunnerConfig(**{k: self.v[k] for k in ("robot_id", "max_step_retries", "max_plan_refusals",
+                                                       "min_goal_probability", "reobserve_frames")})
+
     # --- the task ----------------------------------------------------------------------
     def _on_goal(self, goal) -> GoalResponse:
         # An accepted goal holds _busy until its execution ends: a second one is rejected at once.
-        if not self._active or not self._busy.acquire(blocking=False):
+        if not self.is_active or not self._busy.acquire(blocking=False):
             self.get_logger().warning("rejected a run_task goal: " +
-                                      ("not active" if not self._active else "a task is already running"))
+                                      ("not active" if not self.is_active else "a task is already running"))
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
@@ -210,16 +206,18 @@ class TaskExecutorNode(ManagedNode):
             try:
                 skeleton = tuple(skill_call_from_msg(c) for c in req.skeleton)
             except ConversionError as exc:
-                raise TaskError(f"bad skeleton: {exc}") from None
+                raise TaskError(f"bad skeleton: {exc}", ErrorCode.INVALID_GOAL) from None
             request = TaskRequest(goal=[(g.predicate, g.subject_id, g.object_id) for g in req.goal],
                                   task_description=req.task_description, skeleton=skeleton,
                                   max_replans=int(req.max_replans), observe_after_ns=stamp_to_ns(req.observe_after))
+            self.runner.cfg = self._runner_config()
             outcome = self.runner.run(request, progress, lambda: goal_handle.is_cancel_requested)
         except TaskError as exc:
-            outcome = TaskOutcome(message=str(exc), predictions_met=True)
+            outcome = TaskOutcome(error_code=exc.code, message=str(exc), predictions_met=True)
         finally:
             self._busy.release()                 # taken when the goal was accepted
-        result = RunTask.Result(success=outcome.success, goal_observed=outcome.goal_observed,
+        result = RunTask.Result(error_code=int(outcome.error_code), success=outcome.success,
+                                goal_observed=outcome.goal_observed,
                                 predictions_met=outcome.predictions_met, message=outcome.message,
                                 executed_steps=[_step_msg(s) for s in outcome.executed_steps],
                                 failure_event_ids=list(outcome.failure_event_ids),
@@ -267,40 +265,44 @@ class TaskExecutorNode(ManagedNode):
                             return Observation(scene_from_msg(scene_msg), relations_from_msg(rel_msg),
                                                (scene_msg, rel_msg))
                         except (ConversionError, PointCloudError) as exc:
-                            raise TaskError(f"an unusable observation: {exc}") from None
+                            raise TaskError(f"an unusable observation: {exc}", ErrorCode.NO_OBSERVATION) from None
                 if stop():
-                    raise TaskError("cancelled")
+                    raise TaskError("cancelled", ErrorCode.CANCELLED)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TaskError(f"no observation (segmented_scene with its relation_state) for "
-                                    f"{self.v['observe_timeout_s']:g} s: is the camera publishing?")
+                                    f"{self.v['observe_timeout_s']:g} s: is the camera publishing?",
+                                    ErrorCode.NO_OBSERVATION)
                 self._seen.wait(min(left, 0.1))
 
     # --- planner -------------------------------------------------------------------------
-    def _call(self, client, request, what: str, stop, timeout: float | None = None):
-        """A service call from the task's thread: its response; TaskError when it is not there,
-        does not answer within ``timeout`` (default ``step_timeout_s``) or the task is cancelled."""
+    def _call(self, client, request, what: str, stop, code: ErrorCode, timeout: float | None = None):
+        """A service call from the task's thread: its response; TaskError (``code``) when it is
+        not there or does not answer within ``timeout`` (default ``step_timeout_s``), or the task
+        is cancelled."""
         timeout = self.v["step_timeout_s"] if timeout is None else timeout
         if not client.wait_for_service(timeout_sec=min(5.0, timeout)):
-            raise TaskError(f"{what} ({client.srv_name}) is not available")
+            raise TaskError(f"{what} ({client.srv_name}) is not available", code)
         try:
             return wait_for(client.call_async(request), timeout, stop)
         except TimeoutError as exc:
-            raise TaskError(f"{what} ({client.srv_name}): {exc}") from None
+            raise TaskError(f"{what} ({client.srv_name}): {exc}", code) from None
         except InterruptedError:
-            raise TaskError("cancelled") from None
+            raise TaskError("cancelled", ErrorCode.CANCELLED) from None
 
     def plan(self, request: TaskRequest, obs: Observation, refused, stop) -> Plan:
         goal = [Relation(predicate=p, subject_id=s, object_id=o) for p, s, o in request.goal]
         resp = self._call(self._plan_client, PlanTask.Request(
             scene=_scene_msg(obs), goal=goal, skeleton=[skill_call_to_msg(c) for c in request.skeleton],
-            refused_plans=[plan_to_msg(p) for p in refused]), "the planner", stop)
+            refused_plans=[plan_to_msg(p) for p in refused]), "the planner", stop, ErrorCode.PLANNING_FAILED)
         if not resp.success:
-            raise TaskError(f"planning failed: {resp.message}")
+            code = (ErrorCode.INVALID_GOAL if resp.error_code == PlanTask.Response.ERROR_INVALID_REQUEST
+                    else ErrorCode.PLANNING_FAILED)
+            raise TaskError(f"planning failed: {resp.message}", code)
         try:
             plan = plan_from_msg(resp.plan)
         except ConversionError as exc:
-            raise TaskError(f"the planner's plan is malformed: {exc}") from None
+            raise TaskError(f"the planner's plan is malformed: {exc}", ErrorCode.PLANNING_FAILED) from None
         if plan.skeleton:
             self._plan_pub.publish(resp.plan)
         return plan
@@ -312,9 +314,9 @@ class TaskExecutorNode(ManagedNode):
         try:
             resp = self._call(self._verify_client, VerifyPlan.Request(
                 task_description=request.task_description, scene=_scene_msg(obs), plan=plan_to_msg(plan)),
-                "the verifier", stop)
+                "the verifier", stop, ErrorCode.PLAN_REFUSED)
         except TaskError as exc:
-            if str(exc) == "cancelled":
+            if exc.code == ErrorCode.CANCELLED:
                 raise
             return [str(exc)]
         if not resp.success:
@@ -332,9 +334,9 @@ class TaskExecutorNode(ManagedNode):
         try:
             resp = self._call(self._step_client, VerifyExecution.Request(
                 task_description=request.task_description, step=_step_msg(step), before=_scene_msg(before),
-                after=_scene_msg(after)), "the execution verifier", stop)
+                after=_scene_msg(after)), "the execution verifier", stop, ErrorCode.STEP_UNCHECKABLE)
         except TaskError as exc:
-            if str(exc) == "cancelled":
+            if exc.code == ErrorCode.CANCELLED:
                 raise
             self.get_logger().warning(str(exc))
             return None
@@ -347,9 +349,11 @@ class TaskExecutorNode(ManagedNode):
     def execute(self, plan: Plan, k: int, scene: SegmentedScene, stop) -> SkillEnd:
         name, target = plan.skeleton[k]
         if not self._skill_client.wait_for_server(timeout_sec=min(5.0, self.v["step_timeout_s"])):
-            raise TaskError("the skill server (execute_skill) is not available")
+            raise TaskError("the skill server (execute_skill) is not available", ErrorCode.SKILL_FAILED)
         target_id = plan.object_ids[target]
         goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall(name, (target_id,), tuple(plan.parameters[k]))))
+        goal.header.frame_id = scene.frame_id                      # boxes and parameters: the scene's frame
+        goal.header.stamp = self.get_clock().now().to_msg()
         seen = {o.id: o for o in scene.objects}
         if target_id in seen and seen[target_id].box is not None:     # where the target is, as perceived
             goal.target_boxes = [box_to_msg(seen[target_id].box)]
@@ -359,20 +363,21 @@ class TaskExecutorNode(ManagedNode):
         try:
             handle = wait_for(self._skill_client.send_goal_async(goal), self.v["step_timeout_s"], stop)
         except (TimeoutError, InterruptedError) as exc:
-            raise TaskError(f"execute_skill: {exc}") from None
+            code = ErrorCode.CANCELLED if isinstance(exc, InterruptedError) else ErrorCode.SKILL_FAILED
+            raise TaskError("cancelled" if code == ErrorCode.CANCELLED else f"execute_skill: {exc}", code) from None
         if not handle.accepted:
-            raise TaskError(f"the skill server rejected step {k} ({name})")
+            raise TaskError(f"the skill server rejected step {k} ({name})", ErrorCode.SKILL_FAILED)
         try:
             wrapped = wait_for(handle.get_result_async(), self.v["step_timeout_s"], stop)
         except InterruptedError:
             wait_for(handle.cancel_goal_async(), 10.0)
             wait_for(handle.get_result_async(), self.v["step_timeout_s"])
-            raise TaskError(f"cancelled during step {k} ({name})") from None
+            raise TaskError(f"cancelled during step {k} ({name})", ErrorCode.CANCELLED) from None
         except TimeoutError as exc:
-            raise TaskError(f"step {k} ({name}): {exc}") from None
+            raise TaskError(f"step {k} ({name}): {exc}", ErrorCode.SKILL_FAILED) from None
         if not wrapped.result.success:
-            raise TaskError(f"step {k} ({name}) was not executed: {wrapped.result.message}")
-        return SkillEnd(time.monotonic(), stamp_to_ns(wrapped.result.observed_relations.header.stamp))
+            raise TaskError(f"step {k} ({name}) was not executed: {wrapped.result.message}", ErrorCode.SKILL_FAILED)
+        return SkillEnd(time.monotonic(), stamp_to_ns(wrapped.result.finished))
 
     # --- recorder ------------------------------------------------------------------------
     def record(self, event: FailureEvent, stop) -> str:
@@ -380,9 +385,9 @@ class TaskExecutorNode(ManagedNode):
         the event goes to ``failure_events``. Where it was stored."""
         msg = failure_event_to_msg(event)
         resp = self._call(self._record_client, SubmitFailure.Request(event=msg), "the failure recorder", stop,
-                          self.v["record_timeout_s"])
+                          ErrorCode.RECORD_FAILED, self.v["record_timeout_s"])
         if not resp.accepted:
-            raise TaskError(f"the failure recorder refused it: {resp.message}")
+            raise TaskError(f"the failure recorder refused it: {resp.message}", ErrorCode.RECORD_FAILED)
         self._events_pub.publish(msg)
         return resp.stored_uri
 

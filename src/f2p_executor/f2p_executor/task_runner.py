@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any, Callable, Protocol, Sequence
 
 from f2p_common.interfaces import GoalLiteral, Plan, RelationState, SegmentedScene, SkillCall, ground_literal
@@ -43,8 +44,29 @@ from f2p_failure.events import FailureEvent, FailureEventError
 Stop = Callable[[], bool]
 
 
+class ErrorCode(IntEnum):
+    """Why a task stopped before its end: ``f2p_interfaces/action/RunTask``'s result constants
+    (the same values; a test pins them)."""
+
+    NONE = 0
+    INVALID_GOAL = 1
+    NO_OBSERVATION = 2
+    PLANNING_FAILED = 3
+    PLAN_REFUSED = 4
+    SKILL_FAILED = 5
+    STEP_UNCHECKABLE = 6
+    STEP_SLIPPED = 7
+    RECORD_FAILED = 8
+    CANCELLED = 9
+
+
 class TaskError(Exception):
-    """Ends a task early with this message (a stage failed, a timeout, a cancel)."""
+    """Ends a task early with this message and its :class:`ErrorCode` (a stage failed, a
+    timeout, a cancel)."""
+
+    def __init__(self, message: str, code: ErrorCode):
+        super().__init__(message)
+        self.code = ErrorCode(code)
 
 
 @dataclass
@@ -164,10 +186,11 @@ class RunnerConfig:
 
 @dataclass
 class TaskOutcome:
-    """How a task ended. ``ended``: it ran to its end (False: ``message`` says which stage
-    stopped it); ``success``: the goal was observed and every prediction held."""
+    """How a task ended. ``ended``: it ran to its end (False: ``error_code`` and ``message`` say
+    which stage stopped it); ``success``: the goal was observed and every prediction held."""
 
     ended: bool = False
+    error_code: ErrorCode = ErrorCode.NONE
     success: bool = False
     goal_observed: bool = False
     predictions_met: bool = False
@@ -188,7 +211,7 @@ def ground_goal(goal: Sequence[tuple[str, str, str]], object_ids: Sequence[str])
     try:
         return [ground_literal(p, s, o, index, f"goal[{i}]") for i, (p, s, o) in enumerate(goal)]
     except ValueError as exc:
-        raise TaskError(f"bad goal: {exc}") from None
+        raise TaskError(f"bad goal: {exc}", ErrorCode.INVALID_GOAL) from None
 
 
 class TaskRunner:
@@ -208,7 +231,7 @@ class TaskRunner:
         try:
             final = self._run(request, out, progress, cancelled)
         except TaskError as exc:
-            out.message = str(exc)
+            out.message, out.error_code = str(exc), exc.code
             out.predictions_met = not out.failure_event_ids
             return out
         out.ended, out.final = True, final
@@ -242,7 +265,8 @@ class TaskRunner:
             if problems:
                 refused.append(plan)
                 if refusals_left == 0:
-                    raise TaskError(f"plan refused {len(refused)} time(s), the last: {'; '.join(problems)}")
+                    raise TaskError(f"plan refused {len(refused)} time(s), the last: {'; '.join(problems)}",
+                                    ErrorCode.PLAN_REFUSED)
                 refusals_left -= 1
                 self.log(f"plan {plan.plan_id} refused ({'; '.join(problems)[:200]}): searching again, away from "
                          f"the {len(refused)} refused")
@@ -285,7 +309,8 @@ class TaskRunner:
             if route == RETRY:
                 if retries_left == 0:
                     raise TaskError(f"step {k} ({name}) slipped again ({verdict.category}) after "
-                                    f"{self.cfg.max_step_retries} retries: {verdict.reasoning[:200]}")
+                                    f"{self.cfg.max_step_retries} retries: {verdict.reasoning[:200]}",
+                                    ErrorCode.STEP_SLIPPED)
                 self.log(f"step {k} ({name}) slipped ({verdict.category}): replanning from what is observed, "
                          "no failure event")
                 return "retry", after
@@ -306,7 +331,7 @@ class TaskRunner:
             seen.append(obs.scene.object_ids)
             received_after = time.monotonic()                # the next frame
         raise TaskError(f"after step {k} the camera sees {seen[-1]}, not {list(ids)} (in {len(seen)} frames): the "
-                        "step cannot be checked")
+                        "step cannot be checked", ErrorCode.STEP_UNCHECKABLE)
 
     def _record(self, req: TaskRequest, plan: Plan, k: int, before: Observation, after: Observation,
                 mismatches: list[dict], verdict: StepVerdict | None, stop: Stop) -> str:
@@ -324,8 +349,14 @@ class TaskRunner:
                 after=after.scene.clouds, mismatches=mismatches, context=context, frame_id=before.scene.frame_id,
                 stamp_ns=after.scene.stamp_ns)
             where = self.recorder.record(event, stop)
-        except (TaskError, FailureEventError, OSError) as exc:
-            raise TaskError(f"step {k} did not go as predicted, and its failure event could not be recorded: {exc}")
+        except TaskError as exc:
+            if exc.code == ErrorCode.CANCELLED:
+                raise
+            raise TaskError(f"step {k} did not go as predicted, and its failure event could not be recorded: {exc}",
+                            ErrorCode.RECORD_FAILED) from None
+        except (FailureEventError, OSError) as exc:
+            raise TaskError(f"step {k} did not go as predicted, and its failure event could not be recorded: {exc}",
+                            ErrorCode.RECORD_FAILED) from None
         self.log(f"failure at step {k}: {len(mismatches)} mismatched relation(s); event {event.event_id} recorded "
                  f"({where})")
         return event.event_id
@@ -333,4 +364,4 @@ class TaskRunner:
     @staticmethod
     def _check_cancel(stop: Stop) -> None:
         if stop():
-            raise TaskError("cancelled")
+            raise TaskError("cancelled", ErrorCode.CANCELLED)

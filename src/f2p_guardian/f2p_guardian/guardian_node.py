@@ -54,7 +54,7 @@ PARAMS = [
     P.Param("base_model", "", "for LoRA adapters in 'model': the pre-trained model's folder ('' = the adapters' "
                               "own record)"),
     P.Param("strategy", "", "CoT strategy of the vlm backend: vanilla, thinking or dropout ('' = the model's own)",
-            lambda v: None if v in ("", "vanilla", "thinking", "dropout") else "must be '', vanilla, thinking or dropout"),
+            P.one_of("", "vanilla", "thinking", "dropout")),
 ]
 
 
@@ -107,7 +107,6 @@ class GuardianNode(ManagedNode):
         super().__init__("guardian", **kwargs)
         P.declare(self, PARAMS)
         self.verifier: Verifier | None = None
-        self._active = False
         self._diag = None
         self.calls = self.refused = 0
         group = MutuallyExclusiveCallbackGroup()
@@ -130,11 +129,9 @@ class GuardianNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = True
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -143,7 +140,6 @@ class GuardianNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
         return TransitionCallbackReturn.SUCCESS
 
     # --- services --------------------------------------------------------------------
@@ -158,15 +154,20 @@ class GuardianNode(ManagedNode):
         stamp = self.get_clock().now().to_msg()
         resp.verdict.stage = GuardianVerdict.STAGE_PLAN if mode == PLAN else GuardianVerdict.STAGE_EXECUTION
         resp.verdict.header.stamp = stamp
-        if not self._active or self.verifier is None:
+        if not self.is_active or self.verifier is None:
             resp.success, resp.message = False, "guardian is not active"
+            resp.error_code = resp.ERROR_NOT_ACTIVE
             return resp
         self.calls += 1
         try:
             verdict = verify()
-        except (ValueError, ConversionError, PointCloudError) as exc:   # QueryError is a ValueError
+        except Exception as exc:                  # noqa: BLE001  an error reply, never a dead service
+            # QueryError (a ValueError) and the conversions: the request is malformed; anything
+            # else is the verifier's own failure
+            bad_request = isinstance(exc, (ValueError, ConversionError, PointCloudError))
             self.refused += 1
             resp.success, resp.message = False, f"cannot verify this {mode}: {exc}"
+            resp.error_code = resp.ERROR_INVALID_REQUEST if bad_request else resp.ERROR_VERIFIER_FAILED
             resp.verdict.verdict = GuardianVerdict.VERDICT_UNCERTAIN
             self.get_logger().warning(resp.message, throttle_duration_sec=2.0)
             self._diag.publish(diagnostics(self, mode, ERROR, resp.message, calls=self.calls, refused=self.refused))

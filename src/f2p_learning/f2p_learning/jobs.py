@@ -69,8 +69,8 @@ PARAMS = [
     P.Param("worker_threads", 1, "torch threads of the worker process", P.at_least(1)),
     P.Param("layout", "", "the simulated world's layout failures are replayed in ('' = paper; real_scale for a "
                           "robot's events: its workspace holds real furniture)", P.one_of("", *LAYOUTS)),
-    P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child"),
-    P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive),
+    P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child", live=True),
+    P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive, live=True),
 ]
 
 

@@ -36,13 +36,13 @@ import threading
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_failure.events import FailureEventError
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
 from f2p_interfaces.srv import SubmitFailure, SwapModel
 from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros import parameters as P
+from f2p_ros import qos
 from f2p_ros.conversions import ConversionError, failure_event_from_msg, model_info_to_msg
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 from f2p_skill_effect.checkpoint import model_info
@@ -53,7 +53,6 @@ class LearnerNode(ManagedNode):
         super().__init__("learner", **kwargs)
         P.declare(self, PARAMS)
         self.learner: Learner | None = None
-        self._active = False
         self._pubs = {}
         self._thread, self._stop, self._wake = None, threading.Event(), threading.Event()
         self.running, self.last_result = "", None
@@ -69,7 +68,7 @@ class LearnerNode(ManagedNode):
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = qos.latched(10)
         pub = NO_EVENT_HANDLERS["pub"]
         self._pubs = {"progress": self.create_lifecycle_publisher(LearnerProgress, "learner/progress", 50,
                                                                   event_callbacks=pub),
@@ -83,7 +82,6 @@ class LearnerNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = True
         self._stop.clear()
         self._thread = threading.Thread(target=self._work, name="learner-jobs", daemon=True)
         self._thread.start()
@@ -95,7 +93,6 @@ class LearnerNode(ManagedNode):
         return super().on_deactivate(state)
 
     def _halt(self) -> None:
-        self._active = False
         self._stop.set()
         self._wake.set()
         if self.learner is not None:
@@ -124,17 +121,19 @@ class LearnerNode(ManagedNode):
     # --- the queue -------------------------------------------------------------------
     def _on_submit(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
         resp.event_id = req.event.event_id
-        if not self._active:
+        if not self.is_active:
             resp.accepted, resp.retry, resp.message = False, True, "the learner is not active"
+            resp.error_code = SubmitFailure.Response.ERROR_NOT_ACTIVE
             return resp
         try:
             event = failure_event_from_msg(req.event)
             path, state = self.learner.submit(event)
         except (ConversionError, FailureEventError, ValueError) as exc:
             resp.accepted, resp.message = False, f"malformed failure event: {exc}"
+            resp.error_code = SubmitFailure.Response.ERROR_MALFORMED
             return resp
         except OSError as exc:
-            resp.accepted, resp.retry = False, True
+            resp.accepted, resp.retry, resp.error_code = False, True, SubmitFailure.Response.ERROR_STORAGE
             resp.message = f"cannot write the learner's queue: {exc.strerror or exc}"
             self.get_logger().error(resp.message)
             return resp

@@ -53,7 +53,6 @@ subscription does not match it) and, for full-size clouds, decimation at the dri
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 
@@ -61,7 +60,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from f2p_common.interfaces import PointCloudError, SegmentedScene
@@ -71,6 +70,7 @@ from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, 
                                          transform_cloud)
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
+from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, camera_cloud_from_msg, camera_info_from_msg, image_from_msg,
                                  scene_to_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
@@ -90,16 +90,16 @@ PARAMS = [
     P.Param("model_path", "", "yolo_seg: YOLO segmentation weights ('' = the shipped model trained on the "
             "simulator's images); sam: the SAM checkpoint (required; a local file, nothing downloads)"),
     P.Param("confidence", 0.4, "yolo_seg: the least detection score kept (0.25 finds more items but put a false "
-            "container in the demo's scene; benchmarks/README.md)",
-            lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
+            "container in the demo's scene; benchmarks/studies/findings.md)",
+            P.probability),
     P.Param("sam_model_type", "vit_b", "sam: the architecture of an official checkpoint (vit_b, vit_l, vit_h)",
             P.one_of("vit_b", "vit_l", "vit_h")),
     P.Param("sam_prompts", "geometric", "sam: the backend whose segments prompt it", P.one_of("geometric", "yolo_seg")),
     P.Param("device", "auto", "yolo_seg / sam: torch device (auto: CUDA when there is one, else cpu)"),
     P.Param("torch_threads", 1, "yolo_seg / sam: torch intra-op threads of this process (the planner has its own)",
-            lambda v: None if v >= 1 else "must be >= 1"),
+            P.at_least(1)),
     P.Param("sync_slop_s", 0.02, "input rgbd: colour, depth and CameraInfo stamps within this are one frame (s)",
-            lambda v: None if v >= 0 else "must be >= 0"),
+            P.positive_or_zero),
     P.Param("base_frame", "base_link", "frame of the published scene: the robot's base frame (REP-103)"),
     P.Param("camera_pose", [0.0], "pose of the camera's frame in base_frame [x, y, z, qx, qy, qz, qw], used when no "
                                   "transform comes from tf or camera_pose_topic ([0.0]: none)",
@@ -108,25 +108,25 @@ PARAMS = [
             "where tf2_ros is not installed ('' = none; the simulated robot publishes camera/pose)"),
     P.Param("track_max_jump", 0.1, "a backend without stable ids: a segment keeps the id of the previous frame's "
             "segment of its class within this distance (m; f2p_perception.tracking)",
-            lambda v: None if v > 0 else "must be > 0"),
+            P.positive),
     P.Param("warn_score", 0.5, "segments scored below this (a box far from every class's size range) are named "
-            "in a WARN on /diagnostics", lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
-    P.Param("min_points", 10, "objects with fewer points are left out", lambda v: None if v >= 1 else "must be >= 1"),
+            "in a WARN on /diagnostics", P.probability),
+    P.Param("min_points", 10, "objects with fewer points are left out", P.at_least(1)),
     P.Param("floor_height", 0.05, "geometric (also as sam's prompts): points lower than this in base_frame are the "
             "floor (m; the floor's height in base_frame plus a margin: 0.05 where base_frame lies on the floor, as a "
-            "Stretch's does; a UR5 mounted on a 0.75 m table: -0.7)", lambda v: None if math.isfinite(v) else "must be finite"),
+            "Stretch's does; a UR5 mounted on a 0.75 m table: -0.7)", P.finite),
     P.Param("max_object_points", 4096, "points kept per object (an even stride; the box uses all of them)",
-            lambda v: None if v >= 1 else "must be >= 1"),
+            P.at_least(1)),
     P.Param("max_age_s", 2.0, "warn on /diagnostics when no cloud arrived for this long (s)",
-            lambda v: None if v > 0 else "must be > 0"),
+            P.positive),
     P.Param("camera_reliability", "reliable", "QoS reliability of the camera subscription: 'reliable' (large clouds "
                                               "arrive whole) or 'best_effort' (for drivers that offer only that)",
             P.one_of("reliable", "best_effort")),
     P.Param("max_rate_hz", 10.0, "most scenes segmented per second (the newest cloud each time); leaves the CPU "
-                                 "to the rest of the robot when the camera is faster", lambda v: None if v > 0 else "must be > 0"),
+                                 "to the rest of the robot when the camera is faster", P.positive),
     P.Param("camera_queue", 10, "clouds the camera subscription keeps (keep last): more than 1, so that a burst of "
                                "large clouds is not lost while the receiving thread is busy",
-            lambda v: None if v >= 1 else "must be >= 1"),
+            P.at_least(1)),
 ]
 
 
@@ -145,8 +145,7 @@ def backend_options(v: dict) -> dict:
 
 def camera_qos(reliability: str = "reliable", queue: int = 10) -> QoSProfile:
     """The camera subscription's QoS: keep last ``queue``, volatile, ``reliability``."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=queue,
-                      reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT)
+    return qos.sensor(queue, best_effort=reliability != "reliable")
 
 
 class PerceptionNode(ManagedNode):
@@ -191,7 +190,7 @@ class PerceptionNode(ManagedNode):
         self._max_age, self._max_rate = float(v["max_age_s"]), float(v["max_rate_hz"])
         self._max_points = int(v["max_object_points"])
         self._camera_qos = camera_qos(v["camera_reliability"], int(v["camera_queue"]))
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = qos.latched()
         self._pub = self.create_lifecycle_publisher(SegmentedSceneMsg, "segmented_scene", latched,
                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
@@ -212,7 +211,7 @@ class PerceptionNode(ManagedNode):
                                                  self._camera_qos.depth, self._on_rgbd, self._receive_group)
             self._topic = ", ".join(self.resolve_topic_name(t) for _m, t in RGBD_TOPICS.values())
         if self._camera_pose_topic:
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            latched = qos.latched()
             self._subs.append(self.create_subscription(PoseStamped, self._camera_pose_topic, self._on_pose, latched,
                                                        callback_group=self._receive_group))
         self._last_cloud = time.monotonic()

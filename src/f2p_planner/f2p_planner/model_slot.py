@@ -42,6 +42,16 @@ class LoadedModel:
         return self.checkpoint.version
 
 
+class AdmissionError(CheckpointError):
+    """A candidate refused, and why in one word: ``not_found`` (no file to read),
+    ``not_authentic`` (not the bytes named: SHA-256 or signature), ``not_admissible`` (it does
+    not fit this robot, or its gate refused it)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def path_of(uri: str) -> Path:
     """A checkpoint's path from a ModelInfo uri: a path or a ``file://`` URI (nothing remote)."""
     if not uri:
@@ -71,22 +81,34 @@ class ModelSlot:
         return self._active
 
     def admit(self, info: ModelInfo) -> LoadedModel:
-        """The checked, loaded candidate ``info`` names; CheckpointError saying why it is refused."""
-        path = path_of(info.uri)
+        """The checked, loaded candidate ``info`` names; :class:`AdmissionError` saying why it is refused."""
+        try:
+            path = path_of(info.uri)
+        except CheckpointError as exc:
+            raise AdmissionError(str(exc), "not_found") from None
         if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file")
+            raise AdmissionError(f"{path}: no such checkpoint file", "not_found")
         if not info.sha256:
-            raise CheckpointError("the request names no sha256 for the checkpoint")
-        digest = file_sha256(path)
+            raise AdmissionError("the request names no sha256 for the checkpoint", "not_authentic")
+        try:
+            digest = file_sha256(path)
+        except OSError as exc:
+            raise AdmissionError(f"{path}: cannot be read: {exc.strerror or exc}", "not_found") from None
         if digest != info.sha256.lower():
-            raise CheckpointError(f"{path}: its SHA-256 is {digest}, the request names {info.sha256}")
+            raise AdmissionError(f"{path}: its SHA-256 is {digest}, the request names {info.sha256}", "not_authentic")
         if self.require_signed:
-            verify_signature(digest, info.signature, self.public_key)
-        ckpt = load_checkpoint(path)
-        if ckpt.parent_version and ckpt.metrics.get("deployable") is not True:
-            raise CheckpointError(f"{path}: a child of {ckpt.parent_version} that the learner's regression gate did not "
-                                  "pass (metrics.deployable is not true): it may not serve")
-        model = model_from_checkpoint(ckpt)
+            try:
+                verify_signature(digest, info.signature, self.public_key)
+            except CheckpointError as exc:
+                raise AdmissionError(str(exc), "not_authentic") from None
+        try:
+            ckpt = load_checkpoint(path)
+            if ckpt.parent_version and ckpt.metrics.get("deployable") is not True:
+                raise CheckpointError(f"{path}: a child of {ckpt.parent_version} that the learner's regression gate "
+                                      "did not pass (metrics.deployable is not true): it may not serve")
+            model = model_from_checkpoint(ckpt)
+        except (CheckpointError, ValueError) as exc:
+            raise AdmissionError(str(exc), "not_admissible") from None
         return LoadedModel(model, ckpt, model_info(path, ckpt))
 
     def swap(self, candidate: LoadedModel, requested_by: str = "") -> tuple[ModelInfo, ModelInfo]:

@@ -36,7 +36,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
 from std_srvs.srv import Trigger
 
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
@@ -45,6 +45,7 @@ from f2p_interfaces.srv import PlanTask, SwapModel
 from f2p_planner.model_slot import ModelSlot
 from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
 from f2p_ros import parameters as P
+from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, literal_from_msg, model_info_from_msg,
                                  model_info_to_msg, plan_from_msg, plan_to_msg, scene_from_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
@@ -56,17 +57,24 @@ PARAMS = [
     P.Param("require_signed", False, "admit only checkpoints with an Ed25519 signature by public_key"),
     P.Param("public_key", "", "PEM public key of the learner that signs checkpoints"),
     P.Param("samples", 256, "shooting samples per CEM round (a request's num_samples overrides)",
-            lambda v: None if v >= 2 else "must be >= 2"),
+            P.at_least(2)),
     P.Param("iterations", 3, "CEM rounds after the first shooting", P.positive_or_zero),
     P.Param("max_horizon", 3, "longest plan searched without a skeleton (a request's max_horizon overrides)",
-            lambda v: None if v >= 1 else "must be >= 1"),
-    P.Param("max_skeletons", 64, "skeletons tried at most", lambda v: None if v >= 1 else "must be >= 1"),
+            P.at_least(1)),
+    P.Param("max_skeletons", 64, "skeletons tried at most", P.at_least(1)),
     P.Param("skills", [""], "skill library searched ([''] = every skill)"),
     P.Param("seed", 0, "seed of the search (plans are repeatable)", P.positive_or_zero),
     P.Param("avoid_radius", 0.1, "a request's refused plans: normalised parameter distance around each that is "
-            "not proposed again", lambda v: None if v >= 0 else "must be >= 0"),
-    P.Param("torch_threads", 2, "torch intra-op threads of this process", lambda v: None if v >= 1 else "must be >= 1"),
+            "not proposed again", P.positive_or_zero),
+    P.Param("torch_threads", 2, "torch intra-op threads of this process", P.at_least(1)),
 ]
+
+
+def swap_error_code(exc: Exception) -> int:
+    """SwapModel's error code for a refused candidate."""
+    reason = getattr(exc, "reason", "not_found" if isinstance(exc, OSError) else "not_admissible")
+    return {"not_found": SwapModel.Response.ERROR_NOT_FOUND, "not_authentic": SwapModel.Response.ERROR_NOT_AUTHENTIC,
+            "not_admissible": SwapModel.Response.ERROR_NOT_ADMISSIBLE}[reason]
 
 
 class PlannerNode(ManagedNode):
@@ -74,7 +82,6 @@ class PlannerNode(ManagedNode):
         super().__init__("planner", **kwargs)
         P.declare(self, PARAMS)
         self.slot: ModelSlot | None = None
-        self._active = False
         self._latest_scene = None
         self._info_pub = self._diag = self._scene_sub = None
         self.served = self.refused = 0
@@ -98,7 +105,7 @@ class PlannerNode(ManagedNode):
         except (ValueError, OSError, CheckpointError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = qos.latched()
         pub = NO_EVENT_HANDLERS["pub"]
         self._info_pub = self.create_lifecycle_publisher(ModelInfoMsg, "model_info", latched, event_callbacks=pub)
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
@@ -111,12 +118,10 @@ class PlannerNode(ManagedNode):
                                                    callback_group=self._scene_group,
                                                    event_callbacks=NO_EVENT_HANDLERS["sub"])
         result = super().on_activate(state)
-        self._active = True
         self._info_pub.publish(model_info_to_msg(self.slot.active().info))
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
         self.destroy_subscription(self._scene_sub)
         self._scene_sub = None
         return super().on_deactivate(state)
@@ -128,7 +133,6 @@ class PlannerNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
         return TransitionCallbackReturn.SUCCESS
 
     # --- observations ------------------------------------------------------------------
@@ -137,11 +141,13 @@ class PlannerNode(ManagedNode):
 
     # --- planning ----------------------------------------------------------------------
     def _on_plan(self, req: PlanTask.Request, resp: PlanTask.Response) -> PlanTask.Response:
-        if not self._active:
+        if not self.is_active:
             resp.success, resp.message = False, "planner is not active (configure and activate it first)"
+            resp.error_code = PlanTask.Response.ERROR_NOT_ACTIVE
             return resp
         t0 = time.perf_counter()
         loaded = self.slot.active()                # this request finishes on this model
+        resp.error_code = PlanTask.Response.ERROR_INVALID_REQUEST
         try:
             scene_msg = req.scene if req.scene.objects else self._latest_scene
             if scene_msg is None:
@@ -150,11 +156,12 @@ class PlannerNode(ManagedNode):
             index = {o: i for i, o in enumerate(scene.object_ids)}
             goal = [literal_from_msg(m, index, f"goal[{k}]") for k, m in enumerate(req.goal)]
             skeleton = [self._skeleton_step(step, index, k) for k, step in enumerate(req.skeleton)]
+            refused = [plan_from_msg(m) for m in req.refused_plans]
+            resp.error_code = PlanTask.Response.ERROR_NO_PLAN          # a well-formed request from here on
             settings = PlanningSettings(int(req.num_samples) or self.settings.samples, self.settings.iterations,
                                         int(req.max_horizon) or self.settings.max_horizon,
                                         self.settings.max_skeletons, self.settings.skills, seed=self.settings.seed,
                                         avoid_radius=self.settings.avoid_radius)
-            refused = [plan_from_msg(m) for m in req.refused_plans]
             result = plan_task(loaded, scene, goal, skeleton or None, settings, refused)
         except (ConversionError, PointCloudError, PlanningError, ValueError) as exc:
             self.refused += 1
@@ -163,7 +170,7 @@ class PlannerNode(ManagedNode):
                                            refused=self.refused))
             return resp
         resp.plan = plan_to_msg(result)
-        resp.success = True
+        resp.success, resp.error_code = True, PlanTask.Response.ERROR_NONE
         resp.message = (f"{len(result.skeleton)} step(s), p(goal) {result.goal_probability:.3f}, model "
                         f"{loaded.version}, {time.perf_counter() - t0:.2f} s" if result.skeleton
                         else f"the goal holds already (p {result.goal_probability:.3f}): nothing to do")
@@ -188,8 +195,9 @@ class PlannerNode(ManagedNode):
 
     # --- models ------------------------------------------------------------------------
     def _on_swap(self, req: SwapModel.Request, resp: SwapModel.Response) -> SwapModel.Response:
-        if not self._active:
+        if not self.is_active:
             resp.success, resp.message = False, "planner is not active (configure and activate it first)"
+            resp.error_code = SwapModel.Response.ERROR_NOT_ACTIVE
             return resp
         current = self.slot.active().info
         resp.previous = resp.active = model_info_to_msg(current)
@@ -197,6 +205,7 @@ class PlannerNode(ManagedNode):
             candidate = self.slot.admit(model_info_from_msg(req.model))
         except (CheckpointError, ValueError, OSError) as exc:
             resp.success, resp.message = False, f"refused, still serving {current.version}: {exc}"
+            resp.error_code = swap_error_code(exc)
             self._diag.publish(diagnostics(self, "swap_model", ERROR, resp.message, active=current.version,
                                            requested_by=req.requested_by or "unnamed caller"))
             return resp
@@ -213,7 +222,7 @@ class PlannerNode(ManagedNode):
         return resp
 
     def _on_rollback(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
-        if not self._active:
+        if not self.is_active:
             resp.success, resp.message = False, "planner is not active (configure and activate it first)"
             return resp
         try:

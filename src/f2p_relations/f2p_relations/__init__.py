@@ -1,5 +1,9 @@
-"""f2p relations: the one definition of paper 000 A.9 relations (relations.py), relation detectors
-(detectors.py) and the relation_detector node (relation_detector_node.py)."""
+"""f2p_relations: paper 000 A.9 relations (robot side).
+
+Owns: the one definition of the relations from object boxes (``relations``), relation detectors
+(``detectors``) and the ``relation_detector`` node.
+May import: ``f2p_common``, ``f2p_skill_effect``; ROS only in the node.
+"""
 from f2p_relations.relations import (  # noqa: F401
     Boxes, Relations, boxes_from_clouds, compute_relations, drawer_openings_from_boxes,
 )

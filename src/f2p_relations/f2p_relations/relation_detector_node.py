@@ -22,12 +22,12 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_relations.detectors import DETECTORS, GeometricDetector, LearnedDetector
 from f2p_ros import parameters as P
+from f2p_ros import qos
 from f2p_ros.conversions import relations_to_msg, scene_from_msg
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
 
@@ -63,7 +63,7 @@ class RelationDetectorNode(ManagedNode):
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = qos.latched()
         self._pub = self.create_lifecycle_publisher(RelationStateMsg, "relation_state", latched,
                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,

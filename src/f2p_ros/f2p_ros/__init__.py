@@ -1,3 +1,8 @@
-"""f2p_ros: the ROS side every f2p node shares — ``conversions`` (the one place where f2p
-dataclasses and numpy arrays become ROS messages and back) and ``parameters`` (typed,
-documented, validated node parameters)."""
+"""f2p_ros: the ROS side every f2p node shares (robot side).
+
+Owns: ``conversions`` (the one place where f2p dataclasses and arrays become ROS messages and
+back), ``parameters`` (node parameter tables declared with ranges, validated on set), ``qos``
+(the named QoS profiles), ``nodes`` (``ManagedNode``, diagnostics, ``run_node``), ``sync`` and
+``bag`` (rosbag2 MCAP writing and reading).
+May import: rclpy and ROS messages, ``f2p_interfaces``, ``f2p_common``, ``f2p_failure``.
+"""

@@ -28,11 +28,18 @@ OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, Diagnostic
 
 
 class ManagedNode(LifecycleNode):
-    """The lifecycle node every f2p node is: rclpy's LifecycleNode whose ``destroy_node`` also
+    """The lifecycle node every f2p node is: rclpy's LifecycleNode that says whether it is active
+    (:attr:`is_active`, from the lifecycle state itself), and whose ``destroy_node`` also
     destroys its state machine. rclpy's does not, and the state machine holds the node handle
     and its five lifecycle services, so a destroyed lifecycle node stays in the graph until
     garbage collection: measured, another process still saw ``/<node>/change_state`` and its
     request went to a node no longer spinning (same family as ros2/rclpy#1710)."""
+
+    @property
+    def is_active(self) -> bool:
+        """The node is in the lifecycle's active state (not while activating or deactivating): the
+        one flag service and action callbacks check before they serve."""
+        return self._state_machine.current_state[1] == "active"
 
     def destroy_node(self):
         super().destroy_node()

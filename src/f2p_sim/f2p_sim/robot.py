@@ -38,6 +38,10 @@ class SimRobotError(ValueError):
     """A request the simulated robot refuses (unknown object, bad scene, bad skill); says why."""
 
 
+class UnknownTargetError(SimRobotError):
+    """A skill's target is no object of the scene (neither its id nor its box matches one)."""
+
+
 @dataclass
 class SceneInfo:
     """The loaded scene: object ids and classes (instance order) and the task's goal, if any."""
@@ -264,10 +268,10 @@ class SimRobot:
         centres = 0.5 * (np.asarray(st.box_lower) + np.asarray(st.box_upper))
         movable = [i for i, c in enumerate(self.scene.labels) if c in MOVABLE_CLASSES]
         if not movable:
-            raise SimRobotError(f"target {target!r}: the scene has no movable object")
+            raise UnknownTargetError(f"target {target!r}: the scene has no movable object")
         dist = np.linalg.norm(centres[movable] - np.asarray(box.center, float), axis=1)
         if dist.min() > MAX_TARGET_OFFSET:
-            raise SimRobotError(f"target {target!r}: no object of the scene within {MAX_TARGET_OFFSET} m of its box "
+            raise UnknownTargetError(f"target {target!r}: no object of the scene within {MAX_TARGET_OFFSET} m of its box "
                                 f"centre {np.round(box.center, 3).tolist()} (nearest {dist.min():.3f} m)")
         return movable[int(np.argmin(dist))]
 
@@ -285,7 +289,7 @@ class SimRobot:
             elif target_boxes:
                 index = self._body_at(target, target_boxes[0])
             else:
-                raise SimRobotError(f"unknown object id {target!r}; the scene has {self.scene.object_ids}")
+                raise UnknownTargetError(f"unknown object id {target!r}; the scene has {self.scene.object_ids}")
             if call.skill in self.controlled_skills:
                 try:
                     report, _ = execute_controlled(self.backend, call.skill, index, call.parameters, self.controller,

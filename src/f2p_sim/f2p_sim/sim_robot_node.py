@@ -50,7 +50,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
@@ -61,12 +61,12 @@ from f2p_interfaces.action import ExecuteSkill
 from f2p_skill_effect.checkpoint import CheckpointError
 from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
+from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, box_from_msg, box_to_msg, camera_cloud_to_msg, camera_info_to_msg,
-                                 image_to_msg, literal_to_msg, ns_to_stamp, relations_to_msg, scene_to_msg,
-                                 skill_call_from_msg)
+                                 image_to_msg, literal_to_msg, ns_to_stamp, skill_call_from_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_sim.config import LAYOUTS, load_world_config
-from f2p_sim.robot import SimRobot, SimRobotError
+from f2p_sim.robot import SimRobot, SimRobotError, UnknownTargetError
 from f2p_sim.skills import SkillMonitor
 from f2p_sim.tasks import TASK_KINDS
 
@@ -75,7 +75,7 @@ PARAMS = [
     P.Param("layout", "", "task-scene layout of the world config: paper (paper 000's 0.5 m tables) or real_scale "
                           "(real furniture and object sizes); '' = the file's own", P.one_of("", *LAYOUTS)),
     P.Param("camera", "front", "camera preset of the world config"),
-    P.Param("rate_hz", 5.0, "camera frames per second", lambda v: None if v > 0 else "must be > 0"),
+    P.Param("rate_hz", 5.0, "camera frames per second", P.positive),
     P.Param("organized", False, "publish every pixel as an organised height x width cloud (NaN: no return) "
                                 "instead of the camera's foveated returns"),
     P.Param("frame_id", "base_link", "frame of the cloud and poses: the robot's base frame (REP-103)"),
@@ -88,7 +88,7 @@ PARAMS = [
     P.Param("execution_noise", 0.0, "probability that a pick_place or push slips as a real controller does (a grasp "
                                     "that never closes, lands beside the object or loses it; a push that grazes "
                                     "past); 0 = the idealised controller",
-            lambda v: None if 0.0 <= v <= 1.0 else "must be in [0, 1]"),
+            P.probability),
     P.Param("controller", "scripted", "who executes ExecuteSkill: scripted (the primitives, idealised grasp) or afil "
                                       "(the learned failure-aware controller, step-wise physics: a grasp holds only "
                                       "where the jaws close on the object)", P.one_of("scripted", "afil")),
@@ -118,7 +118,6 @@ class SimRobotNode(ManagedNode):
         super().__init__("sim_robot", **kwargs)
         P.declare(self, PARAMS)
         self.robot: SimRobot | None = None
-        self._active = False
         self._skill = threading.Lock()           # one skill at a time
         self._points = self._pose = self._clock_pub = self._diag = None
         self._images = {}
@@ -156,19 +155,19 @@ class SimRobotNode(ManagedNode):
             self.robot = None
             return TransitionCallbackReturn.FAILURE
         self._rate = float(v["rate_hz"])
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)         # as a camera driver's default
+        sensor = qos.sensor()         # reliable, as a camera driver's default
         pub = NO_EVENT_HANDLERS["pub"]
-        self._points = self.create_lifecycle_publisher(PointCloud2, "camera/points", qos, event_callbacks=pub)
-        self._pose = self.create_lifecycle_publisher(PoseStamped, "gripper/pose", qos, event_callbacks=pub)
+        self._points = self.create_lifecycle_publisher(PointCloud2, "camera/points", sensor, event_callbacks=pub)
+        self._pose = self.create_lifecycle_publisher(PoseStamped, "gripper/pose", sensor, event_callbacks=pub)
         self._clock_pub = self.create_lifecycle_publisher(Clock, "/clock", 10, event_callbacks=pub)
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
         self._image_rate, self._camera_frame = float(v["image_rate_hz"]), v["camera_frame_id"]
         if self._image_rate > 0:
-            self._images = {name: self.create_lifecycle_publisher(kind, topic, qos, event_callbacks=pub) for name, kind, topic in (
+            self._images = {name: self.create_lifecycle_publisher(kind, topic, sensor, event_callbacks=pub) for name, kind, topic in (
                 ("rgb", Image, "camera/color/image_raw"), ("depth", Image, "camera/depth/image_rect_raw"),
                 ("rgb_info", CameraInfo, "camera/color/camera_info"),
                 ("depth_info", CameraInfo, "camera/depth/camera_info"))}
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = qos.latched()
         self._camera_pose_pub = self.create_lifecycle_publisher(PoseStamped, "camera/pose", latched, event_callbacks=pub)
         self._tf_static = None
         try:
@@ -182,7 +181,6 @@ class SimRobotNode(ManagedNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._timer = self.create_timer(1.0 / self._rate, self._publish_frame, callback_group=self._camera_group)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._camera_group)
-        self._active = True
         result = super().on_activate(state)
         self._publish_camera_pose()
         if self._images:
@@ -196,7 +194,6 @@ class SimRobotNode(ManagedNode):
         return super().on_deactivate(state)
 
     def _stop(self) -> None:
-        self._active = False
         for t in (self._timer, self._diag_timer):
             if t is not None:
                 self.destroy_timer(t)
@@ -300,7 +297,7 @@ class SimRobotNode(ManagedNode):
 
     # --- reset -------------------------------------------------------------------------
     def _on_reset(self, req: ResetScene.Request, resp: ResetScene.Response) -> ResetScene.Response:
-        if not self._active:
+        if not self.is_active:
             resp.success, resp.message = False, "sim_robot is not active (configure and activate it first)"
             return resp
         if not self._skill.acquire(blocking=False):
@@ -326,38 +323,43 @@ class SimRobotNode(ManagedNode):
 
     # --- skills ------------------------------------------------------------------------
     def _on_goal(self, goal) -> GoalResponse:
-        if not self._active or self._skill.locked():
+        if not self.is_active or self._skill.locked():
             self.get_logger().warning("rejected an execute_skill goal: " +
-                                      ("not active" if not self._active else "a skill is already running"))
+                                      ("not active" if not self.is_active else "a skill is already running"))
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
     def _execute(self, goal_handle) -> ExecuteSkill.Result:
-        result = ExecuteSkill.Result()
+        result, codes = ExecuteSkill.Result(), ExecuteSkill.Result
         if not self._skill.acquire(blocking=False):
             goal_handle.abort()
-            result.message = "a skill is already running"
+            result.error_code, result.message = codes.ERROR_NOT_READY, "a skill is already running"
             return result
+        frame = goal_handle.request.header.frame_id
         try:
+            if frame and frame != self.robot.frame_id:
+                raise ConversionError(f"the goal is in frame {frame!r}; this robot's boxes and parameters are in "
+                                      f"{self.robot.frame_id!r}")
             call = skill_call_from_msg(goal_handle.request.skill)
             boxes = [box_from_msg(b) for b in goal_handle.request.target_boxes]
             outcome = self.robot.execute(call, _GoalMonitor(goal_handle), target_boxes=boxes)
         except (ConversionError, SimRobotError) as exc:
             goal_handle.abort()
+            result.error_code = codes.ERROR_UNKNOWN_TARGET if isinstance(exc, UnknownTargetError) else \
+                codes.ERROR_INVALID_GOAL
             result.message = f"refused: {exc}"
             return result
         finally:
             self._skill.release()
         report = outcome.report
-        result.observation_after = scene_to_msg(outcome.observation)
-        result.observed_relations = relations_to_msg(outcome.relations)
+        result.finished = ns_to_stamp(outcome.observation.stamp_ns)
         self._publish_pose_and_clock()
         if report.stopped and goal_handle.is_cancel_requested:
             goal_handle.canceled()
-            result.message = f"cancelled: {report.message}"
+            result.error_code, result.message = codes.ERROR_CANCELLED, f"cancelled: {report.message}"
         elif not report.executed:
             goal_handle.abort()
-            result.message = f"not executed: {report.message}"
+            result.error_code, result.message = codes.ERROR_EXECUTION_FAILED, f"not executed: {report.message}"
         else:
             goal_handle.succeed()
             result.success = True

@@ -1,2 +1,6 @@
-"""f2p_training: pre-training, fine-tuning (``train``) and evaluation (``evaluate``) of the
-skill-effect model on datasets (``transitions``). Off-board; imports neither the simulator nor ROS."""
+"""f2p_training: training and evaluation of the learned models (off-board, layer 2).
+
+Owns: pre-training and fine-tuning of Γ (``train``, the one ``FineTuneRecipe``), evaluation
+(``evaluate``), Guardian's, YOLO-seg's and AFIL's training.
+May import: the robot side; neither the simulator nor ROS.
+"""

@@ -27,7 +27,7 @@ import threading
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
 from visualization_msgs.msg import MarkerArray
 
 from f2p_common.vocabulary import BINARY_RELATIONS
@@ -38,15 +38,16 @@ from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.msg import TaskProgress
 from f2p_ros import parameters as P
+from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, failure_event_from_msg, plan_from_msg,
                                  relations_from_msg, scene_from_msg, shapes_to_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_viz.drawing import DEFAULT_PREDICATES, mismatch_shapes, relation_shapes, scene_shapes, step_shapes
 
 PARAMS = [
-    P.Param("rate_hz", 5.0, "most marker arrays per second", lambda v: None if v > 0 else "must be > 0"),
+    P.Param("rate_hz", 5.0, "most marker arrays per second", P.positive),
     P.Param("predicates", list(DEFAULT_PREDICATES), "binary relations drawn as edges (A.9 names)",
-            lambda v: None if v and set(v) <= set(BINARY_RELATIONS) else f"must be among {list(BINARY_RELATIONS)}"),
+            lambda v: None if v and set(v) <= set(BINARY_RELATIONS) else f"must be among {list(BINARY_RELATIONS)}", live=True),
 ]
 #: Stages during which the executor's current step is drawn.
 STEP_STAGES = ("execute", "verify_step")
@@ -72,8 +73,7 @@ class VisualizerNode(ManagedNode):
         except ValueError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                   durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._latched = qos.latched()
         pub = NO_EVENT_HANDLERS["pub"]
         self._pub = self.create_lifecycle_publisher(MarkerArray, "markers", self._latched, event_callbacks=pub)
         self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
@@ -81,7 +81,7 @@ class VisualizerNode(ManagedNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         sub, latched = NO_EVENT_HANDLERS["sub"], self._latched
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        reliable = qos.events()
         self._subs = [self.create_subscription(t, topic, cb, qos, callback_group=self._group, event_callbacks=sub)
                       for t, topic, cb, qos in (
                           (SegmentedSceneMsg, "segmented_scene", self._on_scene, latched),
