@@ -144,9 +144,17 @@ class Robot:
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
         if not done.wait(timeout):
+            # no answer: the recorder died mid-call, or this client stopped hearing a restarted
+            # one (seen after many restarts with Fast DDS): the next call goes through a new client
             self.record.remove_pending_request(future)
+            self._renew_client()
             return False
         return bool(future.result().accepted)
+
+    def _renew_client(self) -> None:
+        from f2p_interfaces.srv import SubmitFailure
+        self.node.destroy_client(self.record)
+        self.record = self.node.create_client(SubmitFailure, "/record_failure")
 
     def close(self):
         self.executor.shutdown(timeout_sec=5.0)

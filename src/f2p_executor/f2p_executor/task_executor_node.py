@@ -106,7 +106,7 @@ class TaskExecutorNode(ManagedNode):
         self._subs = []
         self._events_pub = self._diag = self._plan_pub = self._progress_pub = None
         self.tasks_run = 0
-        calls = ReentrantCallbackGroup()
+        calls = self._calls = ReentrantCallbackGroup()
         self._obs_group = MutuallyExclusiveCallbackGroup()
         self._plan_client = self.create_client(PlanTask, "plan_task", callback_group=calls)
         self._record_client = self.create_client(SubmitFailure, "record_failure", callback_group=calls)
@@ -384,8 +384,20 @@ class TaskExecutorNode(ManagedNode):
         """The failure recorder stores ``event`` (it alone writes the spool); once it accepted it,
         the event goes to ``failure_events``. Where it was stored."""
         msg = failure_event_to_msg(event)
-        resp = self._call(self._record_client, SubmitFailure.Request(event=msg), "the failure recorder", stop,
-                          ErrorCode.RECORD_FAILED, self.v["record_timeout_s"])
+        deadline = time.monotonic() + self.v["record_timeout_s"]
+        while True:
+            try:
+                resp = self._call(self._record_client, SubmitFailure.Request(event=msg), "the failure recorder", stop,
+                                  ErrorCode.RECORD_FAILED, min(5.0, max(0.1, deadline - time.monotonic())))
+                break
+            except TaskError as exc:
+                if exc.code == ErrorCode.CANCELLED or time.monotonic() >= deadline:
+                    raise
+            # no answer: a recorder that restarted may not answer this client again (seen with Fast
+            # DDS after many restarts); the same event through a new client (the spool is idempotent)
+            self.destroy_client(self._record_client)
+            self._record_client = self.create_client(SubmitFailure, "record_failure",
+                                                     callback_group=self._calls)
         if not resp.accepted:
             raise TaskError(f"the failure recorder refused it: {resp.message}", ErrorCode.RECORD_FAILED)
         self._events_pub.publish(msg)
