@@ -42,7 +42,7 @@ import numpy as np
 
 from f2p_common.interfaces import NO_OBJECT, CameraCloud, SegmentedScene
 from f2p_common.vocabulary import OBJECT_CLASSES
-from f2p_perception.segmentation import make_segmenter, rgbd_frame
+from f2p_perception.segmentation import SEGMENTERS, rgbd_frame
 from f2p_relations.detectors import GeometricDetector
 from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.observation import Camera, ImageRenderer, NoiseModel
@@ -116,10 +116,10 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
     robot = SimRobot(cfg)
     camera = Camera.from_config(cfg, "front")
     intrinsics = camera.ros_intrinsics
-    segmenters = {"geometric": make_segmenter("geometric"), "yolo_seg": make_segmenter("yolo_seg", weights=yolo_weights)}
+    segmenters = {"geometric": SEGMENTERS.make("geometric"), "yolo_seg": SEGMENTERS.make("yolo_seg", weights=yolo_weights)}
     tmp = tempfile.TemporaryDirectory()
     sam_measured = bool(sam_checkpoint)
-    segmenters["sam"] = make_segmenter("sam", checkpoint=sam_checkpoint or str(_random_vit_b(Path(tmp.name))))
+    segmenters["sam"] = SEGMENTERS.make("sam", checkpoint=sam_checkpoint or str(_random_vit_b(Path(tmp.name))))
     acc = {b: {n: _empty() for n in NOISE} for b in segmenters}
     renderer = None
     sam_done = 0

@@ -66,7 +66,8 @@ def make_rig(work: Path, say=print) -> Rig:
     from f2p_sim.episode import TrialConfig, run_trial
     from f2p_sim.mujoco_backend import MujocoBackend
     from f2p_sim.tasks import make_task
-    from f2p_skill_effect.checkpoint import generate_signing_key, load_model, shipped_model
+    from f2p_common.weights import generate_signing_key
+    from f2p_skill_effect.checkpoint import load_model, shipped_model
     work.mkdir(parents=True, exist_ok=True)
     say("[reliability] a failure event of the pre-trained model (transport-3, seed 1000)")
     cfg = load_world_config()
@@ -204,6 +205,8 @@ def wait_until(predicate, timeout: float, poll: float = 0.5) -> bool:
 def learner_kills(rig: Rig, kills: int, n_events: int, window_s: float, seed: int, say=print) -> dict:
     """Module docstring (learner_kills)."""
     from f2p_executor.failure_recorder_node import SPOOL_STATES
+    from f2p_interfaces.msg import LearnerProgress
+    from f2p_ros.conversions import stage_from_msg
     from f2p_failure.queue import EventQueue
     from f2p_learning.jobs import JOB_STATES
     work = rig.work / "learner_kills"
@@ -229,7 +232,8 @@ def learner_kills(rig: Rig, kills: int, n_events: int, window_s: float, seed: in
             wait = rng.uniform(0.0, window_s)
             threading.Event().wait(wait)
             last = [m for _t, m in robot.progress[-50:]]
-            stage = last[-1].stage if last and last[-1].stage not in ("done", "failed", "swap") else "idle"
+            stage = stage_from_msg(LearnerProgress, last[-1].stage) if last else "idle"
+            stage = "idle" if stage in ("done", "failed", "swap") else stage
             kill(g)
             hit[stage] = hit.get(stage, 0) + 1
             max_depth = max(max_depth, spool.stats().pending)
@@ -246,7 +250,7 @@ def learner_kills(rig: Rig, kills: int, n_events: int, window_s: float, seed: in
         robot.close()
     done = {}
     for _t, m in robot.progress:
-        if m.stage in ("done", "failed"):
+        if stage_from_msg(LearnerProgress, m.stage) in ("done", "failed"):
             done[m.event_id] = done.get(m.event_id, 0) + 1
     learner = audit(work / "queue", JOB_STATES, acknowledged)
     robot_side = audit(work / "spool", SPOOL_STATES, acknowledged)
@@ -261,6 +265,7 @@ def learner_kills(rig: Rig, kills: int, n_events: int, window_s: float, seed: in
 def recorder_kills(rig: Rig, kills: int, n_events: int, seed: int, say=print) -> dict:
     """Module docstring (recorder_kills)."""
     from f2p_executor.failure_recorder_node import SPOOL_STATES
+    from f2p_interfaces.msg import LearnerProgress
     from f2p_failure.queue import EventQueue
     from f2p_learning.jobs import JOB_STATES
     work = rig.work / "recorder_kills"
@@ -305,7 +310,7 @@ def recorder_kills(rig: Rig, kills: int, n_events: int, seed: int, say=print) ->
                     todo.remove(e)
         arrived = wait_until(lambda: all(learner_q.where(i) for i in acknowledged), timeout=120)
         for _t, m in robot.progress:
-            if m.stage == "queued" and m.event_id in acknowledged and m.status.endswith("pending"):
+            if m.stage == LearnerProgress.STAGE_QUEUED and m.event_id in acknowledged and m.status.endswith("pending"):
                 latency.append(_t - acknowledged[m.event_id])
         kill(recorder)
     finally:
@@ -398,8 +403,9 @@ def summary(report: dict) -> str:
                   f"events while the learner was down; {lk['seconds']:.0f} s."]
     if rk:
         lines += [f"- failure_recorder SIGKILLed {rk['kills']} times while {rk['events']} events were recorded: "
-                  f"**lost {rk['lost']}, duplicated {rk['duplicated']}**; record -> in the learner's queue "
-                  f"{rk['record_to_learner_queue_s']} s."]
+                  f"**acknowledged {rk['acknowledged']} of {rk['events']}, lost {rk['lost']}, duplicated "
+                  f"{rk['duplicated']}** (an event never acknowledged was never stored: its sender still holds it); "
+                  f"record -> in the learner's queue {rk['record_to_learner_queue_s']} s; {rk['seconds']:.0f} s."]
     lv = report.get("live")
     if lv:
         lines += [f"- live loop (make demo's, paper settings) x{len(lv['runs'])}: failure -> acknowledged "

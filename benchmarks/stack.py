@@ -185,12 +185,14 @@ def swap_pause(probe: Probe, goal, seconds: float, period: float) -> dict:
 
 def run_task_stages(probe: Probe) -> dict:
     from f2p_interfaces.action import RunTask
+    from f2p_interfaces.msg import TaskProgress
+    from f2p_ros.conversions import stage_from_msg
     resp = reset(probe, 3)
     marks = []
     done = threading.Event()
 
     def feedback(msg):
-        marks.append((msg.feedback.stage, time.monotonic()))
+        marks.append((stage_from_msg(TaskProgress, msg.feedback.progress.stage), time.monotonic()))
     t0 = time.monotonic()
     send = probe.run.send_goal_async(RunTask.Goal(task_description="transport", goal=list(resp.goal),
                                                   observe_after=resp.stamp),

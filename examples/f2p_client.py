@@ -22,7 +22,7 @@ import rclpy
 from rclpy.action import ActionClient
 
 from f2p_interfaces.action import RunTask
-from f2p_interfaces.msg import Relation, SkillCall
+from f2p_interfaces.msg import Relation, SkillCall, TaskProgress
 from f2p_interfaces.srv import PlanTask, ResetScene
 
 TIMEOUT_S = 30.0
@@ -46,6 +46,9 @@ def parse_skill(text: str) -> SkillCall:
 def show(relation: Relation) -> str:
     return ":".join(p for p in (relation.predicate, relation.subject_id, relation.object_id) if p)
 
+
+#: TaskProgress's stage constants by value, for printing ("verify_plan").
+STAGE_NAMES = {v: k[len("STAGE_"):].lower() for k, v in vars(TaskProgress).items() if k.startswith("STAGE_")}
 
 class F2pClient:
     """Synchronous calls to f2p's services and actions (spins its own node while waiting)."""
@@ -81,8 +84,8 @@ class F2pClient:
 
         def feedback(msg):
             f = msg.feedback
-            step = f" step {f.step_index + 1}/{f.num_steps}" if f.num_steps else ""
-            print(f"  [{f.stage}]{step} {f.status}", flush=True)
+            step = f" step {f.progress.step_index + 1}/{f.progress.num_steps}" if f.progress.num_steps else ""
+            print(f"  [{STAGE_NAMES.get(f.progress.stage, '?')}]{step} {f.progress.status}", flush=True)
         handle = self._wait(self.run.send_goal_async(RunTask.Goal(task_description=description, goal=list(goal),
                                                                   skeleton=list(skeleton), max_replans=max_replans),
                                                      feedback_callback=feedback))

@@ -14,7 +14,8 @@ from f2p_afil.controller import AfilController, ControlMonitor, ControlStopped, 
 from f2p_afil.observation import (CHUNK, EXECUTE, FEATURE_DIM, ObservationError, SkillObservation, actions_to_motion,
                                   features)
 from f2p_afil.policy import DAGPolicy, Guidance, PolicyConfig, flow_matching_loss, guided_velocity, sample_chunks
-from f2p_skill_effect.checkpoint import CheckpointError, sidecar_path
+from f2p_common.files import file_sha256
+from f2p_common.weights import CheckpointError, generate_signing_key, sidecar_path, verify_signature
 
 SMALL = PolicyConfig(hidden=32, embedding=16)
 
@@ -112,6 +113,23 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
         load_controller(bad)
     with pytest.raises(CheckpointError, match="no such"):
         load_controller(tmp_path / "missing.pt")
+
+
+def test_controller_signs_like_a_skill_effect_checkpoint_and_the_format_is_signed(tmp_path):
+    """One weights file, one signing path: ``f2p-sign`` signs an AFIL controller; its signature
+    verifies for AFIL's format only, so it can never pass as a signed skill-effect model."""
+    from f2p_afil.checkpoint import FORMAT
+    from f2p_skill_effect.checkpoint import FORMAT as SKILL_EFFECT_FORMAT
+    from f2p_skill_effect.sign import main
+    path = tmp_path / "afil.pt"
+    save_controller(path, DAGPolicy(SMALL), "v-signed")
+    public = generate_signing_key(tmp_path / "k.pem")
+    assert main(["sign", str(path), "--key", str(tmp_path / "k.pem")]) == 0
+    signature = (tmp_path / "afil.pt.sig").read_text().strip()
+    verify_signature(FORMAT, file_sha256(path), signature, public)
+    with pytest.raises(CheckpointError, match="bad signature"):
+        verify_signature(SKILL_EFFECT_FORMAT, file_sha256(path), signature, public)
+    load_controller(path)                                              # signing leaves the file as it was
 
 
 class _Env:

@@ -38,7 +38,7 @@ def write_bag(path: Path, evs, flush_each=True, close=True) -> BagWriter:
     bag.add_topic(FAILURES, msgtype_of(FailureEventMsg))
     bag.add_topic(PROGRESS, msgtype_of(TaskProgress))
     for i, e in enumerate(evs):
-        bag.write(PROGRESS, 1_000 + i, serialize_message(TaskProgress(stage="execute", status=f"step {i}")))
+        bag.write(PROGRESS, 1_000 + i, serialize_message(TaskProgress(stage=TaskProgress.STAGE_EXECUTE, status=f"step {i}")))
         bag.write(FAILURES, 1_001 + i, serialize_message(failure_event_to_msg(e)))
         if flush_each:
             bag.flush()
@@ -154,7 +154,7 @@ def test_the_recorder_node_records_the_graph_latched_topics_included(ros, tmp_pa
     wait_until(lambda: failures.get_subscription_count() >= 1 and progress.get_subscription_count() >= 1)
     ev = events(1)[0]
     for i in range(5):
-        progress.publish(TaskProgress(stage="execute", status=f"step {i}"))
+        progress.publish(TaskProgress(stage=TaskProgress.STAGE_EXECUTE, status=f"step {i}"))
     failures.publish(failure_event_to_msg(ev))
     wait_until(lambda: recorder.bag.counts.get("/failure_events") == 1 and recorder.bag.counts["/task_progress"] == 5
                and recorder.bag.counts["/model_info"] == 1)

@@ -47,7 +47,9 @@ def test_lifecycle_walk_and_filtering(ros):
     assert lc.state() == State.PRIMARY_STATE_ACTIVE
     # endpoints destroyed at run time carry no QoS event handlers (cloud_filter_node docstring:
     # with them, deactivate raced this MultiThreadedExecutor and hung 2 runs in 15)
-    assert node._sub.event_handlers == [] and node._pub.event_handlers == [] and node._diag.event_handlers == []
+    points_subs = [s for s in node.subscriptions if s.topic_name == "/points"]
+    assert len(points_subs) == 1 and points_subs[0].event_handlers == []
+    assert node._pub.event_handlers == [] and node._diag.event_handlers == []
 
     filtered, got_filtered = _collector(probe, PointCloud2, "/points_filtered", 10)
     errors, got_error = _collector(
@@ -74,7 +76,7 @@ def test_lifecycle_walk_and_filtering(ros):
 
     assert lc.transition(Transition.TRANSITION_DEACTIVATE)
     assert lc.state() == State.PRIMARY_STATE_INACTIVE
-    assert node._sub is None
+    assert not [s for s in node.subscriptions if s.topic_name == "/points"]       # the node owned it, and let it go
     assert lc.transition(Transition.TRANSITION_CLEANUP)
     assert lc.state() == State.PRIMARY_STATE_UNCONFIGURED
     assert node._pub is None and node._cfg is None

@@ -284,3 +284,19 @@ def test_images_and_camera_info_round_trip_and_refuse_what_they_cannot_be():
     info.k = [0.0] * 9
     with pytest.raises(ConversionError, match="no pinhole"):
         camera_info_from_msg(info)
+
+
+def test_stages_are_the_progress_messages_constants():
+    """Every stage the runner reports has TaskProgress's constant, and back (the node converts
+    through ``f2p_ros.conversions``); the learner's job stages are LearnerProgress's."""
+    from f2p_executor.task_runner import STAGES
+    from f2p_interfaces.msg import LearnerProgress, TaskProgress
+    from f2p_learning.jobs import JOB_STAGES
+    from f2p_ros.conversions import stage_from_msg, stage_to_msg, stages_of
+    assert set(stages_of(TaskProgress)) == set(STAGES)
+    assert set(stages_of(LearnerProgress)) == set(JOB_STAGES)
+    for stage in STAGES:
+        assert stage_from_msg(TaskProgress, stage_to_msg(TaskProgress, stage)) == stage
+    assert stage_from_msg(TaskProgress, TaskProgress().stage) == "unknown"          # 0 = unset
+    with pytest.raises(C.ConversionError, match="no stage .dance."):
+        stage_to_msg(TaskProgress, "dance")

@@ -19,11 +19,11 @@ from f2p_learning.jobs import Learner, LearnerConfig
 from f2p_learning.learn import LearnConfig
 from f2p_learning.learner_node import LearnerNode
 from f2p_learning.store import ModelStore
-from f2p_ros.conversions import failure_event_to_msg, model_info_from_msg
+from f2p_ros.conversions import failure_event_to_msg, model_info_from_msg, stage_from_msg
 from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_training.train import FineTuneRecipe
-from f2p_skill_effect.checkpoint import (CheckpointError, generate_signing_key, load_checkpoint, model_info,
-                                         verify_signature)
+from f2p_common.weights import CheckpointError, generate_signing_key, verify_signature
+from f2p_skill_effect.checkpoint import FORMAT, load_checkpoint, model_info
 from support.failure_fixtures import failure_event, observed_flipped, save_tiny_checkpoint
 from support.ros import WAIT_S, LifecycleClient, collector, wait_future, wait_until
 
@@ -61,7 +61,7 @@ def test_the_store_keeps_one_folder_per_version_and_never_another_model_under_it
     stored = store.add(setup["checkpoint"], {"event_ids": ["e1"]}, setup["key"])
     assert stored.signed and store.versions() == [stored.version] == ["tiny"]
     assert json.loads((stored.path.parent / "lineage.json").read_text())["event_ids"] == ["e1"]
-    verify_signature(model_info(stored.path).sha256, model_info(stored.path).signature, setup["public"])
+    verify_signature(FORMAT, model_info(stored.path).sha256, model_info(stored.path).signature, setup["public"])
     assert store.add(setup["checkpoint"], {"event_ids": ["e1"]}) == stored            # idempotent
     other = tmp_path / "other.pt"
     from f2p_skill_effect.checkpoint import save_checkpoint
@@ -157,10 +157,10 @@ def test_node_learns_announces_and_pushes_a_signed_child(ros, setup, tmp_path):
     assert update.deployable and list(update.event_ids) == [event.event_id]
     pushed = planner.models[-1]
     assert pushed.version == update.model.version and pushed.parent_version == "tiny"
-    verify_signature(pushed.sha256, pushed.signature, setup["public"])          # what a require_signed robot checks
+    verify_signature(FORMAT, pushed.sha256, pushed.signature, setup["public"])          # what a require_signed robot checks
     assert planner.asked_by == f"learner: learned from failure event {event.event_id}"
-    wait_until(lambda: any(m.stage == "swap" and "swapped to" in m.status for m in progress))
-    assert {"queued", "infer", "fine_tune", "done"} <= {m.stage for m in progress}
+    wait_until(lambda: any(m.stage == LearnerProgress.STAGE_SWAP and "swapped to" in m.status for m in progress))
+    assert {"queued", "infer", "fine_tune", "done"} <= {stage_from_msg(LearnerProgress, m.stage) for m in progress}
     again = wait_future(submit.call_async(SubmitFailure.Request(event=failure_event_to_msg(event))))
     assert again.accepted and again.message == "already learned"                 # a resend: acknowledged, not relearned
     bad = failure_event_to_msg(fresh(setup["event"]))
@@ -175,7 +175,7 @@ def test_a_job_stopped_by_deactivation_runs_again(ros, setup, tmp_path):
     progress, _ = collector(probe, LearnerProgress, "/learner/progress", 50)
     event = fresh(setup["event"])
     assert wait_future(submit.call_async(SubmitFailure.Request(event=failure_event_to_msg(event)))).accepted
-    wait_until(lambda: any(m.stage == "infer" for m in progress), timeout=JOB_S)
+    wait_until(lambda: any(m.stage == LearnerProgress.STAGE_INFER for m in progress), timeout=JOB_S)
     assert lc.transition(Transition.TRANSITION_DEACTIVATE)                       # mid-job
     queue = Learner(tiny(setup, tmp_path)).queue
     assert queue.where(event.event_id) == "pending"                             # kept, not lost

@@ -14,7 +14,7 @@ from sensor_msgs.msg import PointCloud2
 from f2p_common.interfaces import CameraCloud, PointCloudError
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.perception_node import PerceptionNode
-from f2p_perception.segmentation import (LabelledCloudSegmenter, SensorFrame, limit_points, make_segmenter,
+from f2p_perception.segmentation import (SEGMENTERS, LabelledCloudSegmenter, SensorFrame, limit_points,
                                          transform_cloud)
 from f2p_ros.conversions import camera_cloud_to_msg, scene_from_msg, xyz_to_cloud
 from f2p_sim.config import load_world_config
@@ -57,7 +57,7 @@ def test_labelled_cloud_backend_drops_nan_and_tiny_instances_and_refuses_unlabel
     with pytest.raises(PointCloudError, match="one class per instance"):
         LabelledCloudSegmenter().segment(SensorFrame(mixed))
     with pytest.raises(ValueError, match="unknown segmentation backend 'magic'"):
-        make_segmenter("magic")
+        SEGMENTERS.make("magic")
 
 
 def test_limit_points_thins_evenly_and_keeps_the_box_of_all_points():

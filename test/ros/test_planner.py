@@ -25,8 +25,9 @@ from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
 from f2p_ros.conversions import model_info_from_msg, model_info_to_msg, plan_from_msg, plan_to_msg, scene_to_msg
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot
-from f2p_skill_effect.checkpoint import (Checkpoint, CheckpointError, file_sha256, generate_signing_key, model_info,
-                                         save_checkpoint, shipped_model, sign_checkpoint, verify_signature)
+from f2p_common.files import file_sha256
+from f2p_common.weights import CheckpointError, generate_signing_key, verify_signature
+from f2p_skill_effect.checkpoint import FORMAT, Checkpoint, model_info, save_checkpoint, shipped_model, sign_checkpoint
 from support.failure_fixtures import TINY_CONFIG, save_tiny_checkpoint, tiny_model
 from support.ros import WAIT_S, LifecycleClient, collector, wait_future
 
@@ -68,13 +69,13 @@ def models(tmp_path_factory):
 def test_sign_and_verify(models):
     info = model_info(models["v2"])
     assert len(info.signature) == 128
-    verify_signature(info.sha256, info.signature, models["public"])
+    verify_signature(FORMAT, info.sha256, info.signature, models["public"])
     with pytest.raises(CheckpointError, match="bad signature"):
-        verify_signature(info.sha256, info.signature, models["other_public"])
+        verify_signature(FORMAT, info.sha256, info.signature, models["other_public"])
     with pytest.raises(CheckpointError, match="bad signature"):
-        verify_signature("0" * 64, info.signature, models["public"])
+        verify_signature(FORMAT, "0" * 64, info.signature, models["public"])
     with pytest.raises(CheckpointError, match="not signed"):
-        verify_signature(info.sha256, "", models["public"])
+        verify_signature(FORMAT, info.sha256, "", models["public"])
     with pytest.raises(FileExistsError):
         generate_signing_key(models["root"] / "key.pem")
     assert oct((models["root"] / "key.pem").stat().st_mode & 0o777) == "0o600"
@@ -321,7 +322,7 @@ def test_f2p_sign_command_line(tmp_path, capsys):
     assert main(["keygen", str(tmp_path / "k.pem")]) == 0
     ckpt = save_tiny_checkpoint(tmp_path / "m.pt")
     assert main(["sign", str(ckpt), "--key", str(tmp_path / "k.pem")]) == 0
-    verify_signature(file_sha256(ckpt), (tmp_path / "m.pt.sig").read_text().strip(), tmp_path / "k.pem.pub")
+    verify_signature(FORMAT, file_sha256(ckpt), (tmp_path / "m.pt.sig").read_text().strip(), tmp_path / "k.pem.pub")
     assert main(["sign", str(ckpt), "--key", str(tmp_path / "missing.pem")]) == 2
     assert main(["keygen", str(tmp_path / "k.pem")]) == 2                      # never overwrites a key
     assert "exists; refusing to overwrite" in capsys.readouterr().err

@@ -24,12 +24,12 @@ from f2p_executor.task_executor_node import TaskExecutorNode
 from f2p_failure.events import list_events, load_event
 from f2p_interfaces.action import RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
-from f2p_interfaces.msg import GuardianVerdict, Relation
+from f2p_interfaces.msg import GuardianVerdict, Relation, TaskProgress
 from f2p_interfaces.srv import ResetScene, SwapModel, VerifyPlan
 from f2p_perception.perception_node import PerceptionNode
 from f2p_planner.planner_node import PlannerNode
 from f2p_relations.relation_detector_node import RelationDetectorNode
-from f2p_ros.conversions import failure_event_from_msg, model_info_to_msg, plan_from_msg
+from f2p_ros.conversions import failure_event_from_msg, model_info_to_msg, plan_from_msg, stage_from_msg
 from f2p_sim.sim_robot_node import SimRobotNode
 from f2p_skill_effect.checkpoint import model_info, shipped_model
 from support.ros import WAIT_S, LifecycleClient, RosHarness, collector, wait_future
@@ -126,7 +126,8 @@ def _reset(probe, seed=1000) -> dict:
 def _run(client, task: dict, **fields):
     feedback = []
     handle = wait_future(client.send_goal_async(RunTask.Goal(**task, **fields),
-                                                feedback_callback=lambda m: feedback.append(m.feedback.stage)))
+                                                feedback_callback=lambda m: feedback.append(
+                                                    stage_from_msg(TaskProgress, m.feedback.progress.stage))))
     assert handle.accepted
     wrapped = wait_future(handle.get_result_async(), timeout=8 * WAIT_S)
     return wrapped, feedback

@@ -135,7 +135,7 @@ def test_visualizer_draws_scene_step_and_failure_and_survives_bad_input(ros, sce
 
     plan = _plan(scene)
     pubs["plan"].publish(plan_to_msg(plan))
-    pubs["task_progress"].publish(TaskProgress(goal_id="a" * 32, stage="execute", plan_id="plan-7", num_steps=1))
+    pubs["task_progress"].publish(TaskProgress(goal_id="a" * 32, stage=TaskProgress.STAGE_EXECUTE, plan_id="plan-7", num_steps=1))
     stepping, got = collector(probe, MarkerArray, "markers", LATCHED, _markers_with({"step"}))
     assert got.wait(WAIT_S)
     assert "1/1 pick_place" in [s.text for s in shapes_from_msg(stepping[-1])]
@@ -157,6 +157,6 @@ def test_visualizer_draws_scene_step_and_failure_and_survives_bad_input(ros, sce
     # the next task clears the last one's failure
     cleared, got = collector(probe, MarkerArray, "markers", LATCHED,
                              lambda m: m.markers and "mismatches" not in {k.ns for k in m.markers})
-    pubs["task_progress"].publish(TaskProgress(goal_id="b" * 32, stage="observe"))
+    pubs["task_progress"].publish(TaskProgress(goal_id="b" * 32, stage=TaskProgress.STAGE_OBSERVE))
     assert got.wait(WAIT_S)
     assert {"objects", "labels"} <= {k.ns for k in cleared[-1].markers} and "step" not in {k.ns for k in cleared[-1].markers}

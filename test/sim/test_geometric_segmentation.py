@@ -12,7 +12,7 @@ import pytest
 from f2p_common.interfaces import NO_OBJECT, CameraCloud, PointCloudError
 from f2p_common.vocabulary import OBJECT_CLASSES
 from f2p_perception.geometric import GeometricSegmenter, classify, split_container, yaw_box
-from f2p_perception.segmentation import SensorFrame, make_segmenter
+from f2p_perception.segmentation import SEGMENTERS, SensorFrame
 
 STEP = 0.006
 
@@ -67,7 +67,7 @@ def table_scene():
 
 def test_a_table_with_a_cuboid_and_a_bin_holding_one_is_four_objects_of_the_right_classes():
     pts, expected = table_scene()
-    objects = make_segmenter("geometric").segment(SensorFrame(CameraCloud(pts)))
+    objects = SEGMENTERS.make("geometric").segment(SensorFrame(CameraCloud(pts)))
     got = sorted((o.label, tuple(np.round(o.box.center[:2], 2))) for o in objects)
     assert [g[0] for g in got] == sorted(e[0] for e in expected), got
     for label, centre in expected:
@@ -94,7 +94,7 @@ def test_an_arm_on_a_mount_sets_floor_height_and_a_cloud_all_floor_is_refused():
     assert sorted(o.label for o in objects) == sorted(e[0] for e in expected)
     floor = face_grid((1.0, 0.0, 0.0), (2.0, 1.6, 0.0), 2, 1).astype(np.float32)
     with pytest.raises(PointCloudError, match="0 finite points above floor_height"):
-        make_segmenter("geometric").segment(SensorFrame(CameraCloud(floor, frame_id="base_link")))
+        SEGMENTERS.make("geometric").segment(SensorFrame(CameraCloud(floor, frame_id="base_link")))
 
 
 def test_a_bin_lying_across_the_gap_between_two_tables_joins_neither_table_to_the_other():
@@ -108,7 +108,7 @@ def test_a_bin_lying_across_the_gap_between_two_tables_joins_neither_table_to_th
     hidden = lambda p: (np.abs(p[:, 0] - 0.6) < 0.14) & (np.abs(p[:, 1]) < 0.12)   # noqa: E731
     pts = np.vstack([*(t[~hidden(t)] for t in tables), floor[~hidden(floor) & (np.abs(floor[:, 1]) < 0.08)],
                      floor[np.abs(floor[:, 1]) > 0.6], bin_]).astype(np.float32)
-    objects = make_segmenter("geometric").segment(SensorFrame(CameraCloud(pts)))
+    objects = SEGMENTERS.make("geometric").segment(SensorFrame(CameraCloud(pts)))
     got = sorted((o.label, round(float(o.box.size[0]), 2)) for o in objects)
     assert [g[0] for g in got] == ["bin", "table", "table"], got
     assert all(size < 0.56 for label, size in got if label == "table"), got
@@ -116,7 +116,7 @@ def test_a_bin_lying_across_the_gap_between_two_tables_joins_neither_table_to_th
     row = [solid((0.6, y, h + 0.03), (0.06, 0.06, 0.06)) for y in np.arange(-0.22, 0.23, 0.063)]
     top = face_grid((0.6, 0.0, h), (0.5, 0.5, 0.0), 2, 1)
     top = top[np.abs(top[:, 0] - 0.6) > 0.04]
-    one = make_segmenter("geometric").segment(SensorFrame(CameraCloud(np.vstack([top, *row, floor]).astype(np.float32))))
+    one = SEGMENTERS.make("geometric").segment(SensorFrame(CameraCloud(np.vstack([top, *row, floor]).astype(np.float32))))
     assert [o.label for o in one].count("table") == 1
 
 
@@ -168,7 +168,7 @@ def test_a_band_just_below_a_table_top_is_the_table_not_a_second_one():
     top = face_grid((1.0, 0.0, 0.7), (0.8, 0.6, 0.0), 2, 1)
     band = face_grid((0.63, 0.0, 0.685), (0.08, 0.6, 0.0), 2, 1)
     floor = face_grid((1.0, 0.0, 0.0), (2.0, 1.6, 0.0), 2, 1)[::9]
-    objects = make_segmenter("geometric").segment(SensorFrame(CameraCloud(np.vstack([top, band, floor]).astype(np.float32))))
+    objects = SEGMENTERS.make("geometric").segment(SensorFrame(CameraCloud(np.vstack([top, band, floor]).astype(np.float32))))
     assert [o.label for o in objects] == ["table"]
     assert len(objects[0].points) == len(top) + len(band)
 
@@ -184,7 +184,7 @@ def test_two_real_tables_a_few_centimetres_apart_in_height_and_tilted_are_two_wh
     floor = face_grid((0.6, 0.0, 0.0), (2.0, 4.0, 0.0), 2, 1)[::9]
     cube = solid((0.5, 0.3, 0.93), (0.06, 0.06, 0.06))
     pts = np.vstack([big, small, floor, cube]).astype(np.float32)
-    objects = make_segmenter("geometric").segment(SensorFrame(CameraCloud(pts)))
+    objects = SEGMENTERS.make("geometric").segment(SensorFrame(CameraCloud(pts)))
     tables = sorted((o for o in objects if o.label == "table"), key=lambda o: o.box.center[1])
     assert [o.label for o in objects].count("table") == 2 and len(objects) == 3, [o.label for o in objects]
     assert np.allclose(sorted(tables[0].box.size[:2]), [0.8, 1.9], atol=0.03)

@@ -112,9 +112,9 @@ def yolo_weights(tmp_path_factory):
 
 
 def test_yolo_seg_backend_runs_the_real_model_from_a_local_file(view, yolo_weights):
-    from f2p_perception.segmentation import make_segmenter
+    from f2p_perception.segmentation import SEGMENTERS
     robot, images, pose = view
-    seg = make_segmenter("yolo_seg", min_points=5, weights=str(yolo_weights), confidence=0.0, max_det=5,
+    seg = SEGMENTERS.make("yolo_seg", min_points=5, weights=str(yolo_weights), confidence=0.0, max_det=5,
                          device="cpu")
     masks, classes, scores = seg.detect(images["rgb"])
     assert masks.shape[1:] == (480, 640) and len(classes) == len(scores) <= 5
@@ -177,10 +177,10 @@ def sam_checkpoint(tmp_path_factory):
 
 
 def test_sam_backend_refines_geometric_prompts_with_the_real_predictor(view, sam_checkpoint):
-    from f2p_perception.segmentation import make_segmenter
+    from f2p_perception.segmentation import SEGMENTERS
     robot, images, pose = view
     frame = frame_of(robot, images, pose)
-    sam = make_segmenter("sam", min_points=1, checkpoint=str(sam_checkpoint), device="cpu")
+    sam = SEGMENTERS.make("sam", min_points=1, checkpoint=str(sam_checkpoint), device="cpu")
     seg = images["segmentation"]
     ks = [k for k in np.unique(seg[seg >= 0]) if (seg == k).sum() > 50]
     true_objects = objects_from_masks(frame, np.stack([seg == k for k in ks]), ["cuboid"] * len(ks), [1.0] * len(ks),

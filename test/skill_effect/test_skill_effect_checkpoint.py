@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from f2p_skill_effect.checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_model, save_checkpoint,
-                                         shipped_model, sidecar_path, vocabulary_json)
+from f2p_common.weights import CheckpointError, sidecar_path
+from f2p_skill_effect.checkpoint import (Checkpoint, load_checkpoint, load_model, save_checkpoint, shipped_model,
+                                         vocabulary_json)
 from f2p_skill_effect.model import Observation, PointsToPlansModel, SkillBatch
 
 from support.synthetic import TINY

@@ -2,5 +2,5 @@
 
 Owns: observation/action conventions, the flow-matching policy with success and failure
 generators on one backbone, static and adaptive guidance, its checkpoint, the shipped controller.
-May import: ``f2p_common``, ``f2p_skill_effect`` (the weights file), torch; no ROS.
+May import: ``f2p_common`` (its ``weights`` file format), torch; no ROS.
 """

@@ -1,12 +1,11 @@
-"""AFIL's checkpoint: the skill-effect model's rules and file (``f2p_skill_effect.checkpoint``'s
-``write_weights_file`` / ``read_weights_file``).
+"""AFIL's checkpoint: f2p's one weights file (``f2p_common.weights``) of format :data:`FORMAT`.
 
 One ``torch.save`` file of tensors and strings only, ``{"format": FORMAT, "metadata": JSON,
 "state_dict": ...}``, loaded with ``weights_only=True`` (no pickled code runs); the metadata
 holds the :class:`PolicyConfig`, the observation / action conventions it was trained with,
 ``version``, ``parent_version``, ``training`` (how it was made) and ``metrics``, and a content
 digest over metadata and weights; ``<file>.sha256`` beside it holds the file's SHA-256, and an
-Ed25519 ``<file>.sig`` may sign it (``f2p_skill_effect.checkpoint.sign_checkpoint``). Loading
+Ed25519 ``<file>.sig`` may sign it (``f2p-sign sign``, ``f2p_common.weights.sign_weights_file``). Loading
 refuses a missing, truncated, modified or foreign file with :class:`CheckpointError`.
 
 The shipped controller is package data (``share/f2p_afil/models/afil_controller.pt``,
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 from f2p_common.resources import share_path
-from f2p_skill_effect.checkpoint import CheckpointError, read_weights_file, write_weights_file
+from f2p_common.weights import CheckpointError, read_weights_file, write_weights_file
 
 from .observation import ACTION_DIM, CHUNK, CONTROL_PERIOD, EXECUTE, MAX_STEP, POSITION_SCALE, SKILL_NAMES
 from .policy import DAGPolicy, PolicyConfig

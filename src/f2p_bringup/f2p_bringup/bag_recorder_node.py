@@ -30,7 +30,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -79,7 +78,6 @@ class BagRecorderNode(ManagedNode):
         self.bag: BagWriter | None = None
         self._subs: dict[str, object] = {}
         self._last_write: dict[str, float] = {}
-        self._timers = []
         self._diag = None
         self._lock = threading.Lock()
         # on_activate's discovery runs on the lifecycle service's thread while the discovery
@@ -100,34 +98,32 @@ class BagRecorderNode(ManagedNode):
             return TransitionCallbackReturn.FAILURE
         self._wanted = {self.resolve_topic_name(t): t for t in v["topics"]}
         self._throttled = {self.resolve_topic_name(t) for t in v["throttled_topics"] if t}
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
-                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        self._diag = self.create_diagnostics_publisher()
         self.get_logger().info(f"configured: recording {len(self._wanted)} topics into {self.bag.path}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._timers = [self.create_timer(self.v["discovery_period_s"], self._discover, callback_group=self._group),
-                        self.create_timer(self.v["flush_period_s"], self._flush, callback_group=self._group),
-                        self.create_timer(1.0, self._publish_diagnostics, callback_group=self._group)]
+        for period, callback in ((self.v["discovery_period_s"], self._discover), (self.v["flush_period_s"], self._flush),
+                                 (1.0, self._publish_diagnostics)):
+            self.until_deactivate(self.create_timer(period, callback, callback_group=self._group))
         self._discover()
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._halt()
+        result = super().on_deactivate(state)            # the timers first: no discovery after this
+        self._unsubscribe()
         self._flush()
-        return super().on_deactivate(state)
+        return result
 
-    def _halt(self) -> None:
-        for t in self._timers:
-            self.destroy_timer(t)
-        self._timers = []
+    def _unsubscribe(self) -> None:
+        """Drop the subscriptions discovery made (one per recorded topic, made while active)."""
         with self._discovering, self._lock:
             subs, self._subs = self._subs, {}
         for s in subs.values():
             self.destroy_subscription(s)
 
     def _finish(self) -> None:
-        self._halt()
+        self._unsubscribe()
         if self.bag is not None:
             try:
                 self.bag.close()
@@ -139,13 +135,13 @@ class BagRecorderNode(ManagedNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._finish()
-        self.destroy_lifecycle_publisher(self._diag)
         self._diag = None
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_shutdown(state)
         self._finish()
-        return TransitionCallbackReturn.SUCCESS
+        return result
 
     def destroy_node(self):
         self._finish()

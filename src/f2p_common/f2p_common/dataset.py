@@ -59,7 +59,7 @@ from typing import Iterator
 
 import numpy as np
 
-from f2p_common.files import write_atomic
+from f2p_common.files import file_sha256, write_atomic
 from f2p_common.vocabulary import OBJECT_CLASSES
 
 FORMAT = "f2p-sim-transitions/1"
@@ -98,14 +98,6 @@ def write_shard(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All arrays of a shard; ValueError naming the file if it is truncated or corrupt."""
     try:
@@ -142,7 +134,7 @@ class SimDataset:
         self.skipped_flagged = 0
         if verify:
             for sh in self.manifest["shards"]:
-                digest = sha256_file(self.folder / sh["file"])
+                digest = file_sha256(self.folder / sh["file"])
                 if digest != sh["sha256"]:
                     raise ValueError(f"shard {sh['file']} does not match its manifest checksum")
 

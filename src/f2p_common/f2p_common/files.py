@@ -3,9 +3,11 @@
 :func:`write_atomic` writes to a temporary name in the same folder, fsyncs the file, renames it
 over the destination (atomic on POSIX) and fsyncs the folder, so after it returns the file is
 on disk whole, and a crash at any moment leaves either the old file or the new one.
+:func:`file_sha256` is the digest f2p names files by (sidecars, signatures, dataset shards).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -32,3 +34,12 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of the file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from f2p_common import dataset as ds
+from f2p_common.files import file_sha256
 from f2p_common.vocabulary import (BINARY_RELATIONS, CONTAINER_CLASSES, MOVABLE_CLASSES, OBJECT_CLASSES, PARAM_DIM,
                                    RELATIONS, SKILLS, UNARY_RELATIONS, skill_index)
 from f2p_sim.config import LAYOUTS, load_world_config
@@ -315,7 +316,7 @@ def _existing_shard(params: DatagenParams, index: int, folder: Path) -> dict | N
     if arrays["skill"].shape[0] != params.shard_transitions(index):
         raise ValueError(f"{path} holds {arrays['skill'].shape[0]} transitions, expected "
                          f"{params.shard_transitions(index)}: the folder belongs to other parameters")
-    return _shard_info(index, path, arrays, ds.sha256_file(path))
+    return _shard_info(index, path, arrays, file_sha256(path))
 
 
 @dataclass

@@ -16,12 +16,12 @@ from sensor_msgs.msg import Image
 
 from f2p_failure.queue import EventQueue
 from f2p_interfaces.action import RunTask
-from f2p_interfaces.msg import FailureEvent, LearnerProgress, ModelInfo, Relation
+from f2p_interfaces.msg import FailureEvent, LearnerProgress, ModelInfo, Relation, TaskProgress
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import ResetScene
 from f2p_perception.tracking import ground
 from f2p_ros import qos
-from f2p_ros.conversions import box_from_msg, image_from_msg, scene_from_msg, stamp_to_ns
+from f2p_ros.conversions import box_from_msg, image_from_msg, scene_from_msg, stage_from_msg, stamp_to_ns
 
 from .demo import EVALUATION_SEED_BASE
 
@@ -182,7 +182,8 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
             + " ∧ ".join(f"{g.predicate}({g.subject_id}, {g.object_id})" for g in goal))
         handle = probe.call(probe.run.send_goal_async(
             RunTask.Goal(task_description=cfg.task, goal=goal, observe_after=resp.stamp),
-            feedback_callback=lambda f: say(f"   [{f.feedback.stage}] {f.feedback.status}")), 30)
+            feedback_callback=lambda f: say(f"   [{stage_from_msg(TaskProgress, f.feedback.progress.stage)}] "
+                                             f"{f.feedback.progress.status}")), 30)
         if not handle.accepted:
             raise DemoError("run_task refused the goal")
         res = probe.call(handle.get_result_async(), wait).result
@@ -215,11 +216,12 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
 
     def progressed():
         for _t, m in list(probe.progress):
-            if m.event_id == event_id and m.stage not in seen:
-                seen.add(m.stage)
-                if m.stage in stages:
-                    mark(stages[m.stage], m.status[:160])
-                if m.stage == "failed":
+            stage = stage_from_msg(LearnerProgress, m.stage)
+            if m.event_id == event_id and stage not in seen:
+                seen.add(stage)
+                if stage in stages:
+                    mark(stages[stage], m.status[:160])
+                if stage == "failed":
                     raise DemoError(f"the learner's job failed: {m.status}")
         return "swap" in seen
     probe.wait("learning from the failure", progressed, wait)

@@ -117,7 +117,8 @@ def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
     """The demo (module docstring); progress on stdout, the report in ``cfg.out``."""
     from f2p_bringup.runner import BringupConfig, run_graph
     from f2p_failure.queue import EventQueue
-    from f2p_skill_effect.checkpoint import generate_signing_key, shipped_model
+    from f2p_common.weights import generate_signing_key
+    from f2p_skill_effect.checkpoint import shipped_model
 
     from .graph_client import DemoError, Probe, fail_learn_retry
 

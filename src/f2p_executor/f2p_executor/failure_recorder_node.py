@@ -34,7 +34,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -43,7 +42,7 @@ from f2p_failure.queue import EventQueue, default_spool_dir
 from f2p_interfaces.srv import SubmitFailure
 from f2p_ros import parameters as P
 from f2p_ros.conversions import ConversionError, failure_event_from_msg, failure_event_to_msg
-from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
+from f2p_ros.nodes import ERROR, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 
 #: Where spooled events move: acknowledged by the learner, refused by it, no longer loadable.
 SPOOL_STATES = ("shipped", "refused", "unreadable")
@@ -63,8 +62,8 @@ class FailureRecorderNode(ManagedNode):
         super().__init__("failure_recorder", **kwargs)
         P.declare(self, PARAMS)
         self.queue: EventQueue | None = None
-        self._diag = self._diag_timer = None
-        self._thread, self._stop, self._wake = None, threading.Event(), threading.Event()
+        self._diag = None
+        self._stop, self._wake = threading.Event(), threading.Event()
         self.shipped = self.stored = 0
         self.last_error = ""
         self._calls = ReentrantCallbackGroup()
@@ -79,45 +78,23 @@ class FailureRecorderNode(ManagedNode):
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
-                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        self._diag = self.create_diagnostics_publisher()
         self.get_logger().info(f"configured: spool {self.queue.folder}, {self.queue.stats().pending} pending")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.until_deactivate(self.create_timer(1.0, self._publish_diagnostics))
         self._stop.clear()
-        self._thread = threading.Thread(target=self._ship_loop, name="failure_recorder-ship", daemon=True)
-        self._thread.start()
+        self.start_worker(self._ship_loop, "ship", stop=self._halt, join_timeout=self.v["submit_timeout_s"] + 5.0)
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._halt()
-        return super().on_deactivate(state)
-
     def _halt(self) -> None:
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.v["submit_timeout_s"] + 5.0)
-            self._thread = None
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._diag)
         self._diag, self.queue = None, None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._halt()
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self):
-        if getattr(self, "v", None) is not None:
-            self._halt()                      # the shipping thread calls services: it ends first
-        super().destroy_node()
+        return super().on_cleanup(state)
 
     # --- storing ---------------------------------------------------------------------
     def _on_record(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
@@ -60,7 +59,7 @@ from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, failure_event_to_msg, plan_from_msg,
                                  plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg, scene_to_msg,
-                                 skill_call_from_msg, skill_call_to_msg, stamp_to_ns)
+                                 skill_call_from_msg, skill_call_to_msg, stage_to_msg, stamp_to_ns)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 
 PARAMS = [
@@ -103,17 +102,16 @@ class TaskExecutorNode(ManagedNode):
         self._seen = threading.Condition()
         self._scenes: dict[int, tuple[SegmentedSceneMsg, float]] = {}   # stamp -> (scene, arrival)
         self._pairs: list[tuple[SegmentedSceneMsg, RelationStateMsg, float]] = []
-        self._subs = []
         self._events_pub = self._diag = self._plan_pub = self._progress_pub = None
         self.tasks_run = 0
         calls = self._calls = ReentrantCallbackGroup()
         self._obs_group = MutuallyExclusiveCallbackGroup()
         self._plan_client = self.create_client(PlanTask, "plan_task", callback_group=calls)
         self._record_client = self.create_client(SubmitFailure, "record_failure", callback_group=calls)
-        self._skill_client = ActionClient(self, ExecuteSkill, "execute_skill", callback_group=calls)
+        self._skill_client = self.until_destroyed(ActionClient(self, ExecuteSkill, "execute_skill", callback_group=calls))
         self._verify_client = self._step_client = None
-        self._action = ActionServer(self, RunTask, "run_task", self._execute, goal_callback=self._on_goal,
-                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=calls)
+        self.until_destroyed(ActionServer(self, RunTask, "run_task", self._execute, goal_callback=self._on_goal,
+                                          cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=calls))
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -125,56 +123,34 @@ class TaskExecutorNode(ManagedNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         if self.v["verifier"]:
-            self._verify_client = self.create_client(VerifyPlan, self.v["verifier"],
-                                                     callback_group=ReentrantCallbackGroup())
+            self._verify_client = self.until_cleanup(self.create_client(VerifyPlan, self.v["verifier"],
+                                                                        callback_group=ReentrantCallbackGroup()))
         if self.v["execution_verifier"]:
-            self._step_client = self.create_client(VerifyExecution, self.v["execution_verifier"],
-                                                   callback_group=ReentrantCallbackGroup())
+            self._step_client = self.until_cleanup(self.create_client(VerifyExecution, self.v["execution_verifier"],
+                                                                      callback_group=ReentrantCallbackGroup()))
         pub = NO_EVENT_HANDLERS["pub"]
-        self._events_pub = self.create_lifecycle_publisher(
-            FailureEventMsg, "failure_events", qos.events(),
-            event_callbacks=pub)
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
         latched = qos.latched()
-        self._plan_pub = self.create_lifecycle_publisher(PlanMsg, "plan", latched, event_callbacks=pub)
-        self._progress_pub = self.create_lifecycle_publisher(TaskProgress, "task_progress", latched, event_callbacks=pub)
+        self._diag = self.create_diagnostics_publisher()
+        self._events_pub, self._plan_pub, self._progress_pub = (
+            self.until_cleanup(self.create_lifecycle_publisher(msg_type, topic, profile, event_callbacks=pub))
+            for msg_type, topic, profile in ((FailureEventMsg, "failure_events", qos.events()),
+                                             (PlanMsg, "plan", latched), (TaskProgress, "task_progress", latched)))
         self.get_logger().info(f"configured: failure events go to {self._record_client.srv_name}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         latched = qos.latched()
         sub = NO_EVENT_HANDLERS["sub"]
-        self._subs = [
-            self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene, latched,
-                                     callback_group=self._obs_group, event_callbacks=sub),
-            self.create_subscription(RelationStateMsg, "relation_state", self._on_relations, latched,
-                                     callback_group=self._obs_group, event_callbacks=sub)]
+        for msg_type, topic, callback in ((SegmentedSceneMsg, "segmented_scene", self._on_scene),
+                                          (RelationStateMsg, "relation_state", self._on_relations)):
+            self.until_deactivate(self.create_subscription(msg_type, topic, callback, latched,
+                                                           callback_group=self._obs_group, event_callbacks=sub))
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for s in self._subs:
-            self.destroy_subscription(s)
-        self._subs = []
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in (self._events_pub, self._diag, self._plan_pub, self._progress_pub):
-            self.destroy_lifecycle_publisher(pub)
         self._events_pub = self._diag = self._plan_pub = self._progress_pub = None
-        for client in (self._verify_client, self._step_client):
-            if client is not None:
-                self.destroy_client(client)
         self._verify_client = self._step_client = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self):
-        for endpoint in ("_action", "_skill_client"):
-            if getattr(self, endpoint, None) is not None:
-                getattr(self, endpoint).destroy()
-        super().destroy_node()
+        return super().on_cleanup(state)
 
     def _runner_config(self) -> RunnerConfig:
         """The runner's settings from the parameters (live: read again for every task)."""
@@ -194,12 +170,11 @@ class TaskExecutorNode(ManagedNode):
         req = goal_handle.request
 
         def progress(stage: str, k: int = 0, n: int = 0, fraction: float = 0.0, status: str = "", plan_id: str = ""):
-            if stage != "done":
-                goal_handle.publish_feedback(RunTask.Feedback(stage=stage, step_index=k, num_steps=n,
-                                                              progress=float(fraction), status=status))
-            msg = TaskProgress(goal_id=bytes(goal_handle.goal_id.uuid).hex(), stage=stage, plan_id=plan_id,
-                               step_index=k, num_steps=n, status=status)
+            msg = TaskProgress(goal_id=bytes(goal_handle.goal_id.uuid).hex(), stage=stage_to_msg(TaskProgress, stage),
+                               plan_id=plan_id, step_index=k, num_steps=n, status=status)
             msg.header.stamp = self.get_clock().now().to_msg()
+            if stage != "done":
+                goal_handle.publish_feedback(RunTask.Feedback(progress=msg, fraction=float(fraction)))
             self._progress_pub.publish(msg)
 
         try:

@@ -43,6 +43,10 @@ from f2p_failure.events import FailureEvent, FailureEventError
 
 Stop = Callable[[], bool]
 
+#: The stages a task reports through ``progress``, in the order they first come; "done" is the
+#: last report of every task. ``TaskProgress`` has a ``STAGE_*`` constant for each (a test pins it).
+STAGES = ("observe", "plan", "replan", "verify_plan", "execute", "verify_step", "done")
+
 
 class ErrorCode(IntEnum):
     """Why a task stopped before its end: ``f2p_interfaces/action/RunTask``'s result constants

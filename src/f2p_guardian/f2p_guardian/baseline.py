@@ -156,6 +156,13 @@ class BaselineVerifier(Verifier):
         return Verdict(mode, success, category_name, float(max(p)), "", self.name, time.perf_counter() - t0)
 
 
+def load_baseline(model: str = "") -> BaselineVerifier:
+    """The ``baseline`` verifier from the folder ``model`` (it has no shipped default)."""
+    if not model:
+        raise ValueError("the baseline backend needs a model folder (f2p-train-guardian --strategy baseline)")
+    return BaselineVerifier.load(model)
+
+
 def category_index(mode: str, category: str) -> int:
     """The category head's class of ``category`` (0 = success)."""
     return 0 if category == SUCCESS else 1 + CATEGORIES[mode].index(category)

@@ -28,28 +28,25 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_common.interfaces import PointCloudError, SkillCall
 from f2p_guardian.language import describe_goal
-from f2p_guardian.symbolic import SymbolicVerifier
 from f2p_guardian.taxonomy import EXECUTION, PLAN, SUCCESS, Verdict
-from f2p_guardian.verifier import ExecutionQuery, PlanQuery, Verifier
+from f2p_guardian.verifier import VERIFIERS, ExecutionQuery, PlanQuery, Verifier
 from f2p_guardian.world import SceneFacts
 from f2p_interfaces.msg import GuardianVerdict
 from f2p_interfaces.srv import VerifyExecution, VerifyPlan
 from f2p_ros import parameters as P
 from f2p_ros.conversions import (ConversionError, image_from_msg, plan_from_msg, scene_from_msg,
                                  skill_call_from_msg)
-from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, OK, WARN, ManagedNode, diagnostics, run_node
+from f2p_ros.nodes import ERROR, OK, WARN, ManagedNode, diagnostics, run_node
 
-BACKENDS = ("symbolic", "vlm", "baseline")
 PARAMS = [
     P.Param("backend", "symbolic", "verifier: 'symbolic' (skill effects on the scene's boxes), 'vlm' (the "
                                    "vision-language model) or 'baseline' (image + words classifier)",
-            P.one_of(*BACKENDS)),
+            P.one_of(*VERIFIERS)),
     P.Param("model", "", "model folder of the vlm / baseline backend ('' = the shipped small verifier)"),
     P.Param("base_model", "", "for LoRA adapters in 'model': the pre-trained model's folder ('' = the adapters' "
                               "own record)"),
@@ -58,19 +55,11 @@ PARAMS = [
 ]
 
 
-def load_verifier(backend: str, model: str = "", base_model: str = "", strategy: str = "") -> Verifier:
-    """The verifier of ``backend``; ValueError naming what is wrong with its model."""
-    if backend == "symbolic":
-        return SymbolicVerifier()
-    if backend == "vlm":
-        from f2p_guardian.vlm import GuardianVLM, model_path
-        return GuardianVLM.from_pretrained(model_path(model), base=base_model or None, strategy=strategy or None)
-    if backend == "baseline":
-        from f2p_guardian.baseline import BaselineVerifier
-        if not model:
-            raise ValueError("the baseline backend needs a model folder (f2p-train-guardian --strategy baseline)")
-        return BaselineVerifier.load(model)
-    raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+def backend_options(v: dict) -> dict:
+    """The options of the chosen verifier from the node's parameter values."""
+    if v["backend"] == "vlm":
+        return {"model": v["model"], "base_model": v["base_model"], "strategy": v["strategy"]}
+    return {"model": v["model"]} if v["backend"] == "baseline" else {}
 
 
 def verdict_to_msg(v: Verdict, stamp) -> GuardianVerdict:
@@ -118,29 +107,18 @@ class GuardianNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             v = P.load(self, PARAMS)
-            self.verifier = load_verifier(v["backend"], v["model"], v["base_model"], v["strategy"])
+            self.verifier = VERIFIERS.make(v["backend"], **backend_options(v))
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
-                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        self._diag = self.create_diagnostics_publisher()
         version = getattr(self.verifier, "version", "")
         self.get_logger().info(f"configured: {self.verifier.name} verifier" + (f" {version}" if version else ""))
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._diag)
         self._diag = self.verifier = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_cleanup(state)
 
     # --- services --------------------------------------------------------------------
     def _on_plan(self, req: VerifyPlan.Request, resp: VerifyPlan.Response) -> VerifyPlan.Response:

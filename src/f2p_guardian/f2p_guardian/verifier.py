@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from f2p_common.backends import Registry
 from f2p_common.interfaces import SkillCall
 
 from .language import check_goal
@@ -111,3 +112,10 @@ class Verifier(abc.ABC):
 
     @abc.abstractmethod
     def verify(self, mode: str, query: PlanQuery | ExecutionQuery) -> Verdict: ...
+
+
+#: Verifiers by name (the guardian node's ``backend`` parameter), each built from the node's
+#: ``model`` / ``base_model`` / ``strategy`` options it uses and imported only when chosen.
+VERIFIERS = Registry("verifier", {"symbolic": "f2p_guardian.symbolic:SymbolicVerifier",
+                                  "vlm": "f2p_guardian.vlm:load_vlm",
+                                  "baseline": "f2p_guardian.baseline:load_baseline"})

@@ -346,6 +346,13 @@ class GuardianVLM(Verifier):
         return np.array(scores)
 
 
+def load_vlm(model: str = "", base_model: str = "", strategy: str = "") -> GuardianVLM:
+    """The ``vlm`` verifier: the model folder ``model`` ('' = the shipped small verifier), LoRA
+    adapters over ``base_model`` ('' = the adapters' own record), CoT ``strategy`` ('' = the
+    model's own)."""
+    return GuardianVLM.from_pretrained(model_path(model), base=base_model or None, strategy=strategy or None)
+
+
 def lora_wrap(model, rank: int = 16, alpha: int = 32, dropout: float = 0.05):
     """``model`` with LoRA adapters (rank ``rank``) on its language model's attention and MLP
     projections; the vision encoder and projector stay frozen (paper 002 §IV-C)."""

@@ -51,6 +51,9 @@ JOB_STATES = ("learned", "not_deployable", "not_learnable", "failed")
 #: Share of a job's time per learn stage (measured on the demo's transport-3 failure), for progress.
 STAGE_SHARE = {"load": 0.01, "classify": 0.04, "infer": 0.30, "simulate": 0.15, "fine_tune": 0.45, "validate": 0.05}
 assert tuple(STAGE_SHARE) == STAGES
+#: Every stage a job reports (``LearnerProgress`` has a ``STAGE_*`` constant for each): queued on
+#: the learner's disk, the learn stages, stored (and signed), offered to the robot, and the end.
+JOB_STAGES = ("queued", *STAGES, "store", "swap", "done", "failed")
 
 #: The learner's parameters (the ``learner`` node's, and a params file's ``learner:`` section).
 PARAMS = [

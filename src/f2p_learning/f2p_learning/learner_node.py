@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -43,7 +42,7 @@ from f2p_interfaces.srv import SubmitFailure, SwapModel
 from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros import parameters as P
 from f2p_ros import qos
-from f2p_ros.conversions import ConversionError, failure_event_from_msg, model_info_to_msg
+from f2p_ros.conversions import ConversionError, failure_event_from_msg, model_info_to_msg, stage_to_msg
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 from f2p_skill_effect.checkpoint import model_info
 
@@ -54,7 +53,7 @@ class LearnerNode(ManagedNode):
         P.declare(self, PARAMS)
         self.learner: Learner | None = None
         self._pubs = {}
-        self._thread, self._stop, self._wake = None, threading.Event(), threading.Event()
+        self._stop, self._wake = threading.Event(), threading.Event()
         self.running, self.last_result = "", None
         self._calls = ReentrantCallbackGroup()
         self.create_service(SubmitFailure, "submit_failure", self._on_submit, callback_group=self._calls)
@@ -70,11 +69,11 @@ class LearnerNode(ManagedNode):
             return TransitionCallbackReturn.FAILURE
         latched = qos.latched(10)
         pub = NO_EVENT_HANDLERS["pub"]
-        self._pubs = {"progress": self.create_lifecycle_publisher(LearnerProgress, "learner/progress", 50,
-                                                                  event_callbacks=pub),
-                      "updates": self.create_lifecycle_publisher(ModelUpdate, "model_updates", latched,
-                                                                 event_callbacks=pub),
-                      "diag": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)}
+        self._pubs = {"progress": self.until_cleanup(self.create_lifecycle_publisher(
+                          LearnerProgress, "learner/progress", 50, event_callbacks=pub)),
+                      "updates": self.until_cleanup(self.create_lifecycle_publisher(
+                          ModelUpdate, "model_updates", latched, event_callbacks=pub)),
+                      "diag": self.create_diagnostics_publisher()}
         if not self.v["signing_key"]:
             self.get_logger().warning("no signing_key: children are unsigned, robots with require_signed refuse them")
         self.get_logger().info(f"configured: queue {self.learner.queue.folder} ({self.learner.queue.stats().pending} "
@@ -83,40 +82,20 @@ class LearnerNode(ManagedNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._work, name="learner-jobs", daemon=True)
-        self._thread.start()
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        # the job thread publishes and calls services: deactivate, shutdown and destroy_node stop it first
+        self.start_worker(self._work, "jobs", stop=self._halt, join_timeout=60.0)
+        self.until_deactivate(self.create_timer(1.0, self._publish_diagnostics))
         return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._halt()
-        return super().on_deactivate(state)
 
     def _halt(self) -> None:
         self._stop.set()
         self._wake.set()
         if self.learner is not None:
             self.learner.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=60.0)
-            self._thread = None
-        if getattr(self, "_diag_timer", None) is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for p in self._pubs.values():
-            self.destroy_lifecycle_publisher(p)
         self._pubs, self.learner = {}, None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._halt()
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self):
-        self._halt()                          # the job thread publishes and calls services: it ends first
-        super().destroy_node()
+        return super().on_cleanup(state)
 
     # --- the queue -------------------------------------------------------------------
     def _on_submit(self, req: SubmitFailure.Request, resp: SubmitFailure.Response) -> SubmitFailure.Response:
@@ -145,7 +124,8 @@ class LearnerNode(ManagedNode):
 
     # --- jobs ------------------------------------------------------------------------
     def _progress(self, event_id: str, stage: str, fraction: float, status: str) -> None:
-        msg = LearnerProgress(event_id=event_id, stage=stage, fraction=float(fraction), status=status[:500])
+        msg = LearnerProgress(event_id=event_id, stage=stage_to_msg(LearnerProgress, stage), fraction=float(fraction),
+                              status=status[:500])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._pubs["progress"].publish(msg)
         self.get_logger().info(f"[{event_id[:8]}] {stage} {100 * fraction:.0f}%: {status}")

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from f2p_common.files import write_atomic
-from f2p_skill_effect.checkpoint import (CheckpointError, file_sha256, load_checkpoint, sidecar_path, sign_checkpoint,
-                                         signature_path)
+from f2p_common.files import file_sha256
+from f2p_common.weights import CheckpointError, sidecar_path, signature_path
+from f2p_skill_effect.checkpoint import load_checkpoint, sign_checkpoint
 
 
 @dataclass(frozen=True)

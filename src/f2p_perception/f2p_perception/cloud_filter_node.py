@@ -12,7 +12,6 @@ QoS event handlers (``f2p_ros.nodes.NO_EVENT_HANDLERS`` says why).
 """
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
@@ -42,7 +41,7 @@ class CloudFilterNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("cloud_filter", **kwargs)
         P.declare(self, PARAMS)
-        self._pub = self._diag = self._sub = None
+        self._pub = self._diag = None
         self._cfg: CloudFilterConfig | None = None
         self._nan_policy = "drop"
         self.accepted = 0
@@ -58,34 +57,20 @@ class CloudFilterNode(ManagedNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._nan_policy = values["nan_policy"]
-        self._pub = self.create_lifecycle_publisher(PointCloud2, "points_filtered", 10,
-                                                    event_callbacks=NO_EVENT_HANDLERS["pub"])
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
-                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        self._pub = self.until_cleanup(self.create_lifecycle_publisher(PointCloud2, "points_filtered", 10,
+                                                                       event_callbacks=NO_EVENT_HANDLERS["pub"]))
+        self._diag = self.create_diagnostics_publisher()
         self.get_logger().info(f"configured: {self._cfg}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._sub = self.create_subscription(PointCloud2, "points", self._on_cloud, qos_profile_sensor_data,
-                                             event_callbacks=NO_EVENT_HANDLERS["sub"])
+        self.until_deactivate(self.create_subscription(PointCloud2, "points", self._on_cloud, qos_profile_sensor_data,
+                                                       event_callbacks=NO_EVENT_HANDLERS["sub"]))
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_subscription(self._sub)
-        self._sub = None
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._pub)
-        self.destroy_lifecycle_publisher(self._diag)
         self._pub = self._diag = self._cfg = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_cleanup(state)
 
     # --- data ------------------------------------------------------------------------
     def _on_cloud(self, msg: PointCloud2) -> None:

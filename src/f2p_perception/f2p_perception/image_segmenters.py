@@ -31,7 +31,7 @@ import numpy as np
 
 from f2p_common.interfaces import PointCloudError, SegmentedObject
 from f2p_common.vocabulary import OBJECT_CLASSES
-from f2p_perception.segmentation import Segmenter, SensorFrame, make_segmenter, objects_from_masks
+from f2p_perception.segmentation import SEGMENTERS, Segmenter, SensorFrame, objects_from_masks
 
 #: The YOLO segmentation model shipped with f2p_perception (package data ``models/``).
 SHIPPED_YOLO = "yolo_seg_sim.pt"
@@ -196,7 +196,7 @@ class SamSegmenter(Segmenter):
                              "not shipped (vit_b is 375 MB)")
         self.device = _torch_device(device)
         self.predictor = SamPredictor(load_sam(checkpoint, model_type).to(self.device))
-        self.prompts = make_segmenter(prompts, min_points=min_points, **(prompt_options or {}))
+        self.prompts = SEGMENTERS.make(prompts, min_points=min_points, **(prompt_options or {}))
         self.min_points, self.box_margin = min_points, box_margin
 
     def prompt_boxes(self, frame: SensorFrame, objects: list[SegmentedObject]) -> np.ndarray:

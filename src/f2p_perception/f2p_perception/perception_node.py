@@ -56,7 +56,6 @@ from __future__ import annotations
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
@@ -66,7 +65,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from f2p_common.interfaces import PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.geometric import GeometricConfig
-from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, make_segmenter, rgbd_frame,
+from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, rgbd_frame,
                                          transform_cloud)
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
@@ -152,15 +151,14 @@ class PerceptionNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("perception", **kwargs)
         P.declare(self, PARAMS)
-        self._subs, self._sync = [], None
-        self._pub = self._diag = self._watch = None
+        self._sync = None
+        self._pub = self._diag = None
         self._segmenter = None
         self._receive_group, self._group = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.received = self.accepted = self.rejected = self.skipped = 0
         self._last_cloud = None
         self._newest = None                      # the newest cloud not yet segmented
         self._wake, self._stop = threading.Condition(), False
-        self._worker = None
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -169,7 +167,7 @@ class PerceptionNode(ManagedNode):
             if v["backend"] in ("yolo_seg", "sam"):
                 import torch
                 torch.set_num_threads(int(v["torch_threads"]))
-            self._segmenter = make_segmenter(v["backend"], min_points=int(v["min_points"]), **backend_options(v))
+            self._segmenter = SEGMENTERS.make(v["backend"], min_points=int(v["min_points"]), **backend_options(v))
             if "rgb" in self._segmenter.needs and v["input"] != "rgbd":
                 raise ValueError(f"backend {v['backend']} segments the colour image: set input to rgbd")
             self._tracker = None if self._segmenter.stable_ids else SegmentTracker(float(v["track_max_jump"]))
@@ -191,63 +189,46 @@ class PerceptionNode(ManagedNode):
         self._max_points = int(v["max_object_points"])
         self._camera_qos = camera_qos(v["camera_reliability"], int(v["camera_queue"]))
         latched = qos.latched()
-        self._pub = self.create_lifecycle_publisher(SegmentedSceneMsg, "segmented_scene", latched,
-                                                    event_callbacks=NO_EVENT_HANDLERS["pub"])
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
-                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        self._pub = self.until_cleanup(self.create_lifecycle_publisher(SegmentedSceneMsg, "segmented_scene", latched,
+                                                                       event_callbacks=NO_EVENT_HANDLERS["pub"]))
+        self._diag = self.create_diagnostics_publisher()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop, self._newest = False, None
-        self._worker = threading.Thread(target=self._segment_newest, name="perception-segment", daemon=True)
-        self._worker.start()
-        self._subs, self._sync, self._pose_msg = [], None, None
+        self.start_worker(self._segment_newest, "segment", stop=self._stop_segmenting)   # it publishes: ends first
+        self._sync, self._pose_msg = None, None
         if self._input == "cloud":
-            sub = self.create_subscription(PointCloud2, "camera/points", self._on_cloud, self._camera_qos,
-                                           callback_group=self._receive_group, event_callbacks=NO_EVENT_HANDLERS["sub"])
-            self._subs, self._topic = [sub], sub.topic_name
+            sub = self.until_deactivate(self.create_subscription(
+                PointCloud2, "camera/points", self._on_cloud, self._camera_qos, callback_group=self._receive_group,
+                event_callbacks=NO_EVENT_HANDLERS["sub"]))
+            self._topic = sub.topic_name
         else:
-            self._sync, self._subs = synchronise(self, RGBD_TOPICS, self._camera_qos, self._slop,
-                                                 self._camera_qos.depth, self._on_rgbd, self._receive_group)
+            self._sync, subs = synchronise(self, RGBD_TOPICS, self._camera_qos, self._slop,
+                                           self._camera_qos.depth, self._on_rgbd, self._receive_group)
+            for sub in subs:
+                self.until_deactivate(sub)
             self._topic = ", ".join(self.resolve_topic_name(t) for _m, t in RGBD_TOPICS.values())
         if self._camera_pose_topic:
-            latched = qos.latched()
-            self._subs.append(self.create_subscription(PoseStamped, self._camera_pose_topic, self._on_pose, latched,
-                                                       callback_group=self._receive_group))
+            self.until_deactivate(self.create_subscription(PoseStamped, self._camera_pose_topic, self._on_pose,
+                                                           qos.latched(), callback_group=self._receive_group))
         self._last_cloud = time.monotonic()
-        self._watch = self.create_timer(self._max_age / 2, self._check_stale, callback_group=self._group)
+        self.until_deactivate(self.create_timer(self._max_age / 2, self._check_stale, callback_group=self._group))
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_receiving()
-        return super().on_deactivate(state)
-
-    def _stop_receiving(self) -> None:
-        if self._watch is not None:
-            for sub in self._subs:
-                self.destroy_subscription(sub)
-            self.destroy_timer(self._watch)
-            self._subs, self._sync, self._watch = [], None, None
+    def _stop_segmenting(self) -> None:
         with self._wake:
             self._stop = True
             self._wake.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=30.0)
-            self._worker = None
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_deactivate(state)
+        self._sync = None
+        return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._pub)
-        self.destroy_lifecycle_publisher(self._diag)
         self._pub = self._diag = self._segmenter = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_receiving()
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self):
-        self._stop_receiving()                # the worker publishes: it ends first
-        super().destroy_node()
+        return super().on_cleanup(state)
 
     # --- data ------------------------------------------------------------------------
     def camera_pose(self, frame_id: str, stamp) -> list[float] | None:

@@ -29,12 +29,12 @@ Plain numpy, no ROS.
 from __future__ import annotations
 
 import abc
-import importlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from f2p_common.backends import Registry
 from f2p_common.interfaces import (NO_OBJECT, CameraCloud, OrientedBox, PointCloudError, SegmentedObject,
                                    finite_rows, instance_object_id)
 from f2p_common.vocabulary import OBJECT_CLASSES
@@ -145,20 +145,13 @@ def limit_points(objects: list[SegmentedObject], max_points: int) -> list[Segmen
     return out
 
 
-#: Segmentation backends by name (the perception node's ``backend`` parameter): where each
-#: class lives, imported only when chosen (open3d, torch models are heavy imports).
-SEGMENTERS: dict[str, str] = {"labelled_cloud": "f2p_perception.segmentation:LabelledCloudSegmenter",
-                              "geometric": "f2p_perception.geometric:GeometricSegmenter",
-                              "yolo_seg": "f2p_perception.image_segmenters:YoloSegmenter",
-                              "sam": "f2p_perception.image_segmenters:SamSegmenter"}
-
-
-def make_segmenter(name: str, **options) -> Segmenter:
-    """The backend ``name`` built with ``options``; ValueError naming the known ones."""
-    if name not in SEGMENTERS:
-        raise ValueError(f"unknown segmentation backend {name!r}; known: {', '.join(SEGMENTERS)}")
-    module, cls = SEGMENTERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+#: Segmentation backends by name (the perception node's ``backend`` parameter), each imported only
+#: when chosen (open3d, torch models are heavy imports).
+SEGMENTERS = Registry("segmentation backend", {
+    "labelled_cloud": "f2p_perception.segmentation:LabelledCloudSegmenter",
+    "geometric": "f2p_perception.geometric:GeometricSegmenter",
+    "yolo_seg": "f2p_perception.image_segmenters:YoloSegmenter",
+    "sam": "f2p_perception.image_segmenters:SamSegmenter"})
 
 
 def transform_cloud(cloud: CameraCloud, pose, frame_id: str) -> CameraCloud:

@@ -7,7 +7,7 @@ admitted only after :meth:`ModelSlot.admit` checked it, in this order:
 
 1. the file exists and its bytes have the SHA-256 the request names (and its sidecar names);
 2. when signatures are required, an Ed25519 signature of that SHA-256 by the configured key
-   (``f2p_skill_effect.checkpoint.verify_signature``);
+   (``f2p_common.weights.verify_signature``);
 3. the checkpoint itself: weights-only load (never unpickled code), content digest, the relation
    and skill vocabularies, an architecture the code knows, weights that fit it;
 4. a child (a checkpoint with a parent) must carry the learner's regression-gate verdict
@@ -24,8 +24,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from f2p_common.interfaces import ModelInfo
-from f2p_skill_effect.checkpoint import (Checkpoint, CheckpointError, file_sha256, load_checkpoint,
-                                         model_from_checkpoint, model_info, verify_signature)
+from f2p_common.files import file_sha256
+from f2p_common.weights import CheckpointError, verify_signature
+from f2p_skill_effect.checkpoint import FORMAT, Checkpoint, load_checkpoint, model_from_checkpoint, model_info
 from f2p_skill_effect.model import SkillEffectModel
 
 
@@ -98,7 +99,7 @@ class ModelSlot:
             raise AdmissionError(f"{path}: its SHA-256 is {digest}, the request names {info.sha256}", "not_authentic")
         if self.require_signed:
             try:
-                verify_signature(digest, info.signature, self.public_key)
+                verify_signature(FORMAT, digest, info.signature, self.public_key)
             except CheckpointError as exc:
                 raise AdmissionError(str(exc), "not_authentic") from None
         try:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import time
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -83,7 +82,7 @@ class PlannerNode(ManagedNode):
         P.declare(self, PARAMS)
         self.slot: ModelSlot | None = None
         self._latest_scene = None
-        self._info_pub = self._diag = self._scene_sub = None
+        self._info_pub = self._diag = None
         self.served = self.refused = 0
         self._plan_group, self._model_group = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self._scene_group = MutuallyExclusiveCallbackGroup()
@@ -107,33 +106,24 @@ class PlannerNode(ManagedNode):
             return TransitionCallbackReturn.FAILURE
         latched = qos.latched()
         pub = NO_EVENT_HANDLERS["pub"]
-        self._info_pub = self.create_lifecycle_publisher(ModelInfoMsg, "model_info", latched, event_callbacks=pub)
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+        self._info_pub = self.until_cleanup(self.create_lifecycle_publisher(ModelInfoMsg, "model_info", latched,
+                                                                            event_callbacks=pub))
+        self._diag = self.create_diagnostics_publisher()
         self._latched = latched
         self.get_logger().info(f"configured: serving model {self.slot.active().version}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._scene_sub = self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene, self._latched,
-                                                   callback_group=self._scene_group,
-                                                   event_callbacks=NO_EVENT_HANDLERS["sub"])
+        self.until_deactivate(self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene,
+                                                       self._latched, callback_group=self._scene_group,
+                                                       event_callbacks=NO_EVENT_HANDLERS["sub"]))
         result = super().on_activate(state)
         self._info_pub.publish(model_info_to_msg(self.slot.active().info))
         return result
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_subscription(self._scene_sub)
-        self._scene_sub = None
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._info_pub)
-        self.destroy_lifecycle_publisher(self._diag)
         self._info_pub = self._diag = self.slot = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_cleanup(state)
 
     # --- observations ------------------------------------------------------------------
     def _on_scene(self, msg: SegmentedSceneMsg) -> None:

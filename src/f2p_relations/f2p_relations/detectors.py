@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 from pathlib import Path
 
+from f2p_common.backends import Registry
 from f2p_common.interfaces import RelationState, SegmentedScene
 from f2p_relations.relations import boxes_from_clouds, compute_relations
 
@@ -51,14 +52,18 @@ class GeometricDetector(RelationDetector):
 
 
 class LearnedDetector(RelationDetector):
-    """Dec(Enc(O_t)) of the skill-effect model in ``checkpoint`` (a verified checkpoint file),
-    ``points`` resampled per object (default: the checkpoint's own)."""
+    """Dec(Enc(O_t)) of the skill-effect model in ``checkpoint`` (a verified checkpoint file: ''
+    the shipped pre-trained model, a shipped model's file name, or a path), ``points`` resampled
+    per object (default: the checkpoint's own). ValueError saying what is wrong with the file."""
 
     name = "learned"
 
-    def __init__(self, checkpoint: str | Path, points: int | None = None, device: str = "cpu"):
-        from f2p_skill_effect.checkpoint import load_model
-        self.model, self.checkpoint = load_model(checkpoint)
+    def __init__(self, checkpoint: str | Path = "", points: int | None = None, device: str = "cpu"):
+        from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path, load_model
+        try:
+            self.model, self.checkpoint = load_model(checkpoint_path(str(checkpoint)))
+        except CheckpointError as exc:
+            raise ValueError(str(exc)) from None
         self.model.to(device)
         self.device = device
         self.points = points or int(self.checkpoint.training_data.get("points_per_object", 128))
@@ -78,6 +83,5 @@ class LearnedDetector(RelationDetector):
 
 
 #: Relation detectors by name (the relation detector node's ``backend`` parameter).
-DETECTORS: dict[str, type[RelationDetector]] = {GeometricDetector.name: GeometricDetector,
-                                                 LearnedDetector.name: LearnedDetector}
-
+DETECTORS = Registry("relation detector", {GeometricDetector.name: "f2p_relations.detectors:GeometricDetector",
+                                           LearnedDetector.name: "f2p_relations.detectors:LearnedDetector"})

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
-from f2p_relations.detectors import DETECTORS, GeometricDetector, LearnedDetector
+from f2p_relations.detectors import DETECTORS, LearnedDetector
 from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import relations_to_msg, scene_from_msg
@@ -39,12 +38,17 @@ PARAMS = [
 ]
 
 
+def backend_options(v: dict) -> dict:
+    """The options of the chosen detector from the node's parameter values."""
+    return {"checkpoint": v["checkpoint"]} if v["backend"] == "learned" else {}
+
+
 class RelationDetectorNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("relation_detector", **kwargs)
         P.declare(self, PARAMS)
         self.detector = None
-        self._sub = self._pub = self._diag = None
+        self._pub = self._diag = None
         self._group = MutuallyExclusiveCallbackGroup()
         self.accepted = self.rejected = 0
 
@@ -52,48 +56,28 @@ class RelationDetectorNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             v = P.load(self, PARAMS)
-            if v["backend"] == "learned":
-                from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
-                try:
-                    self.detector = LearnedDetector(checkpoint_path(v["checkpoint"]))
-                except CheckpointError as exc:
-                    raise ValueError(str(exc)) from None
-            else:
-                self.detector = GeometricDetector()
+            self.detector = DETECTORS.make(v["backend"], **backend_options(v))
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         latched = qos.latched()
-        self._pub = self.create_lifecycle_publisher(RelationStateMsg, "relation_state", latched,
-                                                    event_callbacks=NO_EVENT_HANDLERS["pub"])
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
-                                                     event_callbacks=NO_EVENT_HANDLERS["pub"])
+        self._pub = self.until_cleanup(self.create_lifecycle_publisher(RelationStateMsg, "relation_state", latched,
+                                                                       event_callbacks=NO_EVENT_HANDLERS["pub"]))
+        self._diag = self.create_diagnostics_publisher()
         self._latched = latched
         self.get_logger().info(f"configured: {self.detector.name} detector"
                                + (f", model {self.detector.version}" if isinstance(self.detector, LearnedDetector) else ""))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._sub = self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene, self._latched,
-                                             callback_group=self._group, event_callbacks=NO_EVENT_HANDLERS["sub"])
+        self.until_deactivate(self.create_subscription(SegmentedSceneMsg, "segmented_scene", self._on_scene,
+                                                       self._latched, callback_group=self._group,
+                                                       event_callbacks=NO_EVENT_HANDLERS["sub"]))
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_subscription(self._sub)
-        self._sub = None
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._pub)
-        self.destroy_lifecycle_publisher(self._diag)
         self._pub = self._diag = self.detector = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_cleanup(state)
 
     # --- data ------------------------------------------------------------------------
     def _on_scene(self, msg: SegmentedSceneMsg) -> None:

@@ -19,6 +19,7 @@ goal literal (predicate, i, j) + ids        f2p_interfaces/Relation
 ``f2p_failure.events.FailureEvent``         f2p_interfaces/FailureEvent
 ``f2p_common.interfaces.Shape`` (a list)    visualization_msgs/MarkerArray (after a DELETEALL)
 ``stamp_ns`` (int nanoseconds)              builtin_interfaces/Time
+a stage name ("verify_plan", "fine_tune")   the message's ``uint8 STAGE_*`` constant
 ==========================================  ===================================================
 
 sensor_msgs_py is not among the PyPI ROS wheels, so PointCloud2 layouts are decoded here with
@@ -63,6 +64,27 @@ class ConversionError(ValueError):
 
 
 # ---------------------------------------------------------------------------- time
+def stage_to_msg(msg_type, name: str) -> int:
+    """The ``STAGE_<NAME>`` constant of ``msg_type`` (TaskProgress, LearnerProgress) for a stage of
+    the ROS-free code; ConversionError for a stage the message does not define."""
+    code = getattr(msg_type, "STAGE_" + name.upper(), None)
+    if not name or not isinstance(code, int):
+        raise ConversionError(f"{msg_type.__name__} has no stage {name!r}; it has {', '.join(stages_of(msg_type))}")
+    return code
+
+
+def stage_from_msg(msg_type, code: int) -> str:
+    """The stage name of ``msg_type``'s constant ``code`` ("unknown" for 0 or a value it does not define)."""
+    names = {getattr(msg_type, "STAGE_" + n.upper()): n for n in stages_of(msg_type)}
+    return names.get(int(code), "unknown")
+
+
+def stages_of(msg_type) -> tuple[str, ...]:
+    """The stage names ``msg_type`` defines a ``STAGE_*`` constant for (not "unknown"), in its order."""
+    return tuple(k[len("STAGE_"):].lower() for k, v in vars(msg_type).items()
+                 if k.startswith("STAGE_") and k != "STAGE_UNKNOWN" and isinstance(v, int))
+
+
 def stamp_to_ns(stamp: Time) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

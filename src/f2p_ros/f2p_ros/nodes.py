@@ -17,7 +17,12 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode
+from rclpy.client import Client
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 
 #: Endpoint options without QoS event handlers (module docstring).
 NO_EVENT_HANDLERS = {"pub": PublisherEventCallbacks(use_default_callbacks=False),
@@ -29,11 +34,27 @@ OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, Diagnostic
 
 class ManagedNode(LifecycleNode):
     """The lifecycle node every f2p node is: rclpy's LifecycleNode that says whether it is active
-    (:attr:`is_active`, from the lifecycle state itself), and whose ``destroy_node`` also
-    destroys its state machine. rclpy's does not, and the state machine holds the node handle
-    and its five lifecycle services, so a destroyed lifecycle node stays in the graph until
-    garbage collection: measured, another process still saw ``/<node>/change_state`` and its
-    request went to a node no longer spinning (same family as ros2/rclpy#1710)."""
+    (:attr:`is_active`, from the lifecycle state itself) and owns what each lifecycle phase made.
+
+    An endpoint made in ``on_configure`` and handed to :meth:`until_cleanup` lives until cleanup
+    (or shutdown); one made in ``on_activate`` and handed to :meth:`until_deactivate`, and every
+    thread started with :meth:`start_worker`, until deactivate (or shutdown); one made with the
+    node and handed to :meth:`until_destroyed`, until ``destroy_node``. Workers are stopped and
+    joined first (they may be calling services), then the endpoints destroyed, whatever their
+    kind (publishers, lifecycle publishers, subscriptions, timers, clients, services, action
+    servers and clients). A node that overrides ``on_deactivate`` / ``on_cleanup`` /
+    ``on_shutdown`` calls ``super()``, which returns SUCCESS.
+
+    ``destroy_node`` also destroys the state machine. rclpy's does not, and the state machine
+    holds the node handle and its five lifecycle services, so a destroyed lifecycle node stays in
+    the graph until garbage collection: measured, another process still saw
+    ``/<node>/change_state`` and its request went to a node no longer spinning (same family as
+    ros2/rclpy#1710)."""
+
+    def __init__(self, node_name: str, **kwargs):
+        self._owned: dict[str, list] = {"node": [], "configured": [], "active": []}
+        self._workers: list[tuple[threading.Thread, Callable[[], None] | None, float]] = []
+        super().__init__(node_name, **kwargs)
 
     @property
     def is_active(self) -> bool:
@@ -41,9 +62,93 @@ class ManagedNode(LifecycleNode):
         one flag service and action callbacks check before they serve."""
         return self._state_machine.current_state[1] == "active"
 
+    def until_destroyed(self, endpoint):
+        """``endpoint``, destroyed with the node; returns it."""
+        self._owned["node"].append(endpoint)
+        return endpoint
+
+    def until_cleanup(self, endpoint):
+        """``endpoint``, destroyed at cleanup (or shutdown); returns it."""
+        self._owned["configured"].append(endpoint)
+        return endpoint
+
+    def until_deactivate(self, endpoint):
+        """``endpoint``, destroyed at deactivate (or shutdown); returns it."""
+        self._owned["active"].append(endpoint)
+        return endpoint
+
+    def create_diagnostics_publisher(self):
+        """The node's ``/diagnostics`` lifecycle publisher (made at configure, destroyed at cleanup)."""
+        return self.until_cleanup(self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
+                                                                  event_callbacks=NO_EVENT_HANDLERS["pub"]))
+
+    def start_worker(self, target: Callable[[], None], name: str, stop: Callable[[], None] | None = None,
+                     join_timeout: float = 30.0) -> threading.Thread:
+        """Run ``target`` in a daemon thread until deactivate (or shutdown), which calls ``stop()``
+        (it must make ``target`` return) and joins it for at most ``join_timeout`` s."""
+        thread = threading.Thread(target=target, name=f"{self.get_name()}-{name}", daemon=True)
+        self._workers.append((thread, stop, join_timeout))
+        thread.start()
+        return thread
+
+    def on_deactivate(self, state):
+        self._release("active")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        self._release("configured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        self._release("active")
+        self._release("configured")
+        return TransitionCallbackReturn.SUCCESS
+
     def destroy_node(self):
+        self._stop_workers()
+        # rclpy's destroy_node destroys the node's publishers, subscriptions, timers, clients and
+        # services; action servers and clients are destroyed here
+        owned = [e for phase in self._owned.values() for e in phase]
+        self._owned = {phase: [] for phase in self._owned}
+        for endpoint in reversed(owned):
+            if not isinstance(endpoint, (Publisher, Subscription, Timer, Client, Service)):
+                endpoint.destroy()
         super().destroy_node()
         self._state_machine.destroy_when_not_in_use()
+
+    def _stop_workers(self) -> None:
+        workers, self._workers = self._workers, []
+        for _thread, stop, _timeout in workers:
+            if stop is not None:
+                stop()
+        for thread, _stop, timeout in workers:
+            if thread is not threading.current_thread():
+                thread.join(timeout=timeout)
+                if thread.is_alive():
+                    self.get_logger().warning(f"worker {thread.name} did not stop within {timeout:g} s")
+
+    def _release(self, phase: str) -> None:
+        if phase == "active":
+            self._stop_workers()
+        owned, self._owned[phase] = self._owned[phase], []
+        for endpoint in reversed(owned):
+            self._destroy_endpoint(endpoint)
+
+    def _destroy_endpoint(self, endpoint) -> None:
+        if isinstance(endpoint, LifecyclePublisher):
+            self.destroy_lifecycle_publisher(endpoint)
+        elif isinstance(endpoint, Publisher):
+            self.destroy_publisher(endpoint)
+        elif isinstance(endpoint, Subscription):
+            self.destroy_subscription(endpoint)
+        elif isinstance(endpoint, Timer):
+            self.destroy_timer(endpoint)
+        elif isinstance(endpoint, Client):
+            self.destroy_client(endpoint)
+        elif isinstance(endpoint, Service):
+            self.destroy_service(endpoint)
+        else:                                   # action servers and clients, message filters
+            endpoint.destroy()
 
 
 def diagnostics(node, name: str, level: int, message: str, **values) -> DiagnosticArray:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -121,17 +120,16 @@ class SimRobotNode(ManagedNode):
         self._skill = threading.Lock()           # one skill at a time
         self._points = self._pose = self._clock_pub = self._diag = None
         self._images = {}
-        self._timer = self._diag_timer = None
-        self._image_thread, self._stop_images = None, threading.Event()
+        self._stop_images = threading.Event()
         self.images_published, self.image_problem = 0, ""
         self.frames_published = self.frames_skipped = 0
         self._camera_group = MutuallyExclusiveCallbackGroup()
         # The service and the action server exist from the start (created while the executor
         # spins, an action server races it: support/ros.py) and answer only while active.
         self.create_service(ResetScene, "reset_scene", self._on_reset)
-        self._action = ActionServer(self, ExecuteSkill, "execute_skill", self._execute, goal_callback=self._on_goal,
-                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT,
-                                    callback_group=ReentrantCallbackGroup())
+        self.until_destroyed(ActionServer(self, ExecuteSkill, "execute_skill", self._execute,
+                                          goal_callback=self._on_goal, cancel_callback=lambda _goal: CancelResponse.ACCEPT,
+                                          callback_group=ReentrantCallbackGroup()))
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -157,71 +155,45 @@ class SimRobotNode(ManagedNode):
         self._rate = float(v["rate_hz"])
         sensor = qos.sensor()         # reliable, as a camera driver's default
         pub = NO_EVENT_HANDLERS["pub"]
-        self._points = self.create_lifecycle_publisher(PointCloud2, "camera/points", sensor, event_callbacks=pub)
-        self._pose = self.create_lifecycle_publisher(PoseStamped, "gripper/pose", sensor, event_callbacks=pub)
-        self._clock_pub = self.create_lifecycle_publisher(Clock, "/clock", 10, event_callbacks=pub)
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+
+        def publisher(msg_type, topic, profile):
+            return self.until_cleanup(self.create_lifecycle_publisher(msg_type, topic, profile, event_callbacks=pub))
+        self._points = publisher(PointCloud2, "camera/points", sensor)
+        self._pose = publisher(PoseStamped, "gripper/pose", sensor)
+        self._clock_pub = publisher(Clock, "/clock", 10)
+        self._diag = self.create_diagnostics_publisher()
         self._image_rate, self._camera_frame = float(v["image_rate_hz"]), v["camera_frame_id"]
         if self._image_rate > 0:
-            self._images = {name: self.create_lifecycle_publisher(kind, topic, sensor, event_callbacks=pub) for name, kind, topic in (
+            self._images = {name: publisher(kind, topic, sensor) for name, kind, topic in (
                 ("rgb", Image, "camera/color/image_raw"), ("depth", Image, "camera/depth/image_rect_raw"),
                 ("rgb_info", CameraInfo, "camera/color/camera_info"),
                 ("depth_info", CameraInfo, "camera/depth/camera_info"))}
         latched = qos.latched()
-        self._camera_pose_pub = self.create_lifecycle_publisher(PoseStamped, "camera/pose", latched, event_callbacks=pub)
+        self._camera_pose_pub = publisher(PoseStamped, "camera/pose", latched)
         self._tf_static = None
         try:
             from tf2_msgs.msg import TFMessage          # a ROS install has it; the PyPI wheels do not
-            self._tf_static = self.create_lifecycle_publisher(TFMessage, "/tf_static", latched, event_callbacks=pub)
+            self._tf_static = publisher(TFMessage, "/tf_static", latched)
         except ImportError:
             self.get_logger().info("tf2_msgs is not installed: the camera's pose is on camera/pose only")
         self.get_logger().info(f"configured: {info.description}, objects {info.object_ids}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._timer = self.create_timer(1.0 / self._rate, self._publish_frame, callback_group=self._camera_group)
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._camera_group)
+        self.until_deactivate(self.create_timer(1.0 / self._rate, self._publish_frame, callback_group=self._camera_group))
+        self.until_deactivate(self.create_timer(1.0, self._publish_diagnostics, callback_group=self._camera_group))
         result = super().on_activate(state)
         self._publish_camera_pose()
-        if self._images:
+        if self._images:                      # the image thread publishes: deactivate stops it first
             self._stop_images.clear()
-            self._image_thread = threading.Thread(target=self._render_images, name="sim_robot-images", daemon=True)
-            self._image_thread.start()
+            self.start_worker(self._render_images, "images", stop=self._stop_images.set, join_timeout=10.0)
         return result
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        return super().on_deactivate(state)
-
-    def _stop(self) -> None:
-        for t in (self._timer, self._diag_timer):
-            if t is not None:
-                self.destroy_timer(t)
-        self._timer = self._diag_timer = None
-        self._stop_images.set()
-        if self._image_thread is not None:
-            self._image_thread.join(timeout=10.0)
-            self._image_thread = None
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in (self._points, self._pose, self._clock_pub, self._diag, self._camera_pose_pub, self._tf_static,
-                    *self._images.values()):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
         self._points = self._pose = self._clock_pub = self._diag = self._camera_pose_pub = self._tf_static = None
         self._images = {}
         self.robot = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        return TransitionCallbackReturn.SUCCESS
-
-    def destroy_node(self):
-        self._stop()                          # the image thread publishes: it ends first
-        if getattr(self, "_action", None) is not None:
-            self._action.destroy()
-        super().destroy_node()
+        return super().on_cleanup(state)
 
     # --- camera, pose, clock -----------------------------------------------------------
     def _publish_frame(self) -> None:

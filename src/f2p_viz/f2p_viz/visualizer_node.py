@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -50,7 +49,7 @@ PARAMS = [
             lambda v: None if v and set(v) <= set(BINARY_RELATIONS) else f"must be among {list(BINARY_RELATIONS)}", live=True),
 ]
 #: Stages during which the executor's current step is drawn.
-STEP_STAGES = ("execute", "verify_step")
+STEP_STAGES = (TaskProgress.STAGE_EXECUTE, TaskProgress.STAGE_VERIFY_STEP)
 
 
 class VisualizerNode(ManagedNode):
@@ -61,7 +60,6 @@ class VisualizerNode(ManagedNode):
         self._scene = self._relations = self._plan = self._progress = self._failure = None
         self._failure_goal = ""
         self._dirty = False
-        self._subs, self._timer = [], None
         self._pub = self._diag = None
         self._group = MutuallyExclusiveCallbackGroup()
         self.drawn = self.unreadable = 0
@@ -75,46 +73,29 @@ class VisualizerNode(ManagedNode):
             return TransitionCallbackReturn.FAILURE
         self._latched = qos.latched()
         pub = NO_EVENT_HANDLERS["pub"]
-        self._pub = self.create_lifecycle_publisher(MarkerArray, "markers", self._latched, event_callbacks=pub)
-        self._diag = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=pub)
+        self._pub = self.until_cleanup(self.create_lifecycle_publisher(MarkerArray, "markers", self._latched,
+                                                                       event_callbacks=pub))
+        self._diag = self.create_diagnostics_publisher()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         sub, latched = NO_EVENT_HANDLERS["sub"], self._latched
         reliable = qos.events()
-        self._subs = [self.create_subscription(t, topic, cb, qos, callback_group=self._group, event_callbacks=sub)
-                      for t, topic, cb, qos in (
-                          (SegmentedSceneMsg, "segmented_scene", self._on_scene, latched),
-                          (RelationStateMsg, "relation_state", self._on_relations, latched),
-                          (PlanMsg, "plan", self._on_plan, latched),
-                          (TaskProgress, "task_progress", self._on_progress, latched),
-                          (FailureEventMsg, "failure_events", self._on_failure, reliable))]
-        self._timer = self.create_timer(1.0 / self.v["rate_hz"], self._draw, callback_group=self._group)
+        for t, topic, cb, profile in ((SegmentedSceneMsg, "segmented_scene", self._on_scene, latched),
+                                      (RelationStateMsg, "relation_state", self._on_relations, latched),
+                                      (PlanMsg, "plan", self._on_plan, latched),
+                                      (TaskProgress, "task_progress", self._on_progress, latched),
+                                      (FailureEventMsg, "failure_events", self._on_failure, reliable)):
+            self.until_deactivate(self.create_subscription(t, topic, cb, profile, callback_group=self._group,
+                                                           event_callbacks=sub))
+        self.until_deactivate(self.create_timer(1.0 / self.v["rate_hz"], self._draw, callback_group=self._group))
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_lifecycle_publisher(self._pub)
-        self.destroy_lifecycle_publisher(self._diag)
         self._pub = self._diag = None
         with self._lock:
             self._scene = self._relations = self._plan = self._progress = self._failure = None
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _stop(self) -> None:
-        for s in self._subs:
-            self.destroy_subscription(s)
-        self._subs = []
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
+        return super().on_cleanup(state)
 
     # --- inputs ------------------------------------------------------------------------
     def _read(self, what: str, convert, msg):
