@@ -47,7 +47,7 @@ from f2p_relations.detectors import GeometricDetector
 from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.observation import Camera, ImageRenderer, NoiseModel
 from f2p_sim.robot import SimRobot
-from f2p_training.evaluate import metrics_from_counts, relation_counts
+from f2p_skill_effect.metrics import metrics_from_counts, relation_counts
 from relation_detector import scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -35,7 +35,7 @@ from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera
 from f2p_sim.robot import SimRobot
 from f2p_skill_effect.checkpoint import checkpoint_path
-from f2p_training.evaluate import metrics_from_counts, relation_counts
+from f2p_skill_effect.metrics import metrics_from_counts, relation_counts
 from failure_mode_probe import probe_cases, score
 from relation_detector import states
 

@@ -38,7 +38,7 @@ from f2p_datasets.datagen import sample_action
 from f2p_sim.robot import SimRobot, SimRobotError
 from f2p_sim.tasks import OBJECT_COUNTS, TASK_KINDS
 from f2p_skill_effect.checkpoint import checkpoint_path
-from f2p_training.evaluate import metrics_from_counts, relation_counts
+from f2p_skill_effect.metrics import metrics_from_counts, relation_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED_BASE = 60000

@@ -44,9 +44,10 @@ def setup(tmp_path_factory):
 
 
 def tiny(setup, tmp_path, **changes) -> LearnerConfig:
-    # a tolerance no tiny child can miss: the gate runs, its verdict is "deployable"
+    # a tolerance and floors no tiny child can miss: the gate runs, its verdict is "deployable"
     cfg = LearnerConfig(tmp_path / "queue", tmp_path / "store", setup["checkpoint"], setup["key"], learn=LearnConfig(
         replay_data=[setup["replay"]], regression_data=[setup["regression"]], regression_tolerance=1.0,
+        min_detection_f1=0.0, min_next_step_accuracy=0.0,
         particles=4, svgd_steps=3, fine_tune=FineTuneRecipe(epochs=2), seed=2))
     return dataclasses.replace(cfg, **changes)
 
@@ -133,7 +134,9 @@ def _node(ros, setup, tmp_path):
         Parameter("queue_dir", value=str(cfg.queue_dir)), Parameter("store_dir", value=str(cfg.store_dir)),
         Parameter("checkpoint", value=str(cfg.checkpoint)), Parameter("signing_key", value=str(cfg.signing_key)),
         Parameter("replay_data", value=[str(setup["replay"])]), Parameter("regression_data", value=[str(setup["regression"])]),
-        Parameter("regression_tolerance", value=1.0), Parameter("particles", value=4), Parameter("svgd_steps", value=3),
+        Parameter("regression_tolerance", value=1.0), Parameter("regression_min_detection_f1", value=0.0),
+        Parameter("regression_min_next_step_accuracy", value=0.0), Parameter("particles", value=4),
+        Parameter("svgd_steps", value=3),
         Parameter("epochs", value=2), Parameter("seed", value=2)]))
     probe = ros.node("learner_probe")
     lc = LifecycleClient(probe, "learner")

@@ -96,8 +96,8 @@ def test_bad_rgbd_input_is_refused_with_why(view):
 # ---------------------------------------------------------------------------- yolo_seg
 @pytest.fixture(scope="module")
 def yolo_weights(tmp_path_factory):
-    """A random-weight YOLO11n-seg with the vocabulary's classes, saved as ultralytics saves one."""
-    from f2p_perception.image_segmenters import ultralytics_offline
+    """A random-weight YOLO11n-seg with the vocabulary's classes, in f2p's weights-only YOLO format."""
+    from f2p_perception.image_segmenters import save_yolo, ultralytics_offline
     ultralytics_offline(str(tmp_path_factory.mktemp("ultralytics")))
     import torch
     from ultralytics import YOLO
@@ -107,7 +107,7 @@ def yolo_weights(tmp_path_factory):
     model.model = SegmentationModel("yolo11n-seg.yaml", nc=len(OBJECT_CLASSES), verbose=False)
     model.model.names, model.model.task = dict(enumerate(OBJECT_CLASSES)), "segment"
     path = tmp_path_factory.mktemp("yolo") / "random.pt"
-    model.save(str(path))
+    save_yolo(path, model, "random")
     return path
 
 
@@ -135,10 +135,15 @@ def test_yolo_seg_backend_refuses_missing_corrupt_and_foreign_weights(tmp_path, 
     with pytest.raises(ValueError, match="cannot load YOLO weights"):
         YoloSegmenter(weights=str(cut))
     from ultralytics import YOLO
+    from f2p_perception.image_segmenters import save_yolo
     coco = tmp_path / "coco_classes.pt"
-    YOLO("yolo11n-seg.yaml", task="segment").save(str(coco))            # COCO's 80 class names
+    save_yolo(coco, YOLO("yolo11n-seg.yaml", task="segment"), "coco")     # COCO's 80 class names
     with pytest.raises(ValueError, match="not object classes of the vocabulary"):
         YoloSegmenter(weights=str(coco))
+    pickled = tmp_path / "ultralytics.pt"
+    YOLO("yolo11n-seg.yaml", task="segment").save(str(pickled))         # ultralytics' own pickled file
+    with pytest.raises(ValueError, match="weights-only"):
+        YoloSegmenter(weights=str(pickled))
 
 
 def test_rendered_training_data_is_ultralytics_layout_with_the_simulators_masks(tmp_path):

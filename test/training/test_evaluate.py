@@ -11,7 +11,8 @@ from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS
 from f2p_skill_effect.checkpoint import Checkpoint, save_checkpoint
 from f2p_common.vocabulary import RELATIONS as RELATION_NAMES
 from f2p_skill_effect.model import build_model
-from f2p_training.evaluate import EvaluateConfig, evaluate, main, metrics_from_counts, relation_counts
+from f2p_skill_effect.metrics import metrics_from_counts, relation_counts
+from f2p_training.evaluate import EvaluateConfig, evaluate, main
 
 from support.synthetic import TINY
 from support.synthetic import write_dataset as _write_dataset

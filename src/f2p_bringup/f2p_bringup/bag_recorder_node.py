@@ -24,7 +24,6 @@ cleanup / shutdown finish the bag (summary, ``metadata.yaml``). A killed recorde
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from f2p_common.resources import f2p_home
 from f2p_ros import parameters as P
 from f2p_ros.bag import BagError, BagWriter, message_class
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
@@ -59,7 +59,7 @@ PARAMS = [
 
 
 def default_bag_dir() -> Path:
-    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros")) / "f2p" / "bags"
+    return f2p_home() / "bags"
 
 
 def _matching_qos(publishers) -> QoSProfile:

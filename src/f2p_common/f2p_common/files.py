@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) -> Path:
     """Write ``data`` (str: UTF-8) to ``path`` durably and atomically; returns the path. The
-    folder is created if needed; a failed write leaves no temporary file behind."""
+    folder is created if needed; a failed write leaves no temporary file behind. ``mode``: the
+    file's permissions from its creation on (0o600 for a private key: never readable by others,
+    not even between the write and a chmod; the umask may only remove bits)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        tmp.unlink(missing_ok=True)           # a crashed writer's leftover: the new file gets its own mode
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())

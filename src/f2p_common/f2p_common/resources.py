@@ -8,6 +8,7 @@ workspace's ``install/setup.sh`` (or ``. ./env.sh``) sets.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -30,3 +31,9 @@ def share_path(package: str, *parts: str) -> Path:
         raise ResourceNotFoundError(f"{path} does not exist: {package!r} was installed without {'/'.join(parts)!r} "
                                     "(rebuild the workspace: make setup)")
     return path
+
+
+def f2p_home() -> Path:
+    """``$ROS_HOME/f2p`` (ROS_HOME defaults to ``~/.ros``): where f2p's nodes keep what they write
+    by default (the spool, the learner's queue and model store, bags)."""
+    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros")) / "f2p"

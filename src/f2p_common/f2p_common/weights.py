@@ -55,7 +55,7 @@ def content_digest(metadata_wo_digest: dict, state_dict: dict) -> str:
     for name in sorted(state_dict):
         t = state_dict[name].detach().cpu().contiguous()
         h.update(name.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -80,8 +80,8 @@ def write_weights_file(path: str | os.PathLike, fmt: str, meta: dict, state_dict
 def read_weights_file(path: str | os.PathLike, fmt: str | None, require_sidecar: bool = True) -> tuple[dict, dict]:
     """(metadata without its digest, state_dict) of a :func:`write_weights_file` file, verified:
     the sidecar's SHA-256, a weights-only load (no pickled code runs), the format (``fmt``; None
-    takes any, and ``metadata["format"]`` says which), the content digest."""
-    import torch
+    takes any, and ``metadata["format"]`` says which), the content digest. The file is read once:
+    what is checked is what is loaded."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -89,29 +89,61 @@ def read_weights_file(path: str | os.PathLike, fmt: str | None, require_sidecar:
     side = sidecar_path(path)
     if side.is_file():
         words = side.read_text().split()
-        want, got = (words[0] if words else ""), hashlib.sha256(data).hexdigest()
-        if want != got:
-            raise CheckpointError(f"{path}: SHA-256 {got} does not match {side.name} ({want}): "
-                                  "file truncated or modified after it was written")
+        want = words[0] if words else ""
     elif require_sidecar:
         raise CheckpointError(f"{path}: missing {side.name}; cannot verify the file's integrity")
+    else:
+        want = None
+    return read_weights_bytes(data, fmt, str(path), want)
+
+
+def read_weights_bytes(data: bytes, fmt: str | None, name: str = "checkpoint",
+                       sha256: str | None = None) -> tuple[dict, dict]:
+    """:func:`read_weights_file` on bytes already in memory (``name`` says which in errors): the
+    bytes' SHA-256 must be ``sha256`` when given. A caller that verified a signature over these
+    bytes loads exactly them, never a second read of a file that may have changed meanwhile."""
+    import torch
+    if sha256 is not None:
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256.lower():
+            raise CheckpointError(f"{name}: SHA-256 {got} does not match the expected {sha256}: "
+                                  "file truncated or modified after it was written")
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle content, ... all mean "unusable"
-        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"{name}: not a readable weights-only checkpoint ({type(e).__name__}: {e})") from e
     found = obj.get("format") if isinstance(obj, dict) else None
     if not isinstance(found, str) or (fmt is not None and found != fmt):
-        raise CheckpointError(f"{path}: format {found if isinstance(obj, dict) else type(obj)!r}, "
+        raise CheckpointError(f"{name}: format {found if isinstance(obj, dict) else type(obj)!r}, "
                               f"expected {fmt or 'an f2p weights file'!r}")
     try:
         meta = json.loads(obj["metadata"])
         sd = obj["state_dict"]
+        if not isinstance(meta, dict) or not isinstance(sd, dict):
+            raise TypeError("metadata is not a JSON object or state_dict not a dict")
     except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: malformed checkpoint ({e})") from e
+        raise CheckpointError(f"{name}: malformed checkpoint ({e})") from e
     digest = meta.pop("content_sha256", None)
     if meta.get("format") != found or digest != content_digest(meta, sd):
-        raise CheckpointError(f"{path}: content digest mismatch: metadata or weights were modified")
+        raise CheckpointError(f"{name}: content digest mismatch: metadata or weights were modified")
     return meta, sd
+
+
+#: File suffixes of pickle-based weights (torch.save / pickle / joblib): never loaded by f2p.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
+def refuse_pickled_weights(folder: str | os.PathLike) -> None:
+    """CheckpointError when a model folder (Hugging Face layout) holds pickle-based weight files:
+    such a folder is loaded from safetensors only, and a stray ``pytorch_model.bin`` or
+    ``adapter_model.bin`` is refused rather than left for a library to fall back on."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    found = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if found:
+        raise CheckpointError(f"{folder} holds pickle-based weights ({', '.join(found)}): f2p loads model folders "
+                              "from safetensors only (save_pretrained(safe_serialization=True))")
 
 
 # ---------------------------------------------------------------------------- signatures
@@ -134,8 +166,7 @@ def generate_signing_key(private_key: str | os.PathLike) -> Path:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    write_atomic(private_key, pem)
-    os.chmod(private_key, 0o600)
+    write_atomic(private_key, pem, mode=0o600)
     write_atomic(public_key, key.public_key().public_bytes(serialization.Encoding.PEM,
                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
     return public_key

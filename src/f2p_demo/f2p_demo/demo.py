@@ -237,7 +237,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         print(f"[f2p demo]   {name:<10} {st['seconds']:7.1f} s")
     gate = rep.regression_gate
     print(f"[f2p demo]   new model {rep.child_version} (parent {rep.parent_version}), deployable: {rep.deployable}; "
-          f"regression: detection F1 {gate['parent']['detection_f1']:.3f} -> {gate['child']['detection_f1']:.3f}")
+          f"regression: detection F1 {gate['reference']['detection_f1']:.3f} -> {gate['child']['detection_f1']:.3f}")
     pic_particles = plot_particles(ev, learn_dir / "particles.npz", out / "svgd_particles.png")
     summary["learn"] = {"child_version": rep.child_version, "deployable": rep.deployable, "regression_gate": gate,
                         "total_seconds": rep.total_seconds}

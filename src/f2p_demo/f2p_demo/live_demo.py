@@ -98,7 +98,7 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Pat
         sim["perception"]["ros__parameters"].update(input="rgbd", max_rate_hz=3.0)   # YOLO leaving CPU to learning
         sim["sim_robot"]["ros__parameters"]["image_rate_hz"] = 5.0
     sim["planner"]["ros__parameters"].update(checkpoint=str(first.path), require_signed=True,
-                                             public_key=str(key) + ".pub")
+                                             public_key=str(key) + ".pub", model_dirs=[str(live / "models")])
     sim["failure_recorder"]["ros__parameters"]["spool_dir"] = str(live / "robot_spool")
     sim["bag_recorder"]["ros__parameters"].update(bag_dir=str(live / "bags"), bag_name="demo")
     learner = yaml.safe_load(params_file("learner").read_text())

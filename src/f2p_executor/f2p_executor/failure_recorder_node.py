@@ -38,7 +38,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_failure.events import FailureEventError, load_event
-from f2p_failure.queue import EventQueue, default_spool_dir
+from f2p_failure.queue import EventIdConflict, EventQueue, default_spool_dir
 from f2p_interfaces.srv import SubmitFailure
 from f2p_ros import parameters as P
 from f2p_ros.conversions import ConversionError, failure_event_from_msg, failure_event_to_msg
@@ -68,7 +68,7 @@ class FailureRecorderNode(ManagedNode):
         self.last_error = ""
         self._calls = ReentrantCallbackGroup()
         self._client = self.create_client(SubmitFailure, "submit_failure", callback_group=self._calls)
-        self.create_service(SubmitFailure, "record_failure", self._on_record, callback_group=self._calls)
+        self.create_guarded_service(SubmitFailure, "record_failure", self._on_record, callback_group=self._calls)
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -108,6 +108,9 @@ class FailureRecorderNode(ManagedNode):
         try:
             event = failure_event_from_msg(req.event)
             path, new = self.queue.put(event)
+        except EventIdConflict as exc:
+            resp.error_code, resp.message = SubmitFailure.Response.ERROR_CONFLICT, str(exc)
+            return resp
         except (ConversionError, FailureEventError, ValueError) as exc:
             resp.error_code, resp.message = SubmitFailure.Response.ERROR_MALFORMED, f"malformed failure event: {exc}"
             return resp

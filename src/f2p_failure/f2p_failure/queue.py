@@ -17,7 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from f2p_failure.events import EVENT_SUFFIX, FailureEvent, event_path, list_events, load_event, save_event
+from f2p_common.resources import f2p_home
+from f2p_failure.events import (EVENT_SUFFIX, FailureEvent, FailureEventError, event_path, list_events, load_event,
+                                save_event)
 
 _STATE = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -25,7 +27,11 @@ _STATE = re.compile(r"[a-z][a-z0-9_]*")
 def default_spool_dir() -> Path:
     """The robot's failure-event spool: ``$ROS_HOME/f2p/failure_events`` (ROS_HOME defaults to
     ~/.ros). Its one writer is the failure recorder."""
-    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros")) / "f2p" / "failure_events"
+    return f2p_home() / "failure_events"
+
+
+class EventIdConflict(FailureEventError):
+    """Another event is already stored under this id."""
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -68,12 +74,24 @@ class EventQueue:
 
     def put(self, event: FailureEvent) -> tuple[Path, bool]:
         """Store ``event`` durably as pending unless the queue has it already: (its path, whether
-        it was new). FailureEventError for an event that does not validate; OSError when the
-        folder cannot be written (full disk, read-only): then nothing was queued."""
+        it was new). FailureEventError for an event that does not validate; EventIdConflict when
+        the queue holds another event under this id (issue 43: a forged copy must not replace or
+        shadow the genuine one); OSError when the folder cannot be written (full disk,
+        read-only): then nothing was queued."""
         state = self.where(event.event_id)
         if state is not None:
             folder = self.folder if state == "pending" else self.folder / state
-            return event_path(folder, event.event_id), False
+            path = event_path(folder, event.event_id)
+            try:
+                same = load_event(path) == event
+            except FileNotFoundError:          # moved on meanwhile: it is stored, where does not matter
+                same = True
+            except FailureEventError:          # the stored copy no longer loads: it is not this event
+                same = False
+            if not same:
+                raise EventIdConflict(f"event {event.event_id} is already stored ({state}) with other content: an id "
+                                      "names one event only, the stored one is kept")
+            return path, False
         return save_event(event, self.folder), True
 
     def put_file(self, path: str | os.PathLike) -> tuple[Path, bool]:

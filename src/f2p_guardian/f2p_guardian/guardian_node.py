@@ -99,8 +99,8 @@ class GuardianNode(ManagedNode):
         self._diag = None
         self.calls = self.refused = 0
         group = MutuallyExclusiveCallbackGroup()
-        self._plan_srv = self.create_service(VerifyPlan, "verify_plan", self._on_plan, callback_group=group)
-        self._exec_srv = self.create_service(VerifyExecution, "verify_execution", self._on_execution,
+        self._plan_srv = self.create_guarded_service(VerifyPlan, "verify_plan", self._on_plan, callback_group=group)
+        self._exec_srv = self.create_guarded_service(VerifyExecution, "verify_execution", self._on_execution,
                                              callback_group=group)
 
     # --- lifecycle -------------------------------------------------------------------

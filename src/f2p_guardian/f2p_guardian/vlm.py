@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from f2p_common.vocabulary import MOVABLE_CLASSES
+from f2p_common.weights import refuse_pickled_weights
 
 from .language import describe_plan, describe_step
 from .taxonomy import CATEGORIES, SUCCESS, Verdict, format_answer
@@ -187,7 +188,7 @@ class GuardianVLM(Verifier):
         """The model (or its LoRA adapters), the tokenizer and ``guardian.json`` under ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path)
+        self.model.save_pretrained(path, safe_serialization=True)     # safetensors: from_pretrained loads nothing else
         self.tokenizer.save_pretrained(path)
         meta = {"views": self.views, "image_shape": list(self.image_shape), "strategy": self.strategy, "max_reasoning_tokens": self.max_reasoning_tokens,
                 "version": self.version}
@@ -199,7 +200,9 @@ class GuardianVLM(Verifier):
                         strategy: str | None = None, views: int | None = None) -> "GuardianVLM":
         """Load a verifier from a local folder: a full InternVL model, or LoRA adapters over the
         model at ``base`` (the adapters' own record of their base is used when ``base`` is None).
-        ValueError naming the problem for a folder that holds neither."""
+        Weights load from safetensors only: a folder with pickle-based weights is refused
+        (``f2p_common.weights.refuse_pickled_weights``). ValueError naming the problem for a folder
+        that holds neither."""
         import torch
         from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
@@ -213,14 +216,17 @@ class GuardianVLM(Verifier):
 
                 if base is None:
                     base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+                refuse_pickled_weights(path)
+                refuse_pickled_weights(base)
                 model = InternVLForConditionalGeneration.from_pretrained(base, local_files_only=True,
-                                                                         dtype=torch.float32)
+                                                                         dtype=torch.float32, use_safetensors=True)
                 model = PeftModel.from_pretrained(model, path, local_files_only=True)
                 tok_path = path if (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists() \
                     else base
             else:
+                refuse_pickled_weights(path)
                 model = InternVLForConditionalGeneration.from_pretrained(path, local_files_only=True,
-                                                                         dtype=torch.float32)
+                                                                         dtype=torch.float32, use_safetensors=True)
                 tok_path = path
             tokenizer = AutoTokenizer.from_pretrained(tok_path, local_files_only=True)
         except Exception as e:   # a corrupt or foreign folder fails in many libraries' own ways

@@ -19,8 +19,15 @@ threads ``worker_threads``) that reports each stage as a structured message and 
 The event leaves the pending queue only after its outcome is stored, so a learner killed at
 any moment runs the job again from the start on restart (``fresh``; the same seeds give the
 same child, which the store already holds or takes once); :meth:`Learner.stop` stops a running
-job the same way (its event stays pending). The parent of a job is the model that failed: the
-stored model with the event's ``model_version``, else the configured checkpoint.
+job the same way (its event stays pending).
+
+The parent of a job is the model that failed, taken from the learner's own registry (the store
+and the configured checkpoint) by the event's ``model_version``; a version the registry does not
+hold gives the deployed model. An event never names a file: a ``model_version`` that is a path
+is no version (issue 43: a forged event made a random-weight file the parent). The regression
+gate compares the child with the **deployed** model (:meth:`Learner.note_deployed`, from the
+planner's ``model_info``; the configured checkpoint until the robot says otherwise) and with
+absolute floors, so a child of a bad parent is never deployable.
 
 :data:`PARAMS` are the learner's settings as the ``learner`` node declares them and a params
 file holds them; :func:`learner_config` maps validated values onto :class:`LearnerConfig` (the
@@ -37,13 +44,15 @@ from pathlib import Path
 from typing import Callable
 
 from f2p_common import parameters as P
+from f2p_common.resources import f2p_home
 from f2p_failure.events import FailureEvent, event_path, load_event
 from f2p_failure.queue import EventQueue
 from f2p_learning import job_worker
 from f2p_learning.learn import STAGES, LearnConfig, LearnReport
 from f2p_learning.store import ModelStore, StoredModel
 from f2p_sim.config import LAYOUTS
-from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
+from f2p_common.files import file_sha256
+from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from f2p_training.train import FineTuneRecipe
 
 #: Where a job's event moves (module docstring).
@@ -64,7 +73,12 @@ PARAMS = [
     P.Param("signing_key", "", "Ed25519 private key (PEM, f2p-sign keygen) signing deployable children ('' = unsigned)"),
     P.Param("replay_data", [""], "dataset folders replayed during fine-tuning ([''] = none)"),
     P.Param("regression_data", [""], "held-out dataset folders for the regression gate ([''] = none: nothing deployable)"),
-    P.Param("regression_tolerance", 0.02, "largest score drop a deployable child may show", P.positive_or_zero),
+    P.Param("regression_tolerance", 0.02, "largest score drop from the deployed model a deployable child may show",
+            P.positive_or_zero),
+    P.Param("regression_min_detection_f1", 0.85, "floor of a deployable child's detection F1 on regression_data",
+            P.probability),
+    P.Param("regression_min_next_step_accuracy", 0.85, "floor of a deployable child's next-step accuracy on "
+                                                       "regression_data", P.probability),
     P.Param("particles", 20, "M, the SVGD particles (paper A.5: 20)", P.at_least(2)),
     P.Param("svgd_steps", 60, "SVGD steps", P.at_least(1)),
     P.Param("epochs", 200, "fine-tuning epochs (paper: 200)", P.at_least(1)),
@@ -75,10 +89,6 @@ PARAMS = [
     P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child", live=True),
     P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive, live=True),
 ]
-
-
-def ros_home() -> Path:
-    return Path(os.environ.get("ROS_HOME", Path.home() / ".ros"))
 
 
 @dataclass
@@ -99,7 +109,7 @@ class LearnerConfig:
 
 def learner_config(v: dict) -> LearnerConfig:
     """The learner's settings from validated :data:`PARAMS` values (module docstring)."""
-    home = ros_home() / "f2p"
+    home = f2p_home()
     if v["signing_key"] and not Path(v["signing_key"]).is_file():
         raise ValueError(f"signing_key {v['signing_key']} does not exist (make one: f2p-sign keygen KEY)")
     return LearnerConfig(
@@ -111,7 +121,10 @@ def learner_config(v: dict) -> LearnerConfig:
                           fine_tune=FineTuneRecipe(epochs=v["epochs"]),
                           replay_data=[d for d in v["replay_data"] if d],
                           regression_data=[d for d in v["regression_data"] if d],
-                          regression_tolerance=v["regression_tolerance"], seed=v["seed"], layout=v["layout"] or None))
+                          regression_tolerance=v["regression_tolerance"],
+                          min_detection_f1=v["regression_min_detection_f1"],
+                          min_next_step_accuracy=v["regression_min_next_step_accuracy"],
+                          seed=v["seed"], layout=v["layout"] or None))
 
 
 @dataclass
@@ -138,6 +151,8 @@ class Learner:
         self.queue = EventQueue(cfg.queue_dir, JOB_STATES)
         self.store = ModelStore(cfg.store_dir)
         self.jobs_dir = Path(cfg.queue_dir) / "jobs"
+        self.configured = load_checkpoint(cfg.checkpoint)       # CheckpointError: configure fails, saying why
+        self.deployed = Path(cfg.checkpoint)
         self._proc: multiprocessing.Process | None = None
         self._stopping = False
         self._lock = threading.Lock()
@@ -149,14 +164,35 @@ class Learner:
         path, new = self.queue.put(event)
         return path, "queued" if new else f"already {self.queue.where(event.event_id)}"
 
+    # --- the registry ----------------------------------------------------------------
+    def registry_path(self, version: str) -> Path | None:
+        """The file of the model ``version`` in the learner's registry (its store, or the configured
+        checkpoint), or None: never a path the caller names."""
+        stored = self.store.find(version)
+        if stored is not None:
+            return stored.path
+        return Path(self.cfg.checkpoint) if version == self.configured.version else None
+
+    def note_deployed(self, version: str, sha256: str) -> bool:
+        """The robot now runs ``version`` with file digest ``sha256`` (the planner's ``model_info``):
+        it becomes the gate's reference when the registry holds that very model; False otherwise
+        (a model the learner does not know keeps the reference as it was)."""
+        path = self.registry_path(version)
+        if path is None or file_sha256(path) != sha256.lower():
+            return False
+        self.deployed = path
+        return True
+
     def parent_for(self, event: FailureEvent) -> Path:
-        stored = self.store.find(event.model_version)
-        return stored.path if stored is not None else Path(self.cfg.checkpoint)
+        """The model that failed, from the registry (module docstring)."""
+        return self.registry_path(event.model_version) or self.deployed
 
     def job_config(self, event_id: str, parent: Path) -> LearnConfig:
-        """The learn step of ``event_id``'s job: the learner's settings on this event, parent and folder."""
+        """The learn step of ``event_id``'s job: the learner's settings on this event, parent and
+        folder, the gate comparing with the deployed model."""
         return replace(self.cfg.learn, event=event_path(self.queue.folder, event_id), checkpoint=parent,
-                       out_dir=self.jobs_dir / event_id, fresh=True, log=None, on_stage=None)
+                       reference_checkpoint=self.deployed, out_dir=self.jobs_dir / event_id, fresh=True, log=None,
+                       on_stage=None)
 
     # --- one job ---------------------------------------------------------------------
     def run_next(self, progress: Progress = lambda *a: None, log: Callable[[str], None] = lambda _m: None

@@ -120,7 +120,9 @@ class LearnConfig:
     :data:`f2p_learning.pairs.METHODS`; particles: M (paper A.5: 20); svgd_steps: SVGD /
     gradient steps; fine_tune: how the child is fine-tuned; replay_data: original data mixed
     into fine-tuning; regression_data / regression_tolerance: the gate (no data: the child is
-    never deployable); skip_classification: learn without the sim replay check; world_config:
+    never deployable), which compares the child with ``reference_checkpoint`` (the model deployed
+    on the robot; None: the parent) and with the absolute floors ``min_detection_f1`` /
+    ``min_next_step_accuracy``; skip_classification: learn without the sim replay check; world_config:
     the simulated world (None: the installed one) and its ``layout`` (None: the file's own;
     ``real_scale`` for a robot's events: its workspace holds real furniture); fresh: discard
     an earlier run in out_dir;
@@ -138,6 +140,9 @@ class LearnConfig:
     replay_data: Sequence[str | Path] = ()
     regression_data: Sequence[str | Path] = ()
     regression_tolerance: float = 0.02
+    reference_checkpoint: str | Path | None = None
+    min_detection_f1: float = 0.85
+    min_next_step_accuracy: float = 0.85
     skip_classification: bool = False
     seed: int = 0
     world_config: str | Path | None = None
@@ -158,6 +163,8 @@ class LearnConfig:
             raise ValueError("svgd_steps must be >= 1")
         if not 0 <= self.regression_tolerance < math.inf:
             raise ValueError("regression_tolerance must be a finite number >= 0")
+        if not (0.0 <= self.min_detection_f1 <= 1.0 and 0.0 <= self.min_next_step_accuracy <= 1.0):
+            raise ValueError("min_detection_f1 and min_next_step_accuracy must lie in [0, 1]")
         # the fine-tuning settings are checked now, not after minutes of inference and simulation
         self.fine_tune.train_config(["d_plus"], "model.pt", self.checkpoint, points=1, seed=self.seed,
                                     replay_data=self.replay_data, keep_unstable=True).validate()
@@ -192,17 +199,26 @@ class LearnReport:
         write_atomic(path, json.dumps(asdict(self), indent=1, default=float) + "\n")
 
 
-def regression_gate(parent_model, child_model, data: dict, tolerance: float) -> dict:
-    """Parent and child scores on held-out ``data`` (detection micro F1, next-step accuracy and
-    F1) and whether the child's worst drop stays within ``tolerance``."""
+def regression_gate(reference_model, child_model, data: dict, tolerance: float,
+                    floors: dict[str, float] | None = None) -> dict:
+    """The child against the model deployed on the robot (``reference_model``) on held-out
+    ``data`` (detection micro F1, next-step accuracy and F1): deployable when its worst drop stays
+    within ``tolerance`` and it reaches every ``floors`` metric (an absolute floor: a child worse
+    than it is never deployable, whatever the model it replaces; issue 43: a random-weight parent
+    let a random-weight child through)."""
     def scores(model) -> dict:
         res = evaluate_arrays(model, data)
         return {"detection_f1": res["detection"]["micro_f1"], "next_step_accuracy": res["next_step"]["accuracy"],
                 "next_step_f1": res["next_step"]["micro_f1"], "transitions": res["transitions"]}
-    before, after = scores(parent_model), scores(child_model)
+    before, after = scores(reference_model), scores(child_model)
     drop = max(before["detection_f1"] - after["detection_f1"], before["next_step_accuracy"] - after["next_step_accuracy"])
-    return {"tolerance": tolerance, "parent": before, "child": after, "worst_drop": drop,
-            "deployable": bool(drop <= tolerance)}
+    floors = dict(floors or {})
+    below = {k: [after[k], v] for k, v in floors.items() if not (after[k] or 0.0) >= v}
+    reasons = ([f"worst drop {drop:.3f} > tolerance {tolerance:g}"] if drop > tolerance else []) + [
+        f"{k} {got:.3f} below its floor {floor:g}" for k, (got, floor) in below.items()]
+    return {"tolerance": tolerance, "reference": before, "child": after, "worst_drop": drop, "floors": floors,
+            "below_floor": below, "deployable": not reasons,
+            "reason": "; ".join(reasons) if reasons else "within tolerance of the deployed model, above every floor"}
 
 
 def learn(cfg: LearnConfig) -> LearnReport:
@@ -315,7 +331,14 @@ def _learn(cfg: LearnConfig, out: Path, report: LearnReport, finish) -> LearnRep
     child = load_checkpoint(provisional)
     if cfg.regression_data:
         data = load_transitions(cfg.regression_data, n_points, parent.config.max_objects, cfg.seed)
-        gate = regression_gate(model, model_from_checkpoint(child), data, cfg.regression_tolerance)
+        reference = model
+        if cfg.reference_checkpoint and Path(cfg.reference_checkpoint) != Path(cfg.checkpoint):
+            try:
+                reference = model_from_checkpoint(load_checkpoint(cfg.reference_checkpoint, parent.config))
+            except CheckpointError as e:
+                raise LearnInputError(f"the deployed model to compare with: {e}") from None
+        gate = regression_gate(reference, model_from_checkpoint(child), data, cfg.regression_tolerance,
+                               {"detection_f1": cfg.min_detection_f1, "next_step_accuracy": cfg.min_next_step_accuracy})
     else:
         gate = {"tolerance": cfg.regression_tolerance, "deployable": False, "reason": "no regression data: not validated"}
     child.metrics = {**child.metrics, "regression_gate": gate, "deployable": gate["deployable"]}
@@ -367,6 +390,12 @@ def config_from_args(argv=None) -> LearnConfig:
     p.add_argument("--regression-data", nargs="*", default=[], help="held-out data for the regression gate")
     p.add_argument("--regression-tolerance", type=float, default=d.regression_tolerance,
                    help="largest allowed drop of detection F1 or next-step accuracy")
+    p.add_argument("--reference-checkpoint", default=None,
+                   help="the model deployed on the robot, which the gate compares the child with (default: the parent)")
+    p.add_argument("--min-detection-f1", type=float, default=d.min_detection_f1,
+                   help="floor of the child's detection F1 on the regression data")
+    p.add_argument("--min-next-step-accuracy", type=float, default=d.min_next_step_accuracy,
+                   help="floor of the child's next-step accuracy on the regression data")
     p.add_argument("--skip-classification", action="store_true", help="learn even without a sim replay check")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--layout", default=None, help="the world config's layout to replay the failure in "
@@ -381,7 +410,8 @@ def config_from_args(argv=None) -> LearnConfig:
                                  relabel_objects=a.relabel_objects, anchor_weight=a.anchor_weight,
                                  keep_unseen_after=a.keep_unseen_after),
         replay_data=a.replay_data, regression_data=a.regression_data, regression_tolerance=a.regression_tolerance,
-        skip_classification=a.skip_classification, seed=a.seed, layout=a.layout, fresh=a.fresh,
+        reference_checkpoint=a.reference_checkpoint, min_detection_f1=a.min_detection_f1,
+        min_next_step_accuracy=a.min_next_step_accuracy, skip_classification=a.skip_classification, seed=a.seed, layout=a.layout, fresh=a.fresh,
         log=None if a.quiet else (lambda msg: print(msg, flush=True)))
     try:
         cfg.validate()

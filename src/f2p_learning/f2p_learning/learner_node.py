@@ -13,6 +13,8 @@ pub ``model_updates``      f2p_interfaces/ModelUpdate       every model learned 
                                                             deployable or not, and why
 client ``swap_model``      f2p_interfaces/SwapModel         the robot's planner (remap it): a
                                                             deployable, signed child is pushed
+sub ``model_info``         f2p_interfaces/ModelInfo         the planner's active model (latched):
+                                                            the regression gate's reference
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  queue depth, the running job, last
                                                             outcome
 =========================  ===============================  ====================================
@@ -37,7 +39,9 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_failure.events import FailureEventError
+from f2p_failure.queue import EventIdConflict
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
+from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
 from f2p_interfaces.srv import SubmitFailure, SwapModel
 from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros import parameters as P
@@ -56,7 +60,7 @@ class LearnerNode(ManagedNode):
         self._stop, self._wake = threading.Event(), threading.Event()
         self.running, self.last_result = "", None
         self._calls = ReentrantCallbackGroup()
-        self.create_service(SubmitFailure, "submit_failure", self._on_submit, callback_group=self._calls)
+        self.create_guarded_service(SubmitFailure, "submit_failure", self._on_submit, callback_group=self._calls)
         self._swap = self.create_client(SwapModel, "swap_model", callback_group=self._calls)
 
     # --- lifecycle -------------------------------------------------------------------
@@ -85,7 +89,15 @@ class LearnerNode(ManagedNode):
         # the job thread publishes and calls services: deactivate, shutdown and destroy_node stop it first
         self.start_worker(self._work, "jobs", stop=self._halt, join_timeout=60.0)
         self.until_deactivate(self.create_timer(1.0, self._publish_diagnostics))
+        self.until_deactivate(self.create_subscription(ModelInfoMsg, "model_info", self._on_model_info, qos.latched(),
+                                                       callback_group=self._calls,
+                                                       event_callbacks=NO_EVENT_HANDLERS["sub"]))
         return super().on_activate(state)
+
+    def _on_model_info(self, msg: ModelInfoMsg) -> None:
+        """The robot's active model: the gate's reference when the registry holds it (jobs docstring)."""
+        if self.learner is not None and self.learner.note_deployed(msg.version, msg.sha256):
+            self.get_logger().info(f"the robot runs {msg.version}: children are gated against it")
 
     def _halt(self) -> None:
         self._stop.set()
@@ -107,6 +119,10 @@ class LearnerNode(ManagedNode):
         try:
             event = failure_event_from_msg(req.event)
             path, state = self.learner.submit(event)
+        except EventIdConflict as exc:
+            resp.accepted, resp.message, resp.error_code = False, str(exc), SubmitFailure.Response.ERROR_CONFLICT
+            self.get_logger().warning(f"refused: {exc}")
+            return resp
         except (ConversionError, FailureEventError, ValueError) as exc:
             resp.accepted, resp.message = False, f"malformed failure event: {exc}"
             resp.error_code = SubmitFailure.Response.ERROR_MALFORMED

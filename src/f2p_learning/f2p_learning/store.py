@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ from f2p_common.files import write_atomic
 from f2p_common.files import file_sha256
 from f2p_common.weights import CheckpointError, sidecar_path, signature_path
 from f2p_skill_effect.checkpoint import load_checkpoint, sign_checkpoint
+
+
+#: What a version is: a name, never a path.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,9 @@ class ModelStore:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def find(self, version: str) -> StoredModel | None:
+        """The stored model ``version``, or None (also for a name that is no version: a path, '..')."""
+        if not isinstance(version, str) or not _VERSION.fullmatch(version):
+            return None
         path = self.folder / version / "model.pt"
         return StoredModel(version, path, signature_path(path).is_file()) if path.is_file() else None
 
@@ -50,6 +58,8 @@ class ModelStore:
         verify or a version already stored with other bytes."""
         src = Path(checkpoint)
         ckpt = load_checkpoint(src)
+        if not _VERSION.fullmatch(ckpt.version):
+            raise CheckpointError(f"{src}: version {ckpt.version!r} is not a name a store can hold")
         digest = file_sha256(src)
         existing = self.find(ckpt.version)
         if existing is not None:

@@ -6,8 +6,8 @@ and turn instance masks into objects with :func:`~f2p_perception.segmentation.ob
 (each mask's points in the base frame, class, score, gravity-aligned box). Paper 000 §3
 segments with YOLO and SAM; here:
 
-:class:`YoloSegmenter`  an ultralytics segmentation model (``YOLO(path)``; weights from a local
-                        file, nothing downloads) predicts masks at the image's resolution
+:class:`YoloSegmenter`  an ultralytics segmentation model (weights from a local file, nothing
+                        downloads) predicts masks at the image's resolution
                         (``retina_masks``), classes and confidences. Its class names must be
                         object classes of the vocabulary. The shipped model
                         (:func:`shipped_yolo_weights`, how it was made in ``models/README.md``)
@@ -19,12 +19,20 @@ segments with YOLO and SAM; here:
                         (``model_type`` ``vit_b`` / ``vit_l`` / ``vit_h``) or one saved by
                         :func:`save_sam` with its architecture (smaller or fine-tuned models).
 
+**No pickles.** ultralytics' own ``.pt`` files are pickled Python objects (``YOLO(path)`` runs
+``torch.load(weights_only=False)``: a planted file runs its code in the loading process, issue
+43). f2p's YOLO weights are f2p's one weights file (``f2p_common.weights``) of format
+:data:`YOLO_FORMAT`: the architecture (ultralytics' model dict) and class names as JSON, the
+weights as tensors, loaded with ``weights_only=True`` (:func:`load_yolo`; :func:`save_yolo`
+writes one). SAM's weights load weights-only too. Anything else is refused.
+
 ultralytics looks things up on the network on import and when plotting; :func:`ultralytics_offline`
 keeps it local. Plain Python, no ROS; torch threads are bounded by the caller.
 """
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +43,8 @@ from f2p_perception.segmentation import SEGMENTERS, Segmenter, SensorFrame, obje
 
 #: The YOLO segmentation model shipped with f2p_perception (package data ``models/``).
 SHIPPED_YOLO = "yolo_seg_sim.pt"
+#: Format of f2p's YOLO weights files (``f2p_common.weights``).
+YOLO_FORMAT = "f2p-yolo-seg/1"
 
 
 def ultralytics_offline(config_dir: str | None = None) -> Path:
@@ -57,6 +67,47 @@ def shipped_yolo_weights() -> Path:
     return share_path("f2p_perception", "models", SHIPPED_YOLO)
 
 
+def save_yolo(path: str | os.PathLike, model, version: str, training: dict | None = None) -> str:
+    """Write an ultralytics segmentation model (``YOLO`` or its ``SegmentationModel``) as an f2p
+    weights file (module docstring), its floating-point weights in half precision as ultralytics'
+    own stripped checkpoints keep them; returns the file's SHA-256."""
+    from f2p_common.weights import write_weights_file
+    net = getattr(model, "model", model)
+    meta = {"architecture": dict(net.yaml), "names": {str(k): v for k, v in net.names.items()}, "version": version,
+            "training": training or {}}
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    return write_weights_file(path, YOLO_FORMAT, meta, weights)
+
+
+def load_yolo(path: str | os.PathLike):
+    """The ``ultralytics.YOLO`` segmentation model of an f2p YOLO weights file, loaded weights-only:
+    the architecture is built from its JSON, the tensors loaded into it (strict).
+    ``f2p_common.weights.CheckpointError`` for anything else: a pickled ``.pt`` included."""
+    import tempfile
+
+    import yaml
+    from f2p_common.weights import CheckpointError, read_weights_file
+    meta, sd = read_weights_file(path, YOLO_FORMAT)
+    try:
+        names = {int(k): str(v) for k, v in meta["names"].items()}
+        architecture = {**meta["architecture"], "nc": len(names)}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: malformed YOLO metadata ({e})") from None
+    ultralytics_offline()
+    from ultralytics import YOLO
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / f"{Path(str(architecture.get('yaml_file', 'yolo-seg.yaml'))).stem}.yaml"
+        spec.write_text(yaml.safe_dump(architecture))
+        try:
+            model = YOLO(str(spec), task="segment")
+            model.model.load_state_dict(sd, strict=True)
+        except Exception as e:                      # an architecture ultralytics cannot build, or weights that do not fit
+            raise CheckpointError(f"{path}: the weights do not build a YOLO segmentation model ({e})") from None
+    model.model.names = names
+    model.model.eval()
+    return model
+
+
 def _torch_device(device: str) -> str:
     import torch
     if device in ("", "auto"):
@@ -77,15 +128,15 @@ class YoloSegmenter(Segmenter):
         if not 0.0 <= confidence <= 1.0 or not 0.0 < iou <= 1.0 or imgsz % 32 or max_det < 1:
             raise ValueError(f"confidence in [0, 1], iou in (0, 1], imgsz a multiple of 32 and max_det >= 1; got "
                              f"{confidence}, {iou}, {imgsz}, {max_det}")
+        from f2p_common.weights import CheckpointError
         path = Path(weights) if weights else shipped_yolo_weights()
         if not path.is_file():
-            raise ValueError(f"no YOLO weights at {path}: give a local .pt (nothing is downloaded)")
-        ultralytics_offline()
-        from ultralytics import YOLO
+            raise ValueError(f"no YOLO weights at {path}: give a local f2p YOLO weights file (nothing is downloaded)")
         try:
-            self.model = YOLO(str(path), task="segment")
-        except Exception as e:                               # a corrupt or foreign file: say which
-            raise ValueError(f"cannot load YOLO weights {path}: {e}") from None
+            self.model = load_yolo(path)
+        except CheckpointError as e:                         # a corrupt, pickled or foreign file: say which
+            raise ValueError(f"cannot load YOLO weights {path}: {e} (f2p loads only its own weights-only format: "
+                             "convert a trusted ultralytics .pt with f2p_perception.image_segmenters.save_yolo)") from None
         if self.model.task != "segment":
             raise ValueError(f"{path} is a YOLO {self.model.task} model; the yolo_seg backend needs a segmentation model")
         unknown = sorted(set(self.model.names.values()) - set(OBJECT_CLASSES))
@@ -172,8 +223,9 @@ def load_sam(checkpoint: str | Path, model_type: str = "vit_b"):
         sam = sam_model_registry[model_type](checkpoint=None)
         sam.load_state_dict(data)
         return sam.eval()
-    except (RuntimeError, KeyError, OSError, EOFError) as e:      # torch's errors for a foreign or cut file
-        raise ValueError(f"cannot load SAM checkpoint {path} as {model_type}: {e}") from None
+    except (RuntimeError, KeyError, OSError, EOFError, pickle.UnpicklingError) as e:   # foreign, cut or pickled code
+        raise ValueError(f"cannot load SAM checkpoint {path} as {model_type} (weights-only: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 class SamSegmenter(Segmenter):

@@ -17,23 +17,32 @@ sub ``segmented_scene``    f2p_interfaces/SegmentedScene    the latest observati
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  per request: OK / ERROR with why
 =========================  ===============================  ====================================
 
-Model governance (``f2p_planner.model_slot``): a checkpoint serves only after its SHA-256
-matches the request, its Ed25519 signature verifies against ``public_key`` when
-``require_signed`` is true, and it loads as a weights-only checkpoint of a known architecture
-and f2p's vocabulary; a refused one leaves the active model serving. Any client that can reach
-the ``swap_model`` service may request a swap (the learner does, issue 30); on a robot, set
-``require_signed`` so that only checkpoints signed by the learner's key are accepted. Swaps are
-atomic between requests: a plan in flight finishes on the model it started with. Planning and
-model changes run in separate callback groups, so a swap never waits for a plan.
+Model governance (``f2p_planner.model_slot``): a checkpoint serves only when it lies in one of
+``model_dirs``, and, from one read of its bytes, its SHA-256 matches the request, its Ed25519
+signature verifies against ``public_key`` when ``require_signed`` is true, it loads as a
+weights-only checkpoint of f2p's vocabulary and the serving model's architecture, and it passes
+the admission probe (finite weights and outputs, ``admission_min_*`` scores); a refused one
+leaves the active model serving. Any client that can reach the ``swap_model`` service may
+request a swap (the learner does, issue 30); on a robot, set ``require_signed`` so that only
+checkpoints signed by the learner's key are accepted. Swaps are atomic between requests: a plan
+in flight finishes on the model it started with.
+
+Requests are bounded (``max_request_*``: refused with ``ERROR_TOO_LARGE``); up to
+``max_concurrent_plans`` plans run at once, each on its own executor thread, so a long plan
+never holds up a short one (more at once: ``ERROR_BUSY``); model changes run in their own
+callback group, so a swap never waits for a plan. An exception in any callback is answered
+with ``ERROR_INTERNAL`` and the node goes on serving.
 Lifecycle: configure loads the initial ``checkpoint`` ('' = the shipped pre-trained model; a shipped model's file name; a path);
 the services answer while active.
 """
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 import torch
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from std_srvs.srv import Trigger
@@ -41,8 +50,9 @@ from std_srvs.srv import Trigger
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import PlanTask, SwapModel
-from f2p_planner.model_slot import ModelSlot
-from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
+from f2p_common.resources import f2p_home
+from f2p_planner.model_slot import AdmissionPolicy, ModelSlot
+from f2p_planner.planning import PlanningError, PlanningSettings, RequestLimits, plan_task
 from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, literal_from_msg, model_info_from_msg,
@@ -66,6 +76,18 @@ PARAMS = [
     P.Param("avoid_radius", 0.1, "a request's refused plans: normalised parameter distance around each that is "
             "not proposed again", P.positive_or_zero),
     P.Param("torch_threads", 2, "torch intra-op threads of this process", P.at_least(1)),
+    P.Param("model_dirs", [""], "folders swap_model may load checkpoints from, besides the initial checkpoint's "
+                                "([''] = $ROS_HOME/f2p/models, the learner's default store)"),
+    P.Param("admission_probe", "", "labelled probe scenes every model must score on ('' = the shipped probe)"),
+    P.Param("admission_min_detection_f1", 0.8, "least detection micro F1 on the probe (0 = no floor)", P.probability),
+    P.Param("admission_min_next_step_accuracy", 0.85, "least next-step accuracy on the probe (0 = no floor)",
+            P.probability),
+    P.Param("max_request_samples", 2048, "most shooting samples a request may ask for", P.at_least(2)),
+    P.Param("max_request_horizon", 6, "longest max_horizon a request may ask for", P.at_least(1)),
+    P.Param("max_skeleton_steps", 8, "most steps of a request's skeleton", P.at_least(1)),
+    P.Param("max_goal_literals", 32, "most literals of a request's goal", P.at_least(1)),
+    P.Param("max_refused_plans", 64, "most refused plans a request may carry", P.positive_or_zero),
+    P.Param("max_concurrent_plans", 2, "plans computed at once (more: ERROR_BUSY)", P.at_least(1)),
 ]
 
 
@@ -73,7 +95,8 @@ def swap_error_code(exc: Exception) -> int:
     """SwapModel's error code for a refused candidate."""
     reason = getattr(exc, "reason", "not_found" if isinstance(exc, OSError) else "not_admissible")
     return {"not_found": SwapModel.Response.ERROR_NOT_FOUND, "not_authentic": SwapModel.Response.ERROR_NOT_AUTHENTIC,
-            "not_admissible": SwapModel.Response.ERROR_NOT_ADMISSIBLE}[reason]
+            "not_admissible": SwapModel.Response.ERROR_NOT_ADMISSIBLE,
+            "not_permitted": SwapModel.Response.ERROR_NOT_PERMITTED}[reason]
 
 
 class PlannerNode(ManagedNode):
@@ -84,11 +107,12 @@ class PlannerNode(ManagedNode):
         self._latest_scene = None
         self._info_pub = self._diag = None
         self.served = self.refused = 0
-        self._plan_group, self._model_group = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        self._plan_group, self._model_group = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self._scene_group = MutuallyExclusiveCallbackGroup()
-        self.create_service(PlanTask, "plan_task", self._on_plan, callback_group=self._plan_group)
-        self.create_service(SwapModel, "swap_model", self._on_swap, callback_group=self._model_group)
-        self.create_service(Trigger, "rollback_model", self._on_rollback, callback_group=self._model_group)
+        self._plan_slots = threading.BoundedSemaphore(1)
+        self.create_guarded_service(PlanTask, "plan_task", self._on_plan, callback_group=self._plan_group)
+        self.create_guarded_service(SwapModel, "swap_model", self._on_swap, callback_group=self._model_group)
+        self.create_guarded_service(Trigger, "rollback_model", self._on_rollback, callback_group=self._model_group)
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -98,9 +122,17 @@ class PlannerNode(ManagedNode):
             self.settings = PlanningSettings(int(v["samples"]), int(v["iterations"]), int(v["max_horizon"]),
                                              int(v["max_skeletons"]), skills, seed=int(v["seed"]),
                                              avoid_radius=float(v["avoid_radius"]))
+            self.limits = RequestLimits(int(v["max_request_samples"]), int(v["max_request_horizon"]),
+                                        int(v["max_skeleton_steps"]), int(v["max_goal_literals"]),
+                                        int(v["max_refused_plans"]))
+            self._plan_slots = threading.BoundedSemaphore(int(v["max_concurrent_plans"]))
             torch.set_num_threads(int(v["torch_threads"]))
-            self.slot = ModelSlot(checkpoint_path(v["checkpoint"]),
-                                  bool(v["require_signed"]), v["public_key"] or None)
+            dirs = tuple(Path(d).expanduser() for d in v["model_dirs"] if d) or (f2p_home() / "models",)
+            self.slot = ModelSlot(checkpoint_path(v["checkpoint"]), AdmissionPolicy(
+                require_signed=bool(v["require_signed"]), public_key=v["public_key"] or None, model_dirs=dirs,
+                probe=Path(v["admission_probe"]) if v["admission_probe"] else None,
+                min_detection_f1=float(v["admission_min_detection_f1"]),
+                min_next_step_accuracy=float(v["admission_min_next_step_accuracy"])))
         except (ValueError, OSError, CheckpointError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -135,10 +167,23 @@ class PlannerNode(ManagedNode):
             resp.success, resp.message = False, "planner is not active (configure and activate it first)"
             resp.error_code = PlanTask.Response.ERROR_NOT_ACTIVE
             return resp
+        if not self._plan_slots.acquire(blocking=False):
+            resp.success, resp.error_code = False, PlanTask.Response.ERROR_BUSY
+            resp.message = "the planner is busy with its most concurrent plans (max_concurrent_plans): ask again"
+            return resp
+        try:
+            return self._plan(req, resp)
+        finally:
+            self._plan_slots.release()
+
+    def _plan(self, req: PlanTask.Request, resp: PlanTask.Response) -> PlanTask.Response:
         t0 = time.perf_counter()
         loaded = self.slot.active()                # this request finishes on this model
-        resp.error_code = PlanTask.Response.ERROR_INVALID_REQUEST
+        resp.error_code = PlanTask.Response.ERROR_TOO_LARGE
         try:
+            self.limits.check(int(req.num_samples), int(req.max_horizon), len(req.skeleton), len(req.goal),
+                              len(req.refused_plans))
+            resp.error_code = PlanTask.Response.ERROR_INVALID_REQUEST
             scene_msg = req.scene if req.scene.objects else self._latest_scene
             if scene_msg is None:
                 raise PlanningError("the request has no scene and no segmented_scene was received yet")

@@ -32,6 +32,32 @@ class PlanningError(ValueError):
     """A request that cannot be planned (bad goal, skeleton or scene, no plan); says why."""
 
 
+class RequestTooLarge(PlanningError):
+    """A request beyond the planner's :class:`RequestLimits`."""
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The most one request may ask for (issue 43: ``num_samples`` 2^32-1 tried to allocate 51 GB
+    and a 300-step skeleton blocked planning for 37 s): shooting ``samples``, search
+    ``horizon``, ``skeleton_steps``, ``goal_literals``, ``refused_plans``."""
+
+    samples: int = 2048
+    horizon: int = 6
+    skeleton_steps: int = 8
+    goal_literals: int = 32
+    refused_plans: int = 64
+
+    def check(self, samples: int, horizon: int, skeleton_steps: int, goal_literals: int, refused_plans: int) -> None:
+        """RequestTooLarge naming every value over its limit."""
+        over = [f"{name} {got} > {limit}" for name, got, limit in (
+            ("num_samples", samples, self.samples), ("max_horizon", horizon, self.horizon),
+            ("skeleton steps", skeleton_steps, self.skeleton_steps), ("goal literals", goal_literals, self.goal_literals),
+            ("refused plans", refused_plans, self.refused_plans)) if got > limit]
+        if over:
+            raise RequestTooLarge(f"the request exceeds the planner's limits: {', '.join(over)}")
+
+
 @dataclass(frozen=True)
 class PlanningSettings:
     """samples: K shooting samples per CEM round; iterations: CEM rounds; max_horizon: longest

@@ -11,6 +11,7 @@ handlers go through the executor's guarded path; the peer still logs incompatibl
 from __future__ import annotations
 
 import threading
+import traceback
 from typing import Callable
 
 import rclpy
@@ -76,6 +77,19 @@ class ManagedNode(LifecycleNode):
         """``endpoint``, destroyed at deactivate (or shutdown); returns it."""
         self._owned["active"].append(endpoint)
         return endpoint
+
+    def create_guarded_service(self, srv_type, name: str, handler: Callable, **kwargs):
+        """``create_service`` whose handler never takes the node down: an exception it raises is
+        logged with its traceback and answered as an error reply (:func:`internal_error_reply`),
+        and the node goes on serving."""
+        def guarded(request, response):
+            try:
+                return handler(request, response)
+            except Exception as exc:          # noqa: BLE001  any bug or bad input: an answer, never a crash
+                self.get_logger().error(f"{name}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                return internal_error_reply(srv_type.Response(), f"internal error in {self.get_name()}/{name}: "
+                                                                 f"{type(exc).__name__}: {exc}")
+        return self.create_service(srv_type, name, guarded, **kwargs)
 
     def create_diagnostics_publisher(self):
         """The node's ``/diagnostics`` lifecycle publisher (made at configure, destroyed at cleanup)."""
@@ -149,6 +163,21 @@ class ManagedNode(LifecycleNode):
             self.destroy_service(endpoint)
         else:                                   # action servers and clients, message filters
             endpoint.destroy()
+
+
+def internal_error_reply(response, message: str):
+    """``response`` as a refusal: ``success`` / ``accepted`` false, ``error_code`` the type's
+    ``ERROR_INTERNAL`` when it has one, ``retry`` true (the request may be fine), ``message``."""
+    for flag in ("success", "accepted"):
+        if hasattr(response, flag):
+            setattr(response, flag, False)
+    if hasattr(response, "error_code") and hasattr(response, "ERROR_INTERNAL"):
+        response.error_code = response.ERROR_INTERNAL
+    if hasattr(response, "retry"):
+        response.retry = True
+    if hasattr(response, "message"):
+        response.message = message[:2000]
+    return response
 
 
 def diagnostics(node, name: str, level: int, message: str, **values) -> DiagnosticArray:

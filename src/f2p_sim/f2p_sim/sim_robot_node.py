@@ -126,7 +126,7 @@ class SimRobotNode(ManagedNode):
         self._camera_group = MutuallyExclusiveCallbackGroup()
         # The service and the action server exist from the start (created while the executor
         # spins, an action server races it: support/ros.py) and answer only while active.
-        self.create_service(ResetScene, "reset_scene", self._on_reset)
+        self.create_guarded_service(ResetScene, "reset_scene", self._on_reset)
         self.until_destroyed(ActionServer(self, ExecuteSkill, "execute_skill", self._execute,
                                           goal_callback=self._on_goal, cancel_callback=lambda _goal: CancelResponse.ACCEPT,
                                           callback_group=ReentrantCallbackGroup()))

@@ -33,8 +33,8 @@ from f2p_common.interfaces import ModelInfo
 from f2p_common.resources import share_path
 from f2p_common.vocabulary import BINARY_RELATIONS, SKILLS, UNARY_RELATIONS
 from f2p_common.files import file_sha256
-from f2p_common.weights import (CheckpointError, read_signature, read_weights_file, sidecar_path, sign_weights_file,
-                                write_weights_file)
+from f2p_common.weights import (CheckpointError, read_signature, read_weights_bytes, read_weights_file, sidecar_path,
+                                sign_weights_file, write_weights_file)
 
 from .model import ModelConfig, SkillEffectModel, build_model
 
@@ -79,19 +79,32 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> str:
 def load_checkpoint(path: str | os.PathLike, expected_config: ModelConfig | None = None,
                     require_sidecar: bool = True) -> Checkpoint:
     """Read and verify a checkpoint; :class:`CheckpointError` on any problem."""
-    path = Path(path)
     meta, sd = read_weights_file(path, FORMAT, require_sidecar)
+    return _checkpoint(meta, sd, str(path), expected_config)
+
+
+def load_checkpoint_bytes(data: bytes, sha256: str, name: str = "checkpoint",
+                          expected_config: ModelConfig | None = None) -> Checkpoint:
+    """:func:`load_checkpoint` on a file's bytes already in memory, which must have ``sha256``:
+    what a caller verified (hash, signature) is what it loads."""
+    meta, sd = read_weights_bytes(data, FORMAT, name, sha256)
+    return _checkpoint(meta, sd, name, expected_config)
+
+
+def _checkpoint(meta: dict, sd: dict, name: str, expected_config: ModelConfig | None) -> Checkpoint:
     if meta.get("vocabulary") != vocabulary_json():
-        raise CheckpointError(f"{path}: relation/skill vocabulary differs from f2p_common.vocabulary; "
+        raise CheckpointError(f"{name}: relation/skill vocabulary differs from f2p_common.vocabulary; "
                               f"checkpoint has {meta.get('vocabulary')}")
     try:
         cfg = ModelConfig.from_json(meta["model_config"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: bad model_config ({e})") from e
+        raise CheckpointError(f"{name}: bad model_config ({e})") from e
     if expected_config is not None and cfg != expected_config:
         diff = {k: (v, getattr(expected_config, k)) for k, v in cfg.__dict__.items() if getattr(expected_config, k) != v}
-        raise CheckpointError(f"{path}: architecture config differs from the expected one: {diff} (checkpoint, expected)")
-    return Checkpoint(cfg, sd, meta.get("version"), meta.get("parent_version"),
+        raise CheckpointError(f"{name}: architecture config differs from the expected one: {diff} (checkpoint, expected)")
+    if not isinstance(meta.get("version"), str) or not meta["version"]:
+        raise CheckpointError(f"{name}: the checkpoint names no version")
+    return Checkpoint(cfg, sd, meta["version"], meta.get("parent_version"),
                       meta.get("training_data", {}), meta.get("metrics", {}), meta["vocabulary"])
 
 

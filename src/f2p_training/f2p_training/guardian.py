@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from f2p_common.weights import refuse_pickled_weights
 from f2p_guardian.baseline import BaselineConfig, BaselineVerifier, category_index
 from f2p_guardian.examples import load_examples, to_query
 from f2p_guardian.taxonomy import MODES, PLAN
@@ -121,8 +122,9 @@ def train_vlm(cfg: VLMTrainConfig, progress: Progress | None = None) -> TrainRes
     if cfg.pretrained:
         from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
+        refuse_pickled_weights(cfg.pretrained)
         base = InternVLForConditionalGeneration.from_pretrained(cfg.pretrained, local_files_only=True,
-                                                                dtype=torch.float32)
+                                                                dtype=torch.float32, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(cfg.pretrained, local_files_only=True)
         model = lora_wrap(base, rank=cfg.lora_rank)
     else:

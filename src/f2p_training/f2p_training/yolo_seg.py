@@ -4,9 +4,10 @@
 builds the config from its arguments. The data is what ``f2p-render-seg-data``
 (:mod:`f2p_datasets.image_data`) writes: RGB views of task scenes with the simulator's instance masks
 and classes. The model is ultralytics' YOLO11n-seg architecture (``yolo11n-seg.yaml``) trained
-from scratch (no pretrained weights can be downloaded here; a local ``.pt`` given as ``model``
-is fine-tuned instead), with ultralytics' own augmentation, on the CPU unless a GPU exists.
-The best-validation weights are copied to ``<out>/yolo_seg_sim.pt`` (optimizer stripped, ~6 MB)
+from scratch (no pretrained weights can be downloaded here; an f2p YOLO weights file given as
+``model`` is fine-tuned instead), with ultralytics' own augmentation, on the CPU unless a GPU
+exists. The best-validation weights are written to ``<out>/yolo_seg_sim.pt`` in f2p's
+weights-only YOLO format (``f2p_perception.image_segmenters.save_yolo``, ~6 MB: never a pickle)
 next to ``<out>/report.json`` (the config, the dataset manifest, validation mask / box mAP, time).
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ def train_yolo_seg(cfg: YoloTrainConfig, progress: Callable[[int, int, dict], No
     """Train (module docstring); ``progress(epoch, epochs, metrics)`` after every epoch."""
     import torch
 
-    from f2p_perception.image_segmenters import SHIPPED_YOLO, ultralytics_offline
+    from f2p_perception.image_segmenters import SHIPPED_YOLO, load_yolo, save_yolo, ultralytics_offline
 
     data = Path(cfg.data)
     if not (data / "data.yaml").is_file():
@@ -76,7 +77,8 @@ def train_yolo_seg(cfg: YoloTrainConfig, progress: Callable[[int, int, dict], No
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = YOLO(cfg.model, task="segment")
+    # an architecture yaml builds a new model; anything else is an f2p weights file, loaded weights-only
+    model = YOLO(cfg.model, task="segment") if cfg.model.endswith(".yaml") else load_yolo(cfg.model)
     if progress is not None:
         model.add_callback("on_fit_epoch_end", lambda trainer: progress(
             min(trainer.epoch + 1, trainer.epochs), trainer.epochs, {k: round(float(v), 4) for k, v in trainer.metrics.items()}))
@@ -86,10 +88,11 @@ def train_yolo_seg(cfg: YoloTrainConfig, progress: Callable[[int, int, dict], No
                 device=device, patience=cfg.patience, seed=cfg.seed, deterministic=True, amp=False, plots=True,
                 project=str(out.resolve()), name="run", exist_ok=True, verbose=False)
     seconds = time.perf_counter() - t0
-    best = out / "run" / "weights" / "best.pt"
     weights = out / SHIPPED_YOLO
-    shutil.copyfile(best, weights)
     metrics = {k: round(float(v), 4) for k, v in model.trainer.metrics.items()}
+    # after training, ultralytics holds its best-validation weights (run/weights/best.pt, which it
+    # wrote and read back itself) in model.model: they go out in f2p's format
+    save_yolo(weights, model, f"yolo_seg-{time.strftime('%Y%m%d-%H%M%S')}", {"config": asdict(cfg), "metrics": metrics})
     manifest = data / "manifest.json"
     report = out / "report.json"
     report.write_text(json.dumps({"config": asdict(cfg), "metrics": metrics, "seconds": round(seconds, 1),
