@@ -16,6 +16,9 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
 
 from support.ros import RosHarness  # noqa: E402  (after the environment is set)
 
+#: Fixtures shared by several test folders (``sim_graph``: the simulated robot's graph run by f2p-bringup).
+pytest_plugins = ("support.bringup",)
+
 
 @pytest.fixture
 def ros():

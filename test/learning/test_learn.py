@@ -69,9 +69,9 @@ def test_learn_end_to_end(inputs, tmp_path):
     assert isinstance(report["deployable"], bool)
     gate = report["regression_gate"]
     assert gate["deployable"] == report["deployable"] == child.metrics["deployable"]
-    assert set(gate) >= {"tolerance", "parent", "child", "worst_drop", "deployable"}
-    assert gate["deployable"] == (gate["worst_drop"] <= gate["tolerance"])
-    for side in ("parent", "child"):
+    assert set(gate) >= {"tolerance", "reference", "child", "worst_drop", "floors", "below_floor", "deployable"}
+    assert gate["deployable"] == (gate["worst_drop"] <= gate["tolerance"] and not gate["below_floor"])
+    for side in ("reference", "child"):
         assert 0.0 <= gate[side]["detection_f1"] <= 1.0 and gate[side]["transitions"] > 0
     assert report["event_id"] == ev.event_id and report["parent_version"] == TINY_VERSION
     assert report["child_version"] == child.version

@@ -190,3 +190,23 @@ def test_learning_from_a_bag_refuses_malformed_events_with_why_and_bad_parameter
     bad.write_text("learner:\n  ros__parameters:\n    epochs: 0\n    particle: 3\n")
     with pytest.raises(ValueError, match="epochs=0.*|particle: not a parameter"):
         learn_from_bag(BagLearningConfig(tmp_path / "bag", tmp_path / "out3", bad))
+
+
+def test_a_flipped_byte_inside_a_chunk_fails_its_crc(tmp_path):
+    """Chunks carry their CRC-32 (rosbags writes 0, "none"): one byte flipped in a message's
+    payload is detected, and the reading stops there with what came before."""
+    evs = events(3)
+    write_bag(tmp_path / "bag", evs)
+    mcap = tmp_path / "bag" / "bag.mcap"
+    data = bytearray(mcap.read_bytes())
+    chunks, pos = [], 8
+    while data[pos] != 0x0F:
+        if data[pos] == 0x06:
+            chunks.append(pos)
+        pos += 9 + struct.unpack_from("<Q", data, pos + 1)[0]
+    assert all(struct.unpack_from("<I", data, c + 33)[0] != 0 for c in chunks)     # every chunk has a CRC
+    end = chunks[1] + 9 + struct.unpack_from("<Q", data, chunks[1] + 1)[0]
+    data[end - 100] ^= 0x01                                   # inside the second chunk's last message
+    mcap.write_bytes(bytes(data))
+    ids, damage = event_ids(tmp_path / "bag")
+    assert ids == [evs[0].event_id] and "fails its CRC" in damage

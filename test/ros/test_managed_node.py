@@ -39,15 +39,20 @@ class _Phases(ManagedNode):
         def work():
             self._stop.wait()
             # the endpoints are still there while the worker stops: it may publish its last words
-            self.publishing_while_stopping.append(self.pub in self.publishers and len(list(self.timers)) == 1)
+            self.publishing_while_stopping.append(self.pub in self.publishers and _timers(self) == 1)
             self.worker_stopped.set()
         self.start_worker(work, "work", stop=self._stop.set, join_timeout=WAIT_S)
         return super().on_activate(state)
 
 
+def _timers(node) -> int:
+    """The node's timers besides its heartbeat's (which lives as long as the node)."""
+    return sum(t is not node.heartbeat_timer for t in node.timers)
+
+
 def _topics(node) -> dict[str, int]:
     return {"pubs": sum(p.topic_name == "/phases_out" for p in node.publishers),
-            "subs": sum(s.topic_name == "/phases_in" for s in node.subscriptions), "timers": len(list(node.timers)),
+            "subs": sum(s.topic_name == "/phases_in" for s in node.subscriptions), "timers": _timers(node),
             "clients": sum(c.srv_name.endswith("phases_other") for c in node.clients),
             "services": sum(s.srv_name.endswith("phases_srv") for s in node.services)}
 

@@ -180,7 +180,7 @@ def test_node_reports_bad_clouds_and_keeps_running(ros, sim_cloud):
     msgs = errors()
     assert any("needs a cloud with 'instance' and 'label'" in m for m in msgs)
     assert any("overlap" in m for m in msgs)
-    assert any("not 'base_link', and no transform" in m for m in msgs)
+    assert any("frame 'camera_link' is unknown: not 'base_link', not in tf, not the camera_frame" in m for m in msgs)
     pub.publish(camera_cloud_to_msg(cloud))                                                # still serving
     assert got_scene.wait(WAIT_S) and node.rejected == 3
 

@@ -9,12 +9,20 @@ namespace, the robot's params file, remaps, ``use_sim_time``), then — unless `
 drives each lifecycle node through configure and activate over its own lifecycle services, in
 the graph's order, saying which node refused. It then watches the processes: Ctrl-C (SIGINT or
 SIGTERM) is forwarded to every node and the runner exits 0 once they ended; a node that dies
-ends the graph, and the runner exits 1 naming it. Startup problems exit 2.
-``run_graph(BringupConfig)`` is the same as a library call.
+ends the graph, and the runner exits 1 naming it; a node that hangs (its ``heartbeat`` silent
+for ``heartbeat_timeout_s``: stopped, every executor thread blocked) ends it too, exit 3 naming
+it. Startup problems exit 2.
+
+The nodes die with the runner: each is started with the parent-death signal (SIGTERM when the
+runner ends, even by ``kill -9``). The runner keeps its nodes' process ids in
+``$ROS_HOME/f2p/run/<robot>[-<namespace>].json`` while it runs; a runner that finds the file of
+one that did not stop cleanly ends the nodes still running from it and says so before it
+starts its own. ``run_graph(BringupConfig)`` is the same as a library call.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -25,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from f2p_bringup.graph import GRAPHS, NodeSpec, graph, params_file, ros_args
+from f2p_common.files import write_atomic
 
-EXIT_STOPPED, EXIT_NODE_DIED, EXIT_STARTUP = 0, 1, 2
+EXIT_STOPPED, EXIT_NODE_DIED, EXIT_STARTUP, EXIT_NODE_HUNG = 0, 1, 2, 3
 
 
 class BringupError(RuntimeError):
@@ -40,7 +49,8 @@ class BringupConfig:
     lifecycle nodes; transition_timeout_s: per lifecycle service call; log_dir: each node's
     output to ``<log_dir>/<node>.log`` (None: the runner's own stdout/stderr); environment:
     variables set for the node processes on top of the runner's (e.g. ROS_HOME); nodes: a part
-    of the graph to run (default: all of ``robot``'s)."""
+    of the graph to run (default: all of ``robot``'s); heartbeat_timeout_s: a node whose
+    heartbeat is silent this long is hung (0: not watched)."""
 
     robot: str = "sim"
     params_file: str | Path | None = None
@@ -51,6 +61,7 @@ class BringupConfig:
     log_dir: str | Path | None = None
     environment: dict[str, str] = field(default_factory=dict)
     nodes: tuple[NodeSpec, ...] = field(default=(), repr=False)
+    heartbeat_timeout_s: float = 10.0
 
     def __post_init__(self):
         self.nodes = tuple(self.nodes) or graph(self.robot)
@@ -81,7 +92,35 @@ class Graph:
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs = []
 
+    def pid_file(self) -> Path:
+        """Where this graph's node process ids are kept while it runs (module docstring)."""
+        from f2p_common.resources import f2p_home
+        home = Path(self.cfg.environment["ROS_HOME"]) / "f2p" if "ROS_HOME" in self.cfg.environment else f2p_home()
+        ns = self.cfg.namespace.strip("/").replace("/", "_")
+        return home / "run" / f"{self.cfg.robot}{'-' + ns if ns else ''}.json"
+
+    def clean_up_after_an_unclean_stop(self) -> list[str]:
+        """End the nodes a runner of this graph left running (its pid file names them, and each
+        process still runs the same command); what was done, one line per node."""
+        path = self.pid_file()
+        if not path.is_file():
+            return []
+        try:
+            left = json.loads(path.read_text())
+        except (OSError, ValueError):
+            left = {}
+        done = []
+        for name, entry in left.items():
+            pid, cmdline = int(entry.get("pid", 0)), entry.get("cmdline", "")
+            if pid > 0 and _cmdline(pid) == cmdline:
+                os.kill(pid, signal.SIGKILL)
+                done.append(f"ended {name} (pid {pid}) left running by a runner that did not stop cleanly")
+        path.unlink(missing_ok=True)
+        return done or ["a runner of this graph did not stop cleanly; none of its nodes was still running"]
+
     def start(self) -> None:
+        for line in self.clean_up_after_an_unclean_stop():
+            self.log(f"[f2p-bringup] {line}")
         for spec in self.cfg.nodes:
             cmd = [str(executable(spec)), *ros_args(spec, self.cfg.params_file, self.cfg.namespace,
                                                     self.cfg.use_sim_time)]
@@ -92,9 +131,12 @@ class Graph:
                 self._logs.append(out)
             # its own session: Ctrl-C reaches the runner, which forwards it to each node
             self.procs[spec.name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                                     start_new_session=True,
+                                                     start_new_session=True, preexec_fn=_die_with_parent,
                                                      env={**os.environ, **self.cfg.environment})
             self.log(f"[f2p-bringup] started {spec.name} (pid {self.procs[spec.name].pid})")
+        # the command as /proc/<pid>/cmdline shows it (read back here it may still be empty: exec in progress)
+        write_atomic(self.pid_file(), json.dumps({name: {"pid": p.pid, "cmdline": " ".join(p.args)}
+                                                  for name, p in self.procs.items()}, indent=1))
 
     def activate(self) -> None:
         """configure then activate every lifecycle node, in order, over its lifecycle services."""
@@ -196,6 +238,62 @@ class Graph:
                 p.wait()
         for f in self._logs:
             f.close()
+        self.pid_file().unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    """In a node's process before it runs: SIGTERM when the runner ends, however it ends
+    (PR_SET_PDEATHSIG; kept across exec)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)         # 1 = PR_SET_PDEATHSIG
+
+
+def _cmdline(pid: int) -> str:
+    """The process's command line ('' when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+class HeartbeatWatch:
+    """Each node's last ``heartbeat`` (``f2p_interfaces/Heartbeat``), received on its own rclpy
+    context in a background thread; :meth:`silent` names a node silent for longer than a
+    timeout, counted from its last heartbeat or, before its first, from the watch's start."""
+
+    def __init__(self, robot: str, namespace: str, names: list[str]):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from f2p_interfaces.msg import Heartbeat
+        ns = namespace.strip("/")
+        self._names = {f"/{ns + '/' if ns else ''}{n}": n for n in names}
+        # every node counts from now: one stopped before its first heartbeat arrived is silent too
+        self.last: dict[str, float] = {n: time.monotonic() for n in names}
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"f2p_bringup_watch_{robot}", namespace=f"/{ns}" if ns else None, context=self.context)
+        self.node.create_subscription(Heartbeat, "heartbeat", self._on_beat, 50)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def _on_beat(self, msg) -> None:
+        name = self._names.get(msg.node)
+        if name is not None:
+            self.last[name] = time.monotonic()
+
+    def silent(self, timeout: float) -> tuple[str, float] | None:
+        now = time.monotonic()
+        for name, t in list(self.last.items()):
+            if now - t > timeout:
+                return name, now - t
+        return None
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
 
 
 def run_graph(cfg: BringupConfig, stop: threading.Event | None = None, ready: threading.Event | None = None,
@@ -213,6 +311,7 @@ def run_graph(cfg: BringupConfig, stop: threading.Event | None = None, ready: th
         g.stop()
         return EXIT_STARTUP
     log(f"[f2p-bringup] {cfg.robot} graph running: {', '.join(g.procs)}")
+    watch = HeartbeatWatch(cfg.robot, cfg.namespace, list(g.procs)) if cfg.heartbeat_timeout_s > 0 else None
     if ready is not None:
         ready.set()
     try:
@@ -221,9 +320,16 @@ def run_graph(cfg: BringupConfig, stop: threading.Event | None = None, ready: th
             if dead:
                 log(f"[f2p-bringup] node {dead[0]} exited with code {dead[1]}: stopping the graph")
                 return EXIT_NODE_DIED
+            hung = watch.silent(cfg.heartbeat_timeout_s) if watch is not None else None
+            if hung:
+                log(f"[f2p-bringup] node {hung[0]} (pid {g.procs[hung[0]].pid}) hung: no heartbeat for "
+                    f"{hung[1]:.1f} s: stopping the graph")
+                return EXIT_NODE_HUNG
         log("[f2p-bringup] stopping the graph")
         return EXIT_STOPPED
     finally:
+        if watch is not None:
+            watch.close()
         g.stop()
 
 

@@ -130,8 +130,10 @@ class CameraCloud:
                 if v.shape != (n,) or not np.issubdtype(v.dtype, np.integer):
                     raise PointCloudError(f"{name} must be integer ({n},), got {v.dtype} {v.shape}")
                 setattr(self, name, np.ascontiguousarray(v, np.int32))
-        if self.label is not None and (self.label >= len(OBJECT_CLASSES)).any():
-            raise PointCloudError(f"label values must index OBJECT_CLASSES (< {len(OBJECT_CLASSES)}) or be {NO_OBJECT}")
+        if self.label is not None and ((self.label >= len(OBJECT_CLASSES)) | (self.label < NO_OBJECT)).any():
+            bad = sorted(set(self.label[(self.label >= len(OBJECT_CLASSES)) | (self.label < NO_OBJECT)].tolist()))[:5]
+            raise PointCloudError(f"label values must index OBJECT_CLASSES (0..{len(OBJECT_CLASSES) - 1}) or be "
+                                  f"{NO_OBJECT}; got {bad}")
 
     @property
     def width(self) -> int:

@@ -28,9 +28,16 @@ folder; an event whose acknowledgement was lost in the crash is sent once more a
 acknowledges it again without queueing it twice (its queue is idempotent by event id). A spool
 that cannot be written (full disk, read-only) refuses ``record_failure`` with the error and
 reports it: nothing is acknowledged that was not stored.
+
+Retention: ``shipped/`` holds events the learner has; the oldest are deleted beyond
+``keep_shipped`` events, ``keep_shipped_mb`` MiB or ``keep_shipped_days`` (at configure and after
+each shipping pass), so shipped events never fill the robot's disk. Pending, refused and
+unreadable events are never deleted. ``/diagnostics`` reports the spool's free space: WARN
+below ``min_free_mb``, ERROR when an event could not be stored.
 """
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -52,6 +59,12 @@ PARAMS = [
     P.Param("retry_initial_s", 1.0, "first wait after the learner did not answer (s)",
             P.positive, live=True),
     P.Param("retry_max_s", 60.0, "longest wait between tries (s)", P.positive, live=True),
+    P.Param("keep_shipped", 1000, "shipped events kept at most (the oldest deleted first)", P.positive_or_zero, live=True),
+    P.Param("keep_shipped_mb", 1024.0, "MiB of shipped events kept at most", P.positive_or_zero, live=True),
+    P.Param("keep_shipped_days", 30.0, "shipped events older than this are deleted (days)", P.positive_or_zero,
+            live=True),
+    P.Param("min_free_mb", 100.0, "warn on /diagnostics when the spool's disk has less free space (MiB)",
+            P.positive_or_zero, live=True),
     P.Param("submit_timeout_s", 30.0, "longest wait for the learner's answer to one event (s)",
             P.positive, live=True),
 ]
@@ -79,6 +92,7 @@ class FailureRecorderNode(ManagedNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._diag = self.create_diagnostics_publisher()
+        self._prune()
         self.get_logger().info(f"configured: spool {self.queue.folder}, {self.queue.stats().pending} pending")
         return TransitionCallbackReturn.SUCCESS
 
@@ -140,6 +154,7 @@ class FailureRecorderNode(ManagedNode):
                 if not self._ship(path):
                     shipped_all = False
                     break
+            self._prune()
             delay = 0.0 if shipped_all else min(self.v["retry_max_s"], max(self.v["retry_initial_s"], 2 * delay))
 
     def _ship(self, path: Path) -> bool:
@@ -176,12 +191,25 @@ class FailureRecorderNode(ManagedNode):
             self.queue.move(event_id, "refused")
         return True
 
+    def _prune(self) -> None:
+        """Apply the shipped events' retention (module docstring)."""
+        removed = self.queue.prune("shipped", int(self.v["keep_shipped"]), int(self.v["keep_shipped_mb"] * 2 ** 20),
+                                   self.v["keep_shipped_days"] * 86400.0)
+        if removed:
+            self.get_logger().info(f"retention: deleted {len(removed)} shipped event(s), the oldest "
+                                   f"{removed[0].name}")
+
     def _publish_diagnostics(self) -> None:
         stats = self.queue.stats()
+        free_mb = shutil.disk_usage(self.queue.folder).free / 2 ** 20
         level = ERROR if self.last_error.startswith("cannot write") else WARN if stats.pending else OK
         message = ((self.last_error or f"{stats.pending} event(s) to ship") if stats.pending or level == ERROR
                    else "every event shipped")
+        if free_mb < self.v["min_free_mb"]:
+            level = max(level, WARN)
+            message = f"{free_mb:.0f} MiB free for the spool (min_free_mb {self.v['min_free_mb']:g}); " + message
         self._diag.publish(diagnostics(self, "spool", level, message, spool=str(self.queue.folder),
+                                       free_mb=f"{free_mb:.0f}",
                                        pending=stats.pending, oldest_age_s=f"{stats.oldest_age_s:.1f}",
                                        stored=self.stored, shipped_now=self.shipped,
                                        **{f"in_{k}": v for k, v in stats.moved.items()}, last_error=self.last_error))

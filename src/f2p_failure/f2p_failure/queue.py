@@ -124,6 +124,31 @@ class EventQueue:
         _fsync_dir(self.folder)
         return dst
 
+    def prune(self, state: str, keep: int, keep_bytes: int, max_age_s: float) -> list[Path]:
+        """Delete the oldest events of ``state`` (never pending ones) until at most ``keep`` events
+        of at most ``keep_bytes`` bytes in all are left, none older than ``max_age_s``; the
+        deleted paths. The retention of a spool's ``shipped/``: the learner holds those events."""
+        if state not in self.states:
+            raise ValueError(f"unknown state {state!r}; this queue has {self.states}")
+        files = []
+        for p in list_events(self.folder / state):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            files.append((st.st_mtime, p.name, p, st.st_size))
+        files.sort()                                            # oldest first
+        total, now, removed = sum(f[3] for f in files), time.time(), []
+        for k, (mtime, _name, path, size) in enumerate(files):
+            if len(files) - k <= keep and total <= keep_bytes and now - mtime <= max_age_s:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            removed.append(path)
+        if removed:
+            _fsync_dir(self.folder / state)
+        return removed
+
     def stats(self) -> QueueStats:
         queued = self._queued()
         oldest = (time.time_ns() - queued[0][0]) / 1e9 if queued else 0.0

@@ -12,6 +12,7 @@ killed mid-job leaves no orphan writing into the job folder it will run again on
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from dataclasses import asdict, fields
@@ -63,6 +64,8 @@ def run(config: dict, threads: int, conn, parent_pid: int) -> None:
         final = ("bad_input", str(exc))
     except LearnInterrupted:                # before learn() could catch it: nothing was written
         final = ("interrupted", "stopped before the learn step started")
+    except OSError as exc:                  # a full disk passes; anything else is a crash
+        final = ("no_space" if exc.errno == errno.ENOSPC else "crashed", f"{type(exc).__name__}: {exc}")
     except Exception as exc:                # noqa: BLE001  reported to the learner, which keeps the event
         final = ("crashed", f"{type(exc).__name__}: {exc}")
     signal.signal(signal.SIGTERM, signal.SIG_IGN)       # the result is sent whole

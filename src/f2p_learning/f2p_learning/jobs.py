@@ -14,6 +14,8 @@ threads ``worker_threads``) that reports each stage as a structured message and 
   lineage; the event moves to ``learned/``;
 * learned but refused by the gate: stored unsigned as evidence, event to ``not_deployable/``;
 * a sim-to-real gap (the simulator does not reproduce the failure): event to ``not_learnable/``;
+* a full disk (``no_space``: before the job, at any stage, or storing the child): the event
+  stays pending and runs again later (the node waits ``no_space_retry_s``); a full disk passes;
 * anything else (bad input, no D+, diverged inference, a crash): event to ``failed/`` with why.
 
 The event leaves the pending queue only after its outcome is stored, so a learner killed at
@@ -36,6 +38,7 @@ offline). No ROS.
 """
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import threading
@@ -88,6 +91,9 @@ PARAMS = [
                           "robot's events: its workspace holds real furniture)", P.one_of("", *LAYOUTS)),
     P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child", live=True),
     P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive, live=True),
+    P.Param("no_space_retry_s", 60.0, "after a job found the disk full: wait this long before trying again (s)",
+            P.positive, live=True),
+    P.Param("min_free_mb", 512, "least free space (MiB) in the job folder to start a job", P.positive_or_zero),
 ]
 
 
@@ -124,13 +130,13 @@ def learner_config(v: dict) -> LearnerConfig:
                           regression_tolerance=v["regression_tolerance"],
                           min_detection_f1=v["regression_min_detection_f1"],
                           min_next_step_accuracy=v["regression_min_next_step_accuracy"],
-                          seed=v["seed"], layout=v["layout"] or None))
+                          min_free_bytes=int(v["min_free_mb"]) * 2 ** 20, seed=v["seed"], layout=v["layout"] or None))
 
 
 @dataclass
 class JobResult:
-    """One job's end: ``event_id``, ``outcome`` (the learn step's, ``crashed`` or
-    ``interrupted``), the event's new ``state``, the ``model`` stored (None if none), whether it
+    """One job's end: ``event_id``, ``outcome`` (the learn step's, ``crashed``, ``interrupted``
+    or ``no_space``), the event's new ``state`` (``pending`` when it runs again), the ``model`` stored (None if none), whether it
     is ``deployable``, ``reason``, and the learn step's ``report``."""
 
     event_id: str
@@ -220,6 +226,10 @@ class Learner:
                 self._stopping = False
             return JobResult(event_id, "interrupted", "pending", None, False, "stopped: the job runs again",
                              payload if kind == "report" else None)
+        if kind == "no_space" or (kind == "report" and payload.outcome == "no_space"):
+            why = payload.result if kind == "report" else f"the disk is full: {payload}"
+            progress(event_id, "failed", 1.0, f"no_space: {why}; the event stays queued")
+            return JobResult(event_id, "no_space", "pending", None, False, why, payload if kind == "report" else None)
         if kind != "report":
             outcome = "bad_input" if kind == "bad_input" else "crashed"
             return self._finish(event_id, outcome, "failed", None, False, payload, None, progress)
@@ -234,7 +244,13 @@ class Learner:
                    "regression_gate": report.regression_gate, "learn_report": _report_record(report)}
         try:
             stored = self.store.add(report.checkpoint, lineage, self.cfg.signing_key if report.deployable else None)
-        except (CheckpointError, OSError) as exc:
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                progress(event_id, "failed", 1.0, f"no_space: cannot store the child ({exc}); the event stays queued")
+                return JobResult(event_id, "no_space", "pending", None, False, f"cannot store the child: {exc}", report)
+            return self._finish(event_id, "crashed", "failed", None, False, f"cannot store the child: {exc}", report,
+                                progress)
+        except CheckpointError as exc:
             return self._finish(event_id, "crashed", "failed", None, False, f"cannot store the child: {exc}", report,
                                 progress)
         progress(event_id, "store", 0.98, f"stored {stored.version}" + (" (signed)" if stored.signed else ""))

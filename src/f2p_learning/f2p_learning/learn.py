@@ -19,8 +19,13 @@ arguments. Stages (each logged with its time, all recorded in ``learn_report.jso
    edge, penetrating it by ~2 cm, is exactly the "did not reach the other table" example the
    model lacks (measured: 10 of 20 D+ transitions of a transport failure);
 6. **validate** on a held-out regression set: relation-detection micro F1 and next-step
-   accuracy of parent and child. A child worse than its parent by more than
-   ``regression_tolerance`` is written but marked ``deployable: false``.
+   accuracy of the child against the model deployed on the robot (``reference_checkpoint``,
+   else the parent) and absolute floors. A child worse than that model by more than
+   ``regression_tolerance``, or below a floor, is written but marked ``deployable: false``.
+
+**A full disk** ends the step with outcome ``no_space`` and its report: checked before any work
+(``min_free_bytes`` free in the out-dir), and on ENOSPC at any stage, after removing what the
+run wrote so far (D+, the provisional child) so that the report fits.
 
 Output folder: ``d_plus/`` (the dataset), ``particles.npz``, ``model.pt`` (+ .sha256;
 ``training_data.lineage`` holds the parent version, event id, method, D+ digest) and
@@ -34,8 +39,10 @@ Exit codes of ``f2p-learn``: :data:`EXIT_CODES` (SIGTERM: ``interrupted``, 5, wi
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -59,8 +66,8 @@ from .pairs import METHODS, infer_pairs
 from .svgd import SVGDDivergedError
 
 #: ``f2p-learn`` exit codes per outcome (0: learned).
-EXIT_CODES = {"learned": 0, "bad_input": 2, "no_training_data": 2, "sim_to_real_gap": 3, "inference_diverged": 4,
-              "interrupted": 5}
+EXIT_CODES = {"learned": 0, "bad_input": 2, "no_training_data": 2, "no_space": 2, "sim_to_real_gap": 3,
+              "inference_diverged": 4, "interrupted": 5}
 #: The stages of a learn step, in order (``LearnConfig.on_stage``).
 STAGES = ("load", "classify", "infer", "simulate", "fine_tune", "validate")
 #: What a run writes in its out_dir (``fresh`` removes exactly these).
@@ -83,7 +90,6 @@ class LearnInterrupted(BaseException):
 def prepare_out_dir(out: Path, fresh: bool) -> None:
     """Create ``out``; LearnInputError when it cannot be written or holds a finished or failed
     earlier run (unless ``fresh``: then that run's outputs are removed)."""
-    import shutil
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{time.time_ns()}"
@@ -122,7 +128,8 @@ class LearnConfig:
     into fine-tuning; regression_data / regression_tolerance: the gate (no data: the child is
     never deployable), which compares the child with ``reference_checkpoint`` (the model deployed
     on the robot; None: the parent) and with the absolute floors ``min_detection_f1`` /
-    ``min_next_step_accuracy``; skip_classification: learn without the sim replay check; world_config:
+    ``min_next_step_accuracy``; min_free_bytes: the least free space in out_dir to start (D+ and
+    a child take ~50 MB; fine-tuning's replay more); skip_classification: learn without the sim replay check; world_config:
     the simulated world (None: the installed one) and its ``layout`` (None: the file's own;
     ``real_scale`` for a robot's events: its workspace holds real furniture); fresh: discard
     an earlier run in out_dir;
@@ -143,6 +150,7 @@ class LearnConfig:
     reference_checkpoint: str | Path | None = None
     min_detection_f1: float = 0.85
     min_next_step_accuracy: float = 0.85
+    min_free_bytes: int = 512 * 2 ** 20
     skip_classification: bool = False
     seed: int = 0
     world_config: str | Path | None = None
@@ -236,6 +244,10 @@ def learn(cfg: LearnConfig) -> LearnReport:
         report.write(out / "learn_report.json")
         return report
 
+    free = shutil.disk_usage(out).free
+    if free < cfg.min_free_bytes:
+        return finish("no_space", f"only {free / 2**20:.0f} MiB free in {out}, fewer than min_free_bytes "
+                                  f"({cfg.min_free_bytes / 2**20:.0f} MiB): nothing was learned; free space and run again")
     try:
         return _learn(cfg, out, report, finish)
     except LearnInputError as e:
@@ -244,6 +256,14 @@ def learn(cfg: LearnConfig) -> LearnReport:
     except LearnInterrupted:
         (out / "model.provisional.pt").unlink(missing_ok=True)
         return finish("interrupted", "interrupted before the end: run the same command again to start over")
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        for name in ("d_plus", "particles.npz", "model.provisional.pt", "model.provisional.pt.sha256"):
+            path = out / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        return finish("no_space", f"the disk filled up while learning ({e}): what the run wrote was removed; free "
+                                  "space and run again")
 
 
 def _learn(cfg: LearnConfig, out: Path, report: LearnReport, finish) -> LearnReport:

@@ -33,6 +33,7 @@ Deactivating stops a running job (its event stays queued and runs again on activ
 """
 from __future__ import annotations
 
+import shutil
 import threading
 
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -159,6 +160,10 @@ class LearnerNode(ManagedNode):
             if result is None or self._stop.is_set() and result.outcome == "interrupted":
                 continue
             self.last_result = result
+            if result.outcome == "no_space":              # the event stays queued: try again once space may be back
+                self.get_logger().error(f"disk full, retrying in {self.v['no_space_retry_s']:g} s: {result.reason}")
+                self._stop.wait(self.v["no_space_retry_s"])
+                continue
             if result.model is not None:
                 self._announce(result)
 
@@ -187,12 +192,13 @@ class LearnerNode(ManagedNode):
     def _publish_diagnostics(self) -> None:
         stats = self.learner.queue.stats()
         last = self.last_result
-        level = ERROR if last is not None and last.state == "failed" else WARN if stats.pending else OK
+        level = (ERROR if last is not None and (last.state == "failed" or last.outcome == "no_space")
+                 else WARN if stats.pending else OK)
         self._diag.publish(diagnostics(
             self, "jobs", level, f"learning {self.running[:8]}" if self.running else
             (f"last: {last.outcome} ({last.reason})" if last else "idle"), pending=stats.pending,
             oldest_age_s=f"{stats.oldest_age_s:.1f}", **{f"in_{k}": v for k, v in stats.moved.items()},
-            models=len(self.learner.store.versions())))
+            models=len(self.learner.store.versions()), free_mb=shutil.disk_usage(self.learner.queue.folder).free >> 20))
 
     @property
     def _diag(self):

@@ -103,6 +103,8 @@ PARAMS = [
     P.Param("camera_pose", [0.0], "pose of the camera's frame in base_frame [x, y, z, qx, qy, qz, qw], used when no "
                                   "transform comes from tf or camera_pose_topic ([0.0]: none)",
             lambda v: None if len(v) in (1, 7) else "must have 7 elements (x, y, z, qx, qy, qz, qw) or be [0.0]"),
+    P.Param("camera_frame", "camera_color_optical_frame", "the camera's frame: the one frame besides base_frame that "
+            "camera_pose_topic or camera_pose may place (others need tf); '' = any frame_id, trusted as the camera's"),
     P.Param("camera_pose_topic", "", "a latched geometry_msgs/PoseStamped of the camera's frame in base_frame, used "
             "where tf2_ros is not installed ('' = none; the simulated robot publishes camera/pose)"),
     P.Param("track_max_jump", 0.1, "a backend without stable ids: a segment keeps the id of the previous frame's "
@@ -177,6 +179,7 @@ class PerceptionNode(ManagedNode):
             return TransitionCallbackReturn.FAILURE
         self._base_frame, self._input = v["base_frame"], v["input"]
         self._camera_pose = list(v["camera_pose"]) if len(v["camera_pose"]) == 7 else None
+        self._camera_frame = v["camera_frame"]
         self._camera_pose_topic, self._slop = v["camera_pose_topic"], float(v["sync_slop_s"])
         self._tf = self._tf_listener = None
         try:
@@ -243,11 +246,20 @@ class PerceptionNode(ManagedNode):
                         t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w]
             except Exception:                                # tf2's lookup errors: fall through to the others
                 pass
+        if self._camera_frame and frame_id != self._camera_frame:
+            return None                                      # a frame nobody placed: never moved by the camera's pose
         pose = self._pose_msg
         if pose is not None and pose.header.frame_id == self._base_frame:
             p, q = pose.pose.position, pose.pose.orientation
             return [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
         return self._camera_pose
+
+    def _no_pose(self, frame_id: str) -> str:
+        if self._camera_frame and frame_id != self._camera_frame:
+            return (f"frame {frame_id!r} is unknown: not {self._base_frame!r}, not in tf, not the camera_frame "
+                    f"{self._camera_frame!r} that camera_pose_topic / camera_pose place")
+        return (f"frame {frame_id!r}, not {self._base_frame!r}, and no transform (tf, camera_pose_topic) or "
+                "camera_pose to move it there")
 
     def segment(self, msg: PointCloud2) -> SegmentedScene:
         """The scene of one cloud message (PointCloudError / ValueError when it cannot be)."""
@@ -255,8 +267,7 @@ class PerceptionNode(ManagedNode):
         if cloud.frame_id != self._base_frame:
             pose = self.camera_pose(cloud.frame_id, msg.header.stamp)
             if pose is None:
-                raise PointCloudError(f"cloud in frame {cloud.frame_id!r}, not {self._base_frame!r}, and no "
-                                      "transform (tf, camera_pose_topic) or camera_pose to move it there")
+                raise PointCloudError(self._no_pose(cloud.frame_id))
             cloud = transform_cloud(cloud, pose, self._base_frame)
         return self._scene(SensorFrame(cloud), cloud.stamp_ns)
 
@@ -268,8 +279,11 @@ class PerceptionNode(ManagedNode):
                                   f"{msgs['depth'].encoding}")
         width, height, intrinsics = camera_info_from_msg(msgs["info"])
         frame_id = msgs["depth"].header.frame_id
-        frame = rgbd_frame(rgb, depth, intrinsics, self.camera_pose(frame_id, msgs["depth"].header.stamp),
-                           self._base_frame, frame_id, stamp_ns(msgs["depth"]), info_size=(width, height))
+        pose = self.camera_pose(frame_id, msgs["depth"].header.stamp)
+        if pose is None and self._camera_frame and frame_id != self._camera_frame:
+            raise PointCloudError(self._no_pose(frame_id))
+        frame = rgbd_frame(rgb, depth, intrinsics, pose, self._base_frame, frame_id, stamp_ns(msgs["depth"]),
+                           info_size=(width, height))
         return self._scene(frame, frame.cloud.stamp_ns)
 
     def _scene(self, frame: SensorFrame, stamp: int) -> SegmentedScene:

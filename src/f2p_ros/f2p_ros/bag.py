@@ -64,6 +64,29 @@ def msgtype_of(cls) -> str:
     return f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
 
 
+#: Where a Chunk record's uncompressed_crc lies from the record's start: opcode (1), record
+#: length (8), message start and end time (8 + 8), uncompressed size (8) (mcap.dev/spec).
+_CHUNK_CRC_OFFSET = 1 + 8 + 8 + 8 + 8
+
+
+def _write_chunk_crcs(storage) -> None:
+    """Make the rosbags MCAP ``storage`` write each chunk's CRC-32 (it writes 0, "no CRC", so a
+    flipped byte inside a chunk went unnoticed, issue 43): its ``close_chunk`` is wrapped to patch
+    the field of the record it has just written; readers (this module's, mcap's, rosbag2's)
+    check it."""
+    close_chunk = storage.close_chunk
+
+    def close_chunk_with_crc() -> None:
+        crc = zlib.crc32(storage.chunk.bio.getvalue())
+        start = storage.bio.tell()
+        close_chunk()
+        end = storage.bio.tell()
+        storage.bio.seek(start + _CHUNK_CRC_OFFSET)
+        storage.bio.write(struct.pack("<I", crc))
+        storage.bio.seek(end)
+    storage.close_chunk = close_chunk_with_crc
+
+
 class BagWriter:
     """A rosbag2 bag (MCAP) being written; thread-safe. ``path`` must not exist yet."""
 
@@ -76,6 +99,7 @@ class BagWriter:
         self._store = typestore()
         self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
+        _write_chunk_crcs(self._writer.storage)
         self._writer.storage.bio.flush()          # the MCAP header on disk at once: a valid start
         self._connections: dict[str, object] = {}
         self._lock = threading.Lock()

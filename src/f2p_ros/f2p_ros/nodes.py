@@ -16,6 +16,7 @@ from typing import Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.client import Client
@@ -46,16 +47,44 @@ class ManagedNode(LifecycleNode):
     servers and clients). A node that overrides ``on_deactivate`` / ``on_cleanup`` /
     ``on_shutdown`` calls ``super()``, which returns SUCCESS.
 
+    **Nothing fails silently** (issue 43). A worker whose target raises is restarted (after 1 s,
+    doubling up to 30 s) while its phase lasts, and each death is an ERROR status on
+    ``/diagnostics`` (once configured) and in the log with its traceback. Every node publishes a
+    :class:`~f2p_interfaces.msg.Heartbeat` on ``heartbeat`` every :attr:`HEARTBEAT_PERIOD_S`
+    from its own executor, in every state: its lifecycle state, restarts and the workers down,
+    so a runner or lifecycle manager detects a dead or hung node and says which.
+    :meth:`create_guarded_service` answers an exception in a service callback as an error reply.
+
     ``destroy_node`` also destroys the state machine. rclpy's does not, and the state machine
     holds the node handle and its five lifecycle services, so a destroyed lifecycle node stays in
     the graph until garbage collection: measured, another process still saw
     ``/<node>/change_state`` and its request went to a node no longer spinning (same family as
     ros2/rclpy#1710)."""
 
+    #: Seconds between two heartbeats.
+    HEARTBEAT_PERIOD_S = 0.5
+    #: A dead worker's first restart delay and the longest (s): it doubles in between.
+    WORKER_RESTART_S = (1.0, 30.0)
+
     def __init__(self, node_name: str, **kwargs):
         self._owned: dict[str, list] = {"node": [], "configured": [], "active": []}
-        self._workers: list[tuple[threading.Thread, Callable[[], None] | None, float]] = []
+        self._workers: list[tuple[threading.Thread, Callable[[], None] | None, float, threading.Event]] = []
+        self._diag_pub = None
+        self.worker_restarts, self.workers_down = 0, set()
         super().__init__(node_name, **kwargs)
+        from f2p_interfaces.msg import Heartbeat
+        self._heartbeat = Heartbeat(node=self.get_fully_qualified_name())
+        self._heartbeat_pub = self.create_publisher(Heartbeat, "heartbeat", 10)
+        self.heartbeat_timer = self.create_timer(self.HEARTBEAT_PERIOD_S, self._beat,
+                                                 callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _beat(self) -> None:
+        hb = self._heartbeat
+        hb.header.stamp = self.get_clock().now().to_msg()
+        hb.lifecycle_state = int(self._state_machine.current_state[0])
+        hb.worker_restarts, hb.workers_down = self.worker_restarts, sorted(self.workers_down)
+        self._heartbeat_pub.publish(hb)
+        hb.sequence += 1
 
     @property
     def is_active(self) -> bool:
@@ -93,17 +122,40 @@ class ManagedNode(LifecycleNode):
 
     def create_diagnostics_publisher(self):
         """The node's ``/diagnostics`` lifecycle publisher (made at configure, destroyed at cleanup)."""
-        return self.until_cleanup(self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
-                                                                  event_callbacks=NO_EVENT_HANDLERS["pub"]))
+        self._diag_pub = self.until_cleanup(self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10,
+                                                                            event_callbacks=NO_EVENT_HANDLERS["pub"]))
+        return self._diag_pub
 
     def start_worker(self, target: Callable[[], None], name: str, stop: Callable[[], None] | None = None,
                      join_timeout: float = 30.0) -> threading.Thread:
         """Run ``target`` in a daemon thread until deactivate (or shutdown), which calls ``stop()``
-        (it must make ``target`` return) and joins it for at most ``join_timeout`` s."""
-        thread = threading.Thread(target=target, name=f"{self.get_name()}-{name}", daemon=True)
-        self._workers.append((thread, stop, join_timeout))
+        (it must make ``target`` return) and joins it for at most ``join_timeout`` s. A ``target``
+        that raises is restarted (class docstring); one that returns has ended."""
+        stopping = threading.Event()
+        thread = threading.Thread(target=self._supervise, args=(target, name, stopping),
+                                  name=f"{self.get_name()}-{name}", daemon=True)
+        self._workers.append((thread, stop, join_timeout, stopping))
         thread.start()
         return thread
+
+    def _supervise(self, target: Callable[[], None], name: str, stopping: threading.Event) -> None:
+        delay = self.WORKER_RESTART_S[0]
+        while not stopping.is_set():
+            try:
+                target()
+                return
+            except Exception as exc:          # noqa: BLE001  a worker's bug must not silently end its work
+                self.worker_restarts += 1
+                self.workers_down.add(name)
+                why = f"worker {name} died ({type(exc).__name__}: {exc}); restart {self.worker_restarts} in {delay:g} s"
+                self.get_logger().error(f"{why}\n{traceback.format_exc()}")
+                pub = self._diag_pub
+                if pub is not None and self.is_active:
+                    pub.publish(diagnostics(self, f"worker {name}", ERROR, why, restarts=self.worker_restarts))
+                if stopping.wait(delay):
+                    return
+                self.workers_down.discard(name)
+                delay = min(self.WORKER_RESTART_S[1], 2 * delay)
 
     def on_deactivate(self, state):
         self._release("active")
@@ -111,11 +163,13 @@ class ManagedNode(LifecycleNode):
 
     def on_cleanup(self, state):
         self._release("configured")
+        self._diag_pub = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state):
         self._release("active")
         self._release("configured")
+        self._diag_pub = None
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self):
@@ -132,10 +186,12 @@ class ManagedNode(LifecycleNode):
 
     def _stop_workers(self) -> None:
         workers, self._workers = self._workers, []
-        for _thread, stop, _timeout in workers:
+        for _thread, stop, _timeout, stopping in workers:
+            stopping.set()
             if stop is not None:
                 stop()
-        for thread, _stop, timeout in workers:
+        self.workers_down.clear()
+        for thread, _stop, timeout, _stopping in workers:
             if thread is not threading.current_thread():
                 thread.join(timeout=timeout)
                 if thread.is_alive():
