@@ -19,7 +19,8 @@ from f2p_learning.jobs import Learner, LearnerConfig
 from f2p_learning.learn import LearnConfig
 from f2p_learning.learner_node import LearnerNode
 from f2p_learning.store import ModelStore
-from f2p_ros.conversions import failure_event_to_msg, model_info_from_msg, stage_from_msg
+from f2p_common.commands import CommandVerifier
+from f2p_ros.conversions import command_auth_from_msg, failure_event_to_msg, model_info_from_msg, stage_from_msg
 from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_training.train import FineTuneRecipe
 from f2p_common.weights import CheckpointError, generate_signing_key, verify_signature
@@ -122,7 +123,7 @@ class FakePlanner:
 
     def _on(self, req, resp):
         self.models.append(model_info_from_msg(req.model))
-        self.asked_by = req.requested_by
+        self.asked_by, self.auth = req.requested_by, req.auth
         self.got.set()
         resp.success, resp.message = True, "swapped"
         return resp
@@ -162,6 +163,8 @@ def test_node_learns_announces_and_pushes_a_signed_child(ros, setup, tmp_path):
     assert pushed.version == update.model.version and pushed.parent_version == "tiny"
     verify_signature(FORMAT, pushed.sha256, pushed.signature, setup["public"])          # what a require_signed robot checks
     assert planner.asked_by == f"learner: learned from failure event {event.event_id}"
+    robot = CommandVerifier("robot", [setup["public"]])                 # what a require_signed_commands robot checks
+    robot.verify(command_auth_from_msg(planner.auth, "swap_model", "robot", pushed.sha256), "swap_model", pushed.sha256)
     wait_until(lambda: any(m.stage == LearnerProgress.STAGE_SWAP and "swapped to" in m.status for m in progress))
     assert {"queued", "infer", "fine_tune", "done"} <= {stage_from_msg(LearnerProgress, m.stage) for m in progress}
     again = wait_future(submit.call_async(SubmitFailure.Request(event=failure_event_to_msg(event))))

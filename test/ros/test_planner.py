@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_srvs.srv import Trigger
 
 from f2p_common.interfaces import SegmentedScene
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
 from f2p_interfaces.msg import Relation, SkillCall
-from f2p_interfaces.srv import PlanTask, SwapModel
+from f2p_interfaces.srv import PlanTask, RollbackModel, SwapModel
 from f2p_perception.segmentation import LabelledCloudSegmenter, SensorFrame
 from f2p_planner.model_slot import AdmissionPolicy, ModelSlot, path_of
 from f2p_planner.planner_node import PlannerNode
@@ -198,7 +197,7 @@ def _planner(ros, **params):
     probe = ros.node("planner_probe")
     LifecycleClient(probe, "planner").activate()
     clients = {name: probe.create_client(t, f"/{name}") for name, t in
-               (("plan_task", PlanTask), ("swap_model", SwapModel), ("rollback_model", Trigger))}
+               (("plan_task", PlanTask), ("swap_model", SwapModel), ("rollback_model", RollbackModel))}
     for c in clients.values():
         assert c.wait_for_service(timeout_sec=WAIT_S)
     return node, probe, clients
@@ -288,7 +287,9 @@ def test_swaps_under_continuous_planning_never_fail_a_request(ros, transport, mo
     assert not resp.success and resp.error_code == SwapModel.Response.ERROR_NOT_FOUND, resp.message
     dry = wait_future(c["swap_model"].call_async(SwapModel.Request(model=signed["tiny"], dry_run=True)))
     assert dry.success and "dry run" in dry.message
-    assert wait_future(c["rollback_model"].call_async(Trigger.Request())).message == "no previous model to roll back to"
+    nothing = wait_future(c["rollback_model"].call_async(RollbackModel.Request()))
+    assert nothing.message == "no previous model to roll back to"
+    assert nothing.error_code == RollbackModel.Response.ERROR_NOTHING_TO_ROLL_BACK
 
     request = _plan_request(scene, _goal_msgs(info), [SkillCall(skill="pick_place", target_ids=["bin_2"])])
     results, stop, planned = [], threading.Event(), threading.Semaphore(0)
@@ -310,7 +311,7 @@ def test_swaps_under_continuous_planning_never_fail_a_request(ros, transport, mo
             swap = wait_future(c["swap_model"].call_async(SwapModel.Request(model=signed[target])))
             assert swap.success and model_info_from_msg(swap.active).version == target, swap.message
             swaps += 1
-        back = wait_future(c["rollback_model"].call_async(Trigger.Request()))
+        back = wait_future(c["rollback_model"].call_async(RollbackModel.Request(requested_by="operator:test")))
         assert back.success and back.message.startswith("rolled back")
     finally:
         stop.set()

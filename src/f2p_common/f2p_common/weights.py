@@ -12,7 +12,7 @@ carries ``content_sha256``, a digest over the metadata and every tensor's bytes;
 atomic (``f2p_common.files.write_atomic``). A check that fails raises :class:`CheckpointError`
 saying which.
 
-Signatures (Ed25519, ``cryptography``): :func:`sign_weights_file` signs
+Signatures (Ed25519, ``f2p_common.keys``): :func:`sign_weights_file` signs
 ``"<format>:sha256:<file SHA-256>"`` with a private key and writes it hex-encoded to
 ``<file>.sig``; :func:`verify_signature` checks one against a public key (PEM), so a robot can
 refuse weights its learner did not sign. The format is part of what is signed, so a signature
@@ -29,6 +29,7 @@ import json
 import os
 from pathlib import Path
 
+from f2p_common import keys
 from f2p_common.files import file_sha256, write_atomic
 
 
@@ -153,38 +154,19 @@ def signed_message(fmt: str, sha256: str) -> bytes:
 
 
 def generate_signing_key(private_key: str | os.PathLike) -> Path:
-    """Write a new Ed25519 key pair: ``private_key`` (PEM, mode 0600) and ``<private_key>.pub``
-    (PEM, to install on robots); returns the public key's path. An existing file is never
-    overwritten (FileExistsError)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    private_key = Path(private_key)
-    public_key = Path(str(private_key) + ".pub")
-    for p in (private_key, public_key):
-        if p.exists():
-            raise FileExistsError(f"{p} exists; refusing to overwrite a key")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    write_atomic(private_key, pem, mode=0o600)
-    write_atomic(public_key, key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
-    return public_key
+    """Write a new Ed25519 key pair (``f2p_common.keys.generate_key_pair``): ``private_key``
+    (PEM, mode 0600 from its creation) and ``<private_key>.pub``; returns the public key's path."""
+    return keys.generate_key_pair(private_key)
 
 
 def sign_weights_file(path: str | os.PathLike, private_key: str | os.PathLike, fmt: str | None = None) -> str:
     """Sign the weights file at ``path`` (verified first; of format ``fmt`` when given) with the
     Ed25519 ``private_key`` (PEM); writes ``<path>.sig`` and returns the signature (hex)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     meta, _sd = read_weights_file(path, fmt)
     try:
-        key = serialization.load_pem_private_key(Path(private_key).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as e:
-        raise CheckpointError(f"cannot read the signing key {private_key}: {e}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CheckpointError(f"{private_key} is not an Ed25519 private key")
-    signature = key.sign(signed_message(meta["format"], file_sha256(path))).hex()
+        signature = keys.sign(private_key, signed_message(meta["format"], file_sha256(path)))
+    except keys.SignatureError as e:
+        raise CheckpointError(str(e)) from None
     write_atomic(signature_path(path), signature + "\n")
     return signature
 
@@ -192,22 +174,12 @@ def sign_weights_file(path: str | os.PathLike, private_key: str | os.PathLike, f
 def verify_signature(fmt: str, sha256: str, signature: str, public_key: str | os.PathLike) -> None:
     """CheckpointError unless ``signature`` (hex) is the Ed25519 signature, by the key whose public
     half is ``public_key`` (PEM file), of a weights file of format ``fmt`` with this ``sha256``."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     if not signature:
         raise CheckpointError("the checkpoint is not signed, and signatures are required")
     try:
-        key = serialization.load_pem_public_key(Path(public_key).read_bytes())
-    except (OSError, ValueError, TypeError) as e:
-        raise CheckpointError(f"cannot read the public key {public_key}: {e}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise CheckpointError(f"{public_key} is not an Ed25519 public key")
-    try:
-        key.verify(bytes.fromhex(signature), signed_message(fmt, sha256))
-    except (InvalidSignature, ValueError):
-        raise CheckpointError(f"bad signature for {fmt} sha256 {sha256[:16]}...: not signed by the key "
-                              f"{public_key}, or the file changed after signing") from None
+        keys.verify(public_key, signed_message(fmt, sha256), signature, f"{fmt} sha256 {sha256[:16]}...")
+    except keys.SignatureError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def read_signature(path: str | os.PathLike) -> str:

@@ -78,9 +78,14 @@ def bag_counts(bag: Path) -> dict[str, int]:
         return {}
 
 
-def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Path, Path]:
+def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path, robot_key: Path) -> tuple[Path, Path]:
     """The sim graph's and the learner's params files: the installed ones with the demo's
-    folders, its signing key (the planner requires signatures, as on a robot) and settings."""
+    folders, the learner's signing key (the planner requires signed models and commands, as on
+    a robot), the robot's key (it signs its failure events; the learner enrols it) and settings."""
+    import shutil
+    enrolled = live / "enrolled_robots"
+    enrolled.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(str(robot_key) + ".pub", enrolled / "sim.pub")            # the robot_id its events name
     from f2p_bringup.graph import params_file
     from f2p_skill_effect.checkpoint import shipped_model
 
@@ -98,12 +103,16 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path) -> tuple[Pat
         sim["perception"]["ros__parameters"].update(input="rgbd", max_rate_hz=3.0)   # YOLO leaving CPU to learning
         sim["sim_robot"]["ros__parameters"]["image_rate_hz"] = 5.0
     sim["planner"]["ros__parameters"].update(checkpoint=str(first.path), require_signed=True,
-                                             public_key=str(key) + ".pub", model_dirs=[str(live / "models")])
-    sim["failure_recorder"]["ros__parameters"]["spool_dir"] = str(live / "robot_spool")
+                                             public_key=str(key) + ".pub", model_dirs=[str(live / "models")],
+                                             require_signed_commands=True, command_keys=[str(key) + ".pub"])
+    sim["failure_recorder"]["ros__parameters"].update(spool_dir=str(live / "robot_spool"),
+                                                      producer_keys=[str(robot_key) + ".pub"])
+    sim["task_executor"]["ros__parameters"]["robot_key"] = str(robot_key)
     sim["bag_recorder"]["ros__parameters"].update(bag_dir=str(live / "bags"), bag_name="demo")
     learner = yaml.safe_load(params_file("learner").read_text())
     learner["learner"]["ros__parameters"].update(
-        queue_dir=str(live / "learner_queue"), store_dir=str(live / "models"), signing_key=str(key),
+        queue_dir=str(live / "learner_queue"), store_dir=str(live / "models"), signing_key=str(key), robot_id="sim",
+        enrolled_robots=str(enrolled),
         checkpoint=str(first.path),
         replay_data=[data["replay"]], regression_data=[data["regression"]], epochs=cfg.epochs,
         particles=cfg.particles, svgd_steps=cfg.svgd_steps, regression_tolerance=cfg.regression_tolerance,
@@ -143,7 +152,11 @@ def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
     if not key.is_file():
         generate_signing_key(key)
         say(f"made the learner's signing key {key} (the planner checks signatures with {key}.pub)")
-    sim_params, learner_params = _params(cfg, live, data, key)
+    robot_key = out / "keys" / "robot_key.pem"
+    if not robot_key.is_file():
+        generate_signing_key(robot_key)
+        say(f"made the robot's key {robot_key} (it signs every failure event; the learner enrols {robot_key}.pub)")
+    sim_params, learner_params = _params(cfg, live, data, key, robot_key)
 
     stop, graphs, codes = threading.Event(), [], {}
     for robot, params in (("sim", sim_params), ("learner", learner_params)):

@@ -32,7 +32,12 @@ reports it: nothing is acknowledged that was not stored.
 Retention: ``shipped/`` holds events the learner has; the oldest are deleted beyond
 ``keep_shipped`` events, ``keep_shipped_mb`` MiB or ``keep_shipped_days`` (at configure and after
 each shipping pass), so shipped events never fill the robot's disk. Pending, refused and
-unreadable events are never deleted. ``/diagnostics`` reports the spool's free space: WARN
+unreadable events are never deleted.
+
+With ``producer_keys``, ``record_failure`` takes only events signed by one of them (the task
+executor signs with its ``robot_key``): anyone else on the ROS domain is refused
+(``ERROR_NOT_AUTHENTIC``). The signature is kept beside the event and shipped with it, so the
+learner checks the robot's own signature. ``/diagnostics`` reports the spool's free space: WARN
 below ``min_free_mb``, ERROR when an event could not be stored.
 """
 from __future__ import annotations
@@ -44,7 +49,8 @@ from pathlib import Path
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
-from f2p_failure.events import FailureEventError, load_event
+from f2p_common.keys import SignatureError
+from f2p_failure.events import FailureEventError, load_event, verify_event
 from f2p_failure.queue import EventIdConflict, EventQueue, default_spool_dir
 from f2p_interfaces.srv import SubmitFailure
 from f2p_ros import parameters as P
@@ -56,6 +62,8 @@ SPOOL_STATES = ("shipped", "refused", "unreadable")
 
 PARAMS = [
     P.Param("spool_dir", "", "the spool folder ('' = $ROS_HOME/f2p/failure_events)"),
+    P.Param("producer_keys", [""], "PEM public keys whose signature an event must carry (the robot's own, the "
+                                   "task executor's robot_key's .pub; [''] = unsigned events are taken too)"),
     P.Param("retry_initial_s", 1.0, "first wait after the learner did not answer (s)",
             P.positive, live=True),
     P.Param("retry_max_s", 60.0, "longest wait between tries (s)", P.positive, live=True),
@@ -121,7 +129,11 @@ class FailureRecorderNode(ManagedNode):
             return resp
         try:
             event = failure_event_from_msg(req.event)
-            path, new = self.queue.put(event)
+            self._check_producer(event, req.signature)
+            path, new = self.queue.put(event, req.signature)
+        except SignatureError as exc:
+            resp.error_code, resp.message = SubmitFailure.Response.ERROR_NOT_AUTHENTIC, str(exc)
+            return resp
         except EventIdConflict as exc:
             resp.error_code, resp.message = SubmitFailure.Response.ERROR_CONFLICT, str(exc)
             return resp
@@ -138,6 +150,19 @@ class FailureRecorderNode(ManagedNode):
             self._wake.set()
         resp.accepted, resp.message, resp.stored_uri = True, "stored" if new else "already recorded", str(path)
         return resp
+
+    def _check_producer(self, event, signature: str) -> None:
+        """SignatureError unless ``event`` is signed by one of ``producer_keys`` (when there are any)."""
+        keys = [k for k in self.v["producer_keys"] if k]
+        if not keys:
+            return
+        errors = []
+        for key in keys:
+            try:
+                return verify_event(event, signature, key)
+            except SignatureError as exc:
+                errors.append(str(exc))
+        raise SignatureError(f"refused: {errors[0]}")
 
     # --- shipping --------------------------------------------------------------------
     def _ship_loop(self) -> None:
@@ -173,8 +198,8 @@ class FailureRecorderNode(ManagedNode):
             self.last_error = f"the learner ({self._client.srv_name}) is not available"
             return False
         try:
-            resp = wait_for(self._client.call_async(SubmitFailure.Request(event=msg)), self.v["submit_timeout_s"],
-                            self._stop.is_set)
+            resp = wait_for(self._client.call_async(SubmitFailure.Request(event=msg, signature=self.queue.signature(
+                event_id))), self.v["submit_timeout_s"], self._stop.is_set)
         except (TimeoutError, InterruptedError) as exc:
             self.last_error = f"the learner did not acknowledge event {event_id}: {exc}"
             return False

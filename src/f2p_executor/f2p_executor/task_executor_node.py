@@ -45,9 +45,10 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
+from f2p_common.keys import SignatureError, public_key_of
 from f2p_executor.task_runner import (ErrorCode, ExecutedStep, Observation, RunnerConfig, SkillEnd, TaskError,
                                       TaskOutcome, TaskRequest, TaskRunner)
-from f2p_failure.events import FailureEvent
+from f2p_failure.events import FailureEvent, sign_event
 from f2p_interfaces.action import ExecuteSkill, RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
 from f2p_interfaces.msg import Plan as PlanMsg
@@ -64,6 +65,8 @@ from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics,
 
 PARAMS = [
     P.Param("robot_id", "sim", "robot id recorded in every failure event", live=True),
+    P.Param("robot_key", "", "this robot's Ed25519 private key (f2p-sign keygen) signing every failure event it "
+                             "records ('' = unsigned: a learner that enrols robots refuses them)"),
     P.Param("verifier", "", "VerifyPlan service that checks plans before acting ('' = the executor's own check)"),
     P.Param("execution_verifier", "", "VerifyExecution service that checks each step after acting ('' = the "
                                       "relation check alone)"),
@@ -117,9 +120,11 @@ class TaskExecutorNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.v = P.load(self, PARAMS)
+            if self.v["robot_key"]:
+                public_key_of(self.v["robot_key"])          # a key that cannot sign: refuse now, not at the first failure
             self.runner = TaskRunner(self._runner_config(), observer=self, planner=self, skills=self, verifier=self,
                                      recorder=self, log=lambda m: self.get_logger().info(m))
-        except ValueError as exc:
+        except (ValueError, SignatureError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         if self.v["verifier"]:
@@ -359,10 +364,12 @@ class TaskExecutorNode(ManagedNode):
         """The failure recorder stores ``event`` (it alone writes the spool); once it accepted it,
         the event goes to ``failure_events``. Where it was stored."""
         msg = failure_event_to_msg(event)
+        signature = sign_event(event, self.v["robot_key"]) if self.v["robot_key"] else ""
         deadline = time.monotonic() + self.v["record_timeout_s"]
         while True:
             try:
-                resp = self._call(self._record_client, SubmitFailure.Request(event=msg), "the failure recorder", stop,
+                resp = self._call(self._record_client, SubmitFailure.Request(event=msg, signature=signature),
+                                  "the failure recorder", stop,
                                   ErrorCode.RECORD_FAILED, min(5.0, max(0.1, deadline - time.monotonic())))
                 break
             except TaskError as exc:

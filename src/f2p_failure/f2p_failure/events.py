@@ -27,8 +27,9 @@ member timestamps, so the same event always gives the same bytes) with three mem
 ``SHA256SUMS``   the SHA-256 of every byte of the two other members, in ``sha256sum``'s
                  format (``unzip -p E.f2pevent SHA256SUMS`` checks by hand): an edited
                  action, label or mismatch list is refused like an edited cloud. (Integrity,
-                 not authenticity: events stay on the robot's and learner's own disks; what
-                 crosses to the robot, the checkpoint, is signed.)
+                 not authenticity: anyone can recompute it. Authenticity is the producing
+                 robot's Ed25519 signature over the file's bytes, :func:`sign_event`, kept
+                 beside it as ``<event_id>.f2pevent.sig``.)
 ``arrays.npz``   an npz (zip of ``.npy``, no pickles, fixed timestamps) with S segments:
 
 =============================  ==============  ==========================================
@@ -430,6 +431,12 @@ def save_event(event: FailureEvent, folder: str | os.PathLike) -> Path:
 
     The folder is created if needed. The bytes depend on the event only. Returns the path.
     """
+    return write_atomic(event_path(folder, event.event_id), event_bytes(event))
+
+
+def event_bytes(event: FailureEvent) -> bytes:
+    """The on-disk form of a (validated) ``event``: the same event always gives the same bytes,
+    on the robot and on the learner, which is what :func:`sign_event` signs."""
     event.validate()
     arrays = _event_arrays(event)
     npz = _npz_bytes(arrays)
@@ -454,10 +461,27 @@ def save_event(event: FailureEvent, folder: str | os.PathLike) -> Path:
         "arrays": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in arrays.items()},
     }
     text = (json.dumps(doc, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
-    data = _zip_bytes({_JSON_MEMBER: text, _ARRAYS_MEMBER: npz, _SUMS_MEMBER: sha256sums({_JSON_MEMBER: text,
+    return _zip_bytes({_JSON_MEMBER: text, _ARRAYS_MEMBER: npz, _SUMS_MEMBER: sha256sums({_JSON_MEMBER: text,
                                                                                          _ARRAYS_MEMBER: npz})})
 
-    return write_atomic(event_path(folder, event.event_id), data)
+
+def _signed_message(event: FailureEvent) -> bytes:
+    return f"{EVENT_FORMAT}\n{event.robot_id}\n{hashlib.sha256(event_bytes(event)).hexdigest()}".encode()
+
+
+def sign_event(event: FailureEvent, private_key: str | os.PathLike) -> str:
+    """The producing robot's Ed25519 signature (hex) of ``event``: its format, its ``robot_id`` and
+    the SHA-256 of its bytes (:func:`event_bytes`). ``SHA256SUMS`` is integrity only (anyone can
+    recompute it); this is authenticity (issue 43)."""
+    from f2p_common import keys
+    return keys.sign(private_key, _signed_message(event))
+
+
+def verify_event(event: FailureEvent, signature: str, public_key: str | os.PathLike) -> None:
+    """``f2p_common.keys.SignatureError`` unless ``signature`` is the owner of ``public_key``'s
+    signature of exactly this event."""
+    from f2p_common import keys
+    keys.verify(public_key, _signed_message(event), signature, f"failure event {event.event_id}")
 
 
 _REQUIRED_KEYS = ("format", "event_id", "robot_id", "plan_id", "step_index", "model_version",

@@ -7,7 +7,9 @@ acknowledged it, ``learned/``, ``failed/``, ``refused/``...). An event is in exa
 at any moment, so a process killed at any point restarts from the folder: a pending event is
 still pending, a moved one stays moved. :meth:`EventQueue.put` is idempotent by event id (an
 event already queued or moved on is not queued again): a producer may resend after a crash,
-and a consumer acknowledges a resent event it already has. No ROS.
+and a consumer acknowledges a resent event it already has. An event's producer signature
+(``f2p_failure.events.sign_event``), when it has one, is kept beside it as
+``<event_id>.f2pevent.sig``, written before the event and moved with it. No ROS.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from f2p_common.resources import f2p_home
+from f2p_common.files import write_atomic
 from f2p_failure.events import (EVENT_SUFFIX, FailureEvent, FailureEventError, event_path, list_events, load_event,
                                 save_event)
 
@@ -28,6 +31,10 @@ def default_spool_dir() -> Path:
     """The robot's failure-event spool: ``$ROS_HOME/f2p/failure_events`` (ROS_HOME defaults to
     ~/.ros). Its one writer is the failure recorder."""
     return f2p_home() / "failure_events"
+
+
+def _sig_path(event_file: Path) -> Path:
+    return event_file.with_name(event_file.name + ".sig")
 
 
 class EventIdConflict(FailureEventError):
@@ -72,7 +79,18 @@ class EventQueue:
                 return s
         return None
 
-    def put(self, event: FailureEvent) -> tuple[Path, bool]:
+    def signature(self, event_id: str) -> str:
+        """The producer signature kept with the event (hex), '' when it has none."""
+        state = self.where(event_id)
+        if state is None:
+            return ""
+        sig = _sig_path(event_path(self.folder if state == "pending" else self.folder / state, event_id))
+        try:
+            return sig.read_text().strip()
+        except FileNotFoundError:
+            return ""
+
+    def put(self, event: FailureEvent, signature: str = "") -> tuple[Path, bool]:
         """Store ``event`` durably as pending unless the queue has it already: (its path, whether
         it was new). FailureEventError for an event that does not validate; EventIdConflict when
         the queue holds another event under this id (issue 43: a forged copy must not replace or
@@ -91,7 +109,12 @@ class EventQueue:
             if not same:
                 raise EventIdConflict(f"event {event.event_id} is already stored ({state}) with other content: an id "
                                       "names one event only, the stored one is kept")
+            if signature and not _sig_path(path).is_file():
+                write_atomic(_sig_path(path), signature + "\n")
             return path, False
+        event.validate()
+        if signature:                          # first: an event file that exists has its signature beside it
+            write_atomic(_sig_path(event_path(self.folder, event.event_id)), signature + "\n")
         return save_event(event, self.folder), True
 
     def put_file(self, path: str | os.PathLike) -> tuple[Path, bool]:
@@ -119,6 +142,8 @@ class EventQueue:
         if not src.is_file():
             raise KeyError(f"event {event_id} is not pending in {self.folder}")
         dst = event_path(self.folder / state, event_id)
+        if _sig_path(src).is_file():
+            os.replace(_sig_path(src), _sig_path(dst))
         os.replace(src, dst)
         _fsync_dir(self.folder / state)
         _fsync_dir(self.folder)
@@ -143,6 +168,7 @@ class EventQueue:
             if len(files) - k <= keep and total <= keep_bytes and now - mtime <= max_age_s:
                 break
             path.unlink(missing_ok=True)
+            _sig_path(path).unlink(missing_ok=True)
             total -= size
             removed.append(path)
         if removed:

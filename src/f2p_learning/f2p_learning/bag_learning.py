@@ -80,8 +80,9 @@ def learn_from_bag(cfg: BagLearningConfig, say=print) -> BagLearningResult:
     """Module docstring. ValueError / BagError for bad input."""
     t0 = time.monotonic()
     out = Path(cfg.out)
+    # a bag is the operator's own record, read offline: its events carry no producer signature
     values = learner_parameters(cfg.params_file, {**cfg.overrides, "queue_dir": str(out / "queue"),
-                                                  "store_dir": str(out / "models")})
+                                                  "store_dir": str(out / "models"), "enrolled_robots": ""})
     reader = BagReader(cfg.bag)
     learner = Learner(learner_config(values))
     result = BagLearningResult()

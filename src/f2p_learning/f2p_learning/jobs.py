@@ -23,6 +23,10 @@ any moment runs the job again from the start on restart (``fresh``; the same see
 same child, which the store already holds or takes once); :meth:`Learner.stop` stops a running
 job the same way (its event stays pending).
 
+Producers: with ``enrolled_robots`` (a folder of ``<robot_id>.pub``), :meth:`Learner.submit`
+takes an event only when its robot's key signed it (``f2p_failure.events.sign_event``); an event
+id already queued with other content is refused either way.
+
 The parent of a job is the model that failed, taken from the learner's own registry (the store
 and the configured checkpoint) by the event's ``model_version``; a version the registry does not
 hold gives the deployed model. An event never names a file: a ``model_version`` that is a path
@@ -41,6 +45,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -48,7 +53,8 @@ from typing import Callable
 
 from f2p_common import parameters as P
 from f2p_common.resources import f2p_home
-from f2p_failure.events import FailureEvent, event_path, load_event
+from f2p_common.keys import SignatureError
+from f2p_failure.events import FailureEvent, event_path, load_event, verify_event
 from f2p_failure.queue import EventQueue
 from f2p_learning import job_worker
 from f2p_learning.learn import STAGES, LearnConfig, LearnReport
@@ -58,6 +64,8 @@ from f2p_common.files import file_sha256
 from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from f2p_training.train import FineTuneRecipe
 
+#: What a robot id is where it names a key file: a name, never a path.
+_ROBOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: Where a job's event moves (module docstring).
 JOB_STATES = ("learned", "not_deployable", "not_learnable", "failed")
 #: Share of a job's time per learn stage (measured on the demo's transport-3 failure), for progress.
@@ -74,6 +82,8 @@ PARAMS = [
     P.Param("checkpoint", "", "parent when the failed model is not in the store ('' = the shipped pre-trained; "
                               "a shipped model's file name; a path)"),
     P.Param("signing_key", "", "Ed25519 private key (PEM, f2p-sign keygen) signing deployable children ('' = unsigned)"),
+    P.Param("enrolled_robots", "", "folder of the robots' public keys, <robot_id>.pub: only events signed by their "
+                                   "robot are taken ('' = unsigned events are taken too)"),
     P.Param("replay_data", [""], "dataset folders replayed during fine-tuning ([''] = none)"),
     P.Param("regression_data", [""], "held-out dataset folders for the regression gate ([''] = none: nothing deployable)"),
     P.Param("regression_tolerance", 0.02, "largest score drop from the deployed model a deployable child may show",
@@ -90,6 +100,7 @@ PARAMS = [
     P.Param("layout", "", "the simulated world's layout failures are replayed in ('' = paper; real_scale for a "
                           "robot's events: its workspace holds real furniture)", P.one_of("", *LAYOUTS)),
     P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child", live=True),
+    P.Param("robot_id", "robot", "the robot its swap requests are signed for (the planner's robot_id)", live=True),
     P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive, live=True),
     P.Param("no_space_retry_s", 60.0, "after a job found the disk full: wait this long before trying again (s)",
             P.positive, live=True),
@@ -102,6 +113,8 @@ class LearnerConfig:
     """queue_dir: the learner's event queue; store_dir: its model store; checkpoint: the parent
     when the failed model is not in the store; signing_key: Ed25519 private key (PEM) that
     signs deployable children (None: unsigned, and a robot with require_signed refuses them);
+    enrolled_robots: folder of ``<robot_id>.pub`` keys, only events signed by their robot are
+    taken (None: unsigned events too);
     worker_threads: torch / OMP threads of the worker process (the robot graph may share the
     CPU); learn: every job's learn settings (event, checkpoint and out_dir are the job's)."""
 
@@ -109,6 +122,7 @@ class LearnerConfig:
     store_dir: str | Path
     checkpoint: str | Path
     signing_key: str | Path | None = None
+    enrolled_robots: str | Path | None = None
     worker_threads: int = 1
     learn: LearnConfig = field(default_factory=LearnConfig)
 
@@ -118,10 +132,13 @@ def learner_config(v: dict) -> LearnerConfig:
     home = f2p_home()
     if v["signing_key"] and not Path(v["signing_key"]).is_file():
         raise ValueError(f"signing_key {v['signing_key']} does not exist (make one: f2p-sign keygen KEY)")
+    if v["enrolled_robots"] and not Path(v["enrolled_robots"]).expanduser().is_dir():
+        raise ValueError(f"enrolled_robots {v['enrolled_robots']} is not a folder of <robot_id>.pub keys")
     return LearnerConfig(
         queue_dir=Path(v["queue_dir"] or home / "learner").expanduser(),
         store_dir=Path(v["store_dir"] or home / "models").expanduser(),
         checkpoint=checkpoint_path(v["checkpoint"]), signing_key=v["signing_key"] or None,
+        enrolled_robots=Path(v["enrolled_robots"]).expanduser() if v["enrolled_robots"] else None,
         worker_threads=v["worker_threads"],
         learn=LearnConfig(particles=v["particles"], svgd_steps=v["svgd_steps"],
                           fine_tune=FineTuneRecipe(epochs=v["epochs"]),
@@ -164,10 +181,20 @@ class Learner:
         self._lock = threading.Lock()
 
     # --- the queue -------------------------------------------------------------------
-    def submit(self, event: FailureEvent) -> tuple[Path, str]:
-        """Queue ``event`` durably (FailureEventError when malformed, OSError when the queue
-        cannot be written): (its path, ``"queued"`` or the state it already has)."""
-        path, new = self.queue.put(event)
+    def submit(self, event: FailureEvent, signature: str = "") -> tuple[Path, str]:
+        """Queue ``event`` durably (FailureEventError when malformed, EventIdConflict for an id
+        taken by another event, SignatureError when robots are enrolled and it is not signed by
+        its robot's key, OSError when the queue cannot be written): (its path, ``"queued"`` or the
+        state it already has)."""
+        if self.cfg.enrolled_robots is not None:
+            event.validate()
+            if not _ROBOT_ID.fullmatch(event.robot_id or ""):
+                raise SignatureError(f"robot id {event.robot_id!r} names no enrolled robot")
+            key = Path(self.cfg.enrolled_robots) / f"{event.robot_id}.pub"
+            if not key.is_file():
+                raise SignatureError(f"robot {event.robot_id!r} is not enrolled (no {key})")
+            verify_event(event, signature, key)
+        path, new = self.queue.put(event, signature)
         return path, "queued" if new else f"already {self.queue.where(event.event_id)}"
 
     # --- the registry ----------------------------------------------------------------

@@ -27,7 +27,9 @@ the node's executor never blocks, a model store with lineage. The parameters
 deployable child to the planner's ``swap_model``; the planner admits it only after its own
 checks (SHA-256, the Ed25519 signature by ``signing_key``'s public half when the robot sets
 ``require_signed``, vocabulary, architecture, the gate's verdict) and keeps the old model on
-refusal; an operator can ``rollback_model`` at any time. With ``push_to_robot`` false, a robot
+refusal; an operator can ``rollback_model`` at any time. With a ``signing_key`` the learner also
+signs each swap request for the robot ``robot_id`` (``f2p_common.commands``), which a planner
+with ``require_signed_commands`` and the key's ``.pub`` among its ``command_keys`` demands. With ``push_to_robot`` false, a robot
 stack that prefers to pull listens to ``model_updates`` and calls ``swap_model`` itself.
 Deactivating stops a running job (its event stays queued and runs again on activation).
 """
@@ -39,6 +41,8 @@ import threading
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
+from f2p_common.commands import sign_command
+from f2p_common.keys import SignatureError
 from f2p_failure.events import FailureEventError
 from f2p_failure.queue import EventIdConflict
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
@@ -47,7 +51,8 @@ from f2p_interfaces.srv import SubmitFailure, SwapModel
 from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros import parameters as P
 from f2p_ros import qos
-from f2p_ros.conversions import ConversionError, failure_event_from_msg, model_info_to_msg, stage_to_msg
+from f2p_ros.conversions import (ConversionError, command_auth_to_msg, failure_event_from_msg, model_info_to_msg,
+                                 stage_to_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 from f2p_skill_effect.checkpoint import model_info
 
@@ -81,6 +86,8 @@ class LearnerNode(ManagedNode):
                       "diag": self.create_diagnostics_publisher()}
         if not self.v["signing_key"]:
             self.get_logger().warning("no signing_key: children are unsigned, robots with require_signed refuse them")
+        if not self.v["enrolled_robots"]:
+            self.get_logger().warning("no enrolled_robots: failure events are taken unsigned, from anyone on the domain")
         self.get_logger().info(f"configured: queue {self.learner.queue.folder} ({self.learner.queue.stats().pending} "
                                f"pending), store {self.learner.store.folder}")
         return TransitionCallbackReturn.SUCCESS
@@ -119,7 +126,11 @@ class LearnerNode(ManagedNode):
             return resp
         try:
             event = failure_event_from_msg(req.event)
-            path, state = self.learner.submit(event)
+            path, state = self.learner.submit(event, req.signature)
+        except SignatureError as exc:
+            resp.accepted, resp.message, resp.error_code = False, str(exc), SubmitFailure.Response.ERROR_NOT_AUTHENTIC
+            self.get_logger().warning(f"refused: {exc}")
+            return resp
         except EventIdConflict as exc:
             resp.accepted, resp.message, resp.error_code = False, str(exc), SubmitFailure.Response.ERROR_CONFLICT
             self.get_logger().warning(f"refused: {exc}")
@@ -179,10 +190,13 @@ class LearnerNode(ManagedNode):
             self._progress(result.event_id, "swap", 1.0, f"no planner on {self._swap.srv_name}: the robot can pull "
                                                           f"{info.version} from model_updates")
             return
+        request = SwapModel.Request(model=update.model,
+                                    requested_by=f"learner: learned from failure event {result.event_id}")
+        if self.v["signing_key"]:                          # a robot with require_signed_commands checks it
+            request.auth = command_auth_to_msg(sign_command(self.v["signing_key"], "swap_model", self.v["robot_id"],
+                                                            info.sha256))
         try:
-            resp = wait_for(self._swap.call_async(SwapModel.Request(
-                model=update.model, requested_by=f"learner: learned from failure event {result.event_id}")),
-                self.v["swap_timeout_s"], self._stop.is_set)
+            resp = wait_for(self._swap.call_async(request), self.v["swap_timeout_s"], self._stop.is_set)
         except (TimeoutError, InterruptedError) as exc:
             self._progress(result.event_id, "swap", 1.0, f"the planner did not answer: {exc}")
             return

@@ -10,7 +10,8 @@ srv ``plan_task``          f2p_interfaces/PlanTask          goal (+ optional ske
                                                             refused_plans (or near one)
 srv ``swap_model``         f2p_interfaces/SwapModel         admit a checkpoint and make it active
                                                             (``dry_run``: admit only)
-srv ``rollback_model``     std_srvs/Trigger                 back to the model the last swap replaced
+srv ``rollback_model``     f2p_interfaces/RollbackModel     back to the model the last swap replaced
+                                                            (once)
 pub ``model_info``         f2p_interfaces/ModelInfo         the active model; transient local
 sub ``segmented_scene``    f2p_interfaces/SegmentedScene    the latest observation, used when a
                                                             PlanTask request's scene is empty
@@ -45,18 +46,18 @@ import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
-from std_srvs.srv import Trigger
-
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
-from f2p_interfaces.srv import PlanTask, SwapModel
+from f2p_interfaces.srv import PlanTask, RollbackModel, SwapModel
+from f2p_common.commands import CommandRefused, CommandVerifier
+from f2p_common.keys import SignatureError
 from f2p_common.resources import f2p_home
 from f2p_planner.model_slot import AdmissionPolicy, ModelSlot
 from f2p_planner.planning import PlanningError, PlanningSettings, RequestLimits, plan_task
 from f2p_ros import parameters as P
 from f2p_ros import qos
-from f2p_ros.conversions import (ConversionError, PointCloudError, literal_from_msg, model_info_from_msg,
-                                 model_info_to_msg, plan_from_msg, plan_to_msg, scene_from_msg)
+from f2p_ros.conversions import (ConversionError, PointCloudError, command_auth_from_msg, literal_from_msg,
+                                 model_info_from_msg, model_info_to_msg, plan_from_msg, plan_to_msg, scene_from_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
 from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
 
@@ -76,6 +77,11 @@ PARAMS = [
     P.Param("avoid_radius", 0.1, "a request's refused plans: normalised parameter distance around each that is "
             "not proposed again", P.positive_or_zero),
     P.Param("torch_threads", 2, "torch intra-op threads of this process", P.at_least(1)),
+    P.Param("robot_id", "robot", "this robot's id, which signed commands must name"),
+    P.Param("require_signed_commands", False, "refuse swap_model and rollback_model unless signed by one of "
+                                              "command_keys for robot_id"),
+    P.Param("command_keys", [""], "PEM public keys authorised to sign commands (the learner's .pub, operators')"),
+    P.Param("command_max_age_s", 60.0, "a signed command is valid this long from its stamp (s)", P.positive),
     P.Param("model_dirs", [""], "folders swap_model may load checkpoints from, besides the initial checkpoint's "
                                 "([''] = $ROS_HOME/f2p/models, the learner's default store)"),
     P.Param("admission_probe", "", "labelled probe scenes every model must score on ('' = the shipped probe)"),
@@ -112,7 +118,7 @@ class PlannerNode(ManagedNode):
         self._plan_slots = threading.BoundedSemaphore(1)
         self.create_guarded_service(PlanTask, "plan_task", self._on_plan, callback_group=self._plan_group)
         self.create_guarded_service(SwapModel, "swap_model", self._on_swap, callback_group=self._model_group)
-        self.create_guarded_service(Trigger, "rollback_model", self._on_rollback, callback_group=self._model_group)
+        self.create_guarded_service(RollbackModel, "rollback_model", self._on_rollback, callback_group=self._model_group)
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -127,13 +133,19 @@ class PlannerNode(ManagedNode):
                                         int(v["max_refused_plans"]))
             self._plan_slots = threading.BoundedSemaphore(int(v["max_concurrent_plans"]))
             torch.set_num_threads(int(v["torch_threads"]))
+            keys = [k for k in v["command_keys"] if k]
+            self.commands = CommandVerifier(v["robot_id"], keys, float(v["command_max_age_s"])) if (
+                v["require_signed_commands"] or keys) else None
+            if v["require_signed_commands"] and self.commands is None:
+                raise ValueError("require_signed_commands needs command_keys")
+            self.require_commands, self.robot_id = bool(v["require_signed_commands"]), v["robot_id"]
             dirs = tuple(Path(d).expanduser() for d in v["model_dirs"] if d) or (f2p_home() / "models",)
             self.slot = ModelSlot(checkpoint_path(v["checkpoint"]), AdmissionPolicy(
                 require_signed=bool(v["require_signed"]), public_key=v["public_key"] or None, model_dirs=dirs,
                 probe=Path(v["admission_probe"]) if v["admission_probe"] else None,
                 min_detection_f1=float(v["admission_min_detection_f1"]),
                 min_next_step_accuracy=float(v["admission_min_next_step_accuracy"])))
-        except (ValueError, OSError, CheckpointError) as exc:
+        except (ValueError, OSError, CheckpointError, SignatureError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         latched = qos.latched()
@@ -236,18 +248,26 @@ class PlannerNode(ManagedNode):
             return resp
         current = self.slot.active().info
         resp.previous = resp.active = model_info_to_msg(current)
+        who = req.requested_by or "unnamed caller"
+        try:
+            who = self._authorise(req.auth, "swap_model", req.model.sha256, who)
+        except CommandRefused as exc:                      # refused before any file is read
+            resp.success, resp.error_code = False, SwapModel.Response.ERROR_NOT_AUTHORISED
+            resp.message = f"refused, still serving {current.version}: {exc}"
+            self._diag.publish(diagnostics(self, "swap_model", ERROR, resp.message, active=current.version,
+                                           requested_by=who))
+            return resp
         try:
             candidate = self.slot.admit(model_info_from_msg(req.model))
         except (CheckpointError, ValueError, OSError) as exc:
             resp.success, resp.message = False, f"refused, still serving {current.version}: {exc}"
             resp.error_code = swap_error_code(exc)
             self._diag.publish(diagnostics(self, "swap_model", ERROR, resp.message, active=current.version,
-                                           requested_by=req.requested_by or "unnamed caller"))
+                                           requested_by=who))
             return resp
         if req.dry_run:
             resp.success, resp.message = True, f"{candidate.version} would be admitted (dry run)"
             return resp
-        who = req.requested_by or "unnamed caller"
         previous, active = self.slot.swap(candidate, who)
         resp.previous, resp.active = model_info_to_msg(previous), model_info_to_msg(active)
         resp.success, resp.message = True, f"swapped {previous.version} -> {active.version}"
@@ -256,20 +276,39 @@ class PlannerNode(ManagedNode):
         self.get_logger().info(f"{resp.message} (requested by {who})")
         return resp
 
-    def _on_rollback(self, req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+    def _authorise(self, auth, command: str, model_sha256: str, who: str) -> str:
+        """``who`` asks, with the key that signed it; CommandRefused when commands must be signed
+        and this one is not authorised (f2p_common.commands)."""
+        if self.commands is None or not (self.require_commands or auth.signature):
+            return who
+        key = self.commands.verify(command_auth_from_msg(auth, command, self.robot_id, model_sha256), command,
+                                   model_sha256)
+        return f"{who} (signed by {key})"
+
+    def _on_rollback(self, req: RollbackModel.Request, resp: RollbackModel.Response) -> RollbackModel.Response:
         if not self.is_active:
             resp.success, resp.message = False, "planner is not active (configure and activate it first)"
+            resp.error_code = RollbackModel.Response.ERROR_NOT_ACTIVE
+            return resp
+        resp.previous = resp.active = model_info_to_msg(self.slot.active().info)
+        try:
+            who = self._authorise(req.auth, "rollback_model", "", req.requested_by or "rollback_model caller")
+        except CommandRefused as exc:
+            resp.success, resp.error_code, resp.message = False, RollbackModel.Response.ERROR_NOT_AUTHORISED, str(exc)
+            self._diag.publish(diagnostics(self, "swap_model", ERROR, f"rollback refused: {exc}",
+                                           requested_by=req.requested_by or "rollback_model caller"))
             return resp
         try:
-            previous, active = self.slot.rollback("rollback_model caller")
+            previous, active = self.slot.rollback(who)
         except CheckpointError as exc:
             resp.success, resp.message = False, str(exc)
+            resp.error_code = RollbackModel.Response.ERROR_NOTHING_TO_ROLL_BACK
             return resp
-        self._info_pub.publish(model_info_to_msg(active))
+        resp.previous, resp.active = model_info_to_msg(previous), model_info_to_msg(active)
+        self._info_pub.publish(resp.active)
         resp.success, resp.message = True, f"rolled back {previous.version} -> {active.version}"
-        self._diag.publish(diagnostics(self, "swap_model", OK, resp.message, active=active.version,
-                                       requested_by="rollback_model caller"))
-        self.get_logger().info(resp.message)
+        self._diag.publish(diagnostics(self, "swap_model", OK, resp.message, active=active.version, requested_by=who))
+        self.get_logger().info(f"{resp.message} (requested by {who})")
         return resp
 
 

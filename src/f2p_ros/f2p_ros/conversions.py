@@ -16,6 +16,7 @@ goal literal (predicate, i, j) + ids        f2p_interfaces/Relation
 ``f2p_common.interfaces.SkillCall``         f2p_interfaces/SkillCall
 ``f2p_common.interfaces.Plan``              f2p_interfaces/Plan
 ``f2p_common.interfaces.ModelInfo``         f2p_interfaces/ModelInfo
+``f2p_common.commands.SignedCommand``       f2p_interfaces/CommandAuth (+ the request's command)
 ``f2p_failure.events.FailureEvent``         f2p_interfaces/FailureEvent
 ``f2p_common.interfaces.Shape`` (a list)    visualization_msgs/MarkerArray (after a DELETEALL)
 ``stamp_ns`` (int nanoseconds)              builtin_interfaces/Time
@@ -43,6 +44,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from f2p_common.commands import SignedCommand
 from f2p_common.interfaces import (CameraCloud, GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError,
                                    RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall, finite_rows,
                                    ground_literal)
@@ -54,7 +56,8 @@ __all__ = [
     "camera_cloud_from_msg",
     "stamp_to_ns", "ns_to_stamp", "scene_to_msg", "scene_from_msg", "relations_to_msg", "relations_from_msg",
     "literal_to_msg", "literal_from_msg", "skill_call_to_msg", "skill_call_from_msg", "plan_to_msg",
-    "plan_from_msg", "model_info_to_msg", "model_info_from_msg", "failure_event_to_msg", "failure_event_from_msg",
+    "plan_from_msg", "model_info_to_msg", "model_info_from_msg", "command_auth_to_msg", "command_auth_from_msg",
+    "failure_event_to_msg", "failure_event_from_msg",
     "shapes_to_msg", "shapes_from_msg", "image_to_msg", "image_from_msg", "camera_info_to_msg", "camera_info_from_msg",
 ]
 
@@ -507,6 +510,18 @@ def model_info_to_msg(info: ModelInfo) -> f2p_msg.ModelInfo:
 def model_info_from_msg(msg: f2p_msg.ModelInfo) -> ModelInfo:
     return ModelInfo(msg.name, msg.version, msg.parent_version, msg.sha256, msg.signature, msg.uri,
                      stamp_to_ns(msg.created), {m.name: float(m.value) for m in msg.metrics})
+
+
+def command_auth_to_msg(cmd: SignedCommand) -> f2p_msg.CommandAuth:
+    """A signed command's authorisation (its command, robot and model are the request's own)."""
+    return f2p_msg.CommandAuth(key_id=cmd.key_id, stamp=ns_to_stamp(cmd.stamp_ns), nonce=cmd.nonce,
+                               signature=cmd.signature)
+
+
+def command_auth_from_msg(msg: f2p_msg.CommandAuth, command: str, robot: str, model_sha256: str = "") -> SignedCommand:
+    """The signed command a request's ``auth`` claims to be: ``command`` on ``robot`` installing
+    ``model_sha256`` (what the request asks; the signature must cover exactly that)."""
+    return SignedCommand(command, robot, model_sha256, stamp_to_ns(msg.stamp), msg.nonce, msg.key_id, msg.signature)
 
 
 # ---------------------------------------------------------------------------- failure events
