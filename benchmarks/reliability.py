@@ -22,6 +22,12 @@ robot, the hot-swap; the run's bag: messages and MB per second.
 event under fresh ids), with the demo's learner parameters: seconds per bag; and the bag
 writer's rate on 640x480 clouds.
 
+``supervision`` (issue 43): the simulated robot's whole graph started by ``f2p-bringup`` (as a
+process), then one node of each type SIGSTOPped in turn (a hung node): seconds until the runner
+names it and exits 3 (its heartbeat timeout is 10 s); and the runner itself SIGKILLed
+``runner_kills`` times: seconds until every node it started has ended (parent-death signal),
+and whether the next runner starts the graph and says what it cleaned up.
+
 Jobs in the kill experiments use tiny learning settings (2 epochs, 4 particles, 3 SVGD steps:
 seconds per job) so that a kill can land in every stage; the learning itself is what ``make
 demo`` and ``bench-f2p`` measure. Writes ``benchmarks/results/reliability.{json,md}``.
@@ -322,6 +328,79 @@ def recorder_kills(rig: Rig, kills: int, n_events: int, seed: int, say=print) ->
             "record_to_learner_queue_s": stats(latency), "seconds": round(time.monotonic() - t0, 1)}
 
 
+class _Runner:
+    """``f2p-bringup sim`` as a process, its output followed line by line."""
+
+    def __init__(self, work: Path):
+        import subprocess
+        env = {**os.environ, "ROS_HOME": str(work / "ros_home")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "f2p_bringup.runner", "sim", "--log-dir", str(work / "logs")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines, self.running = [], threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if "graph running" in line:
+                self.running.set()
+
+    def pids(self) -> dict[str, int]:
+        import re
+        return {m.group(1): int(m.group(2)) for line in self.lines
+                for m in [re.search(r"started (\w+) \(pid (\d+)\)", line)] if m}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def supervision(work: Path, runner_kills: int, say=print) -> dict:
+    """Module docstring (supervision)."""
+    from f2p_bringup.graph import graph
+    work.mkdir(parents=True, exist_ok=True)
+    hung, killed, t_all = {}, [], time.monotonic()
+    for spec in graph("sim"):
+        r = _Runner(work)
+        if not r.running.wait(180):
+            raise RuntimeError("the sim graph did not start:\n" + "\n".join(r.lines[-20:]))
+        pid = r.pids()[spec.name]
+        os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        code = r.proc.wait(120)
+        named = any(f"node {spec.name} (pid {pid}) hung" in line for line in r.lines)
+        hung[spec.name] = {"detected_s": round(time.monotonic() - t0, 2), "exit_code": code, "named": named}
+        say(f"[reliability] {spec.name} stopped: runner exit {code} after {hung[spec.name]['detected_s']} s")
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    for k in range(runner_kills):
+        r = _Runner(work)
+        if not r.running.wait(180):
+            raise RuntimeError("the sim graph did not start:\n" + "\n".join(r.lines[-20:]))
+        cleaned = any("did not stop cleanly" in line for line in r.lines)
+        pids = r.pids()
+        r.proc.kill()
+        t0 = time.monotonic()
+        r.proc.wait(10)
+        gone = wait_until(lambda: not any(_alive(p) for p in pids.values()), 60, poll=0.1)
+        killed.append({"nodes_ended_s": round(time.monotonic() - t0, 2), "all_ended": gone,
+                       "started_after_unclean_stop_said_so": cleaned if k else None})
+        say(f"[reliability] runner kill {k + 1}: its {len(pids)} nodes ended after {killed[-1]['nodes_ended_s']} s")
+    last = _Runner(work)                               # the graph after the last kill starts and says so
+    started = last.running.wait(180)
+    if killed:
+        killed[-1]["next_runner_started"] = started and any("did not stop cleanly" in line for line in last.lines)
+    last.proc.send_signal(signal.SIGINT)
+    last.proc.wait(60)
+    return {"hung": hung, "detection_s": stats([h["detected_s"] for h in hung.values()]),
+            "all_named": all(h["named"] and h["exit_code"] == 3 for h in hung.values()), "runner_kills": killed,
+            "seconds": round(time.monotonic() - t_all, 1)}
+
+
 def stats(xs) -> dict:
     xs = sorted(xs)
     if not xs:
@@ -406,6 +485,14 @@ def summary(report: dict) -> str:
                   f"**acknowledged {rk['acknowledged']} of {rk['events']}, lost {rk['lost']}, duplicated "
                   f"{rk['duplicated']}** (an event never acknowledged was never stored: its sender still holds it); "
                   f"record -> in the learner's queue {rk['record_to_learner_queue_s']} s; {rk['seconds']:.0f} s."]
+    sv = report.get("supervision")
+    if sv:
+        lines += [f"- hung node (SIGSTOP), each of the sim graph's {len(sv['hung'])} node types once: the runner named it "
+                  f"and exited 3 for all: {sv['all_named']}; detection {sv['detection_s']} s (heartbeat timeout 10 s). "
+                  f"Runner SIGKILLed x{len(sv['runner_kills'])}: its nodes ended after "
+                  f"{[k['nodes_ended_s'] for k in sv['runner_kills']]} s, all: "
+                  f"{all(k['all_ended'] for k in sv['runner_kills'])}; the next runner started and said what it "
+                  f"cleaned up: {all(k.get('next_runner_started', True) for k in sv['runner_kills'][-1:])}."]
     lv = report.get("live")
     if lv:
         lines += [f"- live loop (make demo's, paper settings) x{len(lv['runs'])}: failure -> acknowledged "
@@ -432,6 +519,8 @@ class ReliabilityConfig:
     recorder_kill_events: int = 60
     live_runs: int = 3
     bag_events: int = 2
+    runner_kills: int = 3
+    supervise: bool = True
     seed: int = 0
     work: Path | None = None
     write: bool = True
@@ -447,6 +536,8 @@ def run(cfg: ReliabilityConfig, say=print) -> dict:
                                                 cfg.kill_window_s, cfg.seed, say)
     if cfg.recorder_kill_count:
         report["recorder_kills"] = recorder_kills(rig, cfg.recorder_kill_count, cfg.recorder_kill_events, cfg.seed, say)
+    if cfg.supervise:
+        report["supervision"] = supervision(work / "supervision", cfg.runner_kills, say)
     if cfg.live_runs:
         report["live"] = live(cfg.live_runs, work, say)
     if cfg.bag_events:                    # make demo's learning: its data and settings
@@ -477,10 +568,14 @@ def main(argv=None) -> int:
     p.add_argument("--recorder-kill-events", type=int, default=d.recorder_kill_events)
     p.add_argument("--live-runs", type=int, default=d.live_runs)
     p.add_argument("--bag-events", type=int, default=d.bag_events)
+    p.add_argument("--runner-kills", type=int, default=d.runner_kills)
+    p.add_argument("--no-supervision", dest="supervise", action="store_false",
+                   help="skip the hung-node and runner-kill experiments")
     p.add_argument("--work", default=None)
     a = p.parse_args(argv)
     run(ReliabilityConfig(a.learner_kills, a.learner_kill_events, d.kill_window_s, a.recorder_kills,
-                          a.recorder_kill_events, a.live_runs, a.bag_events, work=Path(a.work) if a.work else None))
+                          a.recorder_kill_events, a.live_runs, a.bag_events, a.runner_kills, a.supervise,
+                          work=Path(a.work) if a.work else None))
     return 0
 
 

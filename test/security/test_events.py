@@ -105,3 +105,15 @@ def test_the_recorder_takes_only_its_robots_events_and_ships_their_signature(ros
     learner = SignedLearner(probe)
     wait_until(lambda: queue.stats().moved["shipped"] == 1)
     assert learner.signatures == {event.event_id: signature}
+
+
+def test_an_oversized_event_is_refused_before_it_is_converted():
+    import numpy as np
+    from f2p_ros.conversions import ConversionError
+    msg = failure_event_to_msg(failure_event())
+    big = msg.observation_before.objects[0].cloud
+    big.data = bytes(np.zeros(70 * 2 ** 20, np.uint8))              # 70 MiB in one segment's cloud
+    with pytest.raises(ConversionError, match=r"too large: .* 70.[01] MiB of clouds \(at most 64 MiB\)"):
+        failure_event_from_msg(msg)
+    with pytest.raises(ConversionError, match="segments \\(at most 2\\)"):
+        failure_event_from_msg(failure_event_to_msg(failure_event()), max_segments=2)

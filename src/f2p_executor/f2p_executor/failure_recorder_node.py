@@ -61,6 +61,9 @@ from f2p_ros.nodes import ERROR, ManagedNode, OK, WARN, diagnostics, run_node, w
 SPOOL_STATES = ("shipped", "refused", "unreadable")
 
 PARAMS = [
+    P.Param("max_event_segments", 64, "segments an event may have (more: refused as malformed)", P.at_least(1)),
+    P.Param("max_event_mb", 64.0, "MiB of clouds an event may carry (more: refused before it is converted)",
+            P.positive),
     P.Param("spool_dir", "", "the spool folder ('' = $ROS_HOME/f2p/failure_events)"),
     P.Param("producer_keys", [""], "PEM public keys whose signature an event must carry (the robot's own, the "
                                    "task executor's robot_key's .pub; [''] = unsigned events are taken too)"),
@@ -128,7 +131,8 @@ class FailureRecorderNode(ManagedNode):
             resp.message = "the failure recorder is not active"
             return resp
         try:
-            event = failure_event_from_msg(req.event)
+            event = failure_event_from_msg(req.event, self.v["max_event_segments"],
+                                           int(self.v["max_event_mb"] * 2 ** 20))
             self._check_producer(event, req.signature)
             path, new = self.queue.put(event, req.signature)
         except SignatureError as exc:

@@ -77,6 +77,9 @@ JOB_STAGES = ("queued", *STAGES, "store", "swap", "done", "failed")
 
 #: The learner's parameters (the ``learner`` node's, and a params file's ``learner:`` section).
 PARAMS = [
+    P.Param("max_event_segments", 64, "segments an event may have (more: refused as malformed)", P.at_least(1)),
+    P.Param("max_event_mb", 64.0, "MiB of clouds an event may carry (more: refused before it is converted)",
+            P.positive),
     P.Param("queue_dir", "", "the learner's event queue ('' = $ROS_HOME/f2p/learner)"),
     P.Param("store_dir", "", "the model store, one folder per version ('' = $ROS_HOME/f2p/models)"),
     P.Param("checkpoint", "", "parent when the failed model is not in the store ('' = the shipped pre-trained; "

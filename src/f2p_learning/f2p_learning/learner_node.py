@@ -125,7 +125,8 @@ class LearnerNode(ManagedNode):
             resp.error_code = SubmitFailure.Response.ERROR_NOT_ACTIVE
             return resp
         try:
-            event = failure_event_from_msg(req.event)
+            event = failure_event_from_msg(req.event, self.v["max_event_segments"],
+                                           int(self.v["max_event_mb"] * 2 ** 20))
             path, state = self.learner.submit(event, req.signature)
         except SignatureError as exc:
             resp.accepted, resp.message, resp.error_code = False, str(exc), SubmitFailure.Response.ERROR_NOT_AUTHENTIC

@@ -563,9 +563,18 @@ def _observed(state: RelationState, where: str) -> tuple[np.ndarray, np.ndarray]
     return state.unary > 0.5, state.binary > 0.5
 
 
-def failure_event_from_msg(msg: f2p_msg.FailureEvent) -> FailureEvent:
+def failure_event_from_msg(msg: f2p_msg.FailureEvent, max_segments: int = 64,
+                           max_bytes: int = 64 * 2 ** 20) -> FailureEvent:
     """The FailureEvent of a message; ConversionError, PointCloudError or FailureEventError
-    naming what is malformed (the event is validated)."""
+    naming what is malformed (the event is validated). An event of more than ``max_segments``
+    segments or ``max_bytes`` of clouds is refused before anything is converted (issue 43: a
+    200 MB event took 1 GB of memory before it was refused)."""
+    scenes = (msg.observation_before, msg.observation_after)
+    segments = len(msg.observation_before.objects)
+    size = sum(len(o.cloud.data) for scene in scenes for o in scene.objects)
+    if segments > max_segments or size > max_bytes:
+        raise ConversionError(f"the event is too large: {segments} segments (at most {max_segments}), "
+                              f"{size / 2 ** 20:.1f} MiB of clouds (at most {max_bytes / 2 ** 20:.0f} MiB)")
     before = scene_from_msg(msg.observation_before)
     ids = before.object_ids
     after = scene_from_msg(msg.observation_after)
