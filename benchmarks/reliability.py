@@ -336,14 +336,19 @@ class _Runner:
         env = {**os.environ, "ROS_HOME": str(work / "ros_home")}
         self.proc = subprocess.Popen([sys.executable, "-m", "f2p_bringup.runner", "sim", "--log-dir", str(work / "logs")],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines, self.running = [], threading.Event()
+        self.lines, self.times, self.running = [], [], threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line.rstrip())
+            self.times.append(time.monotonic())
             if "graph running" in line:
                 self.running.set()
+
+    def said(self, text: str) -> float | None:
+        """When the runner first printed a line with ``text`` (monotonic s), None if never."""
+        return next((t for line, t in zip(self.lines, self.times) if text in line), None)
 
     def pids(self) -> dict[str, int]:
         import re
@@ -372,9 +377,12 @@ def supervision(work: Path, runner_kills: int, say=print) -> dict:
         os.kill(pid, signal.SIGSTOP)
         t0 = time.monotonic()
         code = r.proc.wait(120)
-        named = any(f"node {spec.name} (pid {pid}) hung" in line for line in r.lines)
-        hung[spec.name] = {"detected_s": round(time.monotonic() - t0, 2), "exit_code": code, "named": named}
-        say(f"[reliability] {spec.name} stopped: runner exit {code} after {hung[spec.name]['detected_s']} s")
+        t_exit = time.monotonic()
+        named = r.said(f"node {spec.name} (pid {pid}) hung")
+        hung[spec.name] = {"detected_s": round(named - t0, 2) if named else None,
+                           "graph_stopped_s": round(t_exit - t0, 2), "exit_code": code, "named": named is not None}
+        say(f"[reliability] {spec.name} stopped: named after {hung[spec.name]['detected_s']} s, runner exit {code} "
+            f"after {hung[spec.name]['graph_stopped_s']} s")
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     for k in range(runner_kills):
@@ -396,7 +404,8 @@ def supervision(work: Path, runner_kills: int, say=print) -> dict:
         killed[-1]["next_runner_started"] = started and any("did not stop cleanly" in line for line in last.lines)
     last.proc.send_signal(signal.SIGINT)
     last.proc.wait(60)
-    return {"hung": hung, "detection_s": stats([h["detected_s"] for h in hung.values()]),
+    return {"hung": hung, "detection_s": stats([h["detected_s"] for h in hung.values() if h["detected_s"]]),
+            "graph_stopped_s": stats([h["graph_stopped_s"] for h in hung.values()]),
             "all_named": all(h["named"] and h["exit_code"] == 3 for h in hung.values()), "runner_kills": killed,
             "seconds": round(time.monotonic() - t_all, 1)}
 
@@ -488,7 +497,8 @@ def summary(report: dict) -> str:
     sv = report.get("supervision")
     if sv:
         lines += [f"- hung node (SIGSTOP), each of the sim graph's {len(sv['hung'])} node types once: the runner named it "
-                  f"and exited 3 for all: {sv['all_named']}; detection {sv['detection_s']} s (heartbeat timeout 10 s). "
+                  f"and exited 3 for all: {sv['all_named']}; named after {sv['detection_s']} s (heartbeat timeout 10 s), "
+                  f"graph stopped after {sv['graph_stopped_s']} s. "
                   f"Runner SIGKILLed x{len(sv['runner_kills'])}: its nodes ended after "
                   f"{[k['nodes_ended_s'] for k in sv['runner_kills']]} s, all: "
                   f"{all(k['all_ended'] for k in sv['runner_kills'])}; the next runner started and said what it "

@@ -324,6 +324,7 @@ def run_graph(cfg: BringupConfig, stop: threading.Event | None = None, ready: th
             if hung:
                 log(f"[f2p-bringup] node {hung[0]} (pid {g.procs[hung[0]].pid}) hung: no heartbeat for "
                     f"{hung[1]:.1f} s: stopping the graph")
+                g.procs[hung[0]].kill()             # it cannot answer SIGINT: the others can
                 return EXIT_NODE_HUNG
         log("[f2p-bringup] stopping the graph")
         return EXIT_STOPPED
