@@ -95,3 +95,25 @@ def test_swap_model_never_reads_a_file_outside_the_model_folders(planner):
         resp = wait_future(swap.call_async(SwapModel.Request(model=msg)))
         assert not resp.success and resp.error_code == SwapModel.Response.ERROR_NOT_PERMITTED, resp.message
         assert "SHA-256 is" not in resp.message
+
+
+def test_guardian_refuses_oversized_requests_and_keeps_serving(ros):
+    from sensor_msgs.msg import Image
+    from f2p_guardian.guardian_node import GuardianNode
+    from f2p_interfaces.msg import PlanStep
+    from f2p_interfaces.srv import VerifyPlan
+    ros.add(GuardianNode(context=ros.context))
+    probe = ros.node("red_team_guardian")
+    LifecycleClient(probe, "guardian").activate()
+    verify = probe.create_client(VerifyPlan, "/verify_plan")
+    assert verify.wait_for_service(timeout_sec=WAIT_S)
+    for req, pattern in ((VerifyPlan.Request(images=[Image()] * 9), "9 images > 8"),
+                         (VerifyPlan.Request(task_description="x" * 5000), "5000 characters > 4096"),
+                         (VerifyPlan.Request(images=[Image(data=bytes(33 * 2 ** 20))]), "33.0 MiB in images > 32 MiB")):
+        resp = wait_future(verify.call_async(req))
+        assert not resp.success and resp.error_code == VerifyPlan.Response.ERROR_INVALID_REQUEST, resp.message
+        assert "too large" in resp.message and pattern in resp.message, resp.message
+    req = VerifyPlan.Request()
+    req.plan.steps = [PlanStep()] * 17
+    resp = wait_future(verify.call_async(req))
+    assert not resp.success and "a plan of 17 steps > 16" in resp.message

@@ -21,8 +21,9 @@ LoRA adapters over ``base_model``) or ``baseline`` (the cheap image + words clas
 the reason; the node stays up, unconfigured) and freed at cleanup. A request that cannot be
 verified — an empty plan, a plan naming an object the scene lacks, missing or extra camera
 views, images of the wrong size, an unreadable message — gets ``success: false`` and the
-reason; the node keeps serving. Calls run one at a time in their own callback group (a VLM
-call takes up to a second).
+reason; the node keeps serving. A request larger than the ``max_*`` parameters (images, their
+size, plan steps, scene objects, the task description) is refused before anything is converted.
+Calls run one at a time in their own callback group (a VLM call takes up to a second).
 """
 from __future__ import annotations
 
@@ -52,7 +53,38 @@ PARAMS = [
                               "own record)"),
     P.Param("strategy", "", "CoT strategy of the vlm backend: vanilla, thinking or dropout ('' = the model's own)",
             P.one_of("", "vanilla", "thinking", "dropout")),
+    P.Param("max_images", 8, "images a request may carry (per scene)", P.at_least(1)),
+    P.Param("max_image_mb", 32.0, "MiB one image may have", P.positive),
+    P.Param("max_plan_steps", 16, "steps of a plan to verify", P.at_least(1)),
+    P.Param("max_objects", 64, "objects of a scene", P.at_least(1)),
+    P.Param("max_text_chars", 4096, "characters of a task description", P.at_least(1)),
 ]
+
+
+def request_bounds(v: dict, req) -> None:
+    """ValueError naming what a VerifyPlan / VerifyExecution request has too much of (its
+    ``max_*`` parameters): checked before anything is converted (issue 43: bounded requests)."""
+    over = []
+    if len(req.task_description) > v["max_text_chars"]:
+        over.append(f"task description of {len(req.task_description)} characters > {v['max_text_chars']}")
+    for name in ("images", "images_before", "images_after"):
+        images = getattr(req, name, None)
+        if images is None:
+            continue
+        if len(images) > v["max_images"]:
+            over.append(f"{len(images)} {name} > {v['max_images']}")
+        big = max((len(m.data) for m in images), default=0)
+        if big > v["max_image_mb"] * 2 ** 20:
+            over.append(f"an image of {big / 2 ** 20:.1f} MiB in {name} > {v['max_image_mb']:g} MiB")
+    for name in ("scene", "before", "after"):
+        scene = getattr(req, name, None)
+        if scene is not None and len(scene.objects) > v["max_objects"]:
+            over.append(f"{len(scene.objects)} objects in {name} > {v['max_objects']}")
+    plan = getattr(req, "plan", None)
+    if plan is not None and len(plan.steps) > v["max_plan_steps"]:
+        over.append(f"a plan of {len(plan.steps)} steps > {v['max_plan_steps']}")
+    if over:
+        raise ValueError(f"the request is too large: {', '.join(over)}")
 
 
 def backend_options(v: dict) -> dict:
@@ -106,7 +138,7 @@ class GuardianNode(ManagedNode):
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            v = P.load(self, PARAMS)
+            self.v = v = P.load(self, PARAMS)
             self.verifier = VERIFIERS.make(v["backend"], **backend_options(v))
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
@@ -122,10 +154,12 @@ class GuardianNode(ManagedNode):
 
     # --- services --------------------------------------------------------------------
     def _on_plan(self, req: VerifyPlan.Request, resp: VerifyPlan.Response) -> VerifyPlan.Response:
-        return self._serve(PLAN, lambda: self.verifier.verify_plan(plan_query(req)), resp)
+        return self._serve(PLAN, lambda: request_bounds(self.v, req) or self.verifier.verify_plan(plan_query(req)),
+                           resp)
 
     def _on_execution(self, req: VerifyExecution.Request, resp: VerifyExecution.Response) -> VerifyExecution.Response:
-        return self._serve(EXECUTION, lambda: self.verifier.verify_execution(execution_query(req)), resp)
+        return self._serve(EXECUTION, lambda: request_bounds(self.v, req) or self.verifier.verify_execution(
+            execution_query(req)), resp)
 
     def _serve(self, mode: str, verify, resp):
         t0 = time.perf_counter()
