@@ -215,6 +215,14 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
     seen = set()
 
     def progressed():
+        # acknowledged = moved to the spool's shipped/ (the recorder moves it only then): the truth,
+        # where the learner's volatile "queued" message may pass before this process has matched
+        # the learner's publisher; later stages wait for it, so the timeline keeps its order
+        if "queued" not in seen:
+            if spool.where(event_id) != "shipped":
+                return False
+            seen.add("queued")
+            mark(stages["queued"], "moved to shipped/ in the robot's spool")
         for _t, m in list(probe.progress):
             stage = stage_from_msg(LearnerProgress, m.stage)
             if m.event_id == event_id and stage not in seen:
@@ -225,7 +233,6 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
                     raise DemoError(f"the learner's job failed: {m.status}")
         return "swap" in seen
     probe.wait("learning from the failure", progressed, wait)
-    probe.wait("the event leaving the robot's spool", lambda: spool.where(event_id) == "shipped", 30)
     model = probe.wait("the planner swapping in the new model",
                        lambda: probe.model if probe.model[1].version != first_model else None, 60)[1]
     result.child_version = model.version
