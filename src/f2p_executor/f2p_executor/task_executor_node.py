@@ -32,7 +32,8 @@ runner's own symbolic check, and the relation check alone); each step is an ``ex
 goal (cancelled with the task); each failure event goes to the failure recorder's
 ``record_failure`` (the spool's one writer; the event counts as recorded only once it answered
 ``accepted``), then to ``failure_events`` for whoever watches. One task runs at a time: a goal
-sent meanwhile is rejected. A camera that stops ends the task after ``observe_timeout_s`` with
+sent meanwhile is rejected. A goal over the ``max_request_*`` limits ends with
+``ERROR_TOO_LARGE`` before anything runs; a bug, with ``ERROR_INTERNAL``. A camera that stops ends the task after ``observe_timeout_s`` with
 that reason; a skill server or service that does not answer, after ``step_timeout_s``.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import threading
 import time
 
-from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action import ActionClient, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -78,6 +79,11 @@ PARAMS = [
             P.probability, live=True),
     P.Param("reobserve_frames", 3, "after a step, further frames tried when one does not show the plan's objects "
             "(an object missed or split by segmentation)", P.positive_or_zero, live=True),
+    P.Param("max_request_goal_literals", 32, "most goal literals a RunTask goal may have", P.at_least(1), live=True),
+    P.Param("max_request_skeleton_steps", 8, "longest skeleton a RunTask goal may give", P.at_least(1), live=True),
+    P.Param("max_request_replans", 10, "most max_replans a RunTask goal may ask for", P.positive_or_zero, live=True),
+    P.Param("max_request_description_chars", 4096, "longest task_description a RunTask goal may have",
+            P.at_least(1), live=True),
     P.Param("observe_timeout_s", 10.0, "longest wait for an observation (s)", P.positive, live=True),
     P.Param("step_timeout_s", 120.0, "longest wait for a skill or a service (s)",
             P.positive, live=True),
@@ -113,8 +119,7 @@ class TaskExecutorNode(ManagedNode):
         self._record_client = self.create_client(SubmitFailure, "record_failure", callback_group=calls)
         self._skill_client = self.until_destroyed(ActionClient(self, ExecuteSkill, "execute_skill", callback_group=calls))
         self._verify_client = self._step_client = None
-        self.until_destroyed(ActionServer(self, RunTask, "run_task", self._execute, goal_callback=self._on_goal,
-                                          cancel_callback=lambda _goal: CancelResponse.ACCEPT, callback_group=calls))
+        self.create_guarded_action_server(RunTask, "run_task", self._execute, self._on_goal, callback_group=calls)
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -159,8 +164,10 @@ class TaskExecutorNode(ManagedNode):
 
     def _runner_config(self) -> RunnerConfig:
         """The runner's settings from the parameters (live: read again for every task)."""
-        return RunnerConfig(**{k: self.v[k] for k in ("robot_id", "max_step_retries", "max_plan_refusals",
-                                                       "min_goal_probability", "reobserve_frames")})
+        return RunnerConfig(**{k: self.v[k] for k in (
+            "robot_id", "max_step_retries", "max_plan_refusals", "min_goal_probability", "reobserve_frames",
+            "max_request_goal_literals", "max_request_skeleton_steps", "max_request_replans",
+            "max_request_description_chars")})
 
     # --- the task ----------------------------------------------------------------------
     def _on_goal(self, goal) -> GoalResponse:
@@ -183,6 +190,9 @@ class TaskExecutorNode(ManagedNode):
             self._progress_pub.publish(msg)
 
         try:
+            self.runner.cfg = self._runner_config()
+            self.runner.cfg.check_request(len(req.goal), len(req.skeleton), int(req.max_replans),
+                                          len(req.task_description))        # before converting anything
             try:
                 skeleton = tuple(skill_call_from_msg(c) for c in req.skeleton)
             except ConversionError as exc:
@@ -190,7 +200,6 @@ class TaskExecutorNode(ManagedNode):
             request = TaskRequest(goal=[(g.predicate, g.subject_id, g.object_id) for g in req.goal],
                                   task_description=req.task_description, skeleton=skeleton,
                                   max_replans=int(req.max_replans), observe_after_ns=stamp_to_ns(req.observe_after))
-            self.runner.cfg = self._runner_config()
             outcome = self.runner.run(request, progress, lambda: goal_handle.is_cancel_requested)
         except TaskError as exc:
             outcome = TaskOutcome(error_code=exc.code, message=str(exc), predictions_met=True)

@@ -62,6 +62,8 @@ class ErrorCode(IntEnum):
     STEP_SLIPPED = 7
     RECORD_FAILED = 8
     CANCELLED = 9
+    TOO_LARGE = 10
+    INTERNAL = 11
 
 
 class TaskError(Exception):
@@ -172,20 +174,39 @@ class RunnerConfig:
     """robot_id: recorded in every failure event; max_step_retries: steps replanned per task
     after a slip; max_plan_refusals: plans refused per task before the task ends;
     min_goal_probability: the own check refuses plans predicting a lower p(goal);
-    reobserve_frames: further frames tried after a step when one misses the plan's objects."""
+    reobserve_frames: further frames tried after a step when one misses the plan's objects;
+    max_request_*: the most one request may ask for (issue 43: a request must not take the robot
+    down), checked by :meth:`check_request` before anything runs."""
 
     robot_id: str = "sim"
     max_step_retries: int = 2
     max_plan_refusals: int = 2
     min_goal_probability: float = 0.0
     reobserve_frames: int = 3
+    max_request_goal_literals: int = 32
+    max_request_skeleton_steps: int = 8
+    max_request_replans: int = 10
+    max_request_description_chars: int = 4096
 
     def __post_init__(self):
-        for name in ("max_step_retries", "max_plan_refusals", "reobserve_frames"):
+        for name in ("max_step_retries", "max_plan_refusals", "reobserve_frames", "max_request_replans"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        for name in ("max_request_goal_literals", "max_request_skeleton_steps", "max_request_description_chars"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1")
         if not 0.0 <= self.min_goal_probability <= 1.0:
             raise ValueError("min_goal_probability must be in [0, 1]")
+
+    def check_request(self, goal_literals: int, skeleton_steps: int, replans: int, description_chars: int) -> None:
+        """TaskError (TOO_LARGE) naming every size over its ``max_request_*`` limit."""
+        over = [f"{name} {got} > {limit}" for name, got, limit in (
+            ("goal literals", goal_literals, self.max_request_goal_literals),
+            ("skeleton steps", skeleton_steps, self.max_request_skeleton_steps),
+            ("max_replans", replans, self.max_request_replans),
+            ("task_description characters", description_chars, self.max_request_description_chars)) if got > limit]
+        if over:
+            raise TaskError(f"the goal exceeds the executor's limits: {', '.join(over)}", ErrorCode.TOO_LARGE)
 
 
 @dataclass
@@ -233,6 +254,8 @@ class TaskRunner:
         fraction=, status=, plan_id=)`` at each stage."""
         out = TaskOutcome()
         try:
+            self.cfg.check_request(len(request.goal), len(request.skeleton), int(request.max_replans),
+                                   len(request.task_description))
             final = self._run(request, out, progress, cancelled)
         except TaskError as exc:
             out.message, out.error_code = str(exc), exc.code

@@ -123,6 +123,8 @@ PARAMS = [
     P.Param("camera_reliability", "reliable", "QoS reliability of the camera subscription: 'reliable' (large clouds "
                                               "arrive whole) or 'best_effort' (for drivers that offer only that)",
             P.one_of("reliable", "best_effort")),
+    P.Param("max_cloud_points", 4_000_000, "largest camera frame segmented (points, or pixels of an RGB-D frame; "
+            "a 1280x720 camera gives 921,600): a larger one is refused before it is converted", P.at_least(1)),
     P.Param("max_rate_hz", 10.0, "most scenes segmented per second (the newest cloud each time); leaves the CPU "
                                  "to the rest of the robot when the camera is faster", P.positive),
     P.Param("camera_queue", 10, "clouds the camera subscription keeps (keep last): more than 1, so that a burst of "
@@ -190,6 +192,7 @@ class PerceptionNode(ManagedNode):
             pass
         self._max_age, self._max_rate = float(v["max_age_s"]), float(v["max_rate_hz"])
         self._max_points = int(v["max_object_points"])
+        self._max_cloud_points = int(v["max_cloud_points"])
         self._camera_qos = camera_qos(v["camera_reliability"], int(v["camera_queue"]))
         latched = qos.latched()
         self._pub = self.until_cleanup(self.create_lifecycle_publisher(SegmentedSceneMsg, "segmented_scene", latched,
@@ -263,6 +266,7 @@ class PerceptionNode(ManagedNode):
 
     def segment(self, msg: PointCloud2) -> SegmentedScene:
         """The scene of one cloud message (PointCloudError / ValueError when it cannot be)."""
+        self._check_size(int(msg.width) * int(msg.height))
         cloud = camera_cloud_from_msg(msg)
         if cloud.frame_id != self._base_frame:
             pose = self.camera_pose(cloud.frame_id, msg.header.stamp)
@@ -273,6 +277,7 @@ class PerceptionNode(ManagedNode):
 
     def segment_rgbd(self, msgs: dict) -> SegmentedScene:
         """The scene of one synchronised RGB-D frame ({"rgb", "depth", "info"} messages)."""
+        self._check_size(max(int(msgs[k].width) * int(msgs[k].height) for k in ("rgb", "depth")))
         rgb, depth = image_from_msg(msgs["rgb"]), image_from_msg(msgs["depth"])
         if rgb.ndim != 3 or depth.ndim != 2:
             raise ConversionError(f"colour must be rgb8/bgr8 and depth 32FC1/16UC1, got {msgs['rgb'].encoding} and "
@@ -285,6 +290,10 @@ class PerceptionNode(ManagedNode):
         frame = rgbd_frame(rgb, depth, intrinsics, pose, self._base_frame, frame_id, stamp_ns(msgs["depth"]),
                            info_size=(width, height))
         return self._scene(frame, frame.cloud.stamp_ns)
+
+    def _check_size(self, points: int) -> None:
+        if points > self._max_cloud_points:
+            raise PointCloudError(f"{points} points, more than max_cloud_points {self._max_cloud_points}: not segmented")
 
     def _scene(self, frame: SensorFrame, stamp: int) -> SegmentedScene:
         objects = limit_points(self._segmenter.segment(frame), self._max_points)

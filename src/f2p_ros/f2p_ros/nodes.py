@@ -53,7 +53,10 @@ class ManagedNode(LifecycleNode):
     :class:`~f2p_interfaces.msg.Heartbeat` on ``heartbeat`` every :attr:`HEARTBEAT_PERIOD_S`
     from its own executor, in every state: its lifecycle state, restarts and the workers down,
     so a runner or lifecycle manager detects a dead or hung node and says which.
-    :meth:`create_guarded_service` answers an exception in a service callback as an error reply.
+    :meth:`create_guarded_service` answers an exception in a service callback as an error reply;
+    :meth:`create_guarded_action_server` does the same for an action's goal and execute callbacks
+    (rclpy's own answers an execute callback's exception with an empty result: ``error_code`` 0
+    and no message).
 
     ``destroy_node`` also destroys the state machine. rclpy's does not, and the state machine
     holds the node handle and its five lifecycle services, so a destroyed lifecycle node stays in
@@ -119,6 +122,33 @@ class ManagedNode(LifecycleNode):
                 return internal_error_reply(srv_type.Response(), f"internal error in {self.get_name()}/{name}: "
                                                                  f"{type(exc).__name__}: {exc}")
         return self.create_service(srv_type, name, guarded, **kwargs)
+
+    def create_guarded_action_server(self, action_type, name: str, execute: Callable, goal_callback: Callable,
+                                     **kwargs):
+        """An ``ActionServer`` owned by the node (:meth:`until_destroyed`) whose callbacks never take
+        it down: a ``goal_callback`` that raises rejects the goal; an ``execute`` that raises aborts
+        it with a result made by :func:`internal_error_reply` (``ERROR_INTERNAL``, the message);
+        both are logged with their traceback. Cancel requests are accepted."""
+        from rclpy.action import ActionServer, CancelResponse, GoalResponse
+
+        def guarded_goal(goal):
+            try:
+                return goal_callback(goal)
+            except Exception as exc:          # noqa: BLE001
+                self.get_logger().error(f"{name} goal: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                return GoalResponse.REJECT
+
+        def guarded_execute(goal_handle):
+            try:
+                return execute(goal_handle)
+            except Exception as exc:          # noqa: BLE001  any bug or bad input: a result, never a crash
+                self.get_logger().error(f"{name}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                if goal_handle.is_active:
+                    goal_handle.abort()
+                return internal_error_reply(action_type.Result(), f"internal error in {self.get_name()}/{name}: "
+                                                                  f"{type(exc).__name__}: {exc}")
+        return self.until_destroyed(ActionServer(self, action_type, name, guarded_execute, goal_callback=guarded_goal,
+                                                 cancel_callback=lambda _goal: CancelResponse.ACCEPT, **kwargs))
 
     def create_diagnostics_publisher(self):
         """The node's ``/diagnostics`` lifecycle publisher (made at configure, destroyed at cleanup)."""

@@ -30,6 +30,10 @@ from f2p_sim.tasks import Literal, make_task
 #: box centre is off by up to half the hidden depth).
 MAX_TARGET_OFFSET = 0.1
 
+#: The largest scene file ``reset_scene_file`` reads (bytes): a scene of the catalogue's sizes
+#: is a few kB.
+MAX_SCENE_FILE_BYTES = 1 << 20
+
 #: (predicate, subject id, object id or None) over the robot's object ids.
 IdLiteral = tuple
 
@@ -119,6 +123,9 @@ class SimRobot:
         """Load a scene JSON file: ``SceneSpec.to_dict()``'s form, optionally with ``goal``: a list
         of [predicate, subject name, object name or null]."""
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_SCENE_FILE_BYTES:           # a request must not make the robot read a huge file
+                raise ValueError(f"{size} bytes, more than the {MAX_SCENE_FILE_BYTES} a scene file may have")
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
             scene = SceneSpec.from_dict(doc)
             goal = [Literal(g[0], g[1], g[2] if len(g) > 2 else None) for g in doc.get("goal", [])]

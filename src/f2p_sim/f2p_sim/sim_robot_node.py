@@ -46,7 +46,7 @@ from __future__ import annotations
 import threading
 
 from geometry_msgs.msg import PoseStamped
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -127,9 +127,8 @@ class SimRobotNode(ManagedNode):
         # The service and the action server exist from the start (created while the executor
         # spins, an action server races it: support/ros.py) and answer only while active.
         self.create_guarded_service(ResetScene, "reset_scene", self._on_reset)
-        self.until_destroyed(ActionServer(self, ExecuteSkill, "execute_skill", self._execute,
-                                          goal_callback=self._on_goal, cancel_callback=lambda _goal: CancelResponse.ACCEPT,
-                                          callback_group=ReentrantCallbackGroup()))
+        self.create_guarded_action_server(ExecuteSkill, "execute_skill", self._execute, self._on_goal,
+                                          callback_group=ReentrantCallbackGroup())
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -313,6 +312,9 @@ class SimRobotNode(ManagedNode):
                 raise ConversionError(f"the goal is in frame {frame!r}; this robot's boxes and parameters are in "
                                       f"{self.robot.frame_id!r}")
             call = skill_call_from_msg(goal_handle.request.skill)
+            if len(goal_handle.request.target_boxes) > len(call.target_ids):
+                raise ConversionError(f"{len(goal_handle.request.target_boxes)} target boxes for "
+                                      f"{len(call.target_ids)} target(s): at most one box per target")
             boxes = [box_from_msg(b) for b in goal_handle.request.target_boxes]
             outcome = self.robot.execute(call, _GoalMonitor(goal_handle), target_boxes=boxes)
         except (ConversionError, SimRobotError) as exc:
