@@ -95,11 +95,19 @@ else
   say "workspace: colcon build (log: log/latest_build)"
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
   export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
+  # src/overlays: upstream interface packages (control_msgs, tf2_msgs) for ROS installs without
+  # them; one the underlay already has is not built (its own stays authoritative).
+  SKIP=""
+  for overlay in src/overlays/*/package.xml; do
+    name=$(basename "$(dirname "$overlay")")
+    if [ -e "$VENV/share/ament_index/resource_index/packages/$name" ]; then SKIP="$SKIP $name"; fi
+  done
+  [ -z "$SKIP" ] || say "  the ROS install has$SKIP: not building the overlay"
   # The interfaces generate C/C++ type support too; two jobs keep a 2-core machine usable.
   build() {
     # shellcheck disable=SC2086  # PACKAGES is a word list
     colcon --log-base log build --symlink-install --event-handlers console_direct- console_cohesion- status- summary+ \
-      --parallel-workers "${F2P_BUILD_JOBS:-2}" ${PACKAGES:+--packages-up-to $PACKAGES} \
+      --parallel-workers "${F2P_BUILD_JOBS:-2}" ${PACKAGES:+--packages-up-to $PACKAGES} ${SKIP:+--packages-skip $SKIP} \
       --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF --no-warn-unused-cli
   }
   if ! build; then

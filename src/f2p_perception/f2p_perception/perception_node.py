@@ -33,7 +33,8 @@ RGB-D images (``input: rgbd``; ``geometric`` reads either). An RGB-D frame is th
 image, the depth image registered to it and their CameraInfo, matched by stamp
 (``message_filters`` where installed, else ``f2p_ros.sync``); its depth is back-projected into
 an organised cloud. A cloud or image not in ``base_frame`` is moved there by the camera's
-transform: from tf where ``tf2_ros`` is installed (a robot), else from the latest pose on
+transform: from tf (``f2p_ros.tf``: ``tf2_ros`` on a robot, the workspace's buffer on ``/tf`` and
+``/tf_static`` where it is not installed), else from the latest pose on
 ``camera_pose_topic`` (the simulated robot's ``camera/pose``), else from the ``camera_pose``
 parameter (a camera fixed to the base); with none of them the frame is refused. A bad frame
 (malformed, images of different sizes, no CameraInfo, no valid depth, no transform, no labels
@@ -62,6 +63,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from f2p_common.frames import TransformError
 from f2p_common.interfaces import PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.geometric import GeometricConfig
@@ -71,9 +73,10 @@ from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, camera_cloud_from_msg, camera_info_from_msg, image_from_msg,
-                                 scene_to_msg)
+                                 scene_to_msg, stamp_to_ns)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_ros.sync import ApproximateTimeSync, stamp_ns, synchronise
+from f2p_ros.tf import TransformListener
 
 #: The RGB-D streams of ``input: rgbd``: (message type, topic) each.
 RGBD_TOPICS = {"rgb": (Image, "camera/color/image_raw"), "depth": (Image, "camera/depth/image_rect_raw"),
@@ -105,6 +108,7 @@ PARAMS = [
             lambda v: None if len(v) in (1, 7) else "must have 7 elements (x, y, z, qx, qy, qz, qw) or be [0.0]"),
     P.Param("camera_frame", "camera_color_optical_frame", "the camera's frame: the one frame besides base_frame that "
             "camera_pose_topic or camera_pose may place (others need tf); '' = any frame_id, trusted as the camera's"),
+    P.Param("tf_timeout_s", 0.1, "longest wait for the camera's transform at a frame's stamp (s)", P.positive_or_zero),
     P.Param("camera_pose_topic", "", "a latched geometry_msgs/PoseStamped of the camera's frame in base_frame, used "
             "where tf2_ros is not installed ('' = none; the simulated robot publishes camera/pose)"),
     P.Param("track_max_jump", 0.1, "a backend without stable ids: a segment keeps the id of the previous frame's "
@@ -183,13 +187,10 @@ class PerceptionNode(ManagedNode):
         self._camera_pose = list(v["camera_pose"]) if len(v["camera_pose"]) == 7 else None
         self._camera_frame = v["camera_frame"]
         self._camera_pose_topic, self._slop = v["camera_pose_topic"], float(v["sync_slop_s"])
-        self._tf = self._tf_listener = None
-        try:
-            import tf2_ros                                  # a ROS install has it; the PyPI wheels do not
-            self._tf = tf2_ros.Buffer()
-            self._tf_listener = tf2_ros.TransformListener(self._tf, self)
-        except ImportError:
-            pass
+        self._tf, self._tf_timeout, self._tf_problem = (TransformListener(self, callback_group=self._receive_group),
+                                                        float(v["tf_timeout_s"]), "")
+        for endpoint in self._tf.endpoints:
+            self.until_cleanup(endpoint)
         self._max_age, self._max_rate = float(v["max_age_s"]), float(v["max_rate_hz"])
         self._max_points = int(v["max_object_points"])
         self._max_cloud_points = int(v["max_cloud_points"])
@@ -234,6 +235,7 @@ class PerceptionNode(ManagedNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._pub = self._diag = self._segmenter = None
+        self._tf.close()
         return super().on_cleanup(state)
 
     # --- data ------------------------------------------------------------------------
@@ -242,13 +244,10 @@ class PerceptionNode(ManagedNode):
         else the parameter (module docstring); None when nothing gives one."""
         if frame_id == self._base_frame:
             return [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-        if self._tf is not None:
-            try:
-                t = self._tf.lookup_transform(self._base_frame, frame_id, stamp).transform
-                return [t.translation.x, t.translation.y, t.translation.z,
-                        t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w]
-            except Exception:                                # tf2's lookup errors: fall through to the others
-                pass
+        try:
+            return list(self._tf.lookup(self._base_frame, frame_id, stamp_to_ns(stamp), self._tf_timeout))
+        except TransformError as exc:                        # no tf for it: the pose topic or parameter may place it
+            self._tf_problem = str(exc)
         if self._camera_frame and frame_id != self._camera_frame:
             return None                                      # a frame nobody placed: never moved by the camera's pose
         pose = self._pose_msg
@@ -261,8 +260,8 @@ class PerceptionNode(ManagedNode):
         if self._camera_frame and frame_id != self._camera_frame:
             return (f"frame {frame_id!r} is unknown: not {self._base_frame!r}, not in tf, not the camera_frame "
                     f"{self._camera_frame!r} that camera_pose_topic / camera_pose place")
-        return (f"frame {frame_id!r}, not {self._base_frame!r}, and no transform (tf, camera_pose_topic) or "
-                "camera_pose to move it there")
+        return (f"frame {frame_id!r}, not {self._base_frame!r}, and no transform (tf: {self._tf_problem or 'none'}; "
+                "camera_pose_topic) or camera_pose to move it there")
 
     def segment(self, msg: PointCloud2) -> SegmentedScene:
         """The scene of one cloud message (PointCloudError / ValueError when it cannot be)."""

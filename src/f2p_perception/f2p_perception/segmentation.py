@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from f2p_common.backends import Registry
+from f2p_common.frames import check_pose, quaternion_matrix
 from f2p_common.interfaces import (NO_OBJECT, CameraCloud, OrientedBox, PointCloudError, SegmentedObject,
                                    finite_rows, instance_object_id)
 from f2p_common.vocabulary import OBJECT_CLASSES
@@ -160,22 +161,6 @@ def transform_cloud(cloud: CameraCloud, pose, frame_id: str) -> CameraCloud:
     p = check_pose(pose)
     pts = (cloud.points.astype(np.float64) @ quaternion_matrix(p[3:]).T + p[:3]).astype(np.float32)
     return CameraCloud(pts, cloud.colors, cloud.instance, cloud.label, frame_id, cloud.stamp_ns, cloud.height)
-
-
-def quaternion_matrix(q) -> np.ndarray:
-    """The rotation matrix of the unit quaternion (x, y, z, w)."""
-    x, y, z, w = (float(v) for v in q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
-def check_pose(pose) -> np.ndarray:
-    """``pose`` as a float array (x, y, z, qx, qy, qz, qw); ValueError unless finite with a unit quaternion."""
-    p = np.asarray(pose, np.float64).reshape(-1)
-    if p.shape != (7,) or not np.isfinite(p).all() or abs(np.linalg.norm(p[3:]) - 1.0) > 1e-6:
-        raise ValueError(f"a pose is (x, y, z, qx, qy, qz, qw) with a unit quaternion, got {list(p)}")
-    return p
 
 
 def _check_registered(rgb: np.ndarray | None, depth: np.ndarray) -> None:

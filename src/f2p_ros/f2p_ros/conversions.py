@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 from builtin_interfaces.msg import Time
 from f2p_interfaces import msg as f2p_msg
-from geometry_msgs.msg import Point, Pose, Vector3
+from geometry_msgs.msg import Point, Pose, TransformStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
@@ -306,6 +306,27 @@ def camera_cloud_from_msg(msg: PointCloud2) -> CameraCloud:
                            max(int(msg.height), 1) if len(xyz) else 1)
     except PointCloudError as e:
         raise PointCloudError(f"camera cloud: {e}") from None
+
+
+# ---------------------------------------------------------------------------- transforms
+def transform_to_msg(parent: str, child: str, pose, stamp_ns: int = 0) -> TransformStamped:
+    """``child``'s pose (x, y, z, qx, qy, qz, qw) in ``parent`` as a TransformStamped (tf's form)."""
+    t = TransformStamped()
+    t.header.frame_id, t.header.stamp, t.child_frame_id = parent, ns_to_stamp(stamp_ns), child
+    tr, r = t.transform.translation, t.transform.rotation
+    tr.x, tr.y, tr.z, r.x, r.y, r.z, r.w = (float(v) for v in pose)
+    return t
+
+
+def transform_from_msg(msg: TransformStamped) -> tuple[str, str, np.ndarray, int]:
+    """(parent, child, pose, stamp_ns) of a TransformStamped; ConversionError for a non-finite
+    pose or a quaternion that is not a unit one."""
+    tr, r = msg.transform.translation, msg.transform.rotation
+    pose = np.array([tr.x, tr.y, tr.z, r.x, r.y, r.z, r.w], np.float64)
+    if not np.isfinite(pose).all() or abs(np.linalg.norm(pose[3:]) - 1.0) > 1e-3:
+        raise ConversionError(f"transform {msg.header.frame_id!r} -> {msg.child_frame_id!r}: {list(pose)} is no "
+                              "finite pose with a unit quaternion")
+    return msg.header.frame_id, msg.child_frame_id, pose, stamp_to_ns(msg.header.stamp)
 
 
 # ---------------------------------------------------------------------------- scenes

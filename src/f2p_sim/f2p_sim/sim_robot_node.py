@@ -11,8 +11,8 @@ pub ``camera/color/image_raw``, ``camera/depth/image_rect_raw``  sensor_msgs/Ima
                        32FC1 (m), every 1/``image_rate_hz`` s where a GL backend exists
 pub ``camera/color/camera_info``, ``camera/depth/camera_info``  sensor_msgs/CameraInfo of them
 pub ``camera/pose``    geometry_msgs/PoseStamped        the camera's optical frame in ``frame_id``
-                                                        (latched); also on ``/tf_static`` where
-                                                        tf2_msgs is installed
+                                                        (latched); also on ``/tf_static``
+                                                        (``base_frame`` -> ``camera_frame_id``)
 pub ``gripper/pose``   geometry_msgs/PoseStamped        the gripper, with every camera frame
 pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``use_sim_time``):
 pub ``/diagnostics``   diagnostic_msgs/DiagnosticArray  scene, frames published and skipped, time
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -64,6 +65,7 @@ from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, box_from_msg, box_to_msg, camera_cloud_to_msg, camera_info_to_msg,
                                  image_to_msg, literal_to_msg, ns_to_stamp, skill_call_from_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
+from f2p_ros.tf import TransformPublisher
 from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError, UnknownTargetError
 from f2p_sim.skills import SkillMonitor
@@ -169,12 +171,9 @@ class SimRobotNode(ManagedNode):
                 ("depth_info", CameraInfo, "camera/depth/camera_info"))}
         latched = qos.latched()
         self._camera_pose_pub = publisher(PoseStamped, "camera/pose", latched)
-        self._tf_static = None
-        try:
-            from tf2_msgs.msg import TFMessage          # a ROS install has it; the PyPI wheels do not
-            self._tf_static = publisher(TFMessage, "/tf_static", latched)
-        except ImportError:
-            self.get_logger().info("tf2_msgs is not installed: the camera's pose is on camera/pose only")
+        self._tf = TransformPublisher(self, lifecycle=True)
+        for endpoint in self._tf.endpoints:
+            self.until_cleanup(endpoint)
         self.get_logger().info(f"configured: {info.description}, objects {info.object_ids}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -189,7 +188,7 @@ class SimRobotNode(ManagedNode):
         return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._points = self._pose = self._clock_pub = self._diag = self._camera_pose_pub = self._tf_static = None
+        self._points = self._pose = self._clock_pub = self._diag = self._camera_pose_pub = self._tf = None
         self._images = {}
         self.robot = None
         return super().on_cleanup(state)
@@ -237,14 +236,7 @@ class SimRobotNode(ManagedNode):
         o = pose.pose.orientation
         o.x, o.y, o.z, o.w = (float(v) for v in quat)
         self._camera_pose_pub.publish(pose)
-        if self._tf_static is not None:
-            from geometry_msgs.msg import TransformStamped
-            from tf2_msgs.msg import TFMessage
-            t = TransformStamped()
-            t.header, t.child_frame_id = pose.header, self._camera_frame
-            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (float(v) for v in pos)
-            t.transform.rotation = pose.pose.orientation
-            self._tf_static.publish(TFMessage(transforms=[t]))
+        self._tf.send_static([(self.robot.frame_id, self._camera_frame, np.concatenate([pos, quat]))])
 
     def _publish_pose_and_clock(self) -> None:
         stamp = ns_to_stamp(self.robot.time_ns())
