@@ -28,7 +28,9 @@ def test_graphs_share_the_stack_and_differ_in_robot_and_remaps():
     sim, stretch, ur5 = graph("sim"), graph("stretch"), graph("ur5")
     assert [n.name for n in sim] == ["sim_robot", "perception", "relation_detector", "guardian", "planner",
                                      "failure_recorder", "task_executor", "visualizer", "bag_recorder"]
-    assert [n.name for n in stretch] == [n.name for n in ur5] == [n.name for n in sim[1:]]
+    assert [n.name for n in stretch] == [n.name for n in sim[1:]]
+    assert [n.name for n in ur5] == [n.name for n in sim[1:6]] + ["skill_server"] + [n.name for n in sim[6:]]
+    assert next(n for n in ur5 if n.name == "skill_server").remaps == {"execute_skill": "/ur5/execute_skill"}
     assert stretch[0].name == "perception" and stretch[0].remaps["camera/points"] == "/camera/depth/color/points"
     assert stretch[0].remaps["camera/depth/image_rect_raw"] == "/camera/aligned_depth_to_color/image_raw"
     assert next(n for n in ur5 if n.name == "task_executor").remaps == {"execute_skill": "/ur5/execute_skill"}

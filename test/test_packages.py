@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 #: Robot side: what runs on the robot's computer.
 ROBOT = ("f2p_common", "f2p_ros", "f2p_relations", "f2p_perception", "f2p_skill_effect", "f2p_failure", "f2p_planner",
-         "f2p_guardian", "f2p_afil", "f2p_executor", "f2p_viz", "f2p_bringup")
+         "f2p_guardian", "f2p_afil", "f2p_executor", "f2p_viz", "f2p_skills", "f2p_bringup")
 #: Off-board and simulation: never a dependency of a robot-side package.
 OFF_BOARD = ("f2p_sim", "f2p_datasets", "f2p_training", "f2p_learning", "f2p_demo")
 #: The layer of each package (module docstring): imports go to strictly lower layers only,

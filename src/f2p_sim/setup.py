@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sim_robot = f2p_sim.sim_robot_node:main",
+            "sim_arm = f2p_sim.sim_arm_node:main",
         ],
     },
 )

@@ -10,7 +10,8 @@ from f2p_guardian import guardian_node
 from f2p_perception import cloud_filter_node, perception_node
 from f2p_planner import planner_node
 from f2p_relations import relation_detector_node
-from f2p_sim import sim_robot_node
+from f2p_sim import sim_arm_node, sim_robot_node
+from f2p_skills import skill_server_node
 from f2p_learning import learner_node
 from f2p_viz import visualizer_node
 
@@ -18,7 +19,8 @@ NODES = {"cloud_filter": cloud_filter_node.PARAMS, "perception": perception_node
          "relation_detector": relation_detector_node.PARAMS, "sim_robot": sim_robot_node.PARAMS,
          "planner": planner_node.PARAMS, "task_executor": task_executor_node.PARAMS,
          "visualizer": visualizer_node.PARAMS, "failure_recorder": failure_recorder_node.PARAMS,
-         "learner": learner_node.PARAMS, "bag_recorder": bag_recorder_node.PARAMS, "guardian": guardian_node.PARAMS}
+         "learner": learner_node.PARAMS, "bag_recorder": bag_recorder_node.PARAMS, "guardian": guardian_node.PARAMS,
+         "skill_server": skill_server_node.PARAMS, "sim_arm": sim_arm_node.PARAMS}
 
 
 @pytest.mark.parametrize("robot", sorted(GRAPHS))

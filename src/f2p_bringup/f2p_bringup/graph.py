@@ -12,8 +12,9 @@ Robots:
 ``stretch``  Hello Robot Stretch: the same stack on its head camera (realsense2_camera's
              ``/camera/depth/color/points``) and its skill server's ``/stretch/execute_skill``
              (the vendor driver and a skill server are assumed running).
-``ur5``      a UR5 with a wrist RGB-D camera: ``/wrist_camera/depth/color/points`` and
-             ``/ur5/execute_skill``.
+``ur5``      a UR5e with an RGB-D camera: ``/wrist_camera/depth/color/points``, and f2p's skill
+             server (``f2p_skills``) serving ``/ur5/execute_skill`` through UR's driver
+             (``/scaled_joint_trajectory_controller``) and the Robotiq gripper's.
 
 Each robot's parameters are ``config/<robot>.yaml`` of f2p_bringup (:data:`PARAMS_FILES`).
 ``use_sim_time``: the simulated robot publishes /clock, but its time advances only while physics
@@ -63,17 +64,23 @@ def _realsense(ns: str) -> dict[str, str]:
             "camera/color/camera_info": f"{ns}/color/camera_info"}
 
 
-def _on(camera: dict[str, str], skills: str) -> tuple[NodeSpec, ...]:
-    """The stack remapped onto a robot's camera topics and skill server."""
+def _on(camera: dict[str, str], skills: str, skill_server: bool = False) -> tuple[NodeSpec, ...]:
+    """The stack remapped onto a robot's camera topics and skill server; ``skill_server``: f2p's
+    own (``f2p_skills``) serves ``skills`` through the arm's vendor driver, started before the
+    task executor."""
     remap = {"perception": camera, "bag_recorder": {"camera/points": camera["camera/points"]},
              "task_executor": {"execute_skill": skills}}
-    return tuple(NodeSpec(n.name, n.package, n.executable, remap.get(n.name, {})) for n in _STACK)
+    stack = list(_STACK)
+    if skill_server:
+        stack.insert(stack.index(next(n for n in stack if n.name == "task_executor")),
+                     NodeSpec("skill_server", "f2p_skills", "skill_server", {"execute_skill": skills}))
+    return tuple(NodeSpec(n.name, n.package, n.executable, n.remaps or remap.get(n.name, {})) for n in stack)
 
 
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (NodeSpec("sim_robot", "f2p_sim", "sim_robot", clock_source=True), *_STACK),
     "stretch": _on(_realsense("/camera"), "/stretch/execute_skill"),
-    "ur5": _on(_realsense("/wrist_camera"), "/ur5/execute_skill"),
+    "ur5": _on(_realsense("/wrist_camera"), "/ur5/execute_skill", skill_server=True),
     # off-board: the learner, beside any robot graph (its swap_model reaches the robot's planner)
     "learner": (NodeSpec("learner", "f2p_learning", "learner"),),
 }

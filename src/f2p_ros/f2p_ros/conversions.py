@@ -37,11 +37,12 @@ import sys
 from typing import Sequence
 
 import numpy as np
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from f2p_interfaces import msg as f2p_msg
 from geometry_msgs.msg import Point, Pose, TransformStamped, Vector3
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from f2p_common.commands import SignedCommand
@@ -327,6 +328,81 @@ def transform_from_msg(msg: TransformStamped) -> tuple[str, str, np.ndarray, int
         raise ConversionError(f"transform {msg.header.frame_id!r} -> {msg.child_frame_id!r}: {list(pose)} is no "
                               "finite pose with a unit quaternion")
     return msg.header.frame_id, msg.child_frame_id, pose, stamp_to_ns(msg.header.stamp)
+
+
+def reset_response(resp, description: str, object_ids, labels, goal, boxes, stamp_ns: int):
+    """``ResetScene.Response`` of a loaded scene: ``goal`` as (predicate, subject id, object id or
+    None) over ``object_ids``, ``boxes`` their OrientedBoxes in the base frame."""
+    resp.success, resp.message = True, f"loaded {description}"
+    resp.object_ids, resp.labels = list(object_ids), list(labels)
+    index = {o: i for i, o in enumerate(object_ids)}
+    resp.goal = [literal_to_msg((p, index[s], None if o is None else index[o]), list(object_ids)) for p, s, o in goal]
+    resp.boxes = [box_to_msg(b) for b in boxes]
+    resp.stamp = ns_to_stamp(stamp_ns)
+    return resp
+
+
+# ---------------------------------------------------------------------------- joints
+def ns_to_duration(ns: int) -> Duration:
+    return Duration(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def duration_to_ns(d: Duration) -> int:
+    return int(d.sec) * 1_000_000_000 + int(d.nanosec)
+
+
+def joint_trajectory_to_msg(joints, positions, times, velocities=None, frame_id: str = "",
+                            stamp_ns: int = 0) -> JointTrajectory:
+    """A JointTrajectory: ``positions`` (N, n) at ``times`` (N,) s from the header's stamp (0:
+    start when received, as ``FollowJointTrajectory`` controllers do), ``velocities`` (N, n)."""
+    positions = np.asarray(positions, np.float64)
+    msg = JointTrajectory(joint_names=list(joints))
+    msg.header.frame_id, msg.header.stamp = frame_id, ns_to_stamp(stamp_ns)
+    for k, (q, t) in enumerate(zip(positions, times)):
+        point = JointTrajectoryPoint(positions=[float(v) for v in q],
+                                     time_from_start=ns_to_duration(int(round(float(t) * 1e9))))
+        if velocities is not None:
+            point.velocities = [float(v) for v in velocities[k]]
+        msg.points.append(point)
+    return msg
+
+
+def joint_trajectory_from_msg(msg: JointTrajectory) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(joint names, positions (N, n), times (N,) s) of a JointTrajectory; ConversionError for a
+    point without one position per joint, non-finite values or times that do not increase."""
+    names = list(msg.joint_names)
+    if not msg.points:
+        raise ConversionError("the trajectory has no points")
+    if len(set(names)) != len(names) or not names:
+        raise ConversionError(f"joint_names must be unique and non-empty, got {names}")
+    pos = np.full((len(msg.points), len(names)), np.nan)
+    times = np.empty(len(msg.points))
+    for k, p in enumerate(msg.points):
+        if len(p.positions) != len(names):
+            raise ConversionError(f"point {k} has {len(p.positions)} positions for {len(names)} joints")
+        pos[k], times[k] = p.positions, duration_to_ns(p.time_from_start) / 1e9
+    if not np.isfinite(pos).all():
+        raise ConversionError("the trajectory has non-finite positions")
+    if np.any(np.diff(times) <= 0) or times[0] < 0:
+        raise ConversionError("time_from_start must increase strictly from point to point")
+    return names, pos, times
+
+
+def joint_state_to_msg(names, positions, velocities=None, efforts=None, stamp_ns: int = 0) -> JointState:
+    msg = JointState(name=list(names), position=[float(v) for v in positions])
+    if velocities is not None:
+        msg.velocity = [float(v) for v in velocities]
+    if efforts is not None:
+        msg.effort = [float(v) for v in efforts]
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    return msg
+
+
+def joint_positions_from_msg(msg: JointState) -> dict[str, float]:
+    """name -> position of a JointState (ConversionError when the arrays do not match)."""
+    if len(msg.name) != len(msg.position):
+        raise ConversionError(f"joint_states: {len(msg.name)} names, {len(msg.position)} positions")
+    return {n: float(p) for n, p in zip(msg.name, msg.position)}
 
 
 # ---------------------------------------------------------------------------- scenes

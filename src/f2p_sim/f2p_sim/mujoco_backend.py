@@ -40,8 +40,12 @@ def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class MujocoBackend(SimBackend):
     """One MuJoCo world. ``cfg`` is the world config dict (default: config/sim/world.yaml)."""
 
-    def __init__(self, cfg: dict | None = None):
+    def __init__(self, cfg: dict | None = None, robot=None):
+        """``robot``: a robot added to every scene (``add(spec)`` before it compiles,
+        ``initialise(model, data)`` before it settles; e.g. ``f2p_sim.arm_model.Ur5eRig``);
+        None: the floating pad alone."""
         self.cfg = cfg if cfg is not None else load_world_config()
+        self.robot = robot
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
         self._scene: SceneSpec | None = None
@@ -56,11 +60,18 @@ class MujocoBackend(SimBackend):
     def load(self, scene: SceneSpec, settle: bool = True) -> None:
         scene.validate(self.cfg)
         try:
-            self.model = mujoco.MjModel.from_xml_string(build_mjcf(scene, self.cfg))
+            if self.robot is None:
+                self.model = mujoco.MjModel.from_xml_string(build_mjcf(scene, self.cfg))
+            else:
+                spec = mujoco.MjSpec.from_string(build_mjcf(scene, self.cfg))
+                self.robot.add(spec)
+                self.model = spec.compile()
         except ValueError as e:  # MuJoCo compile errors are ValueErrors with the XML reason
             raise SceneError(f"MuJoCo could not compile the scene: {e}") from None
         m = self.model
         self.data = mujoco.MjData(m)
+        if self.robot is not None:
+            self.robot.initialise(m, self.data)
         self._scene = scene
         self._segments = scene.segments()
         nseg = len(self._segments)

@@ -62,8 +62,8 @@ from f2p_skill_effect.checkpoint import CheckpointError
 from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
 from f2p_ros import qos
-from f2p_ros.conversions import (ConversionError, box_from_msg, box_to_msg, camera_cloud_to_msg, camera_info_to_msg,
-                                 image_to_msg, literal_to_msg, ns_to_stamp, skill_call_from_msg)
+from f2p_ros.conversions import (ConversionError, box_from_msg, camera_cloud_to_msg, camera_info_to_msg, image_to_msg,
+                                 ns_to_stamp, reset_response, skill_call_from_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_ros.tf import TransformPublisher
 from f2p_sim.config import LAYOUTS, load_world_config
@@ -274,13 +274,8 @@ class SimRobotNode(ManagedNode):
             return resp
         finally:
             self._skill.release()
-        resp.success, resp.message = True, f"loaded {info.description}"
-        resp.object_ids, resp.labels = info.object_ids, info.labels
-        index = {o: i for i, o in enumerate(info.object_ids)}
-        resp.goal = [literal_to_msg((p, index[s], None if o is None else index[o]), info.object_ids)
-                     for p, s, o in info.goal]
-        resp.boxes = [box_to_msg(b) for b in info.boxes]
-        resp.stamp = ns_to_stamp(self.robot.time_ns())
+        reset_response(resp, info.description, info.object_ids, info.labels, info.goal, info.boxes,
+                       self.robot.time_ns())
         self._publish_pose_and_clock()
         return resp
 
