@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-guardian bench-afil yolo-seg-model lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-guardian bench-afil bench-arms yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-afil  AFIL, the failure-aware skill controller: Success-only / + Failure Correction / Static-FIL / Adaptive-FIL on 3 short- and 2 long-horizon skill tasks, out of domain, the guidance-scale ablation, latency; ships the controller; the stack's task success with each controller -> benchmarks/results/afil.{json,md,png}, afil_stack{,_scripted}.{json,md}, src/f2p_afil/models/afil_controller.pt (~75 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), a hung node of each type and 3 runner kills, make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~45 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
+	@echo "make bench-arms  real arms in simulation: the UR5e's reach, 200 pick_place skills through f2p's skill server and the simulated UR/Robotiq drivers (success, error codes, time, contacts with supports) -> benchmarks/results/arms.{json,md}, arms_reach.png, arms_skill.png (~15 min)"
 	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them: paper scenes from scratch, then paper + real-scale scenes from those weights -> out/yolo_seg/model_mixed/yolo_seg_sim.pt (~80 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
@@ -39,6 +40,9 @@ demo: setup
 test: setup
 	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \
 	  && python -m pytest test $(PYTEST_ARGS)
+
+bench-arms: setup
+	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/arms.py
 
 bench-sim: setup
 	@$(ENV) && python benchmarks/sim_datagen.py

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import pytest
+from lifecycle_msgs.msg import Transition
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -68,7 +69,10 @@ def test_a_dead_worker_is_restarted_reported_and_seen_in_the_heartbeat(ros):
     diags, _ = collector(probe, DiagnosticArray, "/diagnostics", 50)
     beats, _ = collector(probe, Heartbeat, "/heartbeat", 50)
     wait_until(lambda: any(b.node == "/flaky" for b in beats))
-    LifecycleClient(probe, "flaky").activate()
+    client = LifecycleClient(probe, "flaky")
+    assert client.transition(Transition.TRANSITION_CONFIGURE)
+    wait_until(lambda: node._diag_pub.get_subscription_count() > 0)     # the probe hears /diagnostics
+    assert client.transition(Transition.TRANSITION_ACTIVATE)            # the worker dies while activating
     wait_until(lambda: node.runs == 2)                        # restarted
     wait_until(lambda: any(s.level == DiagnosticStatus.ERROR and "worker work died (IndexError" in s.message
                            for m in diags for s in m.status))

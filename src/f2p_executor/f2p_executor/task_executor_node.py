@@ -100,6 +100,11 @@ def _step_msg(step: ExecutedStep) -> PlanStep:
     return PlanStep(skill=skill_call_to_msg(step.call), predicted_relations=relations_to_msg(step.predicted))
 
 
+#: ExecuteSkill's error codes by value, named (ERROR_ROBOT_STOPPED -> "robot stopped").
+_SKILL_ERRORS = {getattr(ExecuteSkill.Result, n): n[len("ERROR_"):].lower().replace("_", " ")
+                 for n in dir(ExecuteSkill.Result) if n.startswith("ERROR_")}
+
+
 class TaskExecutorNode(ManagedNode):
     """The RunTask action over a :class:`TaskRunner`; the node is the runner's observer, planner,
     skills, verifier and recorder (module docstring)."""
@@ -365,7 +370,11 @@ class TaskExecutorNode(ManagedNode):
         except TimeoutError as exc:
             raise TaskError(f"step {k} ({name}): {exc}", ErrorCode.SKILL_FAILED) from None
         if not wrapped.result.success:
-            raise TaskError(f"step {k} ({name}) was not executed: {wrapped.result.message}", ErrorCode.SKILL_FAILED)
+            # not a model failure: the skill did not run as planned (out of reach, a controller
+            # fault, a runstop or protective stop); the task ends and says which, no event is recorded
+            why = _SKILL_ERRORS.get(wrapped.result.error_code, str(wrapped.result.error_code))
+            raise TaskError(f"step {k} ({name}) was not executed ({why}): {wrapped.result.message}",
+                            ErrorCode.SKILL_FAILED)
         return SkillEnd(time.monotonic(), stamp_to_ns(wrapped.result.finished))
 
     # --- recorder ------------------------------------------------------------------------

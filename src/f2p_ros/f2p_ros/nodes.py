@@ -74,6 +74,7 @@ class ManagedNode(LifecycleNode):
         self._workers: list[tuple[threading.Thread, Callable[[], None] | None, float, threading.Event]] = []
         self._diag_pub = None
         self.worker_restarts, self.workers_down = 0, set()
+        self._unreported: list = []
         super().__init__(node_name, **kwargs)
         from f2p_interfaces.msg import Heartbeat
         self._heartbeat = Heartbeat(node=self.get_fully_qualified_name())
@@ -179,13 +180,24 @@ class ManagedNode(LifecycleNode):
                 self.workers_down.add(name)
                 why = f"worker {name} died ({type(exc).__name__}: {exc}); restart {self.worker_restarts} in {delay:g} s"
                 self.get_logger().error(f"{why}\n{traceback.format_exc()}")
+                report = diagnostics(self, f"worker {name}", ERROR, why, restarts=self.worker_restarts)
                 pub = self._diag_pub
                 if pub is not None and self.is_active:
-                    pub.publish(diagnostics(self, f"worker {name}", ERROR, why, restarts=self.worker_restarts))
+                    pub.publish(report)
+                else:                          # died while activating: said once the node is active
+                    self._unreported.append(report)
                 if stopping.wait(delay):
                     return
                 self.workers_down.discard(name)
                 delay = min(self.WORKER_RESTART_S[1], 2 * delay)
+
+    def on_activate(self, state):
+        result = super().on_activate(state)             # the lifecycle publishers publish from here on
+        reports, self._unreported = self._unreported, []
+        if self._diag_pub is not None:
+            for report in reports:
+                self._diag_pub.publish(report)
+        return result
 
     def on_deactivate(self, state):
         self._release("active")

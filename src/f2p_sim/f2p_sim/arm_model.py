@@ -42,6 +42,14 @@ GRIPPER_JOINT = "robotiq_85_left_knuckle_joint"
 PAD_TRAVEL = 0.0425
 #: Flange (tool0) to the pads' centre (m).
 TCP_OFFSET = 0.15
+#: Closing fully commands the servo this far past the stop (m): blocked by an object anywhere,
+#: the jaws squeeze with the force limit, as the Robotiq's force control does.
+SQUEEZE = 0.03
+#: The finger slides' damping (N s / m): at the 60 N grip force the jaws close at ~0.1 m/s, as
+#: a 2F-85 does (20-150 mm/s), and never pass through a 1 cm wall within a physics step.
+FINGER_DAMPING = 600.0
+#: The physics step of a scene with the arm (s).
+ARM_TIMESTEP = 0.002
 
 
 @dataclass(frozen=True)
@@ -97,12 +105,14 @@ def add_ur5e(spec: mujoco.MjSpec, mount: ArmMount = ArmMount(), grip_force: floa
                           gaintype=mujoco.mjtGain.mjGAIN_FIXED, gainprm=[SERVO_KP[i]] + [0] * 9,
                           biastype=mujoco.mjtBias.mjBIAS_AFFINE, biasprm=[0, -SERVO_KP[i], -SERVO_KV[i]] + [0] * 7,
                           ctrlrange=list(UR5E_RANGE[i]), forcerange=[-330.0, 330.0] if i < 3 else [-56.0, 56.0])
-    spec.add_equality(name="gripper/coupling", type=mujoco.mjtEq.mjEQ_JOINT, name1=GRIPPER_JOINT,
-                      name2=GRIPPER_JOINT.replace("left", "right"), data=[0, 1, 0, 0, 0] + [0] * 7)
-    spec.add_actuator(name=GRIPPER_JOINT, target=GRIPPER_JOINT, trntype=mujoco.mjtTrn.mjTRN_JOINT,
-                      gaintype=mujoco.mjtGain.mjGAIN_FIXED, gainprm=[2000.0] + [0] * 9,
-                      biastype=mujoco.mjtBias.mjBIAS_AFFINE, biasprm=[0, -2000.0, -60.0] + [0] * 7,
-                      ctrlrange=[0.0, PAD_TRAVEL], forcerange=[-grip_force, grip_force])
+    for side in ("left", "right"):           # the two jaws close together, each force-limited
+        joint = GRIPPER_JOINT.replace("left", side)
+        spec.add_actuator(name=joint, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT,
+                          gaintype=mujoco.mjtGain.mjGAIN_FIXED, gainprm=[2000.0] + [0] * 9,
+                          biastype=mujoco.mjtBias.mjBIAS_AFFINE, biasprm=[0, -2000.0, 0.0] + [0] * 7,
+                          ctrlrange=[-SQUEEZE, PAD_TRAVEL + SQUEEZE], forcerange=[-grip_force, grip_force])
+    # the jaws' squeeze needs stiff contacts: 2 ms steps (the floating-pad world keeps its own)
+    spec.option.timestep = min(spec.option.timestep, ARM_TIMESTEP)
 
 
 def _add_gripper(tool0, grip_force: float) -> None:
@@ -115,12 +125,13 @@ def _add_gripper(tool0, grip_force: float) -> None:
     for side, sign in (("left", 1.0), ("right", -1.0)):
         finger = body.add_body(name=f"gripper/{side}_finger", pos=[sign * PAD_TRAVEL, 0, 0], gravcomp=1.0)
         finger.add_joint(name=GRIPPER_JOINT.replace("left", side), type=mujoco.mjtJoint.mjJNT_SLIDE,
-                         axis=[-sign, 0, 0], range=[0.0, PAD_TRAVEL], armature=0.01, damping=5.0)
+                         axis=[-sign, 0, 0], range=[0.0, PAD_TRAVEL], armature=0.1, damping=FINGER_DAMPING)
         finger.add_geom(name=f"gripper/{side}_link", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.006, 0.011, 0.03],
                         pos=[sign * 0.012, 0, 0.115], rgba=[0.2, 0.2, 0.2, 1], contype=2, conaffinity=1, mass=0.05)
         finger.add_geom(name=f"gripper/{side}_pad", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.004, 0.011, 0.0175],
                         pos=[sign * 0.004, 0, TCP_OFFSET], rgba=[0.05, 0.05, 0.05, 1], contype=2, conaffinity=1,
-                        friction=[1.5, 0.02, 0.002], condim=4, mass=0.02)
+                        friction=[1.5, 0.02, 0.002], condim=4, mass=0.02, solref=[0.004, 1.0],
+                        solimp=[0.95, 0.99, 0.001, 0.5, 2.0])
 
 
 class Ur5eRig:
@@ -139,5 +150,6 @@ class Ur5eRig:
         for name, q in zip(self.joints, self.home):
             data.qpos[model.jnt_qposadr[model.joint(name).id]] = q
             data.ctrl[model.actuator(name).id] = q
-        data.ctrl[model.actuator(GRIPPER_JOINT).id] = 0.0
+        for side in ("left", "right"):
+            data.ctrl[model.actuator(GRIPPER_JOINT.replace("left", side)).id] = 0.0
         mujoco.mj_forward(model, data)

@@ -22,12 +22,13 @@ calls in its control loop.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
-from f2p_sim.arm_model import GRIPPER_JOINT, PAD_TRAVEL, SERVO_KP, SERVO_KV, UR5E_RANGE, Ur5eRig
+from f2p_sim.arm_model import GRIPPER_JOINT, PAD_TRAVEL, SERVO_KP, SERVO_KV, SQUEEZE, UR5E_RANGE, Ur5eRig
 from f2p_sim.robot import SceneInfo, SimRobot
 
 #: control_msgs/FollowJointTrajectory result codes.
@@ -35,6 +36,21 @@ SUCCESSFUL, INVALID_GOAL, INVALID_JOINTS, OLD_HEADER_TIMESTAMP, PATH_TOLERANCE_V
     0, -1, -2, -3, -4, -5
 #: The knuckle's closed position (rad), the Robotiq driver's unit.
 KNUCKLE_CLOSED = 0.8
+
+
+class _Both:
+    """Two locks taken in order (this world's, then the simulator's) and released in reverse."""
+
+    def __init__(self, outer, inner):
+        self.outer, self.inner = outer, inner
+
+    def __enter__(self):
+        self.outer.acquire()
+        self.inner.acquire()
+
+    def __exit__(self, *exc):
+        self.inner.release()
+        self.outer.release()
 
 
 class TrajectoryRejected(ValueError):
@@ -67,12 +83,16 @@ class ArmWorld:
                  protective_stop_n: float = 150.0):
         self.rig = rig or Ur5eRig()
         self.sim = SimRobot(world, camera, "world", seed=seed, robot=self.rig)
-        self.lock = self.sim.lock
+        self._outer = threading.RLock()          # held across a reset: the model and its indices change
+        self.lock = _Both(self._outer, self.sim.lock)
         self.joints = self.rig.joints
         self.protective_stop_n = float(protective_stop_n)
         self.speed_scaling = 1.0
         self.protective_stopped = False
         self.stop_reason = ""
+        #: Physics steps in which the arm or gripper touched something not movable, and the largest
+        #: such contact force (N): what "never through a support" is measured by.
+        self.support_contact_steps, self.max_support_force = 0, 0.0
         self._active: _Active | None = None
         self._outcome: TrajectoryOutcome | None = None
         self._hold: np.ndarray | None = None
@@ -85,12 +105,12 @@ class ArmWorld:
 
     # --- scenes ----------------------------------------------------------------------
     def reset_task(self, kind: str, n_objects: int, seed: int) -> SceneInfo:
-        with self.lock:
-            self._ready = False                 # the control loop waits: the model is replaced
-        info = self.sim.reset_task(kind, n_objects, seed)
-        with self.lock:
-            self._index()
-            self._ready = True
+        with self._outer:                       # nothing of this world runs until the new model is indexed
+            self._ready = False
+            info = self.sim.reset_task(kind, n_objects, seed)
+            with self.sim.lock:
+                self._index()
+                self._ready = True
             self._active, self._outcome, self._hold = None, None, None
             self.protective_stopped, self.stop_reason = False, ""
             self._gripper_target = 0.0
@@ -101,15 +121,16 @@ class ArmWorld:
         self._qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.joints])
         self._dadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in self.joints])
         self._act = np.array([m.actuator(j).id for j in self.joints])
-        self._grip_act = m.actuator(GRIPPER_JOINT).id
-        self._grip_q = m.jnt_qposadr[m.joint(GRIPPER_JOINT).id]
-        self._grip_v = m.jnt_dofadr[m.joint(GRIPPER_JOINT).id]
+        jaws = (GRIPPER_JOINT, GRIPPER_JOINT.replace("left", "right"))
+        self._grip_act = np.array([m.actuator(j).id for j in jaws])
+        self._grip_q = np.array([m.jnt_qposadr[m.joint(j).id] for j in jaws])
+        self._grip_v = np.array([m.jnt_dofadr[m.joint(j).id] for j in jaws])
         arm_bodies = {m.body(n).id for n in ("base", "link1", "link2", "link3", "link4", "link5", "link6")}
         self._arm_geom = np.array([m.geom_bodyid[g] in arm_bodies or _descends(m, m.geom_bodyid[g], arm_bodies)
                                    for g in range(m.ngeom)])
         self._gripper_geom = np.array([m.geom(g).name.startswith("gripper/") for g in range(m.ngeom)])
         self._movable_geom = self.sim.backend._geom_seg >= 0
-        self._grip_force = float(m.actuator_forcerange[self._grip_act][1])
+        self._grip_force = float(m.actuator_forcerange[self._grip_act[0]][1])
 
     # --- state -------------------------------------------------------------------------
     def joint_state(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -120,10 +141,10 @@ class ArmWorld:
             q = d.qpos[self._qadr]
             v = d.qvel[self._dadr]
             e = d.actuator_force[self._act]
-            knuckle = d.qpos[self._grip_q] / PAD_TRAVEL * KNUCKLE_CLOSED
-            kv = d.qvel[self._grip_v] / PAD_TRAVEL * KNUCKLE_CLOSED
+            knuckle = float(d.qpos[self._grip_q].mean()) / PAD_TRAVEL * KNUCKLE_CLOSED
+            kv = float(d.qvel[self._grip_v].mean()) / PAD_TRAVEL * KNUCKLE_CLOSED
             return (list(self.joints) + [GRIPPER_JOINT], np.append(q, knuckle), np.append(v, kv),
-                    np.append(e, d.actuator_force[self._grip_act]))
+                    np.append(e, float(np.abs(d.actuator_force[self._grip_act]).mean())))
 
     def time_ns(self) -> int:
         return self.sim.time_ns()
@@ -230,10 +251,11 @@ class ArmWorld:
         """(knuckle position, effort N, stalled, reached_goal), as GripperCommand's result."""
         with self.lock:
             d = self.sim.backend.data
-            q = float(d.qpos[self._grip_q])
+            q = float(d.qpos[self._grip_q].mean())
             reached = abs(q - self._gripper_target) < 5e-4
             stalled = not reached and self._gripper_still > 0.15
-            return q / PAD_TRAVEL * KNUCKLE_CLOSED, float(abs(d.actuator_force[self._grip_act])), stalled, reached
+            return (q / PAD_TRAVEL * KNUCKLE_CLOSED, float(np.abs(d.actuator_force[self._grip_act]).mean()), stalled,
+                    reached)
 
     # --- safety ------------------------------------------------------------------------------
     def trigger_protective_stop(self, reason: str) -> None:
@@ -253,11 +275,13 @@ class ArmWorld:
             self.protective_stopped, self.stop_reason = False, ""
             return was
 
-    def _collision(self) -> str:
-        """Why the arm must stop now ("" = it need not): a contact of the arm, or of the gripper
-        against something not movable, pushing harder than protective_stop_n."""
+    def _collision(self) -> tuple[str, bool]:
+        """(why the arm must stop now, "" = it need not: a contact of the arm, or of the gripper
+        against something not movable, pushing harder than protective_stop_n; whether the arm or
+        gripper touches something not movable at all: a table, the pedestal, the floor)."""
         m, d = self.sim.backend.model, self.sim.backend.data
         force = np.zeros(6)
+        touching = False
         for i in range(d.ncon):
             c = d.contact[i]
             g1, g2 = c.geom1, c.geom2
@@ -265,13 +289,18 @@ class ArmWorld:
             if arm1 == arm2:
                 continue
             own, other = (g1, g2) if arm1 else (g2, g1)
-            if self._gripper_geom[own] and self._movable_geom[other]:
-                continue                                   # the gripper holding or touching an object
+            if self._movable_geom[other]:
+                if self._gripper_geom[own]:
+                    continue                               # the gripper holding or touching an object
+            else:
+                touching = True                            # the arm or gripper on a table, the floor
             mujoco.mj_contactForce(m, d, i, force)
+            if not self._movable_geom[other]:
+                self.max_support_force = max(self.max_support_force, abs(float(force[0])))
             if abs(force[0]) > self.protective_stop_n:
                 return (f"{m.geom(own).name} pushed {m.geom(other).name or 'the floor'} with {abs(force[0]):.0f} N "
-                        f"(> {self.protective_stop_n:g} N)")
-        return ""
+                        f"(> {self.protective_stop_n:g} N)"), True
+        return "", touching
 
     # --- the control loop ---------------------------------------------------------------------
     def step(self, seconds: float) -> None:
@@ -285,7 +314,8 @@ class ArmWorld:
                 self._control(dt)
                 b.step(1)
                 if not self.protective_stopped:
-                    why = self._collision()
+                    why, touching = self._collision()
+                    self.support_contact_steps += int(touching)
                     if why:
                         self._protective_stop(why)
 
@@ -318,8 +348,11 @@ class ArmWorld:
                     self._stop_here()
         if self._active is None and self._hold is not None:
             d.ctrl[self._act] = self._hold
-        d.ctrl[self._grip_act] = self._gripper_target
-        moving = abs(float(d.qvel[self._grip_v])) > 1e-3
+        target = self._gripper_target
+        if target >= PAD_TRAVEL - 1e-9:               # fully closed: squeeze whatever is between the jaws
+            target += SQUEEZE
+        d.ctrl[self._grip_act] = target
+        moving = float(np.abs(d.qvel[self._grip_v]).max()) > 1e-3
         self._gripper_still = 0.0 if moving else self._gripper_still + dt
 
 

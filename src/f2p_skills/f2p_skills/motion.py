@@ -132,15 +132,17 @@ def time_path(joints: tuple[str, ...], path: np.ndarray, max_velocity, max_accel
     return Trajectory(joints, path, times - times[0], vel)
 
 
-def gripper_points(kin: Kinematics, q) -> np.ndarray:
-    """Points of the gripper (base frame) that must stay out of supports: the TCP, the two
-    fingertips, and the gripper's body between the flange and the pads."""
+def gripper_points(kin: Kinematics, q, aperture: float | None = None) -> np.ndarray:
+    """Points of the gripper (base frame) that must stay out of supports: the TCP; each pad at the
+    TCP and at its tip, at both of its edges (``aperture`` m apart; None: fully open); the
+    gripper's body between the flange and the pads."""
     tcp = kin.fk(q)
     g = kin.arm.gripper
-    x, z, p = tcp[:3, 0], tcp[:3, 2], tcp[:3, 3]
-    half = 0.5 * g.max_aperture
-    return np.array([p, p + z * g.finger_depth + x * half, p + z * g.finger_depth - x * half,
-                     p - z * 0.5 * g.tcp_offset, p - z * g.tcp_offset])
+    x, y, z, p = tcp[:3, 0], tcp[:3, 1], tcp[:3, 2], tcp[:3, 3]
+    half = 0.5 * (g.max_aperture if aperture is None else aperture) + 0.004        # the pads' middle
+    pads = [p + s * x * half + e * y * 0.01 + d * z * g.finger_depth
+            for s in (1, -1) for e in (1, -1) for d in (0, 1)]
+    return np.array([p, *pads, p - z * 0.5 * g.tcp_offset, p - z * g.tcp_offset])
 
 
 def _inside(points: np.ndarray, box: OrientedBox, margin: float) -> np.ndarray:
@@ -151,19 +153,17 @@ def _inside(points: np.ndarray, box: OrientedBox, margin: float) -> np.ndarray:
 
 
 def check_trajectory(kin: Kinematics, traj: Trajectory, obstacles: list[OrientedBox], margin: float = 0.005,
-                     allowed: OrientedBox | None = None) -> None:
+                     aperture: float | None = None) -> None:
     """PathError unless every waypoint keeps its joints within the limits and its gripper
-    points out of every ``obstacles`` box (grown by ``margin``); ``allowed``: a box the gripper
-    may enter (the target it grasps or pushes)."""
+    points (pads ``aperture`` m apart) out of every ``obstacles`` box (grown by ``margin``). The
+    caller leaves out what the gripper may touch: the target, the container it is taken from."""
     for k, q in enumerate(traj.positions):
         if not kin.within_limits(q):
             bad = [f"{n} {v:.3f}" for n, v, lo, hi in zip(traj.joints, q, kin.lower, kin.upper) if not lo <= v <= hi]
             raise PathError(f"waypoint {k} leaves the joint limits: {', '.join(bad)}")
-        pts = gripper_points(kin, q)
-        if allowed is not None:
-            pts = pts[~_inside(pts, allowed, margin + 0.01)]
+        pts = gripper_points(kin, q, aperture)
         for i, box in enumerate(obstacles):
-            if len(pts) and _inside(pts, box, margin).any():
+            if _inside(pts, box, margin).any():
                 c = np.asarray(box.center)
                 raise PathError(f"waypoint {k} of {len(traj.positions)} would put the gripper into the box at "
                                 f"({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) m (top {c[2] + 0.5 * box.size[2]:.3f} m)")

@@ -30,6 +30,14 @@ from f2p_skills.kinematics import IKError, Kinematics, top_down
 from f2p_skills.motion import PathError, Trajectory, cartesian_path, check_trajectory, joint_path, time_path
 
 
+#: A rim grasp closes on the wall this far inside the box's face (m): the middle of the 4-10 mm
+#: walls of bins, bags and cups (perception gives the box, not the wall).
+RIM_INSET = 0.004
+#: The opening around a rim (m): the wall and a centimetre each side, so that the inner pad
+#: keeps clear of what the container holds.
+RIM_OPENING = 0.03
+
+
 class SkillErrorCode(IntEnum):
     """Why a skill was not executed: ``f2p_interfaces/action/ExecuteSkill``'s result constants."""
 
@@ -72,7 +80,7 @@ class SkillConfig:
     push_height: float = 0.015
     speed: float = 0.5
     grasp_margin: float = 0.02
-    min_grip: float = 0.004
+    min_grip: float = 0.002
     step: float = 0.01
 
 
@@ -95,6 +103,21 @@ class SkillPlan:
     @property
     def duration(self) -> float:
         return sum(p.trajectory.duration for p in self.phases if p.trajectory is not None)
+
+
+#: The walls and floor an open container is assumed to have (m): perception gives its box only.
+WALL = 0.01
+
+
+def _walls(box: OrientedBox) -> list[OrientedBox]:
+    """An open container's four walls and floor, WALL thick, as boxes."""
+    r = Rotation.from_quat(box.orientation).as_matrix()
+    c, (sx, sy, sz) = np.asarray(box.center), box.size
+    out = [OrientedBox(c - r[:, 2] * (sz - WALL) / 2, box.orientation, [sx, sy, WALL])]
+    for axis, half, size in ((0, sx / 2, [WALL, sy, sz]), (1, sy / 2, [sx, WALL, sz])):
+        for sign in (1.0, -1.0):
+            out.append(OrientedBox(c + sign * r[:, axis] * (half - WALL / 2), box.orientation, size))
+    return out
 
 
 def _yaw(box: OrientedBox) -> float:
@@ -144,27 +167,27 @@ class SkillPlanner:
                          SkillErrorCode.NOT_SUPPORTED)
 
     # --- skills ------------------------------------------------------------------------
-    def _grasp(self, box: OrientedBox) -> tuple[np.ndarray, float, float]:
-        """(grasp point of the pads' centre, yaw the fingers close along, aperture to open to)."""
+    def _grasps(self, box: OrientedBox) -> list[tuple[np.ndarray, float, float]]:
+        """Where to grasp, best first: (the pads' centre, the yaw they close along, the opening).
+        Across the narrow side, then the wide one, where they fit the gripper; otherwise by the rim
+        (an open container's wall), the sides nearest the arm's base first."""
         g, cfg = self.arm.gripper, self.cfg
         yaw, (sx, sy) = _yaw(box), box.size[:2]
         top, bottom = _top(box), _bottom(box)
         z = max(top - cfg.grasp_depth, bottom + g.finger_depth + 0.01)          # fingertips 1 cm over the support
-        narrow = min(sx, sy)
-        if narrow + cfg.grasp_margin <= g.max_aperture:           # across the narrow side
-            along = yaw if sx <= sy else yaw + math.pi / 2
-            return np.array([box.center[0], box.center[1], z]), along, narrow + cfg.grasp_margin
-        # wider than the gripper opens: the rim nearest the arm's base, fingers across the wall
+        across = sorted((width, along) for width, along in ((sx, yaw), (sy, yaw + math.pi / 2))
+                        if width + cfg.grasp_margin <= g.max_aperture)       # the narrow side first
+        if across:
+            return [(np.array([box.center[0], box.center[1], z]), along, width + cfg.grasp_margin)
+                    for width, along in across]
         r = Rotation.from_quat(box.orientation).as_matrix()
-        best = None
+        rims = []
         for axis, half in ((r[:, 0], 0.5 * sx), (r[:, 1], 0.5 * sy)):
             for sign in (1.0, -1.0):
-                p = np.asarray(box.center) + sign * axis * (half - 0.01)
-                d = float(np.linalg.norm(p[:2]))
-                if best is None or d < best[0]:
-                    best = (d, p, math.atan2(axis[1], axis[0]))
-        _, p, along = best
-        return np.array([p[0], p[1], top - cfg.grasp_depth]), along, min(0.05, g.max_aperture)
+                p = np.asarray(box.center) + sign * axis * (half - RIM_INSET)
+                rims.append((float(np.linalg.norm(p[:2])), np.array([p[0], p[1], top - cfg.grasp_depth]),
+                             math.atan2(axis[1], axis[0])))
+        return [(p, along, RIM_OPENING) for _d, p, along in sorted(rims, key=lambda t: t[0])]
 
     def _transit_z(self, boxes: list[OrientedBox], carried: float = 0.0) -> float:
         tops = [_top(b) for b in boxes] or [0.0]
@@ -183,10 +206,10 @@ class SkillPlanner:
     def _timed(self, path: np.ndarray) -> Trajectory:
         return time_path(self.arm.joints, path, self.arm.max_velocity, self.arm.max_acceleration, self.cfg.speed)
 
-    def _line(self, name: str, q, poses, obstacles, allowed=None) -> tuple[Phase, np.ndarray]:
+    def _line(self, name: str, q, poses, obstacles, aperture=None) -> tuple[Phase, np.ndarray]:
         traj = self._timed(cartesian_path(self.kin, q, poses, self.cfg.step))
         try:
-            check_trajectory(self.kin, traj, obstacles, allowed=allowed)
+            check_trajectory(self.kin, traj, obstacles, aperture=aperture)
         except PathError as exc:
             raise PathError(f"{name}: {exc}") from None
         return Phase(name, traj), traj.positions[-1]
@@ -213,31 +236,42 @@ class SkillPlanner:
     def _pick_place(self, call, target, q, obstacles) -> SkillPlan:
         cfg = self.cfg
         containers = self._containers(obstacles, target)
-        near = [b for b in obstacles if not any(b is c for c in containers)]     # what the fingers keep out of
-        grasp, yaw, opening = self._grasp(target)
-        place = grasp + np.asarray(call.parameters, np.float64)
+        # what the fingers keep out of: every other box, and of a container the target is in, its
+        # walls and floor (the gripper reaches inside it)
+        near = [b for b in obstacles if not any(b is c for c in containers)] + \
+            [w for c in containers for w in _walls(c)]
         height = _top(target) - _bottom(target)
         z_free = self._transit_z(obstacles + [target])
         here = self.kin.fk(q)
-        plan = SkillPlan(call.skill, [Phase("open", aperture=opening)])
         up = here.copy()
         up[2, 3] = max(here[2, 3], z_free)
-        over = top_down([grasp[0], grasp[1], max(z_free, grasp[2] + cfg.approach_height)], yaw)
-        self._reachable({"grasp": top_down(grasp, yaw), "place": top_down(place, yaw), "pre-grasp": over}, q)
-        phase, q = self._line("approach", q, [up, over], obstacles)
-        plan.phases.append(phase)
-        phase, q = self._line("descend", q, [top_down(grasp, yaw)], near, allowed=target)
-        plan.phases.append(phase)
+        failure = None
+        for grasp, yaw, opening in self._grasps(target):       # the first grasp whose descent is clear
+            place = grasp + np.asarray(call.parameters, np.float64)
+            over = top_down([grasp[0], grasp[1], max(z_free, grasp[2] + cfg.approach_height)], yaw)
+            try:
+                self._reachable({"grasp": top_down(grasp, yaw), "place": top_down(place, yaw), "pre-grasp": over}, q)
+                approach, q1 = self._line("approach", q, [up, over], obstacles, aperture=opening)
+                descend, q1 = self._line("descend", q1, [top_down(grasp, yaw)], near,
+                                         aperture=opening)
+                break
+            except (IKError, PathError) as exc:
+                failure = failure or exc
+        else:
+            raise failure
+        q = q1
+        plan = SkillPlan(call.skill, [Phase("open", aperture=opening), approach, descend])
         plan.phases.append(Phase("grasp", aperture=0.0, expect_grasp=True))
         z_carry = self._transit_z(obstacles, carried=height)
         carried_over = top_down([place[0], place[1], max(z_carry, place[2] + cfg.approach_height)], yaw)
         lift = top_down([grasp[0], grasp[1], carried_over[2, 3]], yaw)
         # the carried object moves with the pads: the gripper keeps out of every other box
-        phase, q = self._line("lift", q, [lift], near, allowed=target)
+        phase, q = self._line("lift", q, [lift], near, aperture=opening)
         plan.phases.append(phase)
-        phase, q = self._line("transport", q, [carried_over], obstacles)
+        phase, q = self._line("transport", q, [carried_over], obstacles, aperture=opening)
         plan.phases.append(phase)
-        phase, q = self._line("place", q, [top_down(place, yaw)], self._below(obstacles, place, height))
+        phase, q = self._line("place", q, [top_down(place, yaw)], self._below(obstacles, place, height),
+                              aperture=opening)
         plan.phases.append(phase)
         plan.phases.append(Phase("release", aperture=opening))
         retreat = top_down([place[0], place[1], place[2] + cfg.clearance], yaw)
@@ -271,8 +305,7 @@ class SkillPlanner:
         plan = SkillPlan(call.skill, [Phase("close", aperture=0.0)])
         phase, q = self._line("approach", q, [up, over, top_down(start, yaw)], obstacles)
         plan.phases.append(phase)
-        phase, q = self._line("push", q, [top_down(end, yaw)], self._supports_only(obstacles, target),
-                              allowed=target)
+        phase, q = self._line("push", q, [top_down(end, yaw)], self._supports_only(obstacles, target))
         plan.phases.append(phase)
         phase, q = self._line("retreat", q, [top_down(end + [0, 0, cfg.clearance], yaw)], [])
         plan.phases.append(phase)
