@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 from action_msgs.msg import GoalStatus
@@ -76,6 +77,9 @@ PARAMS = [
             P.positive),
     P.Param("goal_time_tolerance_s", 1.0, "the controller's goal_time_tolerance per trajectory (s)", P.positive_or_zero),
     P.Param("controller_timeout_s", 5.0, "longest wait for the controller to accept a goal (s)", P.positive),
+    P.Param("tcp_offset", 0.0, "flange (tool0) to the gripper pads' centre along the flange's z (m); 0 = the arm's "
+                               "gripper's own (f2p_skills.arms: 0.15 for a 2F-85 on UR's flange; measure yours with its "
+                               "coupling)", P.positive_or_zero),
     P.Param("speed", 0.5, "fraction of the joint velocity limits used", P.in_range(0.01, 1.0), live=True),
     P.Param("clearance", 0.08, "over every box's top while moving between poses (m)", P.positive, live=True),
     P.Param("tf_timeout_s", 0.5, "longest wait for the goal frame's transform (s)", P.positive_or_zero),
@@ -119,6 +123,8 @@ class SkillServerNode(ManagedNode):
         try:
             v = P.load(self, PARAMS)
             self.arm = arm_spec(v["arm"])
+            if v["tcp_offset"] > 0:
+                self.arm = replace(self.arm, gripper=replace(self.arm.gripper, tcp_offset=float(v["tcp_offset"])))
             self.kin = Kinematics(self.arm)
         except ValueError as exc:
             self.get_logger().error(f"configure failed: {exc}")
