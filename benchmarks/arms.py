@@ -165,7 +165,7 @@ def skills(cell, n_skills: int, seed: int, picture: Path) -> dict:
         boxes = {o: box_from_msg(b) for o, b in zip(resp.object_ids, resp.boxes)}
         cell.scene.publish(scene_to_msg(SegmentedScene(
             [SegmentedObject(o, label, _corners(boxes[o]), box=boxes[o]) for o, label in zip(resp.object_ids, resp.labels)],
-            "base_link", int(resp.stamp.sec * 10**9 + resp.stamp.nanosec), "true boxes")))     # a perfect perception
+            "world", int(resp.stamp.sec * 10**9 + resp.stamp.nanosec), "true boxes")))     # a perfect perception
         while cell.server._joints_at < reset_at + 0.05 or len(cell.server._obstacles) != len(resp.object_ids):
             time.sleep(0.01)
         tables = [boxes[o] for o, label in zip(resp.object_ids, resp.labels) if label == "table"]
@@ -181,7 +181,7 @@ def skills(cell, n_skills: int, seed: int, picture: Path) -> dict:
                              [-0.8, -0.8, -0.2], [0.8, 0.8, 0.6])
             goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("pick_place", (str(target),), tuple(offset))),
                                      target_boxes=[box_to_msg(box)])
-            goal.header.frame_id = "base_link"
+            goal.header.frame_id = "world"
             before = world.object_centres()[target]
             contacts0, t_sim0, t0 = world.support_contact_steps, world.time_ns(), time.perf_counter()
             tcp = []
@@ -234,9 +234,11 @@ def _corners(box) -> np.ndarray:
 def _trace(world, out: list, stop: threading.Event) -> None:
     from f2p_skills.arms import UR5E
     from f2p_skills.kinematics import Kinematics
+    from f2p_common.frames import quat_rotate
     kin = Kinematics(UR5E)
+    base = world.body_pose("base_link")                 # the trace in world, as reset_scene's boxes
     while not stop.wait(0.05):
-        out.append(kin.fk(world.joint_state()[1][:6])[:3, 3].tolist())
+        out.append((base[:3] + quat_rotate(base[3:], kin.fk(world.joint_state()[1][:6])[:3, 3])).tolist())
 
 
 def _draw(drawn: dict, path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from f2p_bringup.graph import GRAPHS, RVIZ_VIEWS, graph, params_file, ros_args, rviz_config
+from f2p_bringup.graph import GRAPHS, RVIZ_VIEWS, graph, params_file, params_files, ros_args, rviz_config
 from f2p_bringup.runner import BringupConfig, BringupError, Graph, executable
 from support.bringup import Runner
 from support.ros import WAIT_S, wait_future
@@ -39,6 +39,23 @@ def test_graphs_share_the_stack_and_differ_in_robot_and_remaps():
         graph("r2d2")
 
 
+def test_a_robot_on_its_simulated_drivers_runs_its_own_graph_unchanged():
+    """ur5 --sim: sim_arm first, publishing the camera where the ur5 graph listens, then the ur5
+    graph node for node; params: ur5.yaml, then ur5_sim.yaml over it; /clock followed."""
+    sim = graph("ur5", sim=True)
+    assert sim[0].name == "sim_arm" and sim[0].clock_source and sim[1:] == graph("ur5")
+    assert sim[0].remaps == {"camera/points": next(n for n in graph("ur5") if n.name == "perception")
+                             .remaps["camera/points"]}
+    assert [p.name for p in params_files("ur5", sim=True)] == ["ur5.yaml", "ur5_sim.yaml"]
+    args = ros_args(sim[1], params_files("ur5", sim=True))
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--params-file"] == [str(p) for p in params_files("ur5", True)]
+    cfg = BringupConfig("ur5", sim=True)
+    assert cfg.use_sim_time and cfg.nodes == sim and cfg.params_file == params_files("ur5", True)
+    assert not BringupConfig("ur5").use_sim_time and BringupConfig("ur5").params_file == (params_file("ur5"),)
+    with pytest.raises(ValueError, match="no simulated drivers"):
+        graph("stretch", sim=True)
+
+
 def test_ros_args_name_the_node_its_params_remaps_and_clock():
     perception = graph("stretch")[0]
     args = ros_args(perception, "/p.yaml", "robot1", use_sim_time=True)
@@ -60,6 +77,11 @@ def test_launch_files_start_the_described_graph(robot):
     tree = ast.parse(path.read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "robot_launch_description"]
     assert [c.args[0].value for c in calls] == [robot]
+    if robot == "ur5":                         # and the same graph on its simulated drivers
+        sim_calls = [n for n in ast.walk(ast.parse((LAUNCH / "ur5_sim.launch.py").read_text()))
+                     if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "robot_launch_description"]
+        assert [(c.args[0].value, c.keywords[0].arg, c.keywords[0].value.value) for c in sim_calls] == [
+            ("ur5", "sim", True)]
     # built for real where a ROS install provides launch_ros (not on PyPI, so not in this venv)
     pytest.importorskip("launch_ros", reason="launch_ros is part of a robot's ROS install, not of the PyPI wheels")
     from launch_ros.actions import LifecycleNode

@@ -20,6 +20,7 @@ setup(
         "console_scripts": [
             "f2p-learn = f2p_learning.learn:main",
             "f2p-learn-bag = f2p_learning.bag_learning:main",
+            "f2p-gate = f2p_learning.gate:main",
             "learner = f2p_learning.learner_node:main",
         ],
     },

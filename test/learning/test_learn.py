@@ -273,3 +273,27 @@ def test_sigterm_ends_f2p_learn_with_a_report(inputs, tmp_path):
     assert proc.wait(120) == 5, rest
     assert json.loads((out / "learn_report.json").read_text())["outcome"] == "interrupted"
     assert not (out / "model.pt").exists() and not (out / "model.provisional.pt").exists()
+
+
+def test_f2p_gate_writes_the_verdict_the_planner_admits_a_child_by(inputs, tmp_path):
+    """A model trained outside the learner is gated like the learner's children: the verdict and
+    the scores go into its metrics; floors refuse a weak child; bad input is named."""
+    from f2p_learning.gate import GateConfig, GateInputError, gate_checkpoint
+    from f2p_skill_effect.checkpoint import save_checkpoint
+    parent = load_checkpoint(inputs["checkpoint"])
+    child = tmp_path / "child.pt"
+    save_checkpoint(child, dataclasses.replace(parent, version="offline_child", parent_version=TINY_VERSION))
+    res = gate_checkpoint(GateConfig(child, [inputs["regression"]], inputs["checkpoint"], min_detection_f1=0.0,
+                                     min_next_step_accuracy=0.0))
+    assert res.deployable and res.gate["worst_drop"] == 0 and res.gate["reference_version"] == TINY_VERSION
+    gated = load_checkpoint(child)
+    assert gated.metrics["deployable"] is True and gated.version == "offline_child"
+    refused = gate_checkpoint(GateConfig(child, [inputs["regression"]], inputs["checkpoint"], out=tmp_path / "r.pt"))
+    assert not refused.deployable and "below its floor" in refused.gate["reason"]       # a random tiny model
+    assert load_checkpoint(tmp_path / "r.pt").metrics["deployable"] is False
+    with pytest.raises(GateInputError, match="no parent_version"):
+        gate_checkpoint(GateConfig(inputs["checkpoint"], [inputs["regression"]]))
+    with pytest.raises(GateInputError, match="no regression data"):
+        gate_checkpoint(GateConfig(child))
+    with pytest.raises(GateInputError, match="not a shipped model"):
+        gate_checkpoint(GateConfig(child, [inputs["regression"]]))

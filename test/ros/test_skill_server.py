@@ -53,7 +53,7 @@ def cell(ros):
 
 def _goal(skill: str, target: str, params, box: OrientedBox) -> ExecuteSkill.Goal:
     goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall(skill, (target,), params)), target_boxes=[box_to_msg(box)])
-    goal.header.frame_id = "base_link"
+    goal.header.frame_id = "world"
     return goal
 
 

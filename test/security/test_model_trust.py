@@ -30,8 +30,8 @@ from f2p_common.weights import CheckpointError, generate_signing_key, sidecar_pa
 from f2p_failure.events import FailureEvent
 from f2p_failure.queue import EventIdConflict, EventQueue
 from f2p_planner.model_slot import AdmissionError, AdmissionPolicy, ModelSlot
-from f2p_skill_effect.checkpoint import (FORMAT, Checkpoint, load_checkpoint, model_info, save_checkpoint,
-                                         shipped_model, sign_checkpoint)
+from f2p_skill_effect.checkpoint import (FORMAT, SHIPPED_MODELS, Checkpoint, load_checkpoint, model_info,
+                                         save_checkpoint, shipped_model, sign_checkpoint)
 from f2p_skill_effect.model import build_model
 from f2p_skill_effect.probe import load_probe, shipped_probe
 from support.failure_fixtures import TINY_CONFIG, failure_event, save_tiny_checkpoint, tiny_model
@@ -135,6 +135,14 @@ def signed(tmp_path_factory):
 def _policy(signed, **changes) -> AdmissionPolicy:
     return dataclasses.replace(AdmissionPolicy(require_signed=True, public_key=signed["public"],
                                                model_dirs=(signed["root"],)), **changes)
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_every_shipped_model_passes_the_planners_admission(name):
+    """Robot params name shipped models as the planner's first: each passes the admission every
+    candidate passes (a child carries the regression gate's verdict: f2p-gate wrote the real-scale
+    model's; without it the stretch and ur5 planners refused to configure)."""
+    assert ModelSlot(shipped_model(name)).active().version == load_checkpoint(shipped_model(name)).version
 
 
 @pytest.mark.parametrize("case, pattern", [

@@ -17,12 +17,20 @@ Robots:
              (``/scaled_joint_trajectory_controller``) and the Robotiq gripper's.
 
 Each robot's parameters are ``config/<robot>.yaml`` of f2p_bringup (:data:`PARAMS_FILES`).
+
+``sim=True`` (``f2p-bringup ur5 --sim``, ``ur5_sim.launch.py``): the robot's simulated vendor
+drivers (:data:`SIM_DRIVERS`) start first, behind the real drivers' interfaces, and the robot's
+graph follows unchanged; its parameters are ``config/<robot>.yaml`` with
+``config/<robot>_sim.yaml`` over them (the drivers' section, no signing keys from
+``/etc/f2p``).
+
 ``use_sim_time``: the simulated robot publishes /clock, but its time advances only while physics
 runs (during skills), so timers of nodes that follow it pause between skills; the sim graph runs
 on wall time by default.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,21 +93,41 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "learner": (NodeSpec("learner", "f2p_learning", "learner"),),
 }
 
+#: The simulated vendor drivers of a robot (f2p_sim), publishing on the topics its graph remaps
+#: the camera to: UR's and the Robotiq gripper's drivers for ``ur5`` (``sim_arm``).
+SIM_DRIVERS: dict[str, tuple[NodeSpec, ...]] = {
+    "ur5": (NodeSpec("sim_arm", "f2p_sim", "sim_arm", {"camera/points": "/wrist_camera/depth/color/points"},
+                     clock_source=True),),
+}
+
 #: Each robot's parameter file in ``share/f2p_bringup/config/``.
 PARAMS_FILES: dict[str, str] = {robot: f"{robot}.yaml" for robot in GRAPHS}
 
 
-def graph(robot: str) -> tuple[NodeSpec, ...]:
-    """The nodes of ``robot``'s graph, in activation order; ValueError for an unknown robot."""
+def graph(robot: str, sim: bool = False) -> tuple[NodeSpec, ...]:
+    """The nodes of ``robot``'s graph, in activation order, after its simulated drivers when
+    ``sim``; ValueError for an unknown robot or one without simulated drivers."""
     if robot not in GRAPHS:
         raise ValueError(f"unknown robot {robot!r}; known: {', '.join(GRAPHS)}")
-    return GRAPHS[robot]
+    if not sim:
+        return GRAPHS[robot]
+    if robot not in SIM_DRIVERS:
+        raise ValueError(f"robot {robot!r} has no simulated drivers; these do: {', '.join(SIM_DRIVERS)}"
+                         + ("" if robot != "sim" else " (the sim graph is simulated already)"))
+    return SIM_DRIVERS[robot] + GRAPHS[robot]
 
 
 def params_file(robot: str = "sim") -> Path:
     """The installed ``node_name: ros__parameters:`` YAML of ``robot``."""
     graph(robot)
     return share_path("f2p_bringup", "config", PARAMS_FILES[robot])
+
+
+def params_files(robot: str = "sim", sim: bool = False) -> tuple[Path, ...]:
+    """The installed params files of ``robot``'s graph in the order they apply (a later file's
+    value wins): ``<robot>.yaml``, then ``<robot>_sim.yaml`` when ``sim``."""
+    graph(robot, sim)
+    return (params_file(robot),) + ((share_path("f2p_bringup", "config", f"{robot}_sim.yaml"),) if sim else ())
 
 
 #: The graphs with a camera to look at, each with its rviz2 view ``config/<robot>.rviz``.
@@ -113,15 +141,16 @@ def rviz_config(robot: str = "sim") -> Path:
     return share_path("f2p_bringup", "config", f"{robot}.rviz")
 
 
-def ros_args(spec: NodeSpec, params: str | Path | None = None, namespace: str = "",
+def ros_args(spec: NodeSpec, params: str | Path | Sequence[str | Path] | None = None, namespace: str = "",
              use_sim_time: bool | None = None) -> list[str]:
-    """The ``--ros-args`` that start ``spec`` as the graph describes it (name, namespace, params,
-    remaps, use_sim_time): what a runner passes to the executable, and what launch sets."""
+    """The ``--ros-args`` that start ``spec`` as the graph describes it (name, namespace, params
+    files in order, remaps, use_sim_time): what a runner passes to the executable, and what
+    launch sets."""
     args = ["--ros-args", "-r", f"__node:={spec.name}"]
     if namespace:
         args += ["-r", f"__ns:={namespace if namespace.startswith('/') else '/' + namespace}"]
-    if params:
-        args += ["--params-file", str(params)]
+    for path in ([params] if isinstance(params, (str, Path)) else params or ()):
+        args += ["--params-file", str(path)]
     if use_sim_time is not None and not spec.clock_source:
         args += ["-p", f"use_sim_time:={'true' if use_sim_time else 'false'}"]
     for src, dst in spec.remaps.items():

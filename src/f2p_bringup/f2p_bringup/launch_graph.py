@@ -5,15 +5,17 @@ ROS 2 install; they are not on PyPI), imported only when a description is built.
 Arguments, as navigation2's bringup takes them: ``params_file`` (default: the robot's installed
 ``config/<robot>.yaml``), ``namespace``, ``use_sim_time``, ``autostart`` (configure, then
 activate, every lifecycle node as it comes up) and ``rviz`` (start rviz2 with
-``config/<robot>.rviz``).
+``config/<robot>.rviz``). ``sim``: the robot's simulated vendor drivers first
+(``launch/<robot>_sim.launch.py``), and ``sim_params_file`` (default: the installed
+``config/<robot>_sim.yaml``) over ``params_file``.
 """
 from __future__ import annotations
 
-from f2p_bringup.graph import RVIZ_VIEWS, graph, params_file, rviz_config
+from f2p_bringup.graph import RVIZ_VIEWS, graph, params_file, params_files, rviz_config
 
 
-def robot_launch_description(robot: str):
-    """The LaunchDescription of ``robot``'s graph."""
+def robot_launch_description(robot: str, sim: bool = False):
+    """The LaunchDescription of ``robot``'s graph (after its simulated drivers when ``sim``)."""
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
     from launch.conditions import IfCondition
@@ -31,18 +33,24 @@ def robot_launch_description(robot: str):
         DeclareLaunchArgument("params_file", default_value=str(params_file(robot)),
                               description="node parameters, one ros__parameters section per node"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
+        DeclareLaunchArgument("use_sim_time", default_value="true" if sim else "false",
+                              description="follow /clock (the simulated drivers publish it)"),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="configure and activate the lifecycle nodes"),
     ]
+    files = [params]
+    if sim:
+        entities.append(DeclareLaunchArgument("sim_params_file", default_value=str(params_files(robot, True)[-1]),
+                                              description="the simulated drivers' parameters, over params_file"))
+        files.append(LaunchConfiguration("sim_params_file"))
     if robot in RVIZ_VIEWS:
         entities += [
             DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with config/<robot>.rviz"),
             Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(rviz_config(robot))],
                  parameters=[{"use_sim_time": ParameterValue(use_sim_time, value_type=bool)}],
                  condition=IfCondition(LaunchConfiguration("rviz")))]
-    for spec in graph(robot):
-        node_params = [params]
+    for spec in graph(robot, sim):
+        node_params = list(files)
         if not spec.clock_source:
             node_params.append({"use_sim_time": ParameterValue(use_sim_time, value_type=bool)})
         node = LifecycleNode(package=spec.package, executable=spec.executable, name=spec.name, namespace=namespace,

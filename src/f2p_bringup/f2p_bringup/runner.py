@@ -1,6 +1,7 @@
 """``f2p-bringup``: start a robot's graph as processes where ``ros2 launch`` is not available.
 
     f2p-bringup sim                          # the simulated robot and the whole stack
+    f2p-bringup ur5 --sim                    # simulated UR5e drivers and the ur5 robot's graph
     f2p-bringup stretch --params-file my_stretch.yaml --namespace robot1
     f2p-bringup learner                      # off-board: the learner node
 
@@ -32,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f2p_bringup.graph import GRAPHS, NodeSpec, graph, params_file, ros_args
+from f2p_bringup.graph import GRAPHS, NodeSpec, graph, params_files, ros_args
 from f2p_common.files import write_atomic
 
 EXIT_STOPPED, EXIT_NODE_DIED, EXIT_STARTUP, EXIT_NODE_HUNG = 0, 1, 2, 3
@@ -44,8 +45,11 @@ class BringupError(RuntimeError):
 
 @dataclass
 class BringupConfig:
-    """robot: a graph of f2p_bringup.graph; params_file: None = the robot's installed one;
-    namespace, use_sim_time: as for ``ros2 launch``; autostart: configure and activate the
+    """robot: a graph of f2p_bringup.graph; params_file: a params file or several, applied in
+    order (a later one's value wins); None = the robot's installed ones (f2p_bringup.graph.
+    params_files: with ``sim``, its simulated drivers' overlay too); sim: start the robot's
+    simulated vendor drivers before its graph; namespace, use_sim_time: as for ``ros2 launch``
+    (use_sim_time None: true with ``sim``, whose drivers publish /clock); autostart: configure and activate the
     lifecycle nodes; transition_timeout_s: per lifecycle service call; log_dir: each node's
     output to ``<log_dir>/<node>.log`` (None: the runner's own stdout/stderr); environment:
     variables set for the node processes on top of the runner's (e.g. ROS_HOME); nodes: a part
@@ -53,22 +57,29 @@ class BringupConfig:
     heartbeat is silent this long is hung (0: not watched)."""
 
     robot: str = "sim"
-    params_file: str | Path | None = None
+    params_file: str | Path | tuple[str | Path, ...] | None = None
     namespace: str = ""
-    use_sim_time: bool = False
+    use_sim_time: bool | None = None
     autostart: bool = True
     transition_timeout_s: float = 60.0
     log_dir: str | Path | None = None
     environment: dict[str, str] = field(default_factory=dict)
     nodes: tuple[NodeSpec, ...] = field(default=(), repr=False)
     heartbeat_timeout_s: float = 10.0
+    sim: bool = False
 
     def __post_init__(self):
-        self.nodes = tuple(self.nodes) or graph(self.robot)
+        self.nodes = tuple(self.nodes) or graph(self.robot, self.sim)
+        if self.use_sim_time is None:           # simulated drivers: their /clock runs on, the graph follows it
+            self.use_sim_time = self.sim
         if self.params_file is None:
-            self.params_file = params_file(self.robot)
-        if not Path(self.params_file).is_file():
-            raise ValueError(f"no params file {self.params_file}")
+            self.params_file = params_files(self.robot, self.sim)
+        elif isinstance(self.params_file, (str, Path)):
+            self.params_file = (self.params_file,)
+        self.params_file = tuple(Path(p) for p in self.params_file)
+        for path in self.params_file:
+            if not path.is_file():
+                raise ValueError(f"no params file {path}")
 
 
 def executable(spec: NodeSpec) -> Path:
@@ -338,15 +349,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="f2p-bringup", description=__doc__.split("\n\n")[0])
     d = BringupConfig.__dataclass_fields__
     p.add_argument("robot", choices=sorted(GRAPHS), help="a robot's graph, or the off-board learner")
-    p.add_argument("--params-file", default=None, help="default: the robot's installed config/<robot>.yaml")
+    p.add_argument("--params-file", action="append", default=None,
+                   help="repeatable, applied in order (a later file's value wins); default: the robot's "
+                        "installed config/<robot>.yaml (and config/<robot>_sim.yaml with --sim)")
+    p.add_argument("--sim", action="store_true",
+                   help="start the robot's simulated vendor drivers (f2p_sim) before its graph")
     p.add_argument("--namespace", default=d["namespace"].default)
-    p.add_argument("--use-sim-time", action="store_true")
+    p.add_argument("--use-sim-time", action=argparse.BooleanOptionalAction, default=None,
+                   help="follow /clock (default: with --sim, whose drivers publish it)")
     p.add_argument("--no-autostart", dest="autostart", action="store_false",
                    help="start the processes only; configure and activate them yourself")
     p.add_argument("--log-dir", default=None, help="each node's output to <log-dir>/<node>.log")
     a = p.parse_args(argv)
     try:
-        cfg = BringupConfig(a.robot, a.params_file, a.namespace, a.use_sim_time, a.autostart, log_dir=a.log_dir)
+        cfg = BringupConfig(a.robot, a.params_file, a.namespace, a.use_sim_time, a.autostart, log_dir=a.log_dir,
+                            sim=a.sim)
     except ValueError as e:
         print(f"f2p-bringup: error: {e}", file=sys.stderr)
         return EXIT_STARTUP

@@ -56,12 +56,12 @@ from f2p_failure.events import FailureEventError, load_event
 from f2p_sim.config import load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_skill_effect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
-from f2p_training.evaluate import evaluate_arrays
 from f2p_training.train import FineTuneRecipe, train
 from f2p_training.transitions import load_transitions
 
 from .classify import classify_failure
 from .dplus import NoTrainingDataError, simulate_pairs
+from .gate import regression_gate
 from .pairs import METHODS, infer_pairs
 from .svgd import SVGDDivergedError
 
@@ -205,28 +205,6 @@ class LearnReport:
     def write(self, path: Path) -> None:
         """Write the report as JSON, durably and atomically."""
         write_atomic(path, json.dumps(asdict(self), indent=1, default=float) + "\n")
-
-
-def regression_gate(reference_model, child_model, data: dict, tolerance: float,
-                    floors: dict[str, float] | None = None) -> dict:
-    """The child against the model deployed on the robot (``reference_model``) on held-out
-    ``data`` (detection micro F1, next-step accuracy and F1): deployable when its worst drop stays
-    within ``tolerance`` and it reaches every ``floors`` metric (an absolute floor: a child worse
-    than it is never deployable, whatever the model it replaces; issue 43: a random-weight parent
-    let a random-weight child through)."""
-    def scores(model) -> dict:
-        res = evaluate_arrays(model, data)
-        return {"detection_f1": res["detection"]["micro_f1"], "next_step_accuracy": res["next_step"]["accuracy"],
-                "next_step_f1": res["next_step"]["micro_f1"], "transitions": res["transitions"]}
-    before, after = scores(reference_model), scores(child_model)
-    drop = max(before["detection_f1"] - after["detection_f1"], before["next_step_accuracy"] - after["next_step_accuracy"])
-    floors = dict(floors or {})
-    below = {k: [after[k], v] for k, v in floors.items() if not (after[k] or 0.0) >= v}
-    reasons = ([f"worst drop {drop:.3f} > tolerance {tolerance:g}"] if drop > tolerance else []) + [
-        f"{k} {got:.3f} below its floor {floor:g}" for k, (got, floor) in below.items()]
-    return {"tolerance": tolerance, "reference": before, "child": after, "worst_drop": drop, "floors": floors,
-            "below_floor": below, "deployable": not reasons,
-            "reason": "; ".join(reasons) if reasons else "within tolerance of the deployed model, above every floor"}
 
 
 def learn(cfg: LearnConfig) -> LearnReport:

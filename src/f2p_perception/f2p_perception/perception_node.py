@@ -51,12 +51,19 @@ camera subscriptions are reliable with a queue of 10: large clouds are fragmente
 effort loses every fragmented cloud, a queue of 1 most of them (``benchmarks/cloud_delivery.py``).
 A driver that only offers best effort needs ``camera_reliability: best_effort`` (a reliable
 subscription does not match it) and, for full-size clouds, decimation at the driver.
+
+A camera that sees the arm (a fixed camera in a UR cell, Stretch's head looking at its own
+gripper) needs ``self_filter_frames``: the arm's links, through tf, are cut out of every frame
+before segmenting (``f2p_perception.self_filter``); a frame whose links tf cannot place at its
+stamp is refused, never segmented with the arm in it.
 """
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
@@ -64,11 +71,12 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from f2p_common.frames import TransformError
-from f2p_common.interfaces import PointCloudError, SegmentedScene
+from f2p_common.interfaces import CameraCloud, PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.geometric import GeometricConfig
 from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, rgbd_frame,
                                          transform_cloud)
+from f2p_perception.self_filter import chain_capsules, remove_robot
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
 from f2p_ros import qos
@@ -111,6 +119,11 @@ PARAMS = [
     P.Param("tf_timeout_s", 0.1, "longest wait for the camera's transform at a frame's stamp (s)", P.positive_or_zero),
     P.Param("camera_pose_topic", "", "a latched geometry_msgs/PoseStamped of the camera's frame in base_frame, used "
             "where tf2_ros is not installed ('' = none; the simulated robot publishes camera/pose)"),
+    P.Param("self_filter_frames", [""], "the robot's body as a chain of tf frames (f2p_perception.self_filter): "
+            "points within self_filter_radii of the segment between each two consecutive frames' origins are removed "
+            "before segmenting, so that a camera that sees the arm does not report it ([''] = none)"),
+    P.Param("self_filter_radii", [0.1], "one radius (m) for every capsule of self_filter_frames, or one per "
+            "capsule", lambda v: None if v and min(v) > 0 else "radii must be positive"),
     P.Param("track_max_jump", 0.1, "a backend without stable ids: a segment keeps the id of the previous frame's "
             "segment of its class within this distance (m; f2p_perception.tracking)",
             P.positive),
@@ -163,7 +176,7 @@ class PerceptionNode(ManagedNode):
         self._pub = self._diag = None
         self._segmenter = None
         self._receive_group, self._group = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        self.received = self.accepted = self.rejected = self.skipped = 0
+        self.received = self.accepted = self.rejected = self.skipped = self.self_filtered = 0
         self._last_cloud = None
         self._newest = None                      # the newest cloud not yet segmented
         self._wake, self._stop = threading.Condition(), False
@@ -184,6 +197,14 @@ class PerceptionNode(ManagedNode):
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._base_frame, self._input = v["base_frame"], v["input"]
+        self._self_frames = [f for f in v["self_filter_frames"] if f]
+        self._self_radii = list(v["self_filter_radii"])
+        if self._self_frames:
+            try:
+                chain_capsules([np.zeros(3)] * len(self._self_frames), self._self_radii)
+            except ValueError as exc:
+                self.get_logger().error(f"configure failed: self_filter_radii: {exc}")
+                return TransitionCallbackReturn.FAILURE
         self._camera_pose = list(v["camera_pose"]) if len(v["camera_pose"]) == 7 else None
         self._camera_frame = v["camera_frame"]
         self._camera_pose_topic, self._slop = v["camera_pose_topic"], float(v["sync_slop_s"])
@@ -294,7 +315,20 @@ class PerceptionNode(ManagedNode):
         if points > self._max_cloud_points:
             raise PointCloudError(f"{points} points, more than max_cloud_points {self._max_cloud_points}: not segmented")
 
+    def _without_robot(self, cloud: CameraCloud) -> CameraCloud:
+        """``cloud`` (in base_frame) less the robot's body (self_filter_frames, through tf at the
+        cloud's stamp); PointCloudError when a frame of the chain cannot be placed."""
+        try:
+            origins = [self._tf.lookup(self._base_frame, f, cloud.stamp_ns, self._tf_timeout)[:3]
+                       for f in self._self_frames]
+        except TransformError as exc:
+            raise PointCloudError(f"self filter: the robot's body cannot be placed at the frame's stamp: {exc}") from None
+        cloud, self.self_filtered = remove_robot(cloud, chain_capsules(origins, self._self_radii))
+        return cloud
+
     def _scene(self, frame: SensorFrame, stamp: int) -> SegmentedScene:
+        if self._self_frames:
+            frame = replace(frame, cloud=self._without_robot(frame.cloud))
         objects = limit_points(self._segmenter.segment(frame), self._max_points)
         if self._tracker is not None:
             objects = self._tracker.assign(objects)
@@ -318,7 +352,7 @@ class PerceptionNode(ManagedNode):
 
     def _counts(self) -> dict:
         return {"received": self.received, "accepted": self.accepted, "rejected": self.rejected,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "robot_points_removed": self.self_filtered}
 
     def _segment_newest(self) -> None:
         try:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from f2p_common.frames import quat_multiply
+
 #: UR5e DH parameters (Universal Robots, "DH parameters for calculations of kinematics and dynamics").
 UR5E_DH = {"d": (0.1625, 0.0, 0.0, 0.1333, 0.0997, 0.0996), "a": (0.0, -0.425, -0.3922, 0.0, 0.0, 0.0),
            "alpha": (math.pi / 2, 0.0, 0.0, math.pi / 2, -math.pi / 2, 0.0)}
@@ -58,6 +60,45 @@ class ArmMount:
 
     pos: tuple[float, float, float] = (0.15, 0.0, 0.45)
     yaw: float = 0.0
+
+
+#: ur_description's kinematic chain of a UR5e (its ``ur_macro.xacro`` with ``config/ur5e/
+#: default_kinematics.yaml``): (link, parent, xyz, rpy, rotates with joint index or None). What
+#: robot_state_publisher publishes on the robot; :func:`ur5e_link_frames` evaluates it.
+UR5E_URDF_CHAIN = (
+    ("base", "base_link", (0.0, 0.0, 0.0), (0.0, 0.0, math.pi), None),
+    ("shoulder_link", "base", (0.0, 0.0, 0.1625), (0.0, 0.0, 0.0), 0),
+    ("upper_arm_link", "shoulder_link", (0.0, 0.0, 0.0), (math.pi / 2, 0.0, 0.0), 1),
+    ("forearm_link", "upper_arm_link", (-0.425, 0.0, 0.0), (0.0, 0.0, 0.0), 2),
+    ("wrist_1_link", "forearm_link", (-0.3922, 0.0, 0.1333), (0.0, 0.0, 0.0), 3),
+    ("wrist_2_link", "wrist_1_link", (0.0, -0.0997, 0.0), (math.pi / 2, 0.0, 0.0), 4),
+    ("wrist_3_link", "wrist_2_link", (0.0, 0.0996, 0.0), (math.pi / 2, math.pi, math.pi), 5),
+    ("flange", "wrist_3_link", (0.0, 0.0, 0.0), (0.0, -math.pi / 2, -math.pi / 2), None),
+    ("tool0", "flange", (0.0, 0.0, 0.0), (math.pi / 2, 0.0, math.pi / 2), None),
+)
+
+
+def _axis_quat(axis: int, angle: float) -> np.ndarray:
+    q = np.zeros(4)
+    q[axis], q[3] = math.sin(angle / 2), math.cos(angle / 2)
+    return q
+
+
+def _rpy_quat(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """URDF's fixed-axis rpy, Rz(yaw) Ry(pitch) Rx(roll), as a quaternion (x, y, z, w)."""
+    return quat_multiply(_axis_quat(2, yaw), quat_multiply(_axis_quat(1, pitch), _axis_quat(0, roll)))
+
+
+def ur5e_link_frames(q) -> dict[str, tuple[str, np.ndarray]]:
+    """{link: (parent, pose (x, y, z, qx, qy, qz, qw) of the link in its parent)} of
+    :data:`UR5E_URDF_CHAIN` at joint angles ``q`` (rad, UR's joint order)."""
+    frames = {}
+    for link, parent, xyz, rpy, joint in UR5E_URDF_CHAIN:
+        quat = _rpy_quat(*rpy)
+        if joint is not None:
+            quat = quat_multiply(quat, _axis_quat(2, float(q[joint])))
+        frames[link] = (parent, np.concatenate([xyz, quat]))
+    return frames
 
 
 def _quat_x(angle: float) -> list[float]:

@@ -14,8 +14,13 @@ act ``/robotiq_gripper_controller/gripper_cmd``                  control_msgs/Gr
 pub ``/joint_states``                                            sensor_msgs/JointState, every
                                                                  1/``joint_state_rate_hz`` s
 pub ``/tf``, ``/tf_static``                                      ``world`` -> ``base_link`` ->
-                                                                 ``camera_color_optical_frame``
-                                                                 (static), ``base_link`` -> ``tool0``
+                                                                 ``camera_color_optical_frame`` and
+                                                                 ``world`` -> ``arm_pedestal`` (its
+                                                                 foot), static; UR's links
+                                                                 ``base_link`` -> ``base``,
+                                                                 ``shoulder_link`` .. ``tool0`` as
+                                                                 robot_state_publisher gives them
+                                                                 (ur_description's chain)
 pub ``camera/points``                                            sensor_msgs/PointCloud2 in
                                                                  ``camera_color_optical_frame``
                                                                  (xyz; instance/label fields only
@@ -25,7 +30,8 @@ pub ``robot_stopped``                                            std_msgs/Bool, 
 pub ``/clock``                                                   rosgraph_msgs/Clock: simulated time
 srv ``/dashboard_client/unlock_protective_stop``                 std_srvs/Trigger
 srv ``reset_scene``                                              f2p_interfaces/ResetScene (boxes in
-                                                                 ``base_link``)
+                                                                 ``world``, the floor under the
+                                                                 arm: the ur5 graph's base_frame)
 ===============================================================  =====================================
 
 The world steps in a control thread at ``control_rate_hz``, paced to ``real_time_factor``
@@ -49,7 +55,7 @@ from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
 from f2p_common.frames import compose, invert, quat_rotate
-from f2p_common.interfaces import CameraCloud, OrientedBox
+from f2p_common.interfaces import CameraCloud
 from f2p_interfaces.srv import ResetScene
 from f2p_ros import parameters as P
 from f2p_ros import qos
@@ -57,13 +63,15 @@ from f2p_ros.conversions import (ConversionError, camera_cloud_to_msg, joint_sta
                                  joint_trajectory_to_msg, ns_to_stamp, reset_response)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, OK, WARN, ManagedNode, diagnostics, run_node
 from f2p_ros.tf import TransformPublisher
-from f2p_sim.arm_model import ArmMount, Ur5eRig
+from f2p_sim.arm_model import UR5E_JOINTS, UR5E_URDF_CHAIN, ArmMount, Ur5eRig, ur5e_link_frames
 from f2p_sim.arm_world import ArmWorld, TrajectoryRejected
 from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.robot import SimRobotError
 from f2p_sim.tasks import TASK_KINDS
 
 CAMERA_FRAME = "camera_color_optical_frame"
+#: The links a joint moves (on /tf); the others of the chain are fixed (on /tf_static).
+_MOVING_LINKS = tuple(link for link, _parent, _xyz, _rpy, joint in UR5E_URDF_CHAIN if joint is not None)
 
 PARAMS = [
     P.Param("world_config", "", "simulated world YAML ('' = the installed f2p_sim world.yaml)"),
@@ -173,15 +181,18 @@ class SimArmNode(ManagedNode):
         base = self._base()
         pos, quat = self.world.sim.camera_pose()
         camera = np.concatenate([pos, quat])
-        self._tf.send_static([("world", "base_link", base),
-                              ("base_link", CAMERA_FRAME, compose(invert(base), camera))])
+        fixed = [(parent, link, pose) for link, (parent, pose) in ur5e_link_frames(np.zeros(6)).items()
+                 if link not in _MOVING_LINKS]
+        self._tf.send_static([("world", "base_link", base), ("world", "arm_pedestal", [*base[:2], 0, 0, 0, 0, 1]),
+                              ("base_link", CAMERA_FRAME, compose(invert(base), camera)), *fixed])
 
     def _publish_state(self) -> None:
         stamp = self.world.time_ns()
         names, q, v, e = self.world.joint_state()
         self._joints_pub.publish(joint_state_to_msg(names, q, v, e, stamp))
-        tool0 = compose(invert(self._base()), self.world.body_pose("tool0"))
-        self._tf.send([("base_link", "tool0", tool0, stamp)])
+        angles = dict(zip(names, q))
+        links = ur5e_link_frames([angles[j] for j in UR5E_JOINTS])
+        self._tf.send([(links[link][0], link, links[link][1], stamp) for link in _MOVING_LINKS])
         self._scaling.publish(Float64(data=self.world.speed_scaling))
         self._stopped_pub.publish(Bool(data=self.world.protective_stopped))
         self._clock_pub.publish(Clock(clock=ns_to_stamp(stamp)))
@@ -225,12 +236,7 @@ class SimArmNode(ManagedNode):
         except SimRobotError as exc:
             resp.success, resp.message = False, str(exc)
             return resp
-        base_inv = invert(self._base())
-        boxes = []
-        for b in info.boxes:
-            pose = compose(base_inv, np.concatenate([b.center, b.orientation]))
-            boxes.append(OrientedBox(pose[:3], pose[3:] / np.linalg.norm(pose[3:]), b.size))
-        return reset_response(resp, info.description, info.object_ids, info.labels, info.goal, boxes,
+        return reset_response(resp, info.description, info.object_ids, info.labels, info.goal, info.boxes,
                               self.world.time_ns())
 
     # --- the controllers ---------------------------------------------------------------------------

@@ -17,6 +17,11 @@ act ``controller_action``           control_msgs/FollowJointTrajectory      the 
                                                                             (client)
 act ``gripper_action``              control_msgs/GripperCommand             the gripper (client)
 pub ``/diagnostics``                diagnostic_msgs/DiagnosticArray         skills run, last outcome
+pub ``/tf_static``                  tf2_msgs/TFMessage                      ``tcp``: the pads' centre,
+                                                                            ``tcp_offset`` along the
+                                                                            arm's ``tool0`` (for rviz
+                                                                            and perception's self
+                                                                            filter)
 ==================================  ======================================  ==========================
 
 The skill is planned whole before anything moves (``f2p_skills.skills``): key poses within
@@ -55,10 +60,13 @@ from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, box_from_msg, joint_positions_from_msg, joint_trajectory_to_msg,
                                  ns_to_duration, scene_from_msg, skill_call_from_msg, stamp_to_ns)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, OK, WARN, ManagedNode, diagnostics, run_node, wait_for
-from f2p_ros.tf import TransformListener
+from f2p_ros.tf import TransformListener, TransformPublisher
 from f2p_skills.arms import ARMS, arm as arm_spec
 from f2p_skills.kinematics import Kinematics
 from f2p_skills.skills import Phase, SkillConfig, SkillError, SkillErrorCode, SkillPlanner
+
+#: The frame of the pads' centre this node publishes under the arm's tip frame.
+TCP_FRAME = "tcp"
 
 PARAMS = [
     P.Param("arm", "ur5e", "the arm driven (f2p_skills.arms)", P.one_of(*ARMS)),
@@ -134,6 +142,11 @@ class SkillServerNode(ManagedNode):
         for endpoint in self._tf.endpoints:
             self.until_cleanup(endpoint)
         self._diag = self.create_diagnostics_publisher()
+        self._frames = TransformPublisher(self)
+        for endpoint in self._frames.endpoints:
+            self.until_cleanup(endpoint)
+        self._frames.send_static([(self.arm.tip_frame, TCP_FRAME, [0.0, 0.0, self.arm.gripper.tcp_offset, 0.0, 0.0, 0.0,
+                                                                   1.0])])
         self.get_logger().info(f"configured for {self.arm.name}: {self._arm_client._action_name}, "
                                f"{self._gripper_client._action_name}")
         return TransitionCallbackReturn.SUCCESS
