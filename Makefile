@@ -21,7 +21,7 @@ help:
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
 	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
 	@echo "make bench-relations  relation detector backends against the simulator's relations, paper and real-scale scenes -> benchmarks/results/relation_detector{,_real_scale}.{json,md}"
-	@echo "make bench-perception  segmentation backends (geometric, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames of real-scale and paper scenes against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md,png} (~20 min)"
+	@echo "make bench-perception  segmentation backends (geometric, convex, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames of real-scale and paper scenes against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md,png} (~20 min); with REAL_FRAMES=<folder> also labelled real frames beside Open3D's textbook pipeline -> perception_real.{json,md}"
 	@echo "make bench-guardian  Guardian's verifiers (symbolic, baseline, the small VLM with each CoT strategy, data scaling) on FailCoT's test split of unseen task variants and camera; task success on the sim graph with execution noise, with and without Guardian -> benchmarks/results/guardian.{json,md,png}, guardian_loop.{json,md} (~40 min)"
 	@echo "make bench-afil  AFIL, the failure-aware skill controller: Success-only / + Failure Correction / Static-FIL / Adaptive-FIL on 3 short- and 2 long-horizon skill tasks, out of domain, the guidance-scale ablation, latency; ships the controller; the stack's task success with each controller -> benchmarks/results/afil.{json,md,png}, afil_stack{,_scripted}.{json,md}, src/f2p_afil/models/afil_controller.pt (~75 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), a hung node of each type and 3 runner kills, make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~45 min)"
@@ -58,7 +58,9 @@ bench-relations: setup
 	  && python benchmarks/relation_detector.py --layout real_scale && python benchmarks/real_scale_model.py
 
 bench-perception: setup
-	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/perception.py
+	@$(ENV) && export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} && python benchmarks/perception.py \
+	  && if [ -n "$(REAL_FRAMES)" ]; then python benchmarks/perception_real.py --frames "$(REAL_FRAMES)"; \
+	     else echo "[bench-perception] real frames: REAL_FRAMES=<folder of f2p-convert-frames .npz> to score them"; fi
 
 yolo-seg-model: setup
 	@$(ENV) && export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} \

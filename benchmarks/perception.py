@@ -17,7 +17,7 @@ by pixel. Per backend and noise level:
 * rate on this CPU: frames per second of the backend on the 640x480 frame (median), and of the
   whole path (back-projection into the base frame, then the backend).
 
-Backends: ``geometric``; ``yolo_seg`` with the shipped model (or ``--yolo-weights``); ``sam``
+Backends: ``geometric``; ``convex`` (class-agnostic, classes by the geometric size rule); ``yolo_seg`` with the shipped model (or ``--yolo-weights``); ``sam``
 needs SAM's weights (``--sam-checkpoint``, vit_b), which cannot be downloaded here: without
 them only its rate is measured, with a random-weight vit_b (the real architecture) on
 ``--sam-frames`` frames.
@@ -116,7 +116,8 @@ def run(scenes: int, seed: int, yolo_weights: str, sam_checkpoint: str, sam_fram
     robot = SimRobot(cfg)
     camera = Camera.from_config(cfg, "front")
     intrinsics = camera.ros_intrinsics
-    segmenters = {"geometric": SEGMENTERS.make("geometric"), "yolo_seg": SEGMENTERS.make("yolo_seg", weights=yolo_weights)}
+    segmenters = {"geometric": SEGMENTERS.make("geometric"), "convex": SEGMENTERS.make("convex"),
+                  "yolo_seg": SEGMENTERS.make("yolo_seg", weights=yolo_weights)}
     tmp = tempfile.TemporaryDirectory()
     sam_measured = bool(sam_checkpoint)
     segmenters["sam"] = SEGMENTERS.make("sam", checkpoint=sam_checkpoint or str(_random_vit_b(Path(tmp.name))))

@@ -23,6 +23,7 @@ setup(
             "f2p-datagen = f2p_datasets.datagen:main",
             "f2p-render-seg-data = f2p_datasets.image_data:main",
             "f2p-failcot = f2p_datasets.failcot:main",
+            "f2p-convert-frames = f2p_datasets.real_frames:main",
         ],
     },
 )

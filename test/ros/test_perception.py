@@ -142,6 +142,32 @@ def test_node_with_the_geometric_backend_segments_a_plain_depth_cloud(ros, sim_c
                       for m in diags))
 
 
+def test_node_with_the_convex_backend_parts_stacked_boxes_in_a_camera_frame_cloud(ros):
+    # a depth camera's cloud in its own frame, placed by camera_pose: the convex backend sees
+    # from there (its viewpoint) and parts a box standing on another
+    from support.raycast import INTRINSICS, box, render
+    from support.ros import wait_until
+    depth, _, pose = render([box((0.9, 0.0, 0.80), (0.24, 0.16, 0.10)), box((0.9, 0.0, 0.89), (0.12, 0.10, 0.08))])
+    fx, fy, cx, cy = INTRINSICS
+    v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]]
+    points = np.stack([(u - cx) * depth / fx, (v - cy) * depth / fy, depth], -1).reshape(-1, 3).astype(np.float32)
+    node, probe, pub = _node(ros, backend="convex", camera_pose=list(pose))
+    scenes, got = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    wait_until(lambda: pub.get_subscription_count() > 0)
+    pub.publish(camera_cloud_to_msg(CameraCloud(points, frame_id="camera_color_optical_frame", height=depth.shape[0])))
+    assert got.wait(WAIT_S)
+    scene = scene_from_msg(scenes[-1])
+    assert scene.source == "camera:convex" and scene.frame_id == "base_link"
+    tops = sorted(float(o.points[:, 2].max()) for o in scene.objects if o.label != "table")
+    assert tops == pytest.approx([0.85, 0.93], abs=0.01) and scene.labels.count("table") == 1
+    # the same cloud already in base_link: the viewpoint still comes from camera_pose
+    got.clear()
+    moved = transform_cloud(CameraCloud(points, frame_id="camera"), pose, "base_link")
+    pub.publish(camera_cloud_to_msg(moved))
+    assert got.wait(WAIT_S)
+    assert len(scene_from_msg(scenes[-1]).objects) == 3
+
+
 def test_node_takes_every_cloud_of_a_burst_and_segments_the_newest(ros, sim_cloud):
     # the subscription keeps up with the camera; the worker segments the newest cloud at most
     # max_rate_hz times a second and counts the ones it skipped

@@ -341,8 +341,10 @@ class GeometricSegmenter(Segmenter):
         self.cfg.min_points = min_points
 
     # --- the steps (module docstring) ----------------------------------------------------
-    def _supports(self, vox: np.ndarray, floor_xy: np.ndarray) -> list[_Support]:
-        """Support surfaces (``floor_xy``: where the camera sees the floor)."""
+    def find_supports(self, vox: np.ndarray, floor_xy: np.ndarray) -> list[_Support]:
+        """The support surfaces (step 2 of the module docstring) of the voxel centres ``vox`` (one per
+        ``voxel_size`` voxel, above the floor; ``floor_xy``: where the camera sees the floor), each
+        with its voxels' indices, height, box and whether a wall lines it (a shelf)."""
         import open3d as o3d
         c = self.cfg
         o3d.utility.random.seed(c.seed)
@@ -415,13 +417,13 @@ class GeometricSegmenter(Segmenter):
             over = np.zeros(len(cand.points), bool)
             for k in kept:
                 if 0.5 * c.plane_threshold < cand.height - k.height < c.min_support_rise:   # not level with it
-                    over |= self._under(k, vox[cand.points], c.voxel_size)
+                    over |= self.under(k, vox[cand.points], c.voxel_size)
             if over.mean() >= 0.25:
                 continue
             # a band a few cm below a larger surface's edge is its own slab's front face, flat
             # enough under a noisy sensor's depth to pass for a plane: that surface's
             host = next((k for k in kept if 0.0 < k.height - cand.height < 0.05
-                         and self._under(k, vox[cand.points], 2 * c.voxel_size).mean() > 0.9), None)
+                         and self.under(k, vox[cand.points], 2 * c.voxel_size).mean() > 0.9), None)
             if host is not None:
                 host.points = np.union1d(host.points, cand.points)
             else:
@@ -435,7 +437,7 @@ class GeometricSegmenter(Segmenter):
             # the side of a higher table standing next to this one (real tables differ by
             # centimetres) rises along its edge too: it lies under that table, it is no wall
             walls = [w for w in walls if not any(
-                o is not k and o.height > k.height and self._under(o, vox[w], 2 * c.voxel_size).mean() > 0.5
+                o is not k and o.height > k.height and self.under(o, vox[w], 2 * c.voxel_size).mean() > 0.5
                 for o in kept)]
             if walls:
                 k.wall = True
@@ -458,7 +460,27 @@ class GeometricSegmenter(Segmenter):
         mine = np.unique(labels[:len(idx)])
         return np.union1d(idx, cand[np.isin(labels[len(idx):], mine)])
 
-    def _under(self, s: _Support, pts: np.ndarray, margin: float) -> np.ndarray:
+    def no_support(self, vox: np.ndarray, frame_id: str) -> PointCloudError:
+        """Why a cloud (voxel centres ``vox``) has no support surface: none there, or — when its
+        largest plane is far from horizontal — a cloud that is not in a z-up frame (a camera's
+        optical frame has z forward) or a camera pose that is wrong."""
+        import open3d as o3d
+        c = self.cfg
+        why = (f"no support surface (a horizontal plane of at least {c.min_support_area:g} m^2 above "
+               f"floor_height {c.floor_height:g} m) in the cloud")
+        if len(vox) >= 3 * c.min_plane_points:
+            o3d.utility.random.seed(c.seed)
+            plane, inliers = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(vox)).segment_plane(
+                c.plane_threshold, 3, 200)
+            tilt = math.degrees(math.acos(min(1.0, abs(plane[2]) / max(1e-12, float(np.linalg.norm(plane[:3]))))))
+            if len(inliers) >= 0.3 * len(vox) and tilt > c.max_tilt_deg:
+                why += (f"; its largest plane ({100 * len(inliers) // len(vox)} % of it) is tilted {tilt:.0f} deg from "
+                        f"horizontal: is the cloud in {frame_id or 'the base frame'} with z up (REP-103; an optical "
+                        "frame has z forward), and the camera's pose right?")
+        return PointCloudError(why)
+
+    def under(self, s: _Support, pts: np.ndarray, margin: float) -> np.ndarray:
+        """Whether each of ``pts`` lies over (or under) support ``s``'s footprint, ``margin`` beyond it."""
         c, sn = math.cos(_yaw(s.box)), math.sin(_yaw(s.box))
         local = (pts[:, :2] - s.box.center[:2]) @ np.array([[c, -sn], [sn, c]])
         return (np.abs(local) <= 0.5 * np.asarray(s.box.size[:2]) + margin).all(axis=1)
@@ -488,10 +510,9 @@ class GeometricSegmenter(Segmenter):
             of_point = voxel_index(cloud.points[keep], grid)
         points = cloud.points[keep]
         colors = None if cloud.colors is None else cloud.colors[keep]
-        supports = self._supports(vox, floor_xy)
+        supports = self.find_supports(vox, floor_xy)
         if not supports:
-            raise PointCloudError("no support surface (a horizontal plane of at least "
-                                  f"{c.min_support_area:g} m^2 above {c.floor_height:g} m) in the cloud")
+            raise self.no_support(vox, cloud.frame_id)
         claimed = np.zeros(len(vox), bool)
         for s in supports:
             claimed[s.points] = True
@@ -514,12 +535,12 @@ class GeometricSegmenter(Segmenter):
             home = None
             flat = top - low <= 2 * c.plane_threshold
             for k, s in enumerate(supports):
-                inside = self._under(s, pts, 2 * c.voxel_size).mean() > 0.8
+                inside = self.under(s, pts, 2 * c.voxel_size).mean() > 0.8
                 if inside and top <= s.height + c.plane_threshold:
                     home = k                               # under it: its legs, its base
                     break
                 if flat and abs(float(np.median(pts[:, 2])) - s.height) <= c.plane_threshold and \
-                        self._under(s, pts, 2 * c.cluster_eps).all():
+                        self.under(s, pts, 2 * c.cluster_eps).all():
                     home = k                               # a strip of its surface RANSAC's patch left out
                     break
             if home is not None:
@@ -595,7 +616,7 @@ class GeometricSegmenter(Segmenter):
                 continue
             pts = points[sel]
             box = yaw_box(pts)
-            base = max((s.height for s in supports if self._under(s, pts[:1], 0.0).all()
+            base = max((s.height for s in supports if self.under(s, pts[:1], 0.0).all()
                         and s.height <= pts[:, 2].min() + c.voxel_size), default=float(pts[:, 2].min()))
             parts = split_container(pts, box, base, c.voxel_size)
             if parts is None:
@@ -620,14 +641,14 @@ class GeometricSegmenter(Segmenter):
                         shell[piece] = True
                     elif len(piece) >= c.min_points:
                         items.append(piece)
-            shell_box = self._standing(yaw_box(pts[shell]), pts[shell], base)
+            shell_box = self.standing(yaw_box(pts[shell]), pts[shell], base)
             label, score = classify(shell_box, True, c.size_priors)
             add(label, sel[shell], shell_box, score)
             for piece in items:
                 self._add_solid(add, sel[piece], pts[piece], None)
         return out
 
-    def _standing(self, box: OrientedBox, pts: np.ndarray, base: float | None) -> OrientedBox:
+    def standing(self, box: OrientedBox, pts: np.ndarray, base: float | None) -> OrientedBox:
         """``box`` reaching down to the surface the object stands on (its hidden bottom)."""
         if base is None:
             return box
@@ -636,6 +657,6 @@ class GeometricSegmenter(Segmenter):
                            np.array([box.size[0], box.size[1], max(hi - lo, box.size[2])]))
 
     def _add_solid(self, add, sel, pts, base) -> None:
-        box = self._standing(yaw_box(pts), pts, base)
+        box = self.standing(yaw_box(pts), pts, base)
         label, score = classify(box, False, self.cfg.size_priors)
         add(label, sel, box, score)

@@ -73,6 +73,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from f2p_common.frames import TransformError
 from f2p_common.interfaces import CameraCloud, PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
+from f2p_perception.convexity import ConvexConfig
 from f2p_perception.geometric import GeometricConfig
 from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, rgbd_frame,
                                          transform_cloud)
@@ -92,7 +93,8 @@ RGBD_TOPICS = {"rgb": (Image, "camera/color/image_raw"), "depth": (Image, "camer
 
 PARAMS = [
     P.Param("backend", "labelled_cloud", "segmentation backend: labelled_cloud (a segmenting camera's instance and "
-            "label fields), geometric (a plain depth camera: supports, objects on them, classes by shape), yolo_seg "
+            "label fields), geometric (a plain depth camera: supports, objects on them, classes by shape), convex (a "
+            "plain depth camera, class-agnostic: objects as locally convex surface patches), yolo_seg "
             "(YOLO masks on the colour image; input rgbd) or sam (segment-anything from geometric or yolo_seg box "
             "prompts; input rgbd)", P.one_of(*SEGMENTERS)),
     P.Param("input", "cloud", "what the camera gives: cloud (PointCloud2 on camera/points) or rgbd (colour, "
@@ -130,7 +132,7 @@ PARAMS = [
     P.Param("warn_score", 0.5, "segments scored below this (a box far from every class's size range) are named "
             "in a WARN on /diagnostics", P.probability),
     P.Param("min_points", 10, "objects with fewer points are left out", P.at_least(1)),
-    P.Param("floor_height", 0.05, "geometric (also as sam's prompts): points lower than this in base_frame are the "
+    P.Param("floor_height", 0.05, "geometric and convex (also as sam's prompts): points lower than this in base_frame are the "
             "floor (m; the floor's height in base_frame plus a margin: 0.05 where base_frame lies on the floor, as a "
             "Stretch's does; a UR5 mounted on a 0.75 m table: -0.7)", P.finite),
     P.Param("max_object_points", 4096, "points kept per object (an even stride; the box uses all of them)",
@@ -160,6 +162,8 @@ def backend_options(v: dict) -> dict:
             if v["sam_prompts"] == "yolo_seg" else geometric
         return {"checkpoint": v["model_path"], "model_type": v["sam_model_type"], "prompts": v["sam_prompts"],
                 "prompt_options": prompt, "device": v["device"]}
+    if v["backend"] == "convex":
+        return {"config": ConvexConfig(supports=geometric["config"])}
     return geometric if v["backend"] == "geometric" else {}
 
 
@@ -271,6 +275,11 @@ class PerceptionNode(ManagedNode):
             self._tf_problem = str(exc)
         if self._camera_frame and frame_id != self._camera_frame:
             return None                                      # a frame nobody placed: never moved by the camera's pose
+        return self.placed_camera()
+
+    def placed_camera(self) -> list[float] | None:
+        """The camera's pose in ``base_frame`` from camera_pose_topic, else the camera_pose
+        parameter; None when neither gives one."""
         pose = self._pose_msg
         if pose is not None and pose.header.frame_id == self._base_frame:
             p, q = pose.pose.position, pose.pose.orientation
@@ -293,7 +302,9 @@ class PerceptionNode(ManagedNode):
             if pose is None:
                 raise PointCloudError(self._no_pose(cloud.frame_id))
             cloud = transform_cloud(cloud, pose, self._base_frame)
-        return self._scene(SensorFrame(cloud), cloud.stamp_ns)
+        else:                              # already in base_frame: the viewpoint, where something gives it
+            pose = self.placed_camera()
+        return self._scene(SensorFrame(cloud, camera_pose=pose), cloud.stamp_ns)
 
     def segment_rgbd(self, msgs: dict) -> SegmentedScene:
         """The scene of one synchronised RGB-D frame ({"rgb", "depth", "info"} messages)."""

@@ -13,6 +13,9 @@ geometric ones plug in behind the same node. Backends (:data:`SEGMENTERS`):
                     ``instance_object_id(label, instance)``.
 ``geometric``       a plain depth camera's cloud: support surfaces by RANSAC, the objects on
                     them by clustering, classes by shape and size (:mod:`f2p_perception.geometric`).
+``convex``          a plain depth camera's cloud, class-agnostic: the geometric backend's
+                    supports, objects as locally convex connected surface patches, classes by
+                    the same size rule (:mod:`f2p_perception.convexity`).
 ``yolo_seg``        ultralytics YOLO instance segmentation on the RGB image; masks select the
                     points of the organised cloud made from the depth image
                     (:mod:`f2p_perception.image_segmenters`).
@@ -47,7 +50,8 @@ class SensorFrame:
     uint8, ``depth`` (H, W) float32 m, ``intrinsics`` (fx, fy, cx, cy) in pixels (sensor_msgs/
     CameraInfo's K: pixel (u, v)'s centre at integer u, v) and ``camera_pose``, the optical
     frame's pose (x, y, z, qx, qy, qz, qw) in the cloud's frame; the cloud is then organised
-    H x W, pixel by pixel."""
+    H x W, pixel by pixel. A cloud moved into the base frame from the camera's frame also carries
+    that frame's pose as ``camera_pose`` (the viewpoint; no images)."""
 
     cloud: CameraCloud
     rgb: np.ndarray | None = None
@@ -151,6 +155,7 @@ def limit_points(objects: list[SegmentedObject], max_points: int) -> list[Segmen
 SEGMENTERS = Registry("segmentation backend", {
     "labelled_cloud": "f2p_perception.segmentation:LabelledCloudSegmenter",
     "geometric": "f2p_perception.geometric:GeometricSegmenter",
+    "convex": "f2p_perception.convexity:ConvexSegmenter",
     "yolo_seg": "f2p_perception.image_segmenters:YoloSegmenter",
     "sam": "f2p_perception.image_segmenters:SamSegmenter"})
 
