@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-guardian bench-afil bench-arms yolo-seg-model lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), a hung node of each type and 3 runner kills, make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~45 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make bench-arms  real arms in simulation: the UR5e's reach, 200 pick_place skills through f2p's skill server and the simulated UR/Robotiq drivers (success, error codes, time, contacts with supports) -> benchmarks/results/arms.{json,md}, arms_reach.png, arms_skill.png (~15 min)"
+	@echo "make bench-perceived-loop  the learned model through the sim graph on fresh transport-3 scenes: the simulator's segments beside a noisy 640x480 depth camera segmented by geometric and convex, each failure put down to a cause -> benchmarks/results/perceived_loop.{json,md} (~40 min)"
 	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them: paper scenes from scratch, then paper + real-scale scenes from those weights -> out/yolo_seg/model_mixed/yolo_seg_sim.pt (~80 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
 	@echo "make lock    re-resolve requirements.in into requirements.lock"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
@@ -61,6 +62,9 @@ bench-perception: setup
 	@$(ENV) && export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} && python benchmarks/perception.py \
 	  && if [ -n "$(REAL_FRAMES)" ]; then python benchmarks/perception_real.py --frames "$(REAL_FRAMES)"; \
 	     else echo "[bench-perception] real frames: REAL_FRAMES=<folder of f2p-convert-frames .npz> to score them"; fi
+
+bench-perceived-loop: setup
+	@$(ENV) && export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} && python benchmarks/perceived_loop.py
 
 yolo-seg-model: setup
 	@$(ENV) && export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} \

@@ -32,8 +32,14 @@ def relations(*ones, ids=IDS) -> RelationState:
 
 def observation(rel: RelationState, ids=IDS, stamp_ns: int = 0) -> Observation:
     rng = np.random.default_rng(len(ids))
-    objects = [SegmentedObject(i, LABELS[IDS.index(i)], rng.normal(size=(8, 3)).astype(np.float32)) for i in ids]
-    if sorted(ids) != sorted(rel.object_ids):                    # a frame that misses an object
+    objects = [SegmentedObject(i, LABELS[IDS.index(i)] if i in IDS else "cuboid",
+                               rng.normal(size=(8, 3)).astype(np.float32)) for i in ids]
+    if set(rel.object_ids) < set(ids):                           # a fragment beside them: no relation of its own
+        n, at = len(ids), [ids.index(i) for i in rel.object_ids]
+        u, b = np.zeros((n, 3), np.float32), np.zeros((n, n, len(BINARY_RELATIONS)), np.float32)
+        u[at], b[np.ix_(at, at)] = rel.unary, rel.binary
+        rel = RelationState(list(ids), u, b)
+    elif sorted(ids) != sorted(rel.object_ids):                  # a frame that misses an object
         rel = relations(ids=ids)
     return Observation(SegmentedScene(objects, stamp_ns=stamp_ns), rel.reordered(ids))
 
@@ -197,11 +203,16 @@ def test_a_step_the_verifier_fails_is_a_failure_event_even_when_relations_match(
 
 
 def test_objects_missed_in_a_frame_are_looked_for_in_the_next_frames_then_the_step_cannot_be_checked():
+    """A frame that adds a segment beside the plan's objects (a noisy frame's fragment) is checked on them."""
     shuffled = ["cuboid_2", "table_0", "bin_1"]
     world = World([DONE], frames=[IDS, IDS[:2], shuffled])       # before; after: a frame missing one, then all
     r, _ = runner(world, Planner(plan(DONE)))
     out = r.run(TaskRequest(GOAL))
     assert out.success and out.final.scene.object_ids == IDS and out.final.raw is None   # back in the plan's order
+    world = World([DONE], frames=[IDS, ["cuboid_9"] + shuffled])     # a fragment beside the plan's objects
+    r, _ = runner(world, Planner(plan(DONE)))
+    out = r.run(TaskRequest(GOAL))
+    assert out.success and out.final.scene.object_ids == IDS and out.final.relations == DONE
     world = World([DONE], frames=[IDS] + [IDS[:2]] * 3)
     r, _ = runner(world, Planner(plan(DONE)), reobserve_frames=2)
     out = r.run(TaskRequest(GOAL))

@@ -330,3 +330,59 @@ def test_image_backends_without_their_model_fail_configure(ros, params):
     ros.add(PerceptionNode(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]))
     lc = LifecycleClient(ros.node("perception_probe"), "perception")
     assert not lc.transition(Transition.TRANSITION_CONFIGURE)
+
+
+def test_reset_tracking_gives_a_replaced_world_new_ids(ros):
+    # a geometric scene, then the world replaced by one with its boxes where the old ones stood:
+    # without reset_tracking the tracker would hand them the old ids; after it, new ones
+    from std_srvs.srv import Trigger
+
+    from support.raycast import INTRINSICS, box, render
+    from support.ros import wait_future, wait_until
+    fx, fy, cx, cy = INTRINSICS
+
+    def cloud(boxes, stamp_s):
+        depth, _, pose = render(boxes)
+        v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]]
+        pts = np.stack([(u - cx) * depth / fx, (v - cy) * depth / fy, depth], -1).reshape(-1, 3).astype(np.float32)
+        msg = camera_cloud_to_msg(CameraCloud(pts, frame_id="camera_color_optical_frame", height=depth.shape[0]))
+        msg.header.stamp.sec = stamp_s
+        return msg, pose
+
+    first, pose = cloud([box((0.9, 0.0, 0.78), (0.06, 0.06, 0.06))], 1)
+    node, probe, pub = _node(ros, backend="geometric", camera_pose=list(pose), depth_median=0)
+    reset = probe.create_client(Trigger, "/reset_tracking")
+    scenes, got = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    wait_until(lambda: pub.get_subscription_count() > 0)
+    pub.publish(first)
+    assert got.wait(WAIT_S)
+    before = set(scene_from_msg(scenes[-1]).object_ids)
+    assert reset.wait_for_service(timeout_sec=WAIT_S)
+    answer = wait_future(reset.call_async(Trigger.Request()))
+    assert answer.success and "restarted" in answer.message
+    got.clear()
+    second, _ = cloud([box((0.9, 0.02, 0.78), (0.06, 0.06, 0.06))], 2)
+    pub.publish(second)
+    assert got.wait(WAIT_S)
+    after = set(scene_from_msg(scenes[-1]).object_ids)
+    assert len(after) == len(before) == 2 and after.isdisjoint(before)     # the table and the box: new ids
+
+
+def test_median_depth_smooths_a_noisy_organised_cloud_along_its_rays():
+    from f2p_perception.segmentation import median_depth
+    from support.raycast import INTRINSICS, box, render
+    fx, fy, cx, cy = INTRINSICS
+    depth, _, pose = render([box((0.9, 0.0, 0.78), (0.1, 0.1, 0.06))], noise=0.004, seed=3)
+    depth[::7, ::5] = np.nan                                    # missing returns
+    v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]]
+    pts = np.stack([(u - cx) * depth / fx, (v - cy) * depth / fy, depth], -1).reshape(-1, 3).astype(np.float32)
+    from f2p_perception.segmentation import transform_cloud
+    cloud = transform_cloud(CameraCloud(pts, frame_id="camera", height=depth.shape[0]), pose, "base_link")
+    frame = SensorFrame(cloud, camera_pose=tuple(pose))
+    smooth = median_depth(frame, 5).cloud.points
+    table = np.isfinite(cloud.points[:, 2]) & (np.abs(cloud.points[:, 2] - 0.75) < 0.02)
+    assert np.nanstd(smooth[table, 2]) < 0.5 * np.nanstd(cloud.points[table, 2])
+    assert np.array_equal(np.isnan(smooth[:, 2]), np.isnan(cloud.points[:, 2]))     # holes stay holes
+    assert median_depth(frame, 0) is frame and median_depth(SensorFrame(cloud), 5).cloud is cloud   # off; no viewpoint
+    with pytest.raises(ValueError, match="3 or 5"):
+        median_depth(frame, 7)

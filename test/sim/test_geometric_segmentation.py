@@ -397,3 +397,31 @@ def test_a_tracked_object_keeps_its_class_when_a_frame_reads_it_as_a_neighbourin
     # a solid is never taken for a container that vanished
     third = tracker.assign([seg("cuboid", 0.42, 0.01), seg("cuboid", 0.5, 0.3)])
     assert third[1].id not in {o.id for o in first}
+
+
+def test_a_carried_container_keeps_its_id_beside_a_noisy_frames_fragments():
+    """Rule 2 by likeness: the frame after a carry adds a wall's piece (a container-kind
+    fragment) and a cup-sized merge beside the moved bag; the bag is the bag-sized one."""
+    from f2p_common.interfaces import OrientedBox, SegmentedObject
+    from f2p_perception.tracking import SegmentTracker
+
+    def obj(label, centre, size):
+        c = np.asarray(centre, float)
+        return SegmentedObject("?", label, (c + np.zeros((4, 3))).astype(np.float32),
+                               box=OrientedBox(c, np.array([0.0, 0.0, 0.0, 1.0]), np.asarray(size, float)))
+    tracker = SegmentTracker(max_jump=0.1)
+    tables = [obj("table", (0.5, -0.3, 0.2), (0.5, 0.5, 0.4)), obj("table", (0.5, 0.3, 0.2), (0.5, 0.5, 0.4))]
+    bag = obj("bag", (0.5, -0.3, 0.5), (0.28, 0.25, 0.12))
+    for _ in range(2):
+        before = tracker.assign(tables + [bag])
+    moved = obj("bag", (0.52, 0.32, 0.5), (0.27, 0.26, 0.12))
+    after = tracker.assign(tables + [obj("cup", (0.6, 0.2, 0.5), (0.10, 0.09, 0.10)), moved,
+                                     obj("bin", (0.4, 0.3, 0.46), (0.09, 0.05, 0.02))])
+    assert after[3].id == before[2].id and after[3].label == "bag"
+    assert len({o.id for o in after}) == 5
+    # two alike new bags where one went: which one it is cannot be told, both are new
+    tracker = SegmentTracker(max_jump=0.1)
+    for _ in range(2):
+        tracker.assign(tables + [bag])
+    twins = tracker.assign(tables + [moved, obj("bag", (0.4, 0.1, 0.5), (0.28, 0.25, 0.12))])
+    assert before[2].id not in {o.id for o in twins}

@@ -13,6 +13,7 @@ from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 
 from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
 
 from f2p_failure.queue import EventQueue
 from f2p_interfaces.action import RunTask
@@ -77,6 +78,7 @@ class Probe:
         self.node.create_subscription(Image, "/camera/color/image_raw", self._on_image,
                                       qos.events(1))
         self.reset = self.node.create_client(ResetScene, "/reset_scene")
+        self.reset_tracking = self.node.create_client(Trigger, "/reset_tracking")
         self.run = ActionClient(self.node, RunTask, "/run_task")
 
     def _notify(self):
@@ -103,6 +105,20 @@ class Probe:
         self.scenes.append(msg)
         del self.scenes[:-2]
         self._notify()
+
+    def new_scene(self, task: str, objects: int, seed: int, timeout: float = 30.0):
+        """Reset the simulated world to a fresh scene, then restart perception's tracking (the
+        world was replaced, not moved: its objects must not inherit the old ones' ids); the
+        ResetScene response."""
+        resp = self.call(self.reset.call_async(ResetScene.Request(task=task, n_objects=objects, seed=seed)), timeout)
+        if not resp.success:
+            raise DemoError(f"reset_scene: {resp.message}")
+        if not self.reset_tracking.wait_for_service(timeout_sec=timeout):
+            raise DemoError("perception's reset_tracking is not available")
+        tracked = self.call(self.reset_tracking.call_async(Trigger.Request()), timeout)
+        if not tracked.success:
+            raise DemoError(f"reset_tracking: {tracked.message}")
+        return resp
 
     def ground_goal(self, resp, timeout: float = 30.0) -> list:
         """The reset's goal in the ids perception reports (module docstring): the simulator's true
@@ -173,10 +189,7 @@ def fail_learn_retry(cfg, probe: Probe, result: LiveDemoResult, mark, say, live:
     first_model = probe.wait("the planner's model_info", lambda: probe.model, 30)[1].version
 
     def attempt(label: str, seed: int = cfg.task_seed):
-        resp = probe.call(probe.reset.call_async(ResetScene.Request(task=cfg.task, n_objects=cfg.objects,
-                                                                     seed=seed)), 30)
-        if not resp.success:
-            raise DemoError(f"reset_scene: {resp.message}")
+        resp = probe.new_scene(cfg.task, cfg.objects, seed)
         goal = list(resp.goal) if cfg.perception == "labelled_cloud" else probe.ground_goal(resp)
         say(f"{label}: RunTask {cfg.task} with {cfg.objects} objects, goal "
             + " ∧ ".join(f"{g.predicate}({g.subject_id}, {g.object_id})" for g in goal))

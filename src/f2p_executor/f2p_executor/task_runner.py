@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable, Protocol, Sequence
 
+import numpy as np
+
 from f2p_common.interfaces import GoalLiteral, Plan, RelationState, SegmentedScene, SkillCall, ground_literal
 from f2p_executor.supervision import FAILURE, RETRY, check_plan, goal_status, route_step, step_mismatches
 from f2p_failure.events import FailureEvent, FailureEventError
@@ -86,6 +88,21 @@ class Observation:
 
     def reordered(self, object_ids: Sequence[str]) -> "Observation":
         return Observation(self.scene.reordered(object_ids), self.relations.reordered(object_ids))
+
+    def selected(self, object_ids: Sequence[str]) -> "Observation":
+        """The observation of ``object_ids`` only, in that order (each must be in it): the
+        relations among them are the ones observed (a relation is between two objects, whatever
+        else the frame holds)."""
+        ids = list(object_ids)
+        if set(ids) == set(self.scene.object_ids):
+            return self.reordered(ids)
+        keep = [o.id for o in self.scene.objects if o.id in set(ids)]
+        scene = SegmentedScene([o for o in self.scene.objects if o.id in set(ids)], self.scene.frame_id,
+                               self.scene.stamp_ns, self.scene.source)
+        perm = [self.relations.object_ids.index(i) for i in keep]
+        relations = RelationState(keep, self.relations.unary[perm], self.relations.binary[np.ix_(perm, perm)],
+                                  self.relations.frame_id, self.relations.stamp_ns)
+        return Observation(scene, relations).reordered(ids)
 
 
 @dataclass(frozen=True)
@@ -349,12 +366,15 @@ class TaskRunner:
 
     def _observe_objects(self, ended: SkillEnd, ids: Sequence[str], k: int, stop: Stop) -> Observation:
         """The first observation after step ``k`` that sees the plan's objects ``ids``, in their
-        order (a backend that segments each frame afresh lists them in any order)."""
+        order (a backend that segments each frame afresh lists them in any order), and only them:
+        a segment the plan did not know (a fragment a noisy depth frame shows beside a wall, an
+        object that came into view) is left out of the comparison, which is over the plan's
+        objects."""
         seen, received_after = [], ended.monotonic_s
         for _try in range(1 + self.cfg.reobserve_frames):
             obs = self.observer.observe(received_after, ended.stamp_ns, stop)
-            if sorted(obs.scene.object_ids) == sorted(ids):
-                return obs if obs.scene.object_ids == list(ids) else obs.reordered(ids)
+            if set(ids) <= set(obs.scene.object_ids):        # more is fine: a noisy frame's fragment beside them
+                return obs if obs.scene.object_ids == list(ids) else obs.selected(ids)
             seen.append(obs.scene.object_ids)
             received_after = time.monotonic()                # the next frame
         raise TaskError(f"after step {k} the camera sees {seen[-1]}, not {list(ids)} (in {len(seen)} frames): the "

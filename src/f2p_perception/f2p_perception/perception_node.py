@@ -20,6 +20,10 @@ pub ``segmented_scene``            f2p_interfaces/SegmentedScene    per-object c
                                                                     ``base_frame``; transient
                                                                     local: a late subscriber
                                                                     gets the latest scene
+srv ``reset_tracking``             std_srvs/Trigger                 forget every tracked id:
+                                                                    the world was rearranged
+                                                                    (a scene reset, a person
+                                                                    clearing the table)
 pub ``/diagnostics``               diagnostic_msgs/DiagnosticArray  per frame: OK with the
                                                                     object count, or ERROR with
                                                                     why it was refused; WARN
@@ -52,6 +56,14 @@ effort loses every fragmented cloud, a queue of 1 most of them (``benchmarks/clo
 A driver that only offers best effort needs ``camera_reliability: best_effort`` (a reliable
 subscription does not match it) and, for full-size clouds, decimation at the driver.
 
+Backends that segment each frame afresh (``geometric``, ``convex``, the image backends) keep
+object ids from frame to frame with ``f2p_perception.tracking.SegmentTracker``. It follows
+objects that the robot moves, not a world replaced at once: after a scene reset the new
+objects would inherit the old ones' ids (and classes) where they stand close. Whoever rearranges
+the world calls ``reset_tracking`` before stating the next goal: the frame being segmented and
+any not yet segmented are dropped, and ids restart from the first frame received afterwards
+(new numbers, never an earlier one's).
+
 A camera that sees the arm (a fixed camera in a UR cell, Stretch's head looking at its own
 gripper) needs ``self_filter_frames``: the arm's links, through tf, are cut out of every frame
 before segmenting (``f2p_perception.self_filter``); a frame whose links tf cannot place at its
@@ -69,13 +81,14 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
 
 from f2p_common.frames import TransformError
 from f2p_common.interfaces import CameraCloud, PointCloudError, SegmentedScene
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.convexity import ConvexConfig
 from f2p_perception.geometric import GeometricConfig
-from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, rgbd_frame,
+from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, median_depth, rgbd_frame,
                                          transform_cloud)
 from f2p_perception.self_filter import chain_capsules, remove_robot
 from f2p_perception.tracking import SegmentTracker
@@ -135,6 +148,10 @@ PARAMS = [
     P.Param("floor_height", 0.05, "geometric and convex (also as sam's prompts): points lower than this in base_frame are the "
             "floor (m; the floor's height in base_frame plus a margin: 0.05 where base_frame lies on the floor, as a "
             "Stretch's does; a UR5 mounted on a 0.75 m table: -0.7)", P.finite),
+    P.Param("depth_median", 5, "spatial median filter on an organised cloud's depth before segmenting: the "
+                               "window's side in pixels, 3 or 5 (a structured-light sensor's per-pixel noise would "
+                               "shred objects into fragments); 0 = off (already filtered by the driver)",
+            P.one_of(0, 3, 5)),
     P.Param("max_object_points", 4096, "points kept per object (an even stride; the box uses all of them)",
             P.at_least(1)),
     P.Param("max_age_s", 2.0, "warn on /diagnostics when no cloud arrived for this long (s)",
@@ -172,6 +189,10 @@ def camera_qos(reliability: str = "reliable", queue: int = 10) -> QoSProfile:
     return qos.sensor(queue, best_effort=reliability != "reliable")
 
 
+class _Superseded(Exception):
+    """The frame was received before ``reset_tracking``: the world it shows is gone."""
+
+
 class PerceptionNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("perception", **kwargs)
@@ -184,6 +205,8 @@ class PerceptionNode(ManagedNode):
         self._last_cloud = None
         self._newest = None                      # the newest cloud not yet segmented
         self._wake, self._stop = threading.Condition(), False
+        self._tracking_epoch = 0                 # bumped by reset_tracking: a frame from before is dropped
+        self.create_guarded_service(Trigger, "reset_tracking", self._on_reset_tracking)
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -218,6 +241,7 @@ class PerceptionNode(ManagedNode):
             self.until_cleanup(endpoint)
         self._max_age, self._max_rate = float(v["max_age_s"]), float(v["max_rate_hz"])
         self._max_points = int(v["max_object_points"])
+        self._depth_median = int(v["depth_median"]) if self._segmenter.name != "labelled_cloud" else 0
         self._max_cloud_points = int(v["max_cloud_points"])
         self._camera_qos = camera_qos(v["camera_reliability"], int(v["camera_queue"]))
         latched = qos.latched()
@@ -293,8 +317,9 @@ class PerceptionNode(ManagedNode):
         return (f"frame {frame_id!r}, not {self._base_frame!r}, and no transform (tf: {self._tf_problem or 'none'}; "
                 "camera_pose_topic) or camera_pose to move it there")
 
-    def segment(self, msg: PointCloud2) -> SegmentedScene:
-        """The scene of one cloud message (PointCloudError / ValueError when it cannot be)."""
+    def segment(self, msg: PointCloud2, epoch: int | None = None) -> SegmentedScene:
+        """The scene of one cloud message (PointCloudError / ValueError when it cannot be);
+        ``epoch``: the tracking epoch it was received in (None: the current one)."""
         self._check_size(int(msg.width) * int(msg.height))
         cloud = camera_cloud_from_msg(msg)
         if cloud.frame_id != self._base_frame:
@@ -304,9 +329,9 @@ class PerceptionNode(ManagedNode):
             cloud = transform_cloud(cloud, pose, self._base_frame)
         else:                              # already in base_frame: the viewpoint, where something gives it
             pose = self.placed_camera()
-        return self._scene(SensorFrame(cloud, camera_pose=pose), cloud.stamp_ns)
+        return self._scene(SensorFrame(cloud, camera_pose=pose), cloud.stamp_ns, epoch)
 
-    def segment_rgbd(self, msgs: dict) -> SegmentedScene:
+    def segment_rgbd(self, msgs: dict, epoch: int | None = None) -> SegmentedScene:
         """The scene of one synchronised RGB-D frame ({"rgb", "depth", "info"} messages)."""
         self._check_size(max(int(msgs[k].width) * int(msgs[k].height) for k in ("rgb", "depth")))
         rgb, depth = image_from_msg(msgs["rgb"]), image_from_msg(msgs["depth"])
@@ -320,7 +345,7 @@ class PerceptionNode(ManagedNode):
             raise PointCloudError(self._no_pose(frame_id))
         frame = rgbd_frame(rgb, depth, intrinsics, pose, self._base_frame, frame_id, stamp_ns(msgs["depth"]),
                            info_size=(width, height))
-        return self._scene(frame, frame.cloud.stamp_ns)
+        return self._scene(frame, frame.cloud.stamp_ns, epoch)
 
     def _check_size(self, points: int) -> None:
         if points > self._max_cloud_points:
@@ -337,13 +362,32 @@ class PerceptionNode(ManagedNode):
         cloud, self.self_filtered = remove_robot(cloud, chain_capsules(origins, self._self_radii))
         return cloud
 
-    def _scene(self, frame: SensorFrame, stamp: int) -> SegmentedScene:
+    def _scene(self, frame: SensorFrame, stamp: int, epoch: int | None) -> SegmentedScene:
         if self._self_frames:
             frame = replace(frame, cloud=self._without_robot(frame.cloud))
+        frame = median_depth(frame, self._depth_median)
         objects = limit_points(self._segmenter.segment(frame), self._max_points)
-        if self._tracker is not None:
-            objects = self._tracker.assign(objects)
+        with self._wake:
+            if epoch is not None and epoch != self._tracking_epoch:
+                raise _Superseded()
+            if self._tracker is not None:
+                objects = self._tracker.assign(objects)
         return SegmentedScene(objects, self._base_frame, stamp, f"camera:{self._segmenter.name}")
+
+    def _on_reset_tracking(self, request, response):
+        """Forget every tracked object (module docstring); refused before configure."""
+        with self._wake:
+            if self._segmenter is None:
+                response.success, response.message = False, "not configured: nothing is tracked yet"
+                return response
+            self._tracking_epoch += 1
+            self._newest = None                     # received before the reset: the old world
+            if self._tracker is not None:
+                self._tracker = self._tracker.restarted()
+        response.success = True
+        response.message = ("tracking restarted: ids from the next frame on" if self._tracker is not None else
+                            f"backend {self._segmenter.name} has stable ids of its own: nothing to forget")
+        return response
 
     def _on_pose(self, msg: PoseStamped) -> None:
         self._pose_msg = msg
@@ -382,11 +426,13 @@ class PerceptionNode(ManagedNode):
                     self._wake.wait(None if self._newest is None else started + period - time.monotonic())
                 if self._stop:
                     return
-                msg, self._newest = self._newest, None
+                msg, self._newest, epoch = self._newest, None, self._tracking_epoch
             started = time.monotonic()
             t0 = time.perf_counter()
             try:
-                scene = self.segment_rgbd(msg) if isinstance(msg, dict) else self.segment(msg)
+                scene = self.segment_rgbd(msg, epoch) if isinstance(msg, dict) else self.segment(msg, epoch)
+            except _Superseded:
+                continue
             except ValueError as exc:                      # PointCloudError, ConversionError are ValueErrors
                 self.rejected += 1
                 frame_id = (msg["depth"] if isinstance(msg, dict) else msg).header.frame_id
@@ -394,7 +440,10 @@ class PerceptionNode(ManagedNode):
                                           throttle_duration_sec=5.0)
                 self._diag.publish(diagnostics(self, "camera cloud", ERROR, str(exc), **self._counts()))
                 continue
-            self._pub.publish(scene_to_msg(scene))
+            with self._wake:
+                if epoch != self._tracking_epoch:          # tracking restarted since: the old world's scene
+                    continue
+                self._pub.publish(scene_to_msg(scene))
             self.accepted += 1
             message = f"{len(scene.objects)} objects in {1000 * (time.perf_counter() - t0):.0f} ms"
             doubtful = [f"{o.id} (score {o.score:.2f})" for o in scene.objects if o.score < self._warn_score]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -202,6 +202,32 @@ def depth_to_cloud(depth: np.ndarray, intrinsics, rgb: np.ndarray | None = None,
     points = np.stack([(u - cx) / fx * z, (v - cy) / fy * z, z], axis=-1).reshape(-1, 3)
     colors = None if rgb is None else np.ascontiguousarray(np.asarray(rgb, np.uint8)[..., :3].reshape(-1, 3))
     return CameraCloud(points, colors, frame_id=frame_id, stamp_ns=stamp_ns, height=h)
+
+
+def median_depth(frame: SensorFrame, size: int) -> SensorFrame:
+    """``frame`` with each point of its organised cloud moved along its ray to the median range of
+    the ``size`` x ``size`` pixels around it (NaN: no return, stays none): the spatial filter a
+    depth driver offers (realsense2_camera's ``spatial_filter``), for sensors whose per-pixel depth
+    noise (a few mm at 1 m) would lift table points off their plane and shred objects into
+    fragments. The median keeps depth edges (it picks one side of them, never a blend). Missing
+    returns count half as nearer, half as farther than any return (a checkerboard), so holes do
+    not bias the median either way. ``size``: 3 or 5 (OpenCV's float median, ~1 ms at 640x480);
+    unchanged for an unorganised cloud, no viewpoint or ``size`` 0."""
+    import cv2
+    cloud = frame.cloud
+    if not size or cloud.height <= 1 or frame.camera_pose is None:
+        return frame
+    eye = np.asarray(frame.camera_pose[:3], np.float64)
+    rays = cloud.points.astype(np.float64) - eye
+    ranges = np.linalg.norm(rays, axis=1).reshape(cloud.height, -1)
+    missing = ~np.isfinite(ranges)
+    far = 1e6 * np.where(np.indices(ranges.shape).sum(axis=0) % 2 == 0, 1.0, -1.0)
+    if size not in (3, 5):
+        raise ValueError(f"median_depth: a window of 3 or 5 pixels, not {size}")
+    median = cv2.medianBlur(np.where(missing, far, ranges).astype(np.float32), int(size)).astype(np.float64)
+    scale = np.where(missing | (np.abs(median) >= 1e5), np.nan, median / np.where(missing, 1.0, ranges)).reshape(-1)
+    points = (eye + rays * scale[:, None]).astype(np.float32)
+    return replace(frame, cloud=replace(cloud, points=points))
 
 
 def rgbd_frame(rgb: np.ndarray | None, depth: np.ndarray, intrinsics, camera_pose, base_frame: str,

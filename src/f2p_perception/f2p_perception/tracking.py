@@ -10,16 +10,17 @@ segment it continues:
 1. the same kind (:data:`KINDS`: containers, solids, furniture) and the nearest box centre
    within ``max_jump`` m (greedy, nearest pairs first) among the objects seen in the previous
    frame: objects that stood still or were nudged;
-2. then, per kind, a single unmatched confirmed object of the previous frame (seen in it, not
-   one missing for longer) and a single new segment: the object a skill just moved (a
-   pick-and-place carries it farther than any jump);
+2. then, per kind, an unmatched confirmed object of the previous frame (seen in it, not one
+   missing for longer) and the one new segment whose box is like its own, when neither has
+   another such partner: the object a skill just moved (a pick-and-place carries it farther
+   than any jump; the fragments a noisy frame adds beside it are not its size);
 3. then what an object holds (an item whose centre lies in its footprint and which stands
    higher: a container's contents, a stack's upper boxes) goes where its holder went: the
    nearest within ``max_jump`` of its place when last seen moved by its holder's displacement
    since — also when the contents were hidden while the container was carried;
 4. then rule 1 among the objects missed for a while (one the arm hid comes back): after rules
-   2 and 3, so that an object remembered from earlier — a scene before a reset — does not take
-   the id of an item its container just carried to where it used to be;
+   2 and 3, so that an object remembered from earlier does not take the id of an item its
+   container just carried to where it used to be;
 5. anything else is a new object, ``<class>_<n>`` with a number never used before; an object
    not seen for ``forget_after`` frames is forgotten (it may come back under a new id).
 
@@ -63,6 +64,7 @@ class _Track:
     seen: int = 1                     # frames it was seen in (2 or more: confirmed)
     holder: str | None = None         # the object holding it when last seen (rule 3) ...
     holder_at: np.ndarray | None = None   # ... and where that one was then
+    size: np.ndarray | None = None    # its box's extents when last seen (rule 2: the same object, moved)
 
 
 def holders(objects: list[SegmentedObject]) -> list[int | None]:
@@ -89,6 +91,18 @@ def holders(objects: list[SegmentedObject]) -> list[int | None]:
     return out
 
 
+#: Rule 2's likeness of two boxes: each extent within this fraction of the larger, or 3 cm.
+SAME_SIZE = (0.35, 0.03)
+
+
+def _size_difference(a, b) -> float:
+    """The largest extent difference of two boxes in units of :data:`SAME_SIZE`'s tolerance
+    (<= 1: alike). Extents are compared sorted: a box turned by 90° is the same box."""
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    tolerance = np.maximum(SAME_SIZE[0] * np.maximum(a, b), SAME_SIZE[1])
+    return float((np.abs(a - b) / tolerance).max())
+
+
 class SegmentTracker:
     def __init__(self, max_jump: float = 0.1, forget_after: int = 30):
         if max_jump <= 0 or forget_after < 1:
@@ -97,11 +111,40 @@ class SegmentTracker:
         self.tracks: list[_Track] = []
         self._next = 0
 
+    def restarted(self) -> "SegmentTracker":
+        """A tracker that remembers no object (the world was replaced) and numbers new ones after
+        every id this one gave: an id never names two objects."""
+        fresh = SegmentTracker(self.max_jump, self.forget_after)
+        fresh._next = self._next
+        return fresh
+
     def _match(self, ids: list, free: set, pairs) -> None:
         """Nearest pairs (distance, object, track) first, each within max_jump, each once."""
         for dist, i, k in sorted(pairs):
             if dist <= self.max_jump and ids[i] is None and k in free:
                 ids[i] = self.tracks[k].id
+                free.discard(k)
+
+    def _moved(self, objects: list[SegmentedObject], ids: list, free: set, held: bool) -> None:
+        """Rule 2: per kind, a confirmed object of the previous frame that no segment continued
+        and the one new segment whose box is like its own (every extent within
+        :data:`SAME_SIZE`), when neither has another such partner. A moved bag is still a
+        bag-sized box; the fragments a noisy frame adds beside it (a wall's piece, a floor seen
+        through a gap) are not, so they no longer hide which segment the moved object is; two
+        alike new cuboids where one went stay new (which one it is cannot be told). ``held``:
+        the objects that something held in the previous frame (after rule 3: contents go where
+        their holder went), else the others."""
+        alike: dict[int, list[int]] = {}
+        for k in free:
+            t = self.tracks[k]
+            if t.missed or t.seen < 2 or (t.holder is not None) != held:   # missing for longer: it did not just move
+                continue
+            alike[k] = [i for i, o in enumerate(objects) if ids[i] is None and _kind(o.label) == _kind(t.label)
+                        and (t.size is None or o.box is None or _size_difference(t.size, o.box.size) <= 1.0)]
+        partners = [sum(i in c for c in alike.values()) for i in range(len(objects))]
+        for k, candidates in alike.items():
+            if len(candidates) == 1 and partners[candidates[0]] == 1:
+                ids[candidates[0]] = self.tracks[k].id
                 free.discard(k)
 
     def assign(self, objects: list[SegmentedObject]) -> list[SegmentedObject]:
@@ -114,20 +157,13 @@ class SegmentTracker:
             return ((float(np.linalg.norm(centers[i] - self.tracks[k].center)), i, k) for i in range(len(objects))
                     for k in same[i] if (self.tracks[k].missed > 0) == missed)
         self._match(ids, free, near(missed=False))                                                      # rule 1
-        for kind in sorted({_kind(o.label) for o in objects}):                                          # rule 2
-            new = [i for i, o in enumerate(objects) if ids[i] is None and _kind(o.label) == kind]
-            # of the previous frame: an object missing for longer (or from a scene before a reset)
-            # did not just move
-            gone = [k for k in free if _kind(self.tracks[k].label) == kind and self.tracks[k].missed == 0
-                    and self.tracks[k].seen >= 2]
-            if len(new) == 1 and len(gone) == 1:
-                ids[new[0]] = self.tracks[gone[0]].id
-                free.discard(gone[0])
+        self._moved(objects, ids, free, held=False)                                                     # rule 2
         where = {ids[i]: centers[i] for i in range(len(objects)) if ids[i] is not None}
         self._match(ids, free, (                                                                        # rule 3
             (float(np.linalg.norm(centers[i] - t.center - (where[t.holder] - t.holder_at))), i, k)
             for i in range(len(objects)) if ids[i] is None for k in same[i]
             if k in free and (t := self.tracks[k]).seen >= 2 and t.holder in where))
+        self._moved(objects, ids, free, held=True)     # rule 2 for an item taken out of what held it
         self._match(ids, free, near(missed=True))                                                       # rule 4
         previous = {t.id: t for k, t in enumerate(self.tracks) if k not in free}
         kept = [replace(t, missed=t.missed + 1) for k, t in enumerate(self.tracks)
@@ -143,7 +179,8 @@ class SegmentTracker:
             label = before.label if before is not None else o.label     # the class goes with the id
             h = held_by[i]
             kept.append(_Track(ids[i], label, centers[i], seen=(before.seen if before else 0) + 1,
-                               holder=None if h is None else ids[h], holder_at=None if h is None else centers[h]))
+                               holder=None if h is None else ids[h], holder_at=None if h is None else centers[h],
+                               size=None if o.box is None else np.asarray(o.box.size, float)))
             out.append(SegmentedObject(ids[i], label, o.points, o.score, o.box, o.colors))
         self.tracks = kept
         return out

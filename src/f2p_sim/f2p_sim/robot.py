@@ -88,14 +88,15 @@ class SimRobot:
 
     def __init__(self, world: dict, camera: str = "front", frame_id: str = "base_link", organized: bool = False,
                  seed: int = 0, execution_noise: float = 0.0, controller=None, controlled_skills: tuple[str, ...] = (),
-                 robot=None):
+                 robot=None, noise: NoiseModel | None = None):
         """``execution_noise``: the probability that a pick_place or push slips as a physical
         controller does (``f2p_sim.skills.make_slip``: a grasp that never closes, lands beside the
         object or loses it on the way; a push that grazes past), drawn per skill from ``seed``.
         ``controller``: a step-wise skill controller (``f2p_afil.controller.AfilController``)
         that executes ``controlled_skills`` through :mod:`f2p_sim.control` (no idealised grasp);
         other skills, and every skill when None, run the scripted primitives. ``robot``: an arm
-        added to every scene (``MujocoBackend``'s; ``f2p_sim.arm_world`` drives it)."""
+        added to every scene (``MujocoBackend``'s; ``f2p_sim.arm_world`` drives it). ``noise``: the
+        camera's sensor noise (None: the world config's ``noise``)."""
         if not 0.0 <= execution_noise <= 1.0:
             raise SimRobotError(f"execution_noise must be a probability in [0, 1], got {execution_noise}")
         self.controller = controller
@@ -105,7 +106,7 @@ class SimRobot:
         self.backend = MujocoBackend(world, robot=robot)
         self.camera = Camera.from_config(world, camera)
         self.frame_id, self.organized = frame_id, organized
-        self.noise = NoiseModel.from_config(world)
+        self.noise = noise if noise is not None else NoiseModel.from_config(world)
         self.rng = np.random.default_rng(seed)
         self.lock = threading.Lock()
         self.scene = SceneInfo([], [])

@@ -67,9 +67,18 @@ from f2p_ros.conversions import (ConversionError, box_from_msg, camera_cloud_to_
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_ros.tf import TransformPublisher
 from f2p_sim.config import LAYOUTS, load_world_config
+from f2p_sim.observation import NoiseModel
 from f2p_sim.robot import SimRobot, SimRobotError, UnknownTargetError
 from f2p_sim.skills import SkillMonitor
 from f2p_sim.tasks import TASK_KINDS
+
+def _noise_triple(v) -> str | None:
+    try:
+        NoiseModel(*v)
+    except (TypeError, ValueError) as exc:
+        return f"must be [depth_std, point_std, dropout]: {exc}"
+    return None
+
 
 PARAMS = [
     P.Param("world_config", "", "simulated world YAML ('' = the installed f2p_sim world.yaml)"),
@@ -81,6 +90,10 @@ PARAMS = [
                                 "instead of the camera's foveated returns"),
     P.Param("frame_id", "base_link", "frame of the cloud and poses: the robot's base frame (REP-103)"),
     P.Param("camera_frame_id", "camera_color_optical_frame", "frame of the images: the camera's optical frame"),
+    P.Param("sensor_noise", [0.0, 0.0, 0.0], "the camera's depth noise: [depth_std (m), point_std (m), dropout "
+                                             "(probability of no return)] on the cloud and the depth image, as a "
+                                             "structured-light sensor has it; all 0 = the world config's noise",
+            _noise_triple),
     P.Param("image_rate_hz", 2.0, "RGB and depth images per second where a GL backend exists (0: none)",
             P.positive_or_zero),
     P.Param("task", "transport", "task of the initial scene", P.one_of(*TASK_KINDS)),
@@ -147,7 +160,8 @@ class SimRobotNode(ManagedNode):
                                        f"({v['afil_guidance']} guidance, scale {v['afil_guidance_scale']})")
             self.robot = SimRobot(world, v["camera"], v["frame_id"], v["organized"], seed=int(v["seed"]),
                                   execution_noise=float(v["execution_noise"]), controller=controller,
-                                  controlled_skills=skills)
+                                  controlled_skills=skills,
+                                  noise=NoiseModel(*v["sensor_noise"]) if any(v["sensor_noise"]) else None)
             info = self.robot.reset_task(v["task"], int(v["objects"]), int(v["seed"]))
         except (ValueError, OSError, CheckpointError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
