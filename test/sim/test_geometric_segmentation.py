@@ -9,12 +9,19 @@ import math
 import numpy as np
 import pytest
 
-from f2p_common.interfaces import NO_OBJECT, CameraCloud, PointCloudError
+from f2p_common.interfaces import NO_OBJECT, CameraCloud, OrientedBox, PointCloudError, SegmentedObject
 from f2p_common.vocabulary import OBJECT_CLASSES
 from f2p_perception.geometric import GeometricSegmenter, classify, split_container, yaw_box
 from f2p_perception.segmentation import SEGMENTERS, SensorFrame
 
 STEP = 0.006
+
+
+def obj(label, centre, size):
+    """A tracker's input: a segment of ``label`` with an axis-aligned box (a few points at its centre)."""
+    c = np.asarray(centre, float)
+    return SegmentedObject("?", label, (c + np.zeros((4, 3))).astype(np.float32),
+                           box=OrientedBox(c, np.array([0.0, 0.0, 0.0, 1.0]), np.asarray(size, float)))
 
 
 def face_grid(center, size, axis, sign, yaw=0.0):
@@ -301,13 +308,8 @@ def test_objects_keep_their_ids_across_frames_while_they_stay_or_are_carried():
 
 
 def test_a_containers_contents_keep_their_ids_when_it_is_carried_away():
-    from f2p_common.interfaces import OrientedBox, SegmentedObject
     from f2p_perception.tracking import SegmentTracker
 
-    def obj(label, centre, size):
-        c = np.asarray(centre, float)
-        return SegmentedObject(f"{label}_x", label, (c + np.zeros((4, 3))).astype(np.float32),
-                               box=OrientedBox(c, np.array([0.0, 0.0, 0.0, 1.0]), np.asarray(size, float)))
     tracker = SegmentTracker(max_jump=0.1)
     scene = [obj("table", (0.5, -0.3, 0.2), (0.5, 0.5, 0.4)), obj("table", (0.5, 0.3, 0.2), (0.5, 0.5, 0.4)),
              obj("bin", (0.5, -0.3, 0.45), (0.3, 0.25, 0.1)), obj("cuboid", (0.45, -0.3, 0.44), (0.05, 0.05, 0.05)),
@@ -343,13 +345,8 @@ def test_a_containers_contents_keep_their_ids_when_it_is_carried_away():
 def test_an_object_remembered_from_earlier_does_not_take_a_carried_items_id():
     """A cuboid stood where a bin's item is later carried to, then went (a reset, or taken away):
     remembered for a while, it must not take the item's id — what the bin carried follows it."""
-    from f2p_common.interfaces import OrientedBox, SegmentedObject
     from f2p_perception.tracking import SegmentTracker
 
-    def obj(label, centre, size):
-        c = np.asarray(centre, float)
-        return SegmentedObject("?", label, (c + np.zeros((4, 3))).astype(np.float32),
-                               box=OrientedBox(c, np.array([0.0, 0.0, 0.0, 1.0]), np.asarray(size, float)))
     tracker = SegmentTracker(max_jump=0.1)
     tables = [obj("table", (0.5, -0.3, 0.2), (0.5, 0.5, 0.4)), obj("table", (0.5, 0.3, 0.2), (0.5, 0.5, 0.4))]
     for _ in range(2):
@@ -382,7 +379,6 @@ def test_a_goal_named_by_the_simulator_is_grounded_in_the_segments_perception_re
 
 
 def test_a_tracked_object_keeps_its_class_when_a_frame_reads_it_as_a_neighbouring_one():
-    from f2p_common.interfaces import OrientedBox, SegmentedObject
     from f2p_perception.tracking import SegmentTracker
 
     def seg(label, x, y):
@@ -402,13 +398,8 @@ def test_a_tracked_object_keeps_its_class_when_a_frame_reads_it_as_a_neighbourin
 def test_a_carried_container_keeps_its_id_beside_a_noisy_frames_fragments():
     """Rule 2 by likeness: the frame after a carry adds a wall's piece (a container-kind
     fragment) and a cup-sized merge beside the moved bag; the bag is the bag-sized one."""
-    from f2p_common.interfaces import OrientedBox, SegmentedObject
     from f2p_perception.tracking import SegmentTracker
 
-    def obj(label, centre, size):
-        c = np.asarray(centre, float)
-        return SegmentedObject("?", label, (c + np.zeros((4, 3))).astype(np.float32),
-                               box=OrientedBox(c, np.array([0.0, 0.0, 0.0, 1.0]), np.asarray(size, float)))
     tracker = SegmentTracker(max_jump=0.1)
     tables = [obj("table", (0.5, -0.3, 0.2), (0.5, 0.5, 0.4)), obj("table", (0.5, 0.3, 0.2), (0.5, 0.5, 0.4))]
     bag = obj("bag", (0.5, -0.3, 0.5), (0.28, 0.25, 0.12))

@@ -86,23 +86,17 @@ class Observation:
     relations: RelationState
     raw: Any = None
 
-    def reordered(self, object_ids: Sequence[str]) -> "Observation":
-        return Observation(self.scene.reordered(object_ids), self.relations.reordered(object_ids))
-
     def selected(self, object_ids: Sequence[str]) -> "Observation":
-        """The observation of ``object_ids`` only, in that order (each must be in it): the
-        relations among them are the ones observed (a relation is between two objects, whatever
-        else the frame holds)."""
+        """The observation of ``object_ids`` (each must be in it) in that order: a backend that
+        segments each frame afresh lists its objects in any order, and a frame may hold more (the
+        relations among these are the ones observed, whatever else the frame holds)."""
         ids = list(object_ids)
-        if set(ids) == set(self.scene.object_ids):
-            return self.reordered(ids)
-        keep = [o.id for o in self.scene.objects if o.id in set(ids)]
-        scene = SegmentedScene([o for o in self.scene.objects if o.id in set(ids)], self.scene.frame_id,
-                               self.scene.stamp_ns, self.scene.source)
-        perm = [self.relations.object_ids.index(i) for i in keep]
-        relations = RelationState(keep, self.relations.unary[perm], self.relations.binary[np.ix_(perm, perm)],
-                                  self.relations.frame_id, self.relations.stamp_ns)
-        return Observation(scene, relations).reordered(ids)
+        objects = {o.id: o for o in self.scene.objects}
+        at = [self.relations.object_ids.index(i) for i in ids]
+        r = self.relations
+        return Observation(SegmentedScene([objects[i] for i in ids], self.scene.frame_id, self.scene.stamp_ns,
+                                          self.scene.source),
+                           RelationState(ids, r.unary[at], r.binary[np.ix_(at, at)], r.frame_id, r.stamp_ns))
 
 
 @dataclass(frozen=True)
