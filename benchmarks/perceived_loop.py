@@ -8,6 +8,10 @@ planner, failure_recorder, task_executor. Per setting:
 
 simulator   the simulated camera's per-point instances (``labelled_cloud``): the figure the
             shipped demo shows;
+segmenting_depth
+            the depth camera below, with the simulator's per-point instances: perfect
+            segments on the robot's kind of cloud (what is left to fail is Γ and execution
+            on that cloud, not segmentation or tracking);
 geometric   a plain 640x480 organised depth cloud with a structured-light sensor's noise
             (``--sensor-noise``: depth and point noise, missing returns), segmented by the
             ``geometric`` backend and tracked frame to frame, as on a robot;
@@ -48,7 +52,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SETTINGS = ("simulator", "geometric", "convex")
+SETTINGS = ("simulator", "segmenting_depth", "geometric", "convex")
 CAUSES = ("tracking", "segmentation", "guardian", "execution", "gamma")
 #: The graph in activation order: node name -> (module, class).
 NODES = {"sim_robot": ("f2p_sim.sim_robot_node", "SimRobotNode"),
@@ -83,7 +87,7 @@ def setting_params(setting: str, a) -> dict[str, dict]:
                                execution_noise=a.execution_noise)
     if setting != "simulator":            # a robot's depth camera: every pixel, with its noise
         params["sim_robot"].update(organized=True, rate_hz=a.camera_hz, sensor_noise=list(a.sensor_noise))
-        params["perception"]["backend"] = setting
+        params["perception"]["backend"] = "labelled_cloud" if setting == "segmenting_depth" else setting
     params["planner"].update(checkpoint=a.checkpoint, torch_threads=1)
     return params
 
@@ -153,7 +157,7 @@ def run_setting(setting: str, a, spool: Path, say=print) -> dict:
             resp = probe.new_scene(a.task, a.objects, seed, 60)
             record = {"seed": seed, "grounded": True}
             try:
-                goal = list(resp.goal) if setting == "simulator" else probe.ground_goal(resp)
+                goal = list(resp.goal) if setting in ("simulator", "segmenting_depth") else probe.ground_goal(resp)
             except DemoError as exc:
                 goal, record["grounded"], record["message"] = None, False, str(exc)[:200]
             res = None

@@ -241,7 +241,7 @@ class PerceptionNode(ManagedNode):
             self.until_cleanup(endpoint)
         self._max_age, self._max_rate = float(v["max_age_s"]), float(v["max_rate_hz"])
         self._max_points = int(v["max_object_points"])
-        self._depth_median = int(v["depth_median"]) if self._segmenter.name != "labelled_cloud" else 0
+        self._depth_median = int(v["depth_median"])
         self._max_cloud_points = int(v["max_cloud_points"])
         self._camera_qos = camera_qos(v["camera_reliability"], int(v["camera_queue"]))
         latched = qos.latched()
