@@ -11,7 +11,7 @@ import pytest
 
 from f2p_common.interfaces import NO_OBJECT, CameraCloud, OrientedBox, PointCloudError, SegmentedObject
 from f2p_common.vocabulary import OBJECT_CLASSES
-from f2p_perception.geometric import GeometricSegmenter, classify, split_container, yaw_box
+from f2p_perception.geometric import GeometricConfig, GeometricSegmenter, classify, split_container, yaw_box
 from f2p_perception.segmentation import SEGMENTERS, SensorFrame
 
 STEP = 0.006
@@ -416,3 +416,24 @@ def test_a_carried_container_keeps_its_id_beside_a_noisy_frames_fragments():
         tracker.assign(tables + [bag])
     twins = tracker.assign(tables + [moved, obj("bag", (0.4, 0.1, 0.5), (0.28, 0.25, 0.12))])
     assert before[2].id not in {o.id for o in twins}
+
+
+@pytest.mark.parametrize("backend", ["geometric", "convex"])
+def test_a_floor_height_above_a_table_is_refused_with_the_reason(backend):
+    """Points below floor_height are the floor; set too high (an arm's mount, base_link above the
+    floor) they take a table with them, and what is left would read a bin's rim as the support."""
+    def plane(x, y, z, step=0.01):
+        g = np.stack(np.meshgrid(np.arange(*x, step), np.arange(*y, step)), -1).reshape(-1, 2)
+        return np.column_stack([g, np.full(len(g), z)])
+    bin_walls = np.vstack([plane((0.6, 0.9), (-0.1, 0.2), 0.30 + h, 0.005)[::7] for h in (0.0, 0.04, 0.08)])
+    cloud = np.vstack([plane((0.0, 2.0), (-1.0, 1.0), 0.0), plane((0.4, 1.2), (-0.4, 0.4), 0.30), bin_walls])
+    frame = SensorFrame(CameraCloud(cloud.astype(np.float32)), camera_pose=(0.0, 0.0, 1.2, 0.0, 0.0, 0.0, 1.0))
+    options = {"config": GeometricConfig(floor_height=0.35)}
+    if backend == "convex":
+        from f2p_perception.convexity import ConvexConfig
+        options = {"config": ConvexConfig(supports=options["config"])}
+    with pytest.raises(PointCloudError, match=r"floor_height 0.35 m cuts away a horizontal surface at z = 0.30 m"):
+        SEGMENTERS.make(backend, **options).segment(frame)
+    right = GeometricConfig(floor_height=0.05)           # the floor alone below it: segmented
+    options = {"config": right if backend == "geometric" else ConvexConfig(supports=right)}
+    assert any(o.label == "table" for o in SEGMENTERS.make(backend, **options).segment(frame))

@@ -218,6 +218,7 @@ class ConvexSegmenter(Segmenter):
         keep = np.flatnonzero(above)
         points = cloud.points[keep].astype(np.float64)
         floor_xy = cloud.points[finite & ~above][:, :2]
+        self._geometric.check_floor_cut(cloud.points[finite & ~above][:, 2], cloud.frame_id)
         # 1. supports, on the geometric backend's grid
         coarse, of_coarse, _ = voxel_downsample(points, sc.voxel_size)
         supports = self.raised_tops(self._geometric.find_supports(coarse, floor_xy))

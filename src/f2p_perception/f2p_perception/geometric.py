@@ -37,7 +37,8 @@ For a plain depth camera (no per-point labels), in the robot's base frame (REP-1
    the box fits that range.
 
 Anything the rule cannot support raises :class:`~f2p_common.interfaces.PointCloudError` with
-why (no finite point, no support surface): the node reports it and publishes nothing rather
+why (no finite point, no support surface, a ``floor_height`` that cuts a table away with the
+floor): the node reports it and publishes nothing rather
 than wrong segments. Plain numpy + open3d, no ROS.
 """
 from __future__ import annotations
@@ -479,6 +480,27 @@ class GeometricSegmenter(Segmenter):
                         "frame has z forward), and the camera's pose right?")
         return PointCloudError(why)
 
+    def check_floor_cut(self, z_below: np.ndarray, frame_id: str) -> None:
+        """PointCloudError when the points cut away below ``floor_height`` (their heights
+        ``z_below``) hold a horizontal surface ``min_support_rise`` or more above the lowest one:
+        floor_height is above the floor, and a table (or a counter) went with it — what is left
+        would read a bin's rim as the support. A surface is a 1 cm height band holding a tenth
+        of the cut points (and at least ``min_plane_points``); the floor is the lowest one."""
+        c = self.cfg
+        z = z_below[np.isfinite(z_below)]
+        z = z[::max(1, len(z) // c.max_input_points)]       # an even stride: heights, not detail
+        if len(z) < 2 * c.min_plane_points:
+            return
+        levels, counts = np.unique(np.floor(z / 0.01).astype(np.int64), return_counts=True)
+        surfaces = levels[counts >= max(c.min_plane_points, 0.1 * len(z))]
+        if len(surfaces) >= 2 and 0.01 * (surfaces.max() - surfaces.min()) >= c.min_support_rise:
+            raise PointCloudError(
+                f"floor_height {c.floor_height:g} m cuts away a horizontal surface at z = {0.01 * surfaces.max():.2f} m "
+                f"in {frame_id or 'the base frame'}, {0.01 * (surfaces.max() - surfaces.min()):.2f} m above the floor "
+                f"at z = {0.01 * surfaces.min():.2f} m: a table would be dropped with the floor. Set floor_height to "
+                "the floor's height in the base frame plus a margin (0.05 where base_link lies on the floor; below "
+                "zero for an arm on a mount)")
+
     def under(self, s: _Support, pts: np.ndarray, margin: float) -> np.ndarray:
         """Whether each of ``pts`` lies over (or under) support ``s``'s footprint, ``margin`` beyond it."""
         c, sn = math.cos(_yaw(s.box)), math.sin(_yaw(s.box))
@@ -499,6 +521,7 @@ class GeometricSegmenter(Segmenter):
             sample = keep
         above = cloud.points[:, 2] >= c.floor_height       # (NaN compares False)
         floor_xy = cloud.points[sample[~above[sample]], :2]   # where the floor shows: gaps (cut_under_walls)
+        self.check_floor_cut(cloud.points[sample[~above[sample]], 2], cloud.frame_id)
         keep, sample = keep[above[keep]], sample[above[sample]]
         if len(keep) < c.min_points:
             raise PointCloudError(f"the cloud has {len(keep)} finite points above floor_height "
