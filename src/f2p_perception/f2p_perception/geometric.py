@@ -618,7 +618,36 @@ class GeometricSegmenter(Segmenter):
                     labels[labels == j] = i
                     boxes[i], unfit[i], unfit[j] = union, False, False   # one container now: done
                     reach[i] = 0.5 * float(np.linalg.norm(union.size[:2]))
+        self._join_contents(pts, labels, big, boxes, grid)
         return np.unique(labels, return_inverse=True)[1].reshape(-1)
+
+    def _join_contents(self, pts: np.ndarray, labels: np.ndarray, big: list[int], boxes: dict, grid: np.ndarray) -> None:
+        """A cluster standing wholly inside an open container's walls, on its floor (its lowest
+        point within a wall's height of the container's), is what the container holds — its
+        floor and items clustered apart from its walls, as depth noise leaves them: joined to the
+        container, whose split (:func:`split_container`) then parts the items from it again. Without
+        this the floor-and-items blob reads as a second container where there is one."""
+        c = self.cfg
+        walls = {}
+        for i in big:
+            sel = labels == i
+            if sel.any():
+                lowest = float(pts[sel, 2].min())
+                walls[i] = split_container(pts[sel], boxes[i], lowest, c.voxel_size) is not None
+        for a, i in enumerate(big):
+            if not walls.get(i) or not (labels == i).any():        # no walls, or joined to another already
+                continue
+            low_i = float(pts[labels == i, 2].min())
+            for j in big[a + 1:]:
+                sel = labels == j
+                if not sel.any() or j not in boxes or float(pts[sel, 2].min()) > low_i + 0.5 * boxes[i].size[2]:
+                    continue
+                bj, yaw = boxes[j], _yaw(boxes[j])
+                rot = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+                samples = np.column_stack([(grid * bj.size[:2]) @ rot.T + bj.center[:2], np.zeros(len(grid))])
+                inside = (np.abs(_local_xy(samples, boxes[i])) <= 0.5 * np.asarray(boxes[i].size[:2])).all(axis=1)
+                if inside.mean() >= 0.9:
+                    labels[sel] = i
 
     def _segments(self, points, colors, of_point, owner, supports, objects, vox) -> list[SegmentedObject]:
         c = self.cfg
@@ -661,6 +690,8 @@ class GeometricSegmenter(Segmenter):
                     # bin lying across the edge of a table), not an item
                     size = yaw_box(pts[piece]).size if len(piece) >= 3 else np.zeros(3)
                     if size[0] > 1.25 * longest_item and (size[2] <= 0.04 or size[1] <= 2.5 * c.voxel_size):
+                        shell[piece] = True
+                    elif size[1] < c.voxel_size and len(piece) < 3 * c.min_points:   # a sliver: a wall's edge
                         shell[piece] = True
                     elif len(piece) >= c.min_points:
                         items.append(piece)
