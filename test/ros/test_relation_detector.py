@@ -45,6 +45,24 @@ def test_geometric_detector_finds_the_tasks_relations(perceived):
     assert set(np.unique(state.binary)) <= {0.0, 1.0}
 
 
+def test_geometric_detector_boxes_leave_a_depth_cameras_outliers_out(perceived):
+    # three flying pixels under the bin (a depth edge's mixed returns): its box would reach into
+    # the table and above(bin, table) would not hold; trimmed boxes keep it
+    scene, _ = perceived
+    k = scene.object_ids.index("bin_2")
+    objects = list(scene.objects)
+    low = objects[k].points[:3].copy()
+    low[:, 2] = objects[k].points[:, 2].min() - 0.04
+    objects[k] = SegmentedObject("bin_2", "bin", np.vstack([objects[k].points, low]))
+    noisy = SegmentedScene(objects, "base_link", 0, "camera")
+    table = scene.object_ids.index("table_0")
+    assert GeometricDetector().detect(noisy).binary[k, table, ABOVE] == 1.0
+    assert GeometricDetector(trim=0.0).detect(noisy).binary[k, table, ABOVE] == 0.0
+    from f2p_relations.relations import boxes_from_clouds
+    with pytest.raises(ValueError, match="trim"):
+        boxes_from_clouds([objects[k].points], trim=0.5)
+
+
 def test_learned_detector_uses_the_models_detection_head(perceived, tmp_path):
     from support.failure_fixtures import save_tiny_checkpoint
     scene, _ = perceived

@@ -126,13 +126,18 @@ class Boxes:
         return cls(center - half, center + half)
 
 
-def boxes_from_clouds(points: Sequence[np.ndarray]) -> Boxes:
+def boxes_from_clouds(points: Sequence[np.ndarray], trim: float = 0.0) -> Boxes:
     """AABBs of per-segment point clouds (the geometric detector's boxes).
 
     ``points`` is a sequence of (P_i, 3) arrays, one per segment (or an (S, P, 3) array).
+    ``trim``: the fraction of each segment's points left out at each end of each axis (the
+    box spans the ``trim`` to ``1 - trim`` quantiles): a depth sensor's outliers (a flying
+    pixel, a noise tail) must not lift a bin off its table. 0: the exact extremes.
     Raises ValueError for an empty segment or non-finite points: a segment the camera did
     not see has no box, and silently inventing one would corrupt every relation about it.
     """
+    if not 0.0 <= trim < 0.5:
+        raise ValueError(f"trim must be in [0, 0.5), got {trim}")
     lower, upper = [], []
     for i, cloud in enumerate(points):
         cloud = np.asarray(cloud, dtype=np.float64).reshape(-1, 3)
@@ -140,8 +145,12 @@ def boxes_from_clouds(points: Sequence[np.ndarray]) -> Boxes:
             raise ValueError(f"segment {i} has no points; cannot bound it")
         if not np.all(np.isfinite(cloud)):
             raise ValueError(f"segment {i} has non-finite points")
-        lower.append(cloud.min(axis=0))
-        upper.append(cloud.max(axis=0))
+        if trim > 0.0:
+            lower.append(np.quantile(cloud, trim, axis=0))
+            upper.append(np.quantile(cloud, 1.0 - trim, axis=0))
+        else:
+            lower.append(cloud.min(axis=0))
+            upper.append(cloud.max(axis=0))
     return Boxes(np.array(lower).reshape(-1, 3), np.array(upper).reshape(-1, 3))
 
 
