@@ -75,6 +75,29 @@ def test_the_effects_carry_contents_and_refuse_a_covered_grasp():
     assert push.ok and np.allclose(push.after.center[f.index("low")] - f.center[f.index("low")], [0, 0.1, 0])
 
 
+@pytest.mark.parametrize("dy, stable", [(0.55, True), (0.47, False), (0.43, False), (0.36, False)])
+def test_a_container_put_down_at_a_tables_edge_or_over_the_gap_is_refused(dy, stable):
+    """The 20 cm bin's centre 14 cm inside table_b's edge is stable (5 cm, a quarter of it, and
+    3 cm: a grasp lands within two, a perceived box is a centimetre off); 6 or 2 cm inside, it
+    hangs over the edge; 5 cm short of it, it bridges the gap between the tables: all tip, and
+    the plan is refused."""
+    out = predict_step(facts(), pp("bin", 0.0, dy))
+    assert out.support == "table_b" and out.fell != stable
+    v = verify_plan([pp("bin", 0.0, dy)])
+    assert v.success == stable
+    if not stable:
+        assert v.category == "wrong_placement" and "falls or tips" in v.reasoning, v.reasoning
+
+
+def test_between_level_tables_side_by_side_a_box_rests_on_the_one_under_its_centre():
+    ids = ("table_a", "table_b", "bin")
+    lower = np.array([(0.3, -0.5, 0.0), (0.3, 0.0, 0.0), (0.45, -0.45, 0.45)])
+    upper = np.array([(0.8, 0.0, 0.451), (0.8, 0.5, 0.45), (0.65, -0.15, 0.55)])
+    f = SceneFacts(ids, ("table", "table", "bin"), lower, upper)
+    out = predict_step(f, pp("bin", 0.0, 0.42))                  # centre at y = 0.12, footprint on both
+    assert out.support == "table_b" and not out.fell
+
+
 def _execution(after: SceneFacts, step=None) -> Verdict:
     step = step or pp("bin", 0.0, 0.55)
     return SymbolicVerifier().verify_execution(ExecutionQuery(describe_goal(GOAL), step, facts(), after))

@@ -10,17 +10,18 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from f2p_common.interfaces import SegmentedScene
+from f2p_common.interfaces import OrientedBox, SegmentedObject, SegmentedScene
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
 from f2p_interfaces.msg import Relation, SkillCall
 from f2p_interfaces.srv import PlanTask, RollbackModel, SwapModel
 from f2p_perception.segmentation import LabelledCloudSegmenter, SensorFrame
 from f2p_planner.model_slot import AdmissionPolicy, ModelSlot, path_of
 from f2p_planner.planner_node import PlannerNode
-from f2p_planner.planning import PlanningError, PlanningSettings, plan_task
+from f2p_planner.planning import PlanningError, PlanningSettings, placement_miss, plan_task
 from f2p_ros.conversions import model_info_from_msg, model_info_to_msg, plan_from_msg, plan_to_msg, scene_to_msg
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot
@@ -163,6 +164,8 @@ def test_plan_task_acts_on_what_the_goal_still_needs(transport):
     assert plan.step_relations[0]["binary"].shape == (5, 5, 9) and 0 <= plan.goal_probability <= 1
     done = plan_task(slot.active(), scene, goal[:2], None, FAST)               # items inside: holds already
     assert done.skeleton == [] and done.goal_probability > 0.5
+    # the bin is put down with its centre well inside a table, not over the gap or an edge
+    assert float(placement_miss(scene)(plan.skeleton, torch.tensor([plan.parameters], dtype=torch.float32))[0]) == 0.0
     fixed = plan_task(slot.active(), scene, goal, [("pick_place", 2)], FAST)
     assert fixed.skeleton == [("pick_place", 2)]
     # a verifier refused the plan: the next search keeps away from it; refusing the whole box leaves none
@@ -170,6 +173,29 @@ def test_plan_task_acts_on_what_the_goal_still_needs(transport):
     assert other.skeleton == plan.skeleton and not np.allclose(other.parameters, plan.parameters)
     with pytest.raises(PlanningError, match="every plan found lies within"):
         plan_task(slot.active(), scene, goal, None, dataclasses.replace(FAST, avoid_radius=10.0, skills=("pick_place",)), [plan])
+
+
+def test_placement_miss_measures_how_far_a_put_down_centre_is_from_a_stable_spot():
+    """Two tables with a 16 cm gap, a 20 cm bin holding an item on the first: the bin's centre
+    moved into the gap, to 1 cm inside the far table's edge, or well inside it (stable: 5 + 3 cm
+    inside)."""
+    def seg(oid, label, lo, hi):
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        return SegmentedObject(oid, label, np.stack([lo, hi]).astype(np.float32),
+                               box=OrientedBox(0.5 * (lo + hi), np.array([0.0, 0.0, 0.0, 1.0]), hi - lo))
+    scene = SegmentedScene([seg("table_0", "table", (0.3, -0.57, 0.0), (0.8, -0.07, 0.45)),
+                            seg("table_1", "table", (0.3, 0.09, 0.0), (0.8, 0.59, 0.45)),
+                            seg("bin_2", "bin", (0.45, -0.42, 0.45), (0.65, -0.22, 0.55)),
+                            seg("cuboid_3", "cuboid", (0.53, -0.34, 0.46), (0.57, -0.30, 0.52))])
+    miss = placement_miss(scene)
+    a = torch.tensor([[[0.0, 0.33, 0.1]], [[0.0, 0.42, 0.1]], [[0.0, 0.6, 0.1]], [[0.0, 0.0, 0.1]]])
+    got = miss([("pick_place", 2)], a).numpy()
+    assert got[0] == pytest.approx(0.08 + 0.09 - 0.01, abs=1e-5)           # centre at y 0.01: over the gap
+    assert got[1] == pytest.approx(0.07, abs=1e-5)                          # 1 cm inside the edge: 7 cm short
+    assert got[2] == 0.0 and got[3] == 0.0                                  # well inside either table
+    # the item it holds is no support for the bin; an item put into the bin is supported by it
+    assert float(miss([("pick_place", 2)], torch.tensor([[[0.0, 0.0, 0.0]]]))[0]) == 0.0
+    assert float(miss([("pick_place", 3)], torch.tensor([[[0.0, 0.01, 0.0]]]))[0]) == 0.0
 
 
 @pytest.mark.parametrize("change, pattern", [

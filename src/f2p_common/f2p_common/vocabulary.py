@@ -137,6 +137,15 @@ SKILLS: dict[str, SkillSpec] = {
     )
 }
 
+#: A stable placement: a put-down object's centre lies inside the edge of what it rests on by a
+#: quarter of the object's own extent (along each axis: three quarters of it stand on it) plus
+#: this many m — or by a quarter of the support's extent, when that is less (a cuboid stacked on
+#: a cuboid). A perceived box is off by a centimetre and a grasp lands within two; an object put
+#: down nearer the edge hangs over it or bridges the gap to the next table, and tilts (measured:
+#: a bin half over a table's front edge tipped, and the camera read it with the table's side as
+#: one segment). The planner proposes stable placements; Guardian refuses the others.
+PLACEMENT_MARGIN: float = 0.03
+
 #: Skill parameters are zero-padded to this many values wherever skills share one array
 #: (datasets' ``params`` (T, PARAM_DIM), the model's skill encoding).
 PARAM_DIM: int = max(s.dim for s in SKILLS.values())

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from f2p_common.interfaces import SkillCall
-from f2p_common.vocabulary import MOVABLE_CLASSES
+from f2p_common.vocabulary import MOVABLE_CLASSES, PLACEMENT_MARGIN
 
 from .language import describe_step, literal_text
 from .taxonomy import EXECUTION, PLAN, SUCCESS, Verdict
@@ -102,7 +102,9 @@ class SymbolicVerifier(Verifier):
             else:
                 if out.riders:
                     line += f", holding {', '.join(out.riders)}"
-                line += f"; it ends on {out.support}" + (" and falls" if out.fell else "")
+                line += f"; it ends on {out.support}" + (" and falls or tips: its centre is not a quarter "
+                                                            f"of its size plus {PLACEMENT_MARGIN * 100:.0f} cm inside "
+                                                            "that surface's edge" if out.fell else "")
                 if out.row:
                     line += f", pushing {', '.join(out.row)} along"
                 state = out.after

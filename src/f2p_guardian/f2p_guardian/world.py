@@ -13,7 +13,12 @@ pick_place(X; dx, dy, dz)  precondition: X is movable and nothing stands on X (i
     is free). Effect: X and everything inside it move by (dx, dy); X comes to rest on the
     highest surface under its new footprint (the floor if none): inside a receptacle (bin,
     bag, cup, drawer, shelf) whose footprint holds X's, on the receptacle's contents or
-    floor; on top of anything else. X falls when its centre is not over what it rests on.
+    floor; on top of anything else (of surfaces level with each other, the one under its
+    centre). X falls when its centre is not over what it rests on, and is put down unstably
+    (``fell`` too) when it rests on a surface with its centre nearer that surface's edge than
+    :data:`~f2p_common.vocabulary.PLACEMENT_MARGIN` says (a quarter of its own extent and 3 cm):
+    it hangs over the edge or bridges the gap to the next table, and tilts (an object put
+    into a receptacle needs its footprint held, not this margin).
 push(X; direction, distance)  precondition: X is movable. Effect: X moves ``distance`` along
     the heading, and every movable object on the same support in its path is pushed along
     in contact, as a row; X falls to the floor when its centre leaves its support.
@@ -28,7 +33,8 @@ from typing import Sequence
 import numpy as np
 
 from f2p_common.interfaces import SegmentedScene, SkillCall
-from f2p_common.vocabulary import BINARY_RELATIONS, CONTAINER_CLASSES, MOVABLE_CLASSES, check_object_class
+from f2p_common.vocabulary import (BINARY_RELATIONS, CONTAINER_CLASSES, MOVABLE_CLASSES, PLACEMENT_MARGIN,
+                                   check_object_class)
 from f2p_relations.relations import VERTICAL_OVERLAP_TOL, Boxes, Relations, compute_relations
 
 #: Classes an object can be put into (its box then ends inside theirs).
@@ -147,7 +153,8 @@ class StepOutcome:
     """The predicted effect of one skill call: ``after`` (None when refused, ``refused`` says
     why), the objects that moved with the target (``riders``, pushed ``row``), what the target
     rests on afterwards (``support``: an object id, "floor", or "" when refused) and whether it
-    falls (``fell``: its centre is not over its support)."""
+    falls (``fell``: its centre is not over its support, or a put-down box's is too near that
+    support's edge to stay: :data:`~f2p_common.vocabulary.PLACEMENT_MARGIN`)."""
 
     call: SkillCall
     after: SceneFacts | None
@@ -208,12 +215,16 @@ def rest_height(facts: SceneFacts, lo: np.ndarray, hi: np.ndarray, ignore: Seque
         inner.add(int(r))
         if z > best_z:
             best_z, best = float(z), int(r)
-    for r in under:
-        if int(r) in inner:
-            continue
-        z = float(facts.upper[r, 2])
-        if z > best_z:
-            best_z, best = z, int(r)
+    surfaces = [int(r) for r in under if int(r) not in inner]
+    top = max((float(facts.upper[r, 2]) for r in surfaces), default=-math.inf)
+    if top > best_z:
+        # surfaces level with the highest (two tables side by side): the one under the centre
+        level = [r for r in surfaces if facts.upper[r, 2] >= top - VERTICAL_OVERLAP_TOL]
+        c = 0.5 * (lo[:2] + hi[:2])
+        best = min(level, key=lambda r: (float(np.linalg.norm(np.maximum(0.0, facts.lower[r, :2] - c)
+                                                              + np.maximum(0.0, c - facts.upper[r, :2]))),
+                                         -float(facts.upper[r, 2])))
+        best_z = float(facts.upper[best, 2])
     return best_z, best
 
 
@@ -253,11 +264,15 @@ def on_top(facts: SceneFacts, i: int) -> list[int]:
     return out
 
 
-def _centre_over(facts: SceneFacts, lo, hi, support: int) -> bool:
+def _centre_over(facts: SceneFacts, lo, hi, support: int, inset=-SUPPORT_MARGIN) -> bool:
+    """Whether the centre of footprint [lo, hi] lies over ``support``'s, ``inset`` (m, per axis or
+    one for both) inside its edge — at most a quarter of the support's extent; negative: that
+    much beyond it."""
     if support < 0:
         return True
     c = 0.5 * (lo[:2] + hi[:2])
-    return bool(np.all(c >= facts.lower[support, :2] - SUPPORT_MARGIN) and np.all(c <= facts.upper[support, :2] + SUPPORT_MARGIN))
+    margin = np.minimum(inset, 0.25 * (facts.upper[support, :2] - facts.lower[support, :2]))
+    return bool(np.all(c >= facts.lower[support, :2] + margin) and np.all(c <= facts.upper[support, :2] - margin))
 
 
 def predict_step(facts: SceneFacts, call: SkillCall) -> StepOutcome:
@@ -282,7 +297,11 @@ def predict_step(facts: SceneFacts, call: SkillCall) -> StepOutcome:
         for j in [t, *inside]:
             lower[j] += shift
             upper[j] += shift
-        fell = not _centre_over(facts, lo, hi, support)
+        into = support >= 0 and facts.classes[support] in RECEPTACLE_CLASSES and \
+            np.all(lo[:2] >= facts.lower[support, :2] - SUPPORT_MARGIN) and \
+            np.all(hi[:2] <= facts.upper[support, :2] + SUPPORT_MARGIN)
+        stable = PLACEMENT_MARGIN + 0.25 * (hi[:2] - lo[:2])          # three quarters of it on the surface
+        fell = not _centre_over(facts, lo, hi, support, -SUPPORT_MARGIN if into else stable)
         return StepOutcome(call, facts.moved(lower, upper), riders=[facts.object_ids[j] for j in inside],
                            support=facts.object_ids[support] if support >= 0 else "floor", fell=fell)
     if call.skill == "push":

@@ -9,6 +9,9 @@ paper's planning on what the robot sees, not on ground truth. When every literal
 holds, the plan has no step. The result is a :class:`~f2p_common.interfaces.Plan` named with the
 scene's object ids and the model's version. ``refused``: plans a verifier refused for this scene;
 the search proposes none within ``avoid_radius`` of them (:mod:`f2p_skill_effect.planner`).
+Placements are stable where the scene's boxes allow (:func:`placement_miss`): the search puts a
+target down with its centre well inside a table, a shelf or a container, never over a gap or
+past an edge, before it weighs what Γ predicts.
 """
 from __future__ import annotations
 
@@ -18,10 +21,12 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+import numpy as np
 import torch
 
+from f2p_common.frames import quaternion_matrix
 from f2p_common.interfaces import GoalLiteral, Plan, SegmentedScene, check_literal
-from f2p_common.vocabulary import skill as skill_spec
+from f2p_common.vocabulary import PLACEMENT_MARGIN, skill as skill_spec
 from f2p_skill_effect.model import Observation
 from f2p_skill_effect.planner import PlannerConfig, goal_log_probability, plan, unmet_goal_targets
 
@@ -114,7 +119,8 @@ def plan_task(loaded: LoadedModel, scene: SegmentedScene, goal: Sequence[GoalLit
     obs = Observation.from_clouds(scene.clouds, points, seed=settings.seed)
     cfg = PlannerConfig(samples=settings.samples, iterations=settings.iterations, max_skeletons=settings.max_skeletons,
                         skills=settings.skills or None, seed=settings.seed, avoid_radius=settings.avoid_radius,
-                        avoid=tuple(_in_scene(r, scene, k) for k, r in enumerate(refused)))
+                        avoid=tuple(_in_scene(r, scene, k) for k, r in enumerate(refused)),
+                        placement=placement_miss(scene))
     targets = None
     with torch.no_grad():
         if not skeleton:
@@ -131,6 +137,49 @@ def plan_task(loaded: LoadedModel, scene: SegmentedScene, goal: Sequence[GoalLit
         except ValueError as e:
             raise PlanningError(str(e)) from None
     return _named(result, scene, loaded)
+
+
+def _footprints(scene: SegmentedScene) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) (N, 2): each object's axis-aligned footprint in the scene's frame (its
+    oriented box turned into the frame's axes; its points' extent where it has no box)."""
+    lower, upper = np.zeros((len(scene.objects), 2)), np.zeros((len(scene.objects), 2))
+    for i, o in enumerate(scene.objects):
+        if o.box is not None:
+            half = np.abs(quaternion_matrix(o.box.orientation)) @ (0.5 * np.asarray(o.box.size, float))
+            lower[i], upper[i] = o.box.center[:2] - half[:2], o.box.center[:2] + half[:2]
+        else:
+            lower[i], upper[i] = o.points[:, :2].min(axis=0), o.points[:, :2].max(axis=0)
+    return lower, upper
+
+
+def placement_miss(scene: SegmentedScene):
+    """The planner's stable-placement term (:mod:`f2p_skill_effect.planner`): for samples ``a``
+    (K, H, PARAM_DIM) of a skeleton, the metres (K,) by which its pick_place steps put the
+    target's centre (its box's, moved by (dx, dy)) short of a stable spot over another object of
+    the scene — a table, a shelf, a container: inside its footprint by a quarter of the target's
+    extent plus :data:`PLACEMENT_MARGIN` (a quarter of the support's extent at most) — summed
+    over steps; 0 for a plan that puts everything down stably. What lies within the target's own
+    footprint (its contents, carried along) is no support for it."""
+    lower, upper = _footprints(scene)
+    centre, extent = 0.5 * (lower + upper), upper - lower
+
+    def miss(skeleton, a: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(a.shape[0])
+        for i, (name, t) in enumerate(skeleton):
+            if name != "pick_place":
+                continue
+            others = [j for j in range(len(centre)) if j != t and not (          # not what it holds
+                np.all(lower[j] >= lower[t] - 0.01) and np.all(upper[j] <= upper[t] + 0.01))]
+            if not others:
+                continue
+            inset = np.minimum(PLACEMENT_MARGIN + 0.25 * extent[t], 0.25 * extent[others])       # (J, 2)
+            lo_in = torch.from_numpy(lower[others] + inset).float()
+            hi_in = torch.from_numpy(upper[others] - inset).float()
+            c = torch.from_numpy(centre[t]).float() + a[:, i, :2]                            # (K, 2)
+            short = (lo_in - c[:, None]).clamp(min=0) + (c[:, None] - hi_in).clamp(min=0)
+            total += short.norm(dim=2).min(dim=1).values
+        return total
+    return miss
 
 
 def _named(result: Plan, scene: SegmentedScene, loaded: LoadedModel) -> Plan:

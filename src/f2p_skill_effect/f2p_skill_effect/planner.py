@@ -22,13 +22,21 @@ Refused plans (``PlannerConfig.avoid``): plans a verifier refused for this scene
 again, nor any plan of the same skeleton whose parameters lie within ``avoid_radius`` of one
 (Euclidean distance of the parameters normalised by each skill's box width, over all steps):
 shooting and CEM score such samples -inf, so the next best region of the objective wins.
+
+Stable placements (``PlannerConfig.placement``, from the scene's boxes: ``f2p_planner``): Γ
+reads a container bridging the gap between two tables as on the far one, as the simulator's
+relations do, but a robot's grasp and a camera's boxes are off by centimetres and a tilted
+container is neither safe nor legible. ``placement(skeleton, a)`` gives the metres by which
+each sample's put-down centres miss a stable spot (:data:`~f2p_common.vocabulary.PLACEMENT_MARGIN`
+inside what they rest on); a sample that misses scores ``log p(G) - 1000 (1 + miss / 1 cm)``,
+below every stable one, and the nearest to stable among them when none is.
 """
 from __future__ import annotations
 
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -53,6 +61,8 @@ class PlannerConfig:
     seed: int = 0
     avoid: tuple = ()           # refused plans: (skeleton ((skill, target), ...), parameters (H, dim)) pairs
     avoid_radius: float = 0.1   # normalised parameter distance around a refused plan that is not proposed
+    # (skeleton, a (K, H, PARAM_DIM)) -> (K,) m by which the placements miss a stable spot; None: any
+    placement: Callable[[Sequence[tuple[str, int]], torch.Tensor], torch.Tensor] | None = None
 
 
 def goal_log_probability(rel: RelationProbs, goal: Sequence[GoalLiteral]) -> torch.Tensor:
@@ -116,6 +126,9 @@ def optimise_skeleton(model: SkillEffectModel, latent: torch.Tensor, mask: torch
             z = model.step(z, m, SkillBatch(torch.full((k,), skill_idx[i], dtype=torch.long),
                                             torch.full((k,), int(skeleton[i][1]), dtype=torch.long), a[:, i]))
         v = goal_log_probability(model.detect(z, m), goal)
+        if cfg.placement is not None:                  # unstable placements below every stable one
+            miss = cfg.placement(skeleton, a)
+            v = torch.where(miss > 0, v - 1000.0 * (1.0 + miss / 0.01), v)
         for ref in refused:                            # a refused plan's neighbourhood is not proposed
             near = ((a - ref) / scale).flatten(1).norm(dim=1) < cfg.avoid_radius
             v = v.masked_fill(near, -float("inf"))
