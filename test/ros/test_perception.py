@@ -332,22 +332,27 @@ def test_image_backends_without_their_model_fail_configure(ros, params):
     assert not lc.transition(Transition.TRANSITION_CONFIGURE)
 
 
+def _rendered_cloud(boxes, stamp_s: int):
+    """(a PointCloud2 in the camera's optical frame of ``boxes`` on a table, ray-cast; the camera's
+    pose in the base frame)."""
+    from support.raycast import INTRINSICS, render
+    fx, fy, cx, cy = INTRINSICS
+    depth, _, pose = render(boxes)
+    v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]]
+    pts = np.stack([(u - cx) * depth / fx, (v - cy) * depth / fy, depth], -1).reshape(-1, 3).astype(np.float32)
+    msg = camera_cloud_to_msg(CameraCloud(pts, frame_id="camera_color_optical_frame", height=depth.shape[0]))
+    msg.header.stamp.sec = stamp_s
+    return msg, pose
+
+
 def test_reset_tracking_gives_a_replaced_world_new_ids(ros):
     # a geometric scene, then the world replaced by one with its boxes where the old ones stood:
     # without reset_tracking the tracker would hand them the old ids; after it, new ones
     from std_srvs.srv import Trigger
 
-    from support.raycast import INTRINSICS, box, render
+    from support.raycast import box
     from support.ros import wait_future, wait_until
-    fx, fy, cx, cy = INTRINSICS
-
-    def cloud(boxes, stamp_s):
-        depth, _, pose = render(boxes)
-        v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]]
-        pts = np.stack([(u - cx) * depth / fx, (v - cy) * depth / fy, depth], -1).reshape(-1, 3).astype(np.float32)
-        msg = camera_cloud_to_msg(CameraCloud(pts, frame_id="camera_color_optical_frame", height=depth.shape[0]))
-        msg.header.stamp.sec = stamp_s
-        return msg, pose
+    cloud = _rendered_cloud
 
     first, pose = cloud([box((0.9, 0.0, 0.78), (0.06, 0.06, 0.06))], 1)
     node, probe, pub = _node(ros, backend="geometric", camera_pose=list(pose), depth_median=0)
@@ -388,3 +393,35 @@ def test_median_depth_smooths_a_noisy_organised_cloud_along_its_rays():
     assert median_depth(frame, 0) is frame and median_depth(SensorFrame(cloud), 5).cloud is cloud   # off; no viewpoint
     with pytest.raises(ValueError, match="3 or 5"):
         median_depth(frame, 7)
+
+
+def test_expected_motion_lets_a_carried_object_keep_its_id(ros):
+    """The executor says a skill is carrying the box 0.3 m left (expected_motion): in the next
+    frame the box is there, taller than before (read with what it touched), beside a new box of
+    its old size — the one the tracker would otherwise take for it."""
+    from f2p_interfaces.msg import ExpectedMotion
+
+    from f2p_ros.conversions import expected_motion_to_msg
+    from support.raycast import box
+    from support.ros import wait_until
+    cloud = _rendered_cloud
+
+    still, pose = cloud([box((0.9, -0.25, 0.79), (0.08, 0.08, 0.08))], 1)
+    node, probe, pub = _node(ros, backend="geometric", camera_pose=list(pose), depth_median=0)
+    hints = probe.create_publisher(ExpectedMotion, "/expected_motion", 10)
+    scenes, got = collector(probe, SegmentedSceneMsg, "/segmented_scene", LATCHED)
+    wait_until(lambda: pub.get_subscription_count() > 0 and hints.get_subscription_count() > 0)
+    for stamp in (1, 2):                                         # seen twice: a confirmed object
+        got.clear()
+        pub.publish(cloud([box((0.9, -0.25, 0.79), (0.08, 0.08, 0.08))], stamp)[0])
+        assert got.wait(WAIT_S)
+    (carried,) = [o for o in scene_from_msg(scenes[-1]).objects if o.label != "table"]
+    hints.publish(expected_motion_to_msg("cuboid_99", (0.0, 0.3, 0.0), "base_link"))      # no such object: ignored
+    hints.publish(expected_motion_to_msg(carried.id, (0.0, 0.3, 0.0), "base_link"))
+    wait_until(lambda: any(t.id == carried.id and t.expected is not None for t in node._tracker.tracks))
+    got.clear()
+    pub.publish(cloud([box((0.9, 0.05, 0.8), (0.08, 0.08, 0.1)), box((0.9, -0.4, 0.79), (0.08, 0.08, 0.08))], 3)[0])
+    assert got.wait(WAIT_S)
+    after = {o.id: o for o in scene_from_msg(scenes[-1]).objects if o.label != "table"}
+    assert carried.id in after and after[carried.id].box.center[1] == pytest.approx(0.05, abs=0.03), after
+    assert len(after) == 2

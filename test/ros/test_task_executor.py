@@ -24,12 +24,13 @@ from f2p_executor.task_executor_node import TaskExecutorNode
 from f2p_failure.events import list_events, load_event
 from f2p_interfaces.action import RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
-from f2p_interfaces.msg import GuardianVerdict, Relation, TaskProgress
+from f2p_interfaces.msg import ExpectedMotion, GuardianVerdict, Relation, TaskProgress
 from f2p_interfaces.srv import ResetScene, SwapModel, VerifyPlan
 from f2p_perception.perception_node import PerceptionNode
 from f2p_planner.planner_node import PlannerNode
 from f2p_relations.relation_detector_node import RelationDetectorNode
-from f2p_ros.conversions import failure_event_from_msg, model_info_to_msg, plan_from_msg, stage_from_msg
+from f2p_ros.conversions import (expected_motion_from_msg, failure_event_from_msg, model_info_to_msg, plan_from_msg,
+                                 stage_from_msg)
 from f2p_sim.sim_robot_node import SimRobotNode
 from f2p_skill_effect.checkpoint import model_info, shipped_model
 from support.ros import WAIT_S, LifecycleClient, RosHarness, collector, wait_future
@@ -137,12 +138,18 @@ def test_run_task_fails_with_the_pretrained_model_and_succeeds_after_swapping_to
     harness, probe, nodes, spool = graph
     events, got_event = collector(probe, FailureEventMsg, "/failure_events",
                                   QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    motions, _ = collector(probe, ExpectedMotion, "/expected_motion",
+                           QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     run = ActionClient(probe, RunTask, "/run_task")
     assert run.wait_for_server(timeout_sec=WAIT_S)
     task = _reset(probe)
 
     wrapped, stages = _run(run, task, task_description="carry the bin with its items to table_b")
     res = wrapped.result
+    # before the skill: its target and where it sends it, for perception's tracker
+    step = res.executed_steps[0].skill
+    assert [expected_motion_from_msg(m)[:1] for m in motions] == [("bin_2",)]
+    assert np.allclose(expected_motion_from_msg(motions[0])[1], [*step.parameters[:2], 0.0])
     assert wrapped.status == GoalStatus.STATUS_SUCCEEDED, res.message
     assert (res.success, res.goal_observed, res.predictions_met) == (False, True, False), res.message
     assert res.error_code == RunTask.Result.ERROR_NONE

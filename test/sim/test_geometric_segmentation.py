@@ -418,6 +418,38 @@ def test_a_carried_container_keeps_its_id_beside_a_noisy_frames_fragments():
     assert before[2].id not in {o.id for o in twins}
 
 
+def test_a_container_a_skill_carried_keeps_its_id_and_its_items_theirs_where_its_box_changed():
+    """After the carry a frame reads the bin's box a third taller (its rim merged with an item)
+    beside a bin-sized fragment: rule 2 cannot tell which one it is. The executor said where the
+    skill sends the bin (expect_move): the bin is the one there — also after frames that missed
+    it and its items on the way — and its items follow it."""
+    from f2p_perception.tracking import SegmentTracker
+
+    def scene(dy, bin_size, extra=()):
+        return [obj("table", (0.5, -0.3, 0.2), (0.5, 0.5, 0.4)), obj("table", (0.5, 0.3, 0.2), (0.5, 0.5, 0.4)),
+                obj("bin", (0.5, -0.3 + dy, 0.45), bin_size), obj("cuboid", (0.45, -0.32 + dy, 0.44), (0.05, 0.05, 0.06)),
+                obj("cuboid", (0.55, -0.26 + dy, 0.44), (0.05, 0.05, 0.06)), *extra]
+    after = scene(0.62, (0.29, 0.24, 0.14), [obj("bin", (0.4, 0.1, 0.45), (0.26, 0.22, 0.09))])
+    for hint in (False, True):
+        tracker = SegmentTracker(max_jump=0.1)
+        for _ in range(2):
+            before = tracker.assign(scene(0.0, (0.28, 0.24, 0.09)))
+        if hint:
+            assert tracker.expect_move(before[2].id, (0.0, 0.6, 0.0))
+            assert not tracker.expect_move("bin_99", (0.0, 0.6, 0.0))
+            assert tracker.assign(scene(0.0, (0.28, 0.24, 0.09)))[2].id == before[2].id    # not moved yet
+            tracker.assign(scene(0.0, (0.28, 0.24, 0.09))[:2])        # on its way: out of view, twice
+            tracker.assign(scene(0.0, (0.28, 0.24, 0.09))[:2])
+        moved = tracker.assign(after)
+        kept = [o.id for o in moved[2:5]] == [o.id for o in before[2:5]]
+        assert kept == hint, [o.id for o in moved]
+    assert moved[5].id not in {o.id for o in before}
+    # seen where it was sent: the hint is spent, and the bin is tracked from there
+    assert tracker.assign(after)[2].id == before[2].id
+    with pytest.raises(ValueError, match="not finite"):
+        tracker.expect_move(before[2].id, (np.nan, 0.0, 0.0))
+
+
 @pytest.mark.parametrize("backend", ["geometric", "convex"])
 def test_a_floor_height_above_a_table_is_refused_with_the_reason(backend):
     """Points below floor_height are the floor; set too high (an arm's mount, base_link above the

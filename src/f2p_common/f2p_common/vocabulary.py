@@ -159,6 +159,20 @@ TASK_SKILLS: dict[str, tuple[str, ...]] = {
 }
 
 
+def skill_displacement(name: str, parameters) -> tuple[float, float, float] | None:
+    """Where a skill moves its target, relative to where it is (m, the parameters' frame), as
+    its parameters say (A.10): pick_place sets it down (dx, dy) away (its height is where it
+    comes to rest, so 0), push slides it ``distance`` along ``direction``; None for the drawer
+    skills (their direction is the drawer's). ValueError for an unknown skill or bad parameters."""
+    spec = skill(name)
+    spec.check(parameters)
+    if name == "pick_place":
+        return float(parameters[0]), float(parameters[1]), 0.0
+    if name == "push":
+        return float(parameters[1] * math.cos(parameters[0])), float(parameters[1] * math.sin(parameters[0])), 0.0
+    return None
+
+
 def skill(name: str) -> SkillSpec:
     """The SkillSpec of `name`; ValueError naming the known skills if unknown."""
     try:

@@ -17,6 +17,9 @@ client ``verifier``        f2p_interfaces/VerifyPlan        when set: a plan ver
 client ``execution_verifier``  f2p_interfaces/VerifyExecution  when set: a step verifier (Guardian)
 client ``record_failure``  f2p_interfaces/SubmitFailure     the failure recorder: stores each
                                                             failure event durably, then answers
+pub ``expected_motion``    f2p_interfaces/ExpectedMotion    before each skill: its target and
+                                                            where the skill sends it (perception's
+                                                            tracker looks for it there)
 pub ``failure_events``     f2p_interfaces/FailureEvent      every failure event, once recorded
 pub ``plan``               f2p_interfaces/Plan              every plan adopted (latched)
 pub ``task_progress``      f2p_interfaces/TaskProgress      every stage (latched): goal, plan, step
@@ -47,21 +50,23 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_common.interfaces import Plan, RelationState, SegmentedScene, SkillCall
 from f2p_common.keys import SignatureError, public_key_of
+from f2p_common.vocabulary import skill_displacement
 from f2p_executor.task_runner import (ErrorCode, ExecutedStep, Observation, RunnerConfig, SkillEnd, TaskError,
                                       TaskOutcome, TaskRequest, TaskRunner)
 from f2p_failure.events import FailureEvent, sign_event
 from f2p_interfaces.action import ExecuteSkill, RunTask
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
 from f2p_interfaces.msg import Plan as PlanMsg
-from f2p_interfaces.msg import GuardianVerdict, PlanStep, Relation, TaskProgress
+from f2p_interfaces.msg import ExpectedMotion, GuardianVerdict, PlanStep, Relation, TaskProgress
 from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import PlanTask, SubmitFailure, VerifyExecution, VerifyPlan
 from f2p_ros import parameters as P
 from f2p_ros import qos
-from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, failure_event_to_msg, plan_from_msg,
-                                 plan_to_msg, relations_from_msg, relations_to_msg, scene_from_msg, scene_to_msg,
-                                 skill_call_from_msg, skill_call_to_msg, stage_to_msg, stamp_to_ns)
+from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, expected_motion_to_msg,
+                                 failure_event_to_msg, plan_from_msg, plan_to_msg, relations_from_msg,
+                                 relations_to_msg, scene_from_msg, scene_to_msg, skill_call_from_msg,
+                                 skill_call_to_msg, stage_to_msg, stamp_to_ns)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 
 PARAMS = [
@@ -146,10 +151,11 @@ class TaskExecutorNode(ManagedNode):
         pub = NO_EVENT_HANDLERS["pub"]
         latched = qos.latched()
         self._diag = self.create_diagnostics_publisher()
-        self._events_pub, self._plan_pub, self._progress_pub = (
+        self._events_pub, self._plan_pub, self._progress_pub, self._motion_pub = (
             self.until_cleanup(self.create_lifecycle_publisher(msg_type, topic, profile, event_callbacks=pub))
             for msg_type, topic, profile in ((FailureEventMsg, "failure_events", qos.events()),
-                                             (PlanMsg, "plan", latched), (TaskProgress, "task_progress", latched)))
+                                             (PlanMsg, "plan", latched), (TaskProgress, "task_progress", latched),
+                                             (ExpectedMotion, "expected_motion", qos.events())))
         self.get_logger().info(f"configured: failure events go to {self._record_client.srv_name}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -354,6 +360,10 @@ class TaskExecutorNode(ManagedNode):
         goal.predicted_relations = relations_to_msg(RelationState(plan.object_ids, plan.step_relations[k]["unary"],
                                                                   plan.step_relations[k]["binary"], plan.frame_id,
                                                                   plan.stamp_ns))
+        displacement = skill_displacement(name, plan.parameters[k])
+        if displacement is not None:                                # where perception is to look for it next
+            self._motion_pub.publish(expected_motion_to_msg(target_id, displacement, scene.frame_id,
+                                                            self.get_clock().now().nanoseconds))
         try:
             handle = wait_for(self._skill_client.send_goal_async(goal), self.v["step_timeout_s"], stop)
         except (TimeoutError, InterruptedError) as exc:

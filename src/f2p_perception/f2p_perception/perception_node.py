@@ -20,6 +20,10 @@ pub ``segmented_scene``            f2p_interfaces/SegmentedScene    per-object c
                                                                     ``base_frame``; transient
                                                                     local: a late subscriber
                                                                     gets the latest scene
+sub ``expected_motion``            f2p_interfaces/ExpectedMotion    an object a skill is about
+                                                                    to move and by how much (the
+                                                                    task executor's): tracking
+                                                                    looks for it there
 srv ``reset_tracking``             std_srvs/Trigger                 forget every tracked id:
                                                                     the world was rearranged
                                                                     (a scene reset, a person
@@ -62,7 +66,10 @@ objects that the robot moves, not a world replaced at once: after a scene reset 
 objects would inherit the old ones' ids (and classes) where they stand close. Whoever rearranges
 the world calls ``reset_tracking`` before stating the next goal: the frame being segmented and
 any not yet segmented are dropped, and ids restart from the first frame received afterwards
-(new numbers, never an earlier one's).
+(new numbers, never an earlier one's). The task executor announces each skill's target and
+displacement on ``expected_motion`` before it sends the skill: a carried object is looked for
+where it was sent, so it keeps its id (and its contents theirs) however differently the frame
+after the carry reads its box.
 
 A camera that sees the arm (a fixed camera in a UR cell, Stretch's head looking at its own
 gripper) needs ``self_filter_frames``: the arm's links, through tf, are cut out of every frame
@@ -83,8 +90,9 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from f2p_common.frames import TransformError
+from f2p_common.frames import TransformError, quaternion_matrix
 from f2p_common.interfaces import CameraCloud, PointCloudError, SegmentedScene
+from f2p_interfaces.msg import ExpectedMotion
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.convexity import ConvexConfig
 from f2p_perception.geometric import GeometricConfig
@@ -94,8 +102,8 @@ from f2p_perception.self_filter import chain_capsules, remove_robot
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
 from f2p_ros import qos
-from f2p_ros.conversions import (ConversionError, camera_cloud_from_msg, camera_info_from_msg, image_from_msg,
-                                 scene_to_msg, stamp_to_ns)
+from f2p_ros.conversions import (ConversionError, camera_cloud_from_msg, camera_info_from_msg,
+                                 expected_motion_from_msg, image_from_msg, scene_to_msg, stamp_to_ns)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
 from f2p_ros.sync import ApproximateTimeSync, stamp_ns, synchronise
 from f2p_ros.tf import TransformListener
@@ -268,6 +276,9 @@ class PerceptionNode(ManagedNode):
         if self._camera_pose_topic:
             self.until_deactivate(self.create_subscription(PoseStamped, self._camera_pose_topic, self._on_pose,
                                                            qos.latched(), callback_group=self._receive_group))
+        if self._tracker is not None:
+            self.until_deactivate(self.create_subscription(ExpectedMotion, "expected_motion", self._on_expected_motion,
+                                                           qos.events(), callback_group=self._receive_group))
         self._last_cloud = time.monotonic()
         self.until_deactivate(self.create_timer(self._max_age / 2, self._check_stale, callback_group=self._group))
         return super().on_activate(state)
@@ -388,6 +399,21 @@ class PerceptionNode(ManagedNode):
         response.message = ("tracking restarted: ids from the next frame on" if self._tracker is not None else
                             f"backend {self._segmenter.name} has stable ids of its own: nothing to forget")
         return response
+
+    def _on_expected_motion(self, msg: ExpectedMotion) -> None:
+        """Tell the tracker where a skill is moving an object (module docstring)."""
+        try:
+            object_id, displacement, frame_id = expected_motion_from_msg(msg)
+            if frame_id and frame_id != self._base_frame:            # a direction: rotate it only
+                pose = self._tf.lookup(self._base_frame, frame_id, 0, self._tf_timeout)
+                displacement = quaternion_matrix(pose[3:]) @ displacement
+        except (ValueError, TransformError) as exc:
+            self.get_logger().warning(f"expected_motion dropped: {exc}")
+            return
+        with self._wake:
+            known = self._tracker is not None and self._tracker.expect_move(object_id, displacement)
+        if not known:
+            self.get_logger().warning(f"expected_motion: no tracked object {object_id!r}; nothing to look for")
 
     def _on_pose(self, msg: PoseStamped) -> None:
         self._pose_msg = msg

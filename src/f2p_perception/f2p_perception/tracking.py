@@ -9,7 +9,10 @@ segment it continues:
 
 1. the same kind (:data:`KINDS`: containers, solids, furniture) and the nearest box centre
    within ``max_jump`` m (greedy, nearest pairs first) among the objects seen in the previous
-   frame: objects that stood still or were nudged;
+   frame: objects that stood still or were nudged — or that a skill moved where it said it
+   would (:meth:`SegmentTracker.expect_move`: the robot knows what it carries and where to; the
+   distance to the nearer of the place it was and the place it was sent to counts, until it is
+   seen at the latter, also after frames that missed it on its way: in the gripper, hidden);
 2. then, per kind, an unmatched confirmed object of the previous frame (seen in it, not one
    missing for longer) and the one new segment whose box is like its own, when neither has
    another such partner: the object a skill just moved (a pick-and-place carries it farther
@@ -65,6 +68,14 @@ class _Track:
     holder: str | None = None         # the object holding it when last seen (rule 3) ...
     holder_at: np.ndarray | None = None   # ... and where that one was then
     size: np.ndarray | None = None    # its box's extents when last seen (rule 2: the same object, moved)
+    expected: np.ndarray | None = None    # where a skill is moving it, relative to center (rule 1)
+
+    def distance(self, center: np.ndarray) -> float:
+        """From ``center`` to this object: to where it was, or where a skill sent it if nearer."""
+        d = float(np.linalg.norm(center - self.center))
+        if self.expected is not None:
+            d = min(d, float(np.linalg.norm(center - self.center - self.expected)))
+        return d
 
 
 def holders(objects: list[SegmentedObject]) -> list[int | None]:
@@ -118,6 +129,18 @@ class SegmentTracker:
         fresh._next = self._next
         return fresh
 
+    def expect_move(self, object_id: str, displacement) -> bool:
+        """A skill is moving ``object_id`` by ``displacement`` (m, 3): rule 1 looks for it there
+        too, from the next frame until it is seen there. False when no tracked object has the id."""
+        d = np.asarray(displacement, float).reshape(3)
+        if not np.isfinite(d).all():
+            raise ValueError(f"displacement {d} is not finite")
+        for t in self.tracks:
+            if t.id == object_id:
+                t.expected = d
+                return True
+        return False
+
     def _match(self, ids: list, free: set, pairs) -> None:
         """Nearest pairs (distance, object, track) first, each within max_jump, each once."""
         for dist, i, k in sorted(pairs):
@@ -153,9 +176,9 @@ class SegmentTracker:
         ids: list[str | None] = [None] * len(objects)
         free = set(range(len(self.tracks)))
         same = [[k for k, t in enumerate(self.tracks) if _kind(t.label) == _kind(o.label)] for o in objects]
-        def near(missed: bool):
-            return ((float(np.linalg.norm(centers[i] - self.tracks[k].center)), i, k) for i in range(len(objects))
-                    for k in same[i] if (self.tracks[k].missed > 0) == missed)
+        def near(missed: bool):       # an object a skill is carrying counts as just seen: it was out of view
+            return ((self.tracks[k].distance(centers[i]), i, k) for i in range(len(objects))
+                    for k in same[i] if (self.tracks[k].missed > 0 and self.tracks[k].expected is None) == missed)
         self._match(ids, free, near(missed=False))                                                      # rule 1
         self._moved(objects, ids, free, held=False)                                                     # rule 2
         where = {ids[i]: centers[i] for i in range(len(objects)) if ids[i] is not None}
@@ -178,9 +201,13 @@ class SegmentTracker:
             before = previous.get(ids[i])
             label = before.label if before is not None else o.label     # the class goes with the id
             h = held_by[i]
+            expected = None                # still on its way where it was not seen where it was sent
+            if before is not None and before.expected is not None and \
+                    np.linalg.norm(centers[i] - before.center) <= np.linalg.norm(centers[i] - before.center - before.expected):
+                expected = before.expected + before.center - centers[i]
             kept.append(_Track(ids[i], label, centers[i], seen=(before.seen if before else 0) + 1,
                                holder=None if h is None else ids[h], holder_at=None if h is None else centers[h],
-                               size=None if o.box is None else np.asarray(o.box.size, float)))
+                               size=None if o.box is None else np.asarray(o.box.size, float), expected=expected))
             out.append(SegmentedObject(ids[i], label, o.points, o.score, o.box, o.colors))
         self.tracks = kept
         return out

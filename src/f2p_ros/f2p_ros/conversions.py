@@ -556,6 +556,21 @@ def skill_call_from_msg(msg: f2p_msg.SkillCall) -> SkillCall:
         raise ConversionError(f"skill call: {e}") from None
 
 
+def expected_motion_to_msg(object_id: str, displacement, frame_id: str, stamp_ns: int = 0) -> f2p_msg.ExpectedMotion:
+    d = np.asarray(displacement, float).reshape(3)
+    msg = f2p_msg.ExpectedMotion(object_id=str(object_id), displacement=Vector3(x=float(d[0]), y=float(d[1]), z=float(d[2])))
+    msg.header.frame_id, msg.header.stamp = frame_id, ns_to_stamp(stamp_ns)
+    return msg
+
+
+def expected_motion_from_msg(msg: f2p_msg.ExpectedMotion) -> tuple[str, np.ndarray, str]:
+    """(object id, displacement (3,), frame id); ValueError for no id or a non-finite displacement."""
+    d = np.array([msg.displacement.x, msg.displacement.y, msg.displacement.z], float)
+    if not msg.object_id or not np.isfinite(d).all():
+        raise ValueError(f"expected motion needs an object id and a finite displacement, got {msg.object_id!r}, {d}")
+    return msg.object_id, d, msg.header.frame_id
+
+
 def plan_to_msg(plan: Plan) -> f2p_msg.Plan:
     """A plan as its message; ``plan.object_ids`` must name every object of its relations."""
     ids = list(plan.object_ids)
