@@ -79,3 +79,28 @@ def test_padded_parameter_boxes():
     assert v.PARAM_DIM == 3
     assert v.padded_parameter_box("push") == ([-math.pi, 0.0, 0.0], [math.pi, 0.4, 0.0])
     assert v.padded_parameter_box("open_drawer", pad_high=1.0) == ([0.0, 0.0, 0.0], [0.3, 1.0, 1.0])
+
+
+def test_skill_displacement_reads_where_a_skill_sends_its_target():
+    import math
+
+    from f2p_common.vocabulary import skill_displacement
+    assert skill_displacement("pick_place", (0.1, -0.4, 0.2)) == (0.1, -0.4, 0.0)        # it comes to rest: no dz
+    dx, dy, dz = skill_displacement("push", (math.pi / 2, 0.2))
+    assert (dx, dy, dz) == pytest.approx((0.0, 0.2, 0.0), abs=1e-12)
+    assert skill_displacement("open_drawer", (0.1,)) is None
+    with pytest.raises(ValueError, match="outside its box"):
+        skill_displacement("pick_place", (2.0, 0.0, 0.0))
+
+
+def test_an_oriented_boxs_axis_aligned_bounds():
+    import math
+
+    import numpy as np
+
+    from f2p_common.interfaces import OrientedBox
+    turned = OrientedBox(np.array([1.0, 2.0, 0.5]), np.array([0.0, 0.0, math.sin(math.pi / 8), math.cos(math.pi / 8)]),
+                         np.array([0.2, 0.0, 0.1]))                        # a 20 cm edge turned 45° about z
+    lower, upper = turned.bounds()
+    half = 0.1 / math.sqrt(2)
+    assert np.allclose(lower, [1 - half, 2 - half, 0.45]) and np.allclose(upper, [1 + half, 2 + half, 0.55])

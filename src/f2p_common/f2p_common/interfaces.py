@@ -31,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from f2p_common.frames import quaternion_matrix
 from f2p_common.vocabulary import (BINARY_RELATIONS, OBJECT_CLASSES, UNARY_RELATIONS, check_object_class, is_unary,
                                    skill as skill_spec)
 
@@ -177,6 +178,11 @@ class OrientedBox:
         local = pts @ rot                       # points in the box's axes
         lo, hi = local.min(0), local.max(0)
         return OrientedBox(rot @ (0.5 * (lo + hi)), np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)]), hi - lo)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) (3,): the axis-aligned box around this one, in the same frame."""
+        half = np.abs(quaternion_matrix(self.orientation)) @ (0.5 * self.size)
+        return self.center - half, self.center + half
 
     def __eq__(self, other) -> bool:
         return _fields_equal(self, other)

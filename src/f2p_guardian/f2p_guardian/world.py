@@ -125,12 +125,7 @@ class SceneFacts:
         lower, upper = np.zeros((len(scene.objects), 3)), np.zeros((len(scene.objects), 3))
         for k, o in enumerate(scene.objects):
             if o.box is not None:
-                x, y, z, w = o.box.orientation
-                rot = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-                half = np.abs(rot) @ (0.5 * o.box.size)
-                lower[k], upper[k] = o.box.center - half, o.box.center + half
+                lower[k], upper[k] = o.box.bounds()
             elif len(o.points):
                 lower[k], upper[k] = np.min(o.points, axis=0), np.max(o.points, axis=0)
             else:

@@ -24,7 +24,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from f2p_common.frames import quaternion_matrix
 from f2p_common.interfaces import GoalLiteral, Plan, SegmentedScene, check_literal
 from f2p_common.vocabulary import PLACEMENT_MARGIN, skill as skill_spec
 from f2p_skill_effect.model import Observation
@@ -145,8 +144,7 @@ def _footprints(scene: SegmentedScene) -> tuple[np.ndarray, np.ndarray]:
     lower, upper = np.zeros((len(scene.objects), 2)), np.zeros((len(scene.objects), 2))
     for i, o in enumerate(scene.objects):
         if o.box is not None:
-            half = np.abs(quaternion_matrix(o.box.orientation)) @ (0.5 * np.asarray(o.box.size, float))
-            lower[i], upper[i] = o.box.center[:2] - half[:2], o.box.center[:2] + half[:2]
+            lower[i], upper[i] = (b[:2] for b in o.box.bounds())
         else:
             lower[i], upper[i] = o.points[:, :2].min(axis=0), o.points[:, :2].max(axis=0)
     return lower, upper
