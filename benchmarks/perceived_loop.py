@@ -222,6 +222,8 @@ def write(report: dict, results: Path, name: str) -> str:
 def main(argv=None) -> int:
     import tempfile
 
+    from f2p_datasets.perceived import SENSOR_NOISE
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="transport", choices=tuple(TASK_TEXT))
     p.add_argument("--objects", type=int, default=3, choices=(3, 5, 7))
@@ -230,7 +232,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default="skill_effect_transport3_learned.pt",
                    help="the planner's model (a shipped name or a path)")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
-    p.add_argument("--sensor-noise", type=float, nargs=3, default=(0.004, 0.002, 0.1),
+    p.add_argument("--sensor-noise", type=float, nargs=3, default=SENSOR_NOISE,
                    metavar=("DEPTH_STD", "POINT_STD", "DROPOUT"), help="the depth camera's noise (perceived settings)")
     p.add_argument("--camera-hz", type=float, default=2.0, help="organised 640x480 clouds per second")
     p.add_argument("--execution-noise", type=float, default=0.0)

@@ -34,7 +34,7 @@ import numpy as np
 
 from f2p_common.interfaces import finite_rows
 from f2p_datasets.real_frames import LabelledFrame, load_frames
-from f2p_perception.segmentation import SEGMENTERS, SensorFrame, rgbd_frame
+from f2p_perception.segmentation import SEGMENTERS, SensorFrame, point_indices, rgbd_frame
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIN_TRUE_POINTS = 10
@@ -66,9 +66,8 @@ def open3d_baseline(frame: SensorFrame) -> list[np.ndarray]:
 
 def segment_indices(objects, points: np.ndarray) -> list[np.ndarray]:
     """The point indices of a backend's object segments (supports left out)."""
-    index = {p: i for i, p in enumerate(map(tuple, points.tolist()))}
-    return [np.fromiter((index[p] for p in map(tuple, o.points.tolist())), np.int64)
-            for o in objects if o.label not in SUPPORT_LABELS]
+    found = point_indices(points, [o.points for o in objects if o.label not in SUPPORT_LABELS])
+    return [i[i >= 0] for i in found]            # a point not among the frame's has no pixel to score
 
 
 def score(instance: np.ndarray, segments: list[np.ndarray]) -> dict:

@@ -88,6 +88,19 @@ def test_learn_end_to_end(inputs, tmp_path):
     assert (out / "particles.npz").is_file()
 
 
+def test_d_plus_seen_through_the_robots_perception_trains_the_child_on_its_kind_of_segments(inputs, tmp_path):
+    out = tmp_path / "out"
+    rep = learn(config(inputs["event_path"], inputs["checkpoint"], out, perception="geometric"))
+    assert rep.outcome == "learned"
+    manifest = json.loads((out / "d_plus" / "manifest.json").read_text())
+    assert manifest["params"]["perception"] == "geometric"
+    sim = rep.stages["simulate"]
+    assert 1 <= sim["usable"] <= sim["transitions"]
+    rows = list(SimDataset(out / "d_plus").transitions(0))
+    assert len(rows) == sim["transitions"]
+    assert sum(int(r["obs_t_counts"][r["target"]] > 0) for r in rows) >= sim["usable"]   # usable: the target seen
+
+
 def test_learn_without_regression_data_is_not_deployable(inputs, tmp_path):
     out = tmp_path / "out"
     rep = learn(config(inputs["event_path"], inputs["checkpoint"], out, method="gradient",
@@ -159,6 +172,8 @@ def test_sim_to_real_gap_stops_before_learning(inputs, tmp_path):
     (dict(fine_tune=FineTuneRecipe(anchor_weight=-0.5)), "finite number >= 0"),
     (dict(fine_tune=FineTuneRecipe(anchor_weight=float("inf"))), "finite number >= 0"),
     (dict(fine_tune=FineTuneRecipe(epochs=0)), "must be >= 1"),
+    (dict(perception="labelled_cloud"), "depth cloud"),
+    (dict(perception="geometric", sensor_noise=(-1.0, 0.0, 0.0)), "noise|std|>= 0"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(inputs, tmp_path, changes, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -297,3 +312,16 @@ def test_f2p_gate_writes_the_verdict_the_planner_admits_a_child_by(inputs, tmp_p
         gate_checkpoint(GateConfig(child))
     with pytest.raises(GateInputError, match="not a shipped model"):
         gate_checkpoint(GateConfig(child, [inputs["regression"]]))
+
+
+def test_the_learners_parameters_carry_how_d_plus_is_perceived(tmp_path):
+    """learner.yaml's ``perception`` reaches every job's LearnConfig; its default keeps the
+    simulator's segments, and a value that is not a depth backend is refused with the choices."""
+    from f2p_common import parameters as P
+    from f2p_learning.jobs import PARAMS, learner_config
+    values = {p.name: p.default for p in PARAMS}
+    values.update(queue_dir=str(tmp_path / "q"), store_dir=str(tmp_path / "s"))
+    assert learner_config(values).learn.perception == "simulator"
+    assert learner_config(dict(values, perception="geometric")).learn.perception == "geometric"
+    with pytest.raises(P.ParameterError, match="perception='yolo_seg'.*geometric"):
+        P.validate(PARAMS, {"perception": "yolo_seg"}, "learner")

@@ -21,6 +21,13 @@ Usage::
 
 Interrupted runs resume: rerun the same command; completed shards are skipped.
 
+**Observations as a robot perceives them** (``--perception geometric|convex``, issue 45 part 3):
+instead of the simulator's own segments, each observation is the camera's organised depth cloud
+with the sensor noise of ``--depth-std/--point-std/--dropout``, segmented by the robot's
+perception backend (``f2p_datasets.perceived``); labels stay the simulator's relations. The
+training loader reads such a dataset as the robot's scene (objects it did not segment are not
+in it: ``f2p_training.transitions.load_transitions``). ~0.3 s a transition per core.
+
 **The pre-training distribution holds out the tasks' failure modes** (``--hold-out-failure-modes``,
 issue 4 / paper 000 §6: the pre-trained model must meet them out of distribution). With it,
 sampling never
@@ -54,6 +61,7 @@ from f2p_common import dataset as ds
 from f2p_common.files import file_sha256
 from f2p_common.vocabulary import (BINARY_RELATIONS, CONTAINER_CLASSES, MOVABLE_CLASSES, OBJECT_CLASSES, PARAM_DIM,
                                    RELATIONS, SKILLS, UNARY_RELATIONS, skill_index)
+from f2p_datasets.perceived import DEPTH_BACKENDS, SIMULATOR, PerceivedObserver, PerceptionParams
 from f2p_sim.config import LAYOUTS, load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
 from f2p_sim.observation import Camera, NoiseModel, observe
@@ -84,6 +92,9 @@ class DatagenParams:
     hold_out_failure_modes: bool = False
     #: The world config's task-scene layout (f2p_sim.config): paper or real_scale.
     layout: str = "paper"
+    #: Whose segments the observations hold: the simulator's (a segmenting camera) or the robot's
+    #: perception backend run on the camera's organised depth cloud (f2p_datasets.perceived).
+    perception: str = SIMULATOR
 
     def validate(self) -> None:
         if self.transitions < 1 or self.shard_size < 1 or self.steps_per_scene < 1 or self.points_per_segment < 1:
@@ -99,6 +110,8 @@ class DatagenParams:
             raise ValueError("targeted_fraction must be in [0, 1]")
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}; known: {', '.join(LAYOUTS)}")
+        if self.perception != SIMULATOR:
+            PerceptionParams(self.perception).validate()
 
     @property
     def num_shards(self) -> int:
@@ -167,9 +180,11 @@ def sample_action(rng: np.random.Generator, backend: MujocoBackend, targeted_fra
 
 
 # ---------------------------------------------------------------------------- one shard
-def snapshot(backend, camera, noise, rng, k):
-    """(O, s, R) of the backend's current state: the row half datagen and D+ record."""
-    obs = observe(backend, camera, noise=noise, rng=rng, points_per_segment=k)
+def snapshot(backend, camera, noise, rng, k, observer: PerceivedObserver | None = None):
+    """(O, s, R) of the backend's current state: the row half datagen and D+ record. O is the
+    simulator's segmentation, or ``observer``'s (the robot's perception, with its own noise)."""
+    obs = observe(backend, camera, noise=noise, rng=rng, points_per_segment=k) if observer is None \
+        else observer.observe(backend, camera, rng, k)
     st = backend.segment_state()
     rel = backend.relations()
     return obs, st, rel
@@ -187,6 +202,7 @@ def generate_shard(params: DatagenParams, index: int, world_config: str | None =
     cfg = load_world_config(world_config, params.layout)
     rng = np.random.default_rng(np.random.SeedSequence([params.seed, index]))
     noise = NoiseModel(params.depth_std, params.point_std, params.dropout)
+    observer = None if params.perception == SIMULATOR else PerceivedObserver(PerceptionParams(params.perception), noise)
     k = params.points_per_segment
     n_target = params.shard_transitions(index)
     rows: list[dict] = []
@@ -204,13 +220,13 @@ def generate_shard(params: DatagenParams, index: int, world_config: str | None =
             continue  # a rare unbuildable draw: skip it (deterministically) and draw again
         camera = Camera.from_config(cfg, cam_name)
         scenes.append(scene_record(backend, task.scene, kind, task_seed, cam_name))
-        before = snapshot(backend, camera, noise, rng, k)
+        before = snapshot(backend, camera, noise, rng, k, observer)
         for step in range(params.steps_per_scene):
             if len(rows) >= n_target:
                 break
             skill, target, a = sample_action(rng, backend, params.targeted_fraction, params.hold_out_failure_modes)
             try:
-                row, report = record_step(backend, skill, target, a, before, camera, noise, rng, k)
+                row, report = record_step(backend, skill, target, a, before, camera, noise, rng, k, observer)
             except SkillError as e:  # sampling only draws valid requests; a refusal here is a bug
                 raise RuntimeError(f"datagen drew an invalid skill request: {e}") from None
             row.update(scene_index=len(scenes) - 1, step=step)
@@ -221,11 +237,12 @@ def generate_shard(params: DatagenParams, index: int, world_config: str | None =
     return pack_rows(rows, scenes, k)
 
 
-def record_step(backend, skill: str, target: int, a, before, camera, noise, rng, k: int) -> tuple[dict, object]:
+def record_step(backend, skill: str, target: int, a, before, camera, noise, rng, k: int,
+                observer: PerceivedObserver | None = None) -> tuple[dict, object]:
     """Execute one skill from snapshot ``before`` and return the transition row (without its
     scene_index / step, which the caller knows) and the SkillReport."""
     report = backend.execute_skill(skill, target, a)
-    after = snapshot(backend, camera, noise, rng, k)
+    after = snapshot(backend, camera, noise, rng, k, observer)
     flags = 0
     if not report.executed:
         flags |= ds.FLAG_NOT_EXECUTED
@@ -361,6 +378,7 @@ def generate(cfg: DatagenConfig) -> DatagenResult:
     if params_file.is_file():
         previous = json.loads(params_file.read_text(encoding="utf-8"))
         previous.setdefault("layout", "paper")     # datasets made before layouts existed
+        previous.setdefault("perception", SIMULATOR)   # ... and before perceived observations
         if previous != record:
             raise ValueError(f"{folder} was generated with other parameters {previous}; use another --out")
     else:
@@ -460,13 +478,17 @@ def config_from_args(argv=None) -> DatagenConfig:
     p.add_argument("--config", default=None, help="world config YAML (default: the installed f2p_sim world.yaml)")
     p.add_argument("--layout", default=d.layout, choices=LAYOUTS,
                    help="task-scene layout: paper 000's 0.5 m tables or real_scale furniture and objects")
+    p.add_argument("--perception", default=d.perception, choices=(SIMULATOR, *DEPTH_BACKENDS),
+                   help="whose segments: the simulator's, or a robot perception backend's on the camera's organised "
+                        "depth cloud (with --depth-std/--point-std/--dropout as the sensor's noise)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     params = DatagenParams(transitions=a.transitions, shard_size=a.shard_size, seed=a.seed, tasks=tuple(a.tasks),
                            object_counts=tuple(a.object_counts), steps_per_scene=a.steps_per_scene,
                            cameras=tuple(a.cameras), points_per_segment=a.points_per_segment, depth_std=a.depth_std,
                            point_std=a.point_std, dropout=a.dropout, targeted_fraction=a.targeted_fraction,
-                           hold_out_failure_modes=a.hold_out_failure_modes, layout=a.layout)
+                           hold_out_failure_modes=a.hold_out_failure_modes, layout=a.layout,
+                           perception=a.perception)
     return DatagenConfig(a.out, params, workers=a.workers, progress=not a.no_progress, world_config=a.config)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from f2p_datasets.perceived import DEPTH_BACKENDS, SENSOR_NOISE, SIMULATOR
 from f2p_training.train import FineTuneRecipe
 
 from .demo import EVALUATION_SEED_BASE, demo_data, plot_particles, successes
@@ -49,7 +50,12 @@ class LiveDemoConfig:
     perception in the loop), beside the in-process trials on the simulator's own segments;
     organized_camera: the simulated camera publishes every pixel (640x480, 2 Hz), as a real
     depth camera does, rather than its foveated rays (the background every 5th pixel, each
-    object at about 800 rays: the simulator knows where they are)."""
+    object at about 800 rays: the simulator knows where they are).
+
+    A depth backend (``geometric``, ``convex``: what a robot runs on its plain depth cloud) runs
+    the demo as a robot would: the organised camera with a structured-light sensor's noise
+    (``f2p_datasets.perceived.SENSOR_NOISE``) and the learner's D+ seen through the same backend
+    (issue 45 part 4)."""
 
     out: str | Path = "out/demo"
     task: str = "transport"
@@ -91,13 +97,16 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path, robot_key: P
 
     from f2p_learning.store import ModelStore
     # the robot's first model, signed by the learner's key like every later one
+    perceived = cfg.perception in DEPTH_BACKENDS
     first = ModelStore(live / "models").add(shipped_model("skill_effect_pretrained.pt"),
                                             {"origin": "the shipped pre-trained model"}, key)
     sim = yaml.safe_load(params_file("sim").read_text())
     sim["sim_robot"]["ros__parameters"].update(task=cfg.task, objects=cfg.objects, seed=cfg.task_seed)
     sim["perception"]["ros__parameters"]["backend"] = cfg.perception
-    if cfg.organized_camera:                       # at 2 Hz, leaving CPU to learning; 7 MB clouds: 1 in 5 s
+    if cfg.organized_camera or perceived:          # at 2 Hz, leaving CPU to learning; 7 MB clouds: 1 in 5 s
         sim["sim_robot"]["ros__parameters"].update(organized=True, rate_hz=2.0)
+        if perceived:                              # a depth camera's noise, as the learner's perceived D+ has it
+            sim["sim_robot"]["ros__parameters"]["sensor_noise"] = list(SENSOR_NOISE)
         sim["bag_recorder"]["ros__parameters"]["throttle_hz"] = 0.2
     if cfg.perception == "yolo_seg":               # the colour image: the camera's RGB-D streams, at 5 Hz,
         sim["perception"]["ros__parameters"].update(input="rgbd", max_rate_hz=3.0)   # YOLO leaving CPU to learning
@@ -116,7 +125,7 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path, robot_key: P
         checkpoint=str(first.path),
         replay_data=[data["replay"]], regression_data=[data["regression"]], epochs=cfg.epochs,
         particles=cfg.particles, svgd_steps=cfg.svgd_steps, regression_tolerance=cfg.regression_tolerance,
-        seed=cfg.seed, worker_threads=cfg.worker_threads)
+        seed=cfg.seed, worker_threads=cfg.worker_threads, perception=cfg.perception if perceived else SIMULATOR)
     (live / "sim.yaml").write_text(yaml.safe_dump(sim, sort_keys=False))
     (live / "learner.yaml").write_text(yaml.safe_dump(learner, sort_keys=False))
     return live / "sim.yaml", live / "learner.yaml"
@@ -261,8 +270,9 @@ def main(argv=None) -> int:
                    help="fresh instances the learned model then runs through the graph (its perception in the loop)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning epochs (paper: 200)")
     p.add_argument("--worker-threads", type=int, default=d.worker_threads)
-    p.add_argument("--perception", default=d.perception, choices=("labelled_cloud", "geometric", "yolo_seg"),
-                   help="segmentation in the graph: the simulated camera's labels, geometric on the plain cloud, or "
+    p.add_argument("--perception", default=d.perception, choices=("labelled_cloud", *DEPTH_BACKENDS, "yolo_seg"),
+                   help="segmentation in the graph: the simulated camera's labels, a robot's depth backend on the "
+                        "noisy organised cloud (geometric, convex; D+ perceived the same way), or "
                         "yolo_seg on the colour and depth images")
     p.add_argument("--organized-camera", action="store_true",
                    help="the simulated camera's every pixel (640x480 at 2 Hz), as a real depth camera, instead of its "

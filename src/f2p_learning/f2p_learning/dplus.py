@@ -16,6 +16,7 @@ import numpy as np
 from f2p_common.dataset import FLAG_UNSEEN_SEGMENT
 from f2p_failure.events import FailureEvent
 from f2p_datasets.datagen import record_step, scene_record, snapshot, write_rows
+from f2p_datasets.perceived import SIMULATOR, PerceivedObserver
 from f2p_sim.observation import Camera
 from f2p_sim.real2sim import scene_from_segments
 from f2p_sim.scene import SceneError
@@ -40,9 +41,11 @@ class DPlus:
 
 
 def simulate_pairs(event: FailureEvent, pairs: Pairs, backend, folder, camera: str = "front",
-                   points_per_segment: int = 512, seed: int = 0) -> DPlus:
+                   points_per_segment: int = 512, seed: int = 0, observer: PerceivedObserver | None = None) -> DPlus:
     """Run every pair in simulation and write the dataset folder. NoTrainingDataError when no
-    transition is usable."""
+    transition is usable. ``observer``: O+ and O++ as the robot's perception reports them (the
+    dataset is then read as the robot's scene, ``f2p_training.transitions.load_transitions``);
+    None: the simulator's own segments."""
     rng = np.random.default_rng(seed)
     cam = Camera.from_config(backend.cfg, camera)
     rows, scenes, skipped = [], [], []
@@ -56,19 +59,30 @@ def simulate_pairs(event: FailureEvent, pairs: Pairs, backend, folder, camera: s
             continue
         scenes.append(scene_record(backend, r2s.scene, f"d+:{pairs.method}", seed, camera,
                                    event_id=event.event_id, particle=i))
-        before = snapshot(backend, cam, None, rng, points_per_segment)
+        before = snapshot(backend, cam, None, rng, points_per_segment, observer)
         row, _ = record_step(backend, event.skill, r2s.segment_map[event.target], tuple(pairs.actions[i]),
-                             before, cam, None, rng, points_per_segment)
+                             before, cam, None, rng, points_per_segment, observer)
         row.update(scene_index=len(scenes) - 1, step=0)
         rows.append(row)
     if not rows:
         raise NoTrainingDataError(f"none of the {pairs.offsets.shape[0]} particles gave a buildable scene: {skipped[:3]}")
-    usable = sum(1 for r in rows if not int(r["flags"]) & FLAG_UNSEEN_SEGMENT)
+    usable = sum(1 for r in rows if _usable(r, observer is not None))
     if usable == 0:   # training skips these rows: fine-tuning would have nothing to learn from
         raise NoTrainingDataError(f"none of the {len(rows)} built transitions is usable: in every one a segment "
-                                  "got no points from the camera")
+                                  "fine-tuning needs got no points from the camera")
     record = {"source": "targeted", "method": pairs.method, "event_id": event.event_id,
               "particles": int(pairs.offsets.shape[0]), "seed": seed, "camera": camera,
-              "points_per_segment": points_per_segment}
+              "points_per_segment": points_per_segment,
+              "perception": SIMULATOR if observer is None else observer.params.backend}
     manifest = write_rows(folder, rows, scenes, points_per_segment, record, backend.cfg)
     return DPlus(Path(folder), manifest, len(rows), usable, skipped)
+
+
+def _usable(row: dict, perceived: bool) -> bool:
+    """Whether fine-tuning can learn from ``row``: every segment seen (the simulator's segments),
+    or, perceived, the target seen before and every object seen before also seen after (the
+    robot's scene leaves out what it did not perceive; ``load_transitions``)."""
+    if not perceived:
+        return not int(row["flags"]) & FLAG_UNSEEN_SEGMENT
+    before, after = row["before"][0].counts > 0, row["after"][0].counts > 0
+    return bool(before[row["target"]] and after[before].all())

@@ -54,6 +54,7 @@ from typing import Callable
 from f2p_common import parameters as P
 from f2p_common.resources import f2p_home
 from f2p_common.keys import SignatureError
+from f2p_datasets.perceived import DEPTH_BACKENDS, SIMULATOR
 from f2p_failure.events import FailureEvent, event_path, load_event, verify_event
 from f2p_failure.queue import EventQueue
 from f2p_learning import job_worker
@@ -102,6 +103,9 @@ PARAMS = [
     P.Param("worker_threads", 1, "torch threads of the worker process", P.at_least(1)),
     P.Param("layout", "", "the simulated world's layout failures are replayed in ('' = paper; real_scale for a "
                           "robot's events: its workspace holds real furniture)", P.one_of("", *LAYOUTS)),
+    P.Param("perception", SIMULATOR, "how D+ observes its simulated scenes: simulator (its own segments) or the "
+            "robots' perception backend on a noisy organised depth cloud (geometric, convex): the child learns from "
+            "the robot's kind of observation", P.one_of(SIMULATOR, *DEPTH_BACKENDS)),
     P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child", live=True),
     P.Param("robot_id", "robot", "the robot its swap requests are signed for (the planner's robot_id)", live=True),
     P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive, live=True),
@@ -150,7 +154,8 @@ def learner_config(v: dict) -> LearnerConfig:
                           regression_tolerance=v["regression_tolerance"],
                           min_detection_f1=v["regression_min_detection_f1"],
                           min_next_step_accuracy=v["regression_min_next_step_accuracy"],
-                          min_free_bytes=int(v["min_free_mb"]) * 2 ** 20, seed=v["seed"], layout=v["layout"] or None))
+                          min_free_bytes=int(v["min_free_mb"]) * 2 ** 20, seed=v["seed"], layout=v["layout"] or None,
+                          perception=v["perception"]))
 
 
 @dataclass

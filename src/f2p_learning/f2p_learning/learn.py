@@ -52,9 +52,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from f2p_common.files import write_atomic
+from f2p_datasets.perceived import DEPTH_BACKENDS, SENSOR_NOISE, SIMULATOR, PerceivedObserver, PerceptionParams
 from f2p_failure.events import FailureEventError, load_event
 from f2p_sim.config import load_world_config
 from f2p_sim.mujoco_backend import MujocoBackend
+from f2p_sim.observation import NoiseModel
 from f2p_skill_effect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from f2p_training.train import FineTuneRecipe, train
 from f2p_training.transitions import load_transitions
@@ -132,7 +134,10 @@ class LearnConfig:
     a child take ~50 MB; fine-tuning's replay more); skip_classification: learn without the sim replay check; world_config:
     the simulated world (None: the installed one) and its ``layout`` (None: the file's own;
     ``real_scale`` for a robot's events: its workspace holds real furniture); fresh: discard
-    an earlier run in out_dir;
+    an earlier run in out_dir; perception: how D+ observes its simulated scenes — ``simulator``
+    (the simulator's own segments) or the robot's depth backend (``geometric``, ``convex``) on the
+    camera's organised cloud with ``sensor_noise`` (depth, point m; dropout), so the child is
+    fine-tuned on the robot's own kind of observation (``f2p_datasets.perceived``; issue 45 part 4);
     log: progress lines (None: silent); on_stage: called with (stage, figures) as each stage ends
     (:data:`STAGES`). A learner's job settings are one LearnConfig whose event, checkpoint and
     out_dir are filled per job (``f2p_learning.jobs``)."""
@@ -156,6 +161,8 @@ class LearnConfig:
     world_config: str | Path | None = None
     layout: str | None = None
     fresh: bool = False
+    perception: str = SIMULATOR
+    sensor_noise: tuple[float, float, float] = SENSOR_NOISE
     log: Callable[[str], None] | None = None
     on_stage: Callable[[str, dict], None] | None = None
 
@@ -173,6 +180,9 @@ class LearnConfig:
             raise ValueError("regression_tolerance must be a finite number >= 0")
         if not (0.0 <= self.min_detection_f1 <= 1.0 and 0.0 <= self.min_next_step_accuracy <= 1.0):
             raise ValueError("min_detection_f1 and min_next_step_accuracy must lie in [0, 1]")
+        if self.perception != SIMULATOR:
+            PerceptionParams(self.perception).validate()
+            NoiseModel(*self.sensor_noise)
         # the fine-tuning settings are checked now, not after minutes of inference and simulation
         self.fine_tune.train_config(["d_plus"], "model.pt", self.checkpoint, points=1, seed=self.seed,
                                     replay_data=self.replay_data, keep_unstable=True).validate()
@@ -308,7 +318,9 @@ def _learn(cfg: LearnConfig, out: Path, report: LearnReport, finish) -> LearnRep
 
     t0 = time.perf_counter()
     try:
-        d_plus = simulate_pairs(event, pairs, backend, out / "d_plus", seed=cfg.seed)
+        observer = None if cfg.perception == SIMULATOR else \
+            PerceivedObserver(PerceptionParams(cfg.perception), NoiseModel(*cfg.sensor_noise))
+        d_plus = simulate_pairs(event, pairs, backend, out / "d_plus", seed=cfg.seed, observer=observer)
     except NoTrainingDataError as e:
         log(f"[f2p-learn] no D+: {e}")
         return finish("no_training_data", f"no D+: {e}")
@@ -398,6 +410,8 @@ def config_from_args(argv=None) -> LearnConfig:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--layout", default=None, help="the world config's layout to replay the failure in "
                                                   "(default: the file's own; real_scale for a robot's events)")
+    p.add_argument("--perception", default=d.perception, choices=(SIMULATOR, *DEPTH_BACKENDS),
+                   help="how D+ observes its scenes: the simulator's segments or the robot's depth backend")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in --out-dir (refused otherwise)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -410,6 +424,7 @@ def config_from_args(argv=None) -> LearnConfig:
         replay_data=a.replay_data, regression_data=a.regression_data, regression_tolerance=a.regression_tolerance,
         reference_checkpoint=a.reference_checkpoint, min_detection_f1=a.min_detection_f1,
         min_next_step_accuracy=a.min_next_step_accuracy, skip_classification=a.skip_classification, seed=a.seed, layout=a.layout, fresh=a.fresh,
+        perception=a.perception,
         log=None if a.quiet else (lambda msg: print(msg, flush=True)))
     try:
         cfg.validate()

@@ -96,8 +96,7 @@ from f2p_interfaces.msg import ExpectedMotion
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.convexity import ConvexConfig
 from f2p_perception.geometric import GeometricConfig
-from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, limit_points, median_depth, rgbd_frame,
-                                         transform_cloud)
+from f2p_perception.segmentation import SEGMENTERS, SensorFrame, perceive, rgbd_frame, transform_cloud
 from f2p_perception.self_filter import chain_capsules, remove_robot
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
@@ -376,8 +375,7 @@ class PerceptionNode(ManagedNode):
     def _scene(self, frame: SensorFrame, stamp: int, epoch: int | None) -> SegmentedScene:
         if self._self_frames:
             frame = replace(frame, cloud=self._without_robot(frame.cloud))
-        frame = median_depth(frame, self._depth_median)
-        objects = limit_points(self._segmenter.segment(frame), self._max_points)
+        objects = perceive(self._segmenter, frame, self._depth_median, self._max_points)[1]
         with self._wake:
             if epoch is not None and epoch != self._tracking_epoch:
                 raise _Superseded()

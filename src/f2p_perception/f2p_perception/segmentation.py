@@ -34,6 +34,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 
@@ -147,6 +148,37 @@ def limit_points(objects: list[SegmentedObject], max_points: int) -> list[Segmen
         keep = np.linspace(0, len(o.points) - 1, max_points).round().astype(np.int64)
         out.append(SegmentedObject(o.id, o.label, o.points[keep], o.score, o.box,
                                    None if o.colors is None else o.colors[keep]))
+    return out
+
+
+def perceive(segmenter: Segmenter, frame: SensorFrame, depth_median: int = 5,
+             max_points: int = 4096) -> tuple[SensorFrame, list[SegmentedObject]]:
+    """The robot's segmentation of one frame, before tracking: the depth median filter
+    (:func:`median_depth`, ``depth_median`` 0 = off), the backend, at most ``max_points`` per
+    object (:func:`limit_points`). Returns the filtered frame (every object's points are some of
+    its cloud's points) and the objects. The perception node runs this; so does the data that
+    teaches Γ what the robot perceives (``f2p_datasets.perceived``)."""
+    frame = median_depth(frame, depth_median)
+    return frame, limit_points(segmenter.segment(frame), max_points)
+
+
+def point_indices(cloud_points: np.ndarray, point_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """For each of ``point_sets`` (M_i, 3), the index in ``cloud_points`` (N, 3) of each of its
+    points, which a backend took from that cloud (its segments' points are some of its frame's
+    points, bit for bit); -1 for a point that is not there. One sort of the cloud's byte keys for
+    all sets (~70 ms at 640x480, where a dict of point tuples takes half a second)."""
+    row = np.dtype((np.void, 12))
+    keys = np.ascontiguousarray(cloud_points, np.float32).reshape(-1, 3).view(row).ravel()
+    order = np.argsort(keys)
+    ordered = keys[order]
+    out = []
+    for points in point_sets:
+        query = np.ascontiguousarray(points, np.float32).reshape(-1, 3).view(row).ravel()
+        if len(keys) == 0:
+            out.append(np.full(len(query), -1, np.int64))
+            continue
+        found = order[np.minimum(np.searchsorted(ordered, query), len(keys) - 1)]
+        out.append(np.where(keys[found] == query, found, -1))
     return out
 
 

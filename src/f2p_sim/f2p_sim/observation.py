@@ -89,6 +89,22 @@ class Camera:
         """3x3 world rotation whose columns are camera right, down, forward (OpenCV convention)."""
         return _camera_frame(tuple(self.eye), tuple(self.target))
 
+    def optical_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The optical frame (x right, y down, z forward: REP-103's ``_optical``) in the world:
+        position (3,) m and quaternion (x, y, z, w)."""
+        r = self.frame()                                    # columns: right, down, forward
+        w = 0.5 * np.sqrt(max(1e-12, 1.0 + r[0, 0] + r[1, 1] + r[2, 2]))
+        if w > 1e-3:
+            q = np.array([(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w), w])
+        else:                                                      # a half-turn: the general formula
+            i = int(np.argmax(np.diag(r)))
+            j, k = (i + 1) % 3, (i + 2) % 3
+            t = np.sqrt(max(1e-12, 1.0 + r[i, i] - r[j, j] - r[k, k]))
+            q = np.zeros(4)
+            q[i], q[3] = 0.5 * t, (r[k, j] - r[j, k]) / (2 * t)
+            q[j], q[k] = (r[j, i] + r[i, j]) / (2 * t), (r[k, i] + r[i, k]) / (2 * t)
+        return np.asarray(self.eye, float), q / np.linalg.norm(q)
+
     def project(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) pixel coordinates (u, v) of world points (points behind the camera -> NaN)."""
         fx, fy, cx, cy = self.intrinsics

@@ -226,20 +226,8 @@ class SimRobot:
                 self._renderer = None
 
     def camera_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """The camera's optical frame (x right, y down, z forward: REP-103's ``_optical``) in the
-        robot's frame: position (3,) m and quaternion (x, y, z, w)."""
-        r = self.camera.frame()                                    # columns: right, down, forward
-        w = 0.5 * np.sqrt(max(1e-12, 1.0 + r[0, 0] + r[1, 1] + r[2, 2]))
-        if w > 1e-3:
-            q = np.array([(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w), w])
-        else:                                                      # a half-turn: the general formula
-            i = int(np.argmax(np.diag(r)))
-            j, k = (i + 1) % 3, (i + 2) % 3
-            t = np.sqrt(max(1e-12, 1.0 + r[i, i] - r[j, j] - r[k, k]))
-            q = np.zeros(4)
-            q[i], q[3] = 0.5 * t, (r[k, j] - r[j, k]) / (2 * t)
-            q[j], q[k] = (r[j, i] + r[i, j]) / (2 * t), (r[k, i] + r[i, k]) / (2 * t)
-        return np.asarray(self.camera.eye, float), q / np.linalg.norm(q)
+        """The camera's optical frame in the robot's frame (:meth:`Camera.optical_pose`)."""
+        return self.camera.optical_pose()
 
     def gripper_pose(self) -> tuple[np.ndarray, np.ndarray]:
         with self.lock:

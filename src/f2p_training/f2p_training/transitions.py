@@ -29,13 +29,25 @@ def load_transitions(folders, n_points: int, max_objects: int, seed: int,
     loaded cup dropped past a table's far edge, its items hidden behind the table). Their labels
     R_t+1 and poses come from the simulator, so detection, prediction and pos train on them; the
     regularisation term needs Enc(O_t+1) and skips the unseen segments (``seen_t1`` False; their
-    O_t+1 points are a copy of their O_t points, only so that encoding stays finite)."""
+    O_t+1 points are a copy of their O_t points, only so that encoding stays finite).
+
+    A dataset of perceived observations (``DatagenParams.perception``, ``f2p_datasets.perceived``)
+    is read as the robot's scene: an object its perception gave no segment of its own in O_t (read
+    with the container holding it, hidden) is not in that scene, so it is left out of the
+    transition with its relations; a transition whose skill target went unperceived is skipped."""
     rng = np.random.default_rng(seed)
     rows = {k: [] for k in KEYS}
-    if keep_unseen_after:
-        skip_flags &= ~FLAG_UNSEEN_SEGMENT
     for folder in folders:
-        for tr in SimDataset(folder).transitions(skip_flags):
+        dataset = SimDataset(folder)
+        perceived = dataset.manifest.get("params", {}).get("perception", "simulator") != "simulator"
+        flags = skip_flags & ~FLAG_UNSEEN_SEGMENT if keep_unseen_after or perceived else skip_flags
+        for tr in dataset.transitions(flags):
+            if perceived:
+                tr = robot_scene(tr)
+                if tr is None:
+                    continue
+                if not keep_unseen_after and not (tr["obs_t1_counts"] > 0).all():
+                    continue
             n = tr["seg_class"].shape[0]
             if n > max_objects:
                 raise ValueError(f"{folder}: a scene has {n} segments > max_objects={max_objects}")
@@ -74,6 +86,24 @@ def load_transitions(folders, n_points: int, max_objects: int, seed: int,
     if not rows["mask"]:
         raise ValueError(f"no usable transitions in {list(map(str, folders))}")
     return {k: np.stack(v) for k, v in rows.items()}
+
+
+def robot_scene(tr: dict) -> dict | None:
+    """A perceived transition (:func:`load_transitions`) without the objects unseen in O_t, its
+    target renumbered; None when the target is one of them."""
+    seen = np.asarray(tr["obs_t_counts"]) > 0
+    if seen.all():
+        return tr
+    if not seen[int(tr["target"])]:
+        return None
+    keep = np.flatnonzero(seen)
+    out = dict(tr)
+    for key, value in tr.items():
+        if isinstance(value, np.ndarray) and key.startswith(("obs_", "state_", "rel_", "seg_")) and value.ndim >= 1:
+            value = value[keep]
+            out[key] = value[:, keep] if key.endswith("_binary") else value
+    out["target"] = int(np.searchsorted(keep, int(tr["target"])))
+    return out
 
 
 def relabel_objects(arrays: dict[str, np.ndarray], rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
