@@ -211,6 +211,27 @@ def test_node_reports_bad_clouds_and_keeps_running(ros, sim_cloud):
     assert got_scene.wait(WAIT_S) and node.rejected == 3
 
 
+def test_a_frame_in_more_pieces_than_max_segments_is_refused_with_why(ros, sim_cloud):
+    """A frame that came apart (a scene still settling after a reset, unfiltered noise) is no view
+    to act on: refused on /diagnostics, not published (issue 45 part 6)."""
+    from f2p_common.interfaces import SegmentedObject
+    from f2p_perception.segmentation import check_pieces
+    pieces = [SegmentedObject(f"cuboid_{k}", "cuboid", np.zeros((20 if k % 2 else 80, 3), np.float32)) for k in range(6)]
+    check_pieces(pieces, 6)
+    with pytest.raises(PointCloudError, match="in 6 pieces [(]3 of fewer than 50 points[)], more than max_segments 5"):
+        check_pieces(pieces, 5)
+    info, cloud, _ = sim_cloud                             # organize-5: 7 objects
+    node, probe, pub = _node(ros, max_segments=len(info.object_ids) - 1)
+    diags, _ = _diag_levels(probe)
+    from support.ros import wait_until
+    wait_until(lambda: pub.get_subscription_count() > 0)
+    pub.publish(camera_cloud_to_msg(cloud))
+    wait_until(lambda: any(m.status[0].level == DiagnosticStatus.ERROR for m in diags))
+    error = next(m.status[0].message for m in diags if m.status[0].level == DiagnosticStatus.ERROR)
+    assert f"in {len(info.object_ids)} pieces" in error and "not published" in error
+    assert (node.rejected, node.accepted) == (1, 0)
+
+
 def test_node_warns_when_the_camera_goes_silent(ros):
     node, probe, pub = _node(ros, max_age_s=0.2)
     diags, _ = _diag_levels(probe)

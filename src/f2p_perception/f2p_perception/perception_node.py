@@ -46,7 +46,7 @@ transform: from tf (``f2p_ros.tf``: ``tf2_ros`` on a robot, the workspace's buff
 ``camera_pose_topic`` (the simulated robot's ``camera/pose``), else from the ``camera_pose``
 parameter (a camera fixed to the base); with none of them the frame is refused. A bad frame
 (malformed, images of different sizes, no CameraInfo, no valid depth, no transform, no labels
-for the backend) is reported and dropped; the node keeps running. Lifecycle: configure builds
+for the backend, more than ``max_segments`` pieces) is reported and dropped; the node keeps running. Lifecycle: configure builds
 the backend (loading its model) and the publishers, activate subscribes and starts the
 staleness watch, deactivate and cleanup undo them.
 
@@ -96,7 +96,8 @@ from f2p_interfaces.msg import ExpectedMotion
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_perception.convexity import ConvexConfig
 from f2p_perception.geometric import GeometricConfig
-from f2p_perception.segmentation import SEGMENTERS, SensorFrame, perceive, rgbd_frame, transform_cloud
+from f2p_perception.segmentation import (SEGMENTERS, SensorFrame, check_pieces, perceive, rgbd_frame,
+                                         transform_cloud)
 from f2p_perception.self_filter import chain_capsules, remove_robot
 from f2p_perception.tracking import SegmentTracker
 from f2p_ros import parameters as P
@@ -161,6 +162,9 @@ PARAMS = [
             P.one_of(0, 3, 5)),
     P.Param("max_object_points", 4096, "points kept per object (an even stride; the box uses all of them)",
             P.at_least(1)),
+    P.Param("max_segments", 24, "a frame segmented into more pieces is refused (ERROR on /diagnostics, not "
+            "published): a scene still settling after a reset, unfiltered depth noise, or clutter beyond the 16 "
+            "objects Γ takes", P.at_least(1)),
     P.Param("max_age_s", 2.0, "warn on /diagnostics when no cloud arrived for this long (s)",
             P.positive),
     P.Param("camera_reliability", "reliable", "QoS reliability of the camera subscription: 'reliable' (large clouds "
@@ -247,7 +251,7 @@ class PerceptionNode(ManagedNode):
         for endpoint in self._tf.endpoints:
             self.until_cleanup(endpoint)
         self._max_age, self._max_rate = float(v["max_age_s"]), float(v["max_rate_hz"])
-        self._max_points = int(v["max_object_points"])
+        self._max_points, self._max_segments = int(v["max_object_points"]), int(v["max_segments"])
         self._depth_median = int(v["depth_median"])
         self._max_cloud_points = int(v["max_cloud_points"])
         self._camera_qos = camera_qos(v["camera_reliability"], int(v["camera_queue"]))
@@ -376,6 +380,7 @@ class PerceptionNode(ManagedNode):
         if self._self_frames:
             frame = replace(frame, cloud=self._without_robot(frame.cloud))
         objects = perceive(self._segmenter, frame, self._depth_median, self._max_points)[1]
+        check_pieces(objects, self._max_segments)
         with self._wake:
             if epoch is not None and epoch != self._tracking_epoch:
                 raise _Superseded()

@@ -162,6 +162,18 @@ def perceive(segmenter: Segmenter, frame: SensorFrame, depth_median: int = 5,
     return frame, limit_points(segmenter.segment(frame), max_points)
 
 
+def check_pieces(objects: list[SegmentedObject], max_segments: int) -> None:
+    """PointCloudError when a frame came apart into more than ``max_segments`` segments: a scene
+    still settling after a reset (objects falling, a container rocking), sensor noise the depth
+    filter did not hold, or clutter beyond what the planner takes (Γ: 16 objects). Such a frame is
+    no view of the world to act on; the next one may be."""
+    if len(objects) > max_segments:
+        small = sum(1 for o in objects if len(o.points) < 50)
+        raise PointCloudError(f"the frame is in {len(objects)} pieces ({small} of fewer than 50 points), more than "
+                              f"max_segments {max_segments}: a scene still settling, depth noise (depth_median) or "
+                              "clutter; not published")
+
+
 def point_indices(cloud_points: np.ndarray, point_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
     """For each of ``point_sets`` (M_i, 3), the index in ``cloud_points`` (N, 3) of each of its
     points, which a backend took from that cloud (its segments' points are some of its frame's
