@@ -93,7 +93,7 @@ class Cell:
     def __init__(self, real_time_factor: float):
         import rclpy
         import rclpy.node
-        from rclpy.action import ActionClient
+        from f2p_ros.actions import ActionClient
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
 

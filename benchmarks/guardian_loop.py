@@ -52,7 +52,7 @@ def _wait(future, timeout: float):
 
 def run_setting(setting: str, a, spool: Path) -> dict:
     import rclpy
-    from rclpy.action import ActionClient
+    from f2p_ros.actions import ActionClient
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 

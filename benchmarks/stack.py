@@ -51,7 +51,7 @@ class Probe:
 
     def __init__(self):
         import rclpy
-        from rclpy.action import ActionClient
+        from f2p_ros.actions import ActionClient
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import PointCloud2

@@ -128,7 +128,7 @@ def test_the_example_client_needs_only_rclpy_and_f2p_interfaces():
 
 
 def test_runner_starts_the_sim_graph_and_the_loop_runs_over_dds(sim_graph, ros):
-    from rclpy.action import ActionClient
+    from f2p_ros.actions import ActionClient
     from f2p_failure.events import list_events
     from f2p_interfaces.action import RunTask
     from f2p_interfaces.msg import Relation

@@ -12,10 +12,10 @@ import threading
 
 import pytest
 import rclpy.node
-from rclpy.action import ActionClient, ActionServer
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 
+from f2p_ros.actions import ActionClient, ActionServer
 from support.fill import fill
 from support.ros import WAIT_S, wait_future
 
@@ -100,10 +100,6 @@ def test_action_round_trip(ros, name):
         goal_handle.succeed()
         return result
 
-    # Each node joins the spinning executor only once its action endpoint exists: rclpy 9.1's
-    # ActionClient registers itself as a waitable before it creates its lock (ActionServer
-    # before its logger), and an executor thread that meets it in between dies with
-    # AttributeError (seen: 1 run in 20).
     server_node = rclpy.node.Node(f"aserver_{name.lower()}", context=ros.context)
     ActionServer(server_node, action_type, f"/f2p_test/{name.lower()}", execute)
     ros.add(server_node)

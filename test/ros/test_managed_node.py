@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 
 from lifecycle_msgs.msg import Transition
-from rclpy.action import ActionServer
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from f2p_interfaces.action import RunTask
+from f2p_ros.actions import ActionServer
 from f2p_ros.nodes import ManagedNode
 from support.ros import WAIT_S, LifecycleClient
 

@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-from rclpy.action import ActionClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2
@@ -17,6 +16,7 @@ from f2p_common.interfaces import NO_OBJECT, SkillCall
 from f2p_common.vocabulary import OBJECT_CLASSES
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.srv import ResetScene
+from f2p_ros.actions import ActionClient
 from f2p_ros.conversions import box_from_msg, camera_cloud_from_msg, skill_call_to_msg, stamp_to_ns
 from f2p_sim.config import load_world_config
 from f2p_sim.robot import SimRobot, SimRobotError

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
 from control_msgs.action import FollowJointTrajectory
-from rclpy.action import ActionClient
 from lifecycle_msgs.msg import Transition
 from rclpy.parameter import Parameter
 
 from f2p_common.interfaces import OrientedBox, SkillCall
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.srv import ResetScene
+from f2p_ros.actions import ActionClient
 from f2p_ros.conversions import box_from_msg, box_to_msg, joint_trajectory_to_msg, skill_call_to_msg
 from f2p_sim.sim_arm_node import SimArmNode
 from f2p_skills.arms import UR5E

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
-from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -29,6 +28,7 @@ from f2p_interfaces.srv import ResetScene, SwapModel, VerifyPlan
 from f2p_perception.perception_node import PerceptionNode
 from f2p_planner.planner_node import PlannerNode
 from f2p_relations.relation_detector_node import RelationDetectorNode
+from f2p_ros.actions import ActionClient
 from f2p_ros.conversions import (expected_motion_from_msg, failure_event_from_msg, model_info_to_msg, plan_from_msg,
                                  stage_from_msg)
 from f2p_sim.sim_robot_node import SimRobotNode

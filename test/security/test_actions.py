@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
-from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 
 from f2p_common.interfaces import CameraCloud, PointCloudError, SkillCall
@@ -22,6 +21,7 @@ from f2p_executor.task_runner import ErrorCode, RunnerConfig, TaskError
 from f2p_interfaces.action import ExecuteSkill, RunTask
 from f2p_interfaces.msg import OrientedBox, Relation, SkillCall as SkillCallMsg
 from f2p_interfaces.srv import ResetScene
+from f2p_ros.actions import ActionClient
 from f2p_ros.conversions import camera_cloud_to_msg, skill_call_to_msg
 from f2p_sim.sim_robot_node import SimRobotNode
 from support.ros import WAIT_S, LifecycleClient, wait_future

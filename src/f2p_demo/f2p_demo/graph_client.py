@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
-from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 
 from sensor_msgs.msg import Image
@@ -22,6 +21,7 @@ from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import ResetScene
 from f2p_perception.tracking import ground
 from f2p_ros import qos
+from f2p_ros.actions import ActionClient
 from f2p_ros.conversions import box_from_msg, image_from_msg, scene_from_msg, stage_from_msg, stamp_to_ns
 
 from .demo import EVALUATION_SEED_BASE

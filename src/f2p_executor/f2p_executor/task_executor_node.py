@@ -44,7 +44,8 @@ from __future__ import annotations
 import threading
 import time
 
-from rclpy.action import ActionClient, GoalResponse
+from rclpy.action import GoalResponse
+
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
@@ -61,6 +62,7 @@ from f2p_interfaces.msg import ExpectedMotion, GuardianVerdict, PlanStep, Relati
 from f2p_interfaces.msg import RelationState as RelationStateMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
 from f2p_interfaces.srv import PlanTask, SubmitFailure, VerifyExecution, VerifyPlan
+from f2p_ros.actions import ActionClient
 from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, box_to_msg, expected_motion_to_msg,

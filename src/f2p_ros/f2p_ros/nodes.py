@@ -130,7 +130,9 @@ class ManagedNode(LifecycleNode):
         it down: a ``goal_callback`` that raises rejects the goal; an ``execute`` that raises aborts
         it with a result made by :func:`internal_error_reply` (``ERROR_INTERNAL``, the message);
         both are logged with their traceback. Cancel requests are accepted."""
-        from rclpy.action import ActionServer, CancelResponse, GoalResponse
+        from rclpy.action import CancelResponse, GoalResponse
+
+        from f2p_ros.actions import ActionServer
 
         def guarded_goal(goal):
             try:

@@ -45,7 +45,7 @@ from dataclasses import replace
 import numpy as np
 from action_msgs.msg import GoalStatus
 from control_msgs.action import FollowJointTrajectory, GripperCommand
-from rclpy.action import ActionClient, GoalResponse
+from rclpy.action import GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
@@ -55,6 +55,7 @@ from f2p_common.frames import TransformError, compose
 from f2p_common.interfaces import OrientedBox
 from f2p_interfaces.action import ExecuteSkill
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
+from f2p_ros.actions import ActionClient
 from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, box_from_msg, joint_positions_from_msg, joint_trajectory_to_msg,
@@ -116,9 +117,7 @@ class SkillServerNode(ManagedNode):
         self._receive = MutuallyExclusiveCallbackGroup()
         self.create_guarded_action_server(ExecuteSkill, "execute_skill", self._execute, self._on_goal,
                                           callback_group=ReentrantCallbackGroup())
-        # Action clients are made with the node, not at configure: one made while the executor
-        # spins races it (rclpy's ActionClient is in the wait set before its __init__ ends).
-        # Their names are read here, once.
+        # The controllers' action names are read here, once: the clients live as long as the node.
         v = P.load(self, PARAMS)
         default = ARMS[v["arm"]]
         self._arm_client = self.until_destroyed(ActionClient(
