@@ -15,7 +15,7 @@ def _in_env(script: str) -> subprocess.CompletedProcess:
 
 
 def test_env_sh_imports_every_interface_and_stays_on_loopback():
-    names = {k: sorted(p.stem for p in (ROOT / k).glob(f"*.{k}")) for k in ("msg", "srv", "action")}
+    names = {k: sorted(p.stem for p in (ROOT / "src" / "f2p_interfaces" / k).glob(f"*.{k}")) for k in ("msg", "srv", "action")}
     imports = "; ".join(f"from f2p_interfaces.{k} import {', '.join(v)}" for k, v in names.items())
     r = _in_env(f'python -c "{imports}; import f2p_common, f2p_perception; print(\'ok\')" '
                 '&& echo "$ROS_AUTOMATIC_DISCOVERY_RANGE $ROS_DOMAIN_ID"')

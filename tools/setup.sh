@@ -87,7 +87,7 @@ ln -sfn "$VENV" "$ROOT/.venv"
 cd "$ROOT"
 STAMP="$ROOT/install/.f2p-build-stamp"
 PACKAGES=${F2P_PACKAGES:-}
-INPUTS=$( { echo "$VENV $PACKAGES"; find src msg srv action colcon.meta tools/setup.sh -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+INPUTS=$( { echo "$VENV $PACKAGES"; find src colcon.meta tools/setup.sh -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
             | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$INPUTS" ]; then
   say "workspace: up to date"

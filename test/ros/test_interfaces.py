@@ -19,7 +19,7 @@ from f2p_ros.actions import ActionClient, ActionServer
 from support.fill import fill
 from support.ros import WAIT_S, wait_future
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[2] / "src" / "f2p_interfaces"
 
 
 def _names(folder: str, ext: str) -> list[str]:
