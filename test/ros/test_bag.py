@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from ament_index_python.packages import get_package_share_directory
 from lifecycle_msgs.msg import Transition
 from rclpy.parameter import Parameter
@@ -170,6 +171,78 @@ def test_the_recorder_node_records_the_graph_latched_topics_included(ros, tmp_pa
     assert [m.version for m in by_topic["/model_info"]] == ["v-latched"]
     assert [m.status for m in by_topic["/task_progress"]] == [f"step {i}" for i in range(5)]
     assert failure_event_from_msg(by_topic["/failure_events"][0]).event_id == ev.event_id
+    offered = {t["topic_metadata"]["name"]: yaml.safe_load(t["topic_metadata"]["offered_qos_profiles"])
+               for t in humble_metadata(tmp_path / "run")["topics_with_message_count"]}
+    assert [(q["reliability"], q["durability"]) for q in offered["/model_info"]] == [(1, 1)]   # latched: played latched
+    assert [(q["reliability"], q["durability"]) for q in offered["/task_progress"]] == [(1, 2)]  # reliable, volatile
+
+
+#: The keys Humble's rosbag2 requires of metadata.yaml (rosbag2_storage/src/rosbag2_storage/
+#: metadata_io.cpp, humble: version, storage, counts, topics; compression since version 3,
+#: files since 5) and of each topic (name, type, serialization_format, offered_qos_profiles as a
+#: string since 4); a QoS profile's nine keys with integer enums (rosbag2_transport/qos.cpp).
+HUMBLE_KEYS = {"version", "storage_identifier", "duration", "starting_time", "message_count",
+               "topics_with_message_count", "relative_file_paths", "compression_format", "compression_mode", "files"}
+QOS_KEYS = {"history", "depth", "reliability", "durability", "deadline", "lifespan", "liveliness",
+            "liveliness_lease_duration", "avoid_ros_namespace_conventions"}
+
+
+def humble_metadata(bag: Path) -> dict:
+    """``metadata.yaml`` read as Humble's rosbag2 reads it (a check of every field it needs)."""
+    info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert HUMBLE_KEYS <= set(info), HUMBLE_KEYS - set(info)
+    for t in info["topics_with_message_count"]:
+        meta = t["topic_metadata"]
+        assert {"name", "type", "serialization_format"} <= set(meta)
+        assert isinstance(meta["offered_qos_profiles"], str), "Humble reads the profiles as a YAML string"
+        for q in yaml.safe_load(meta["offered_qos_profiles"]) or []:
+            assert set(q) == QOS_KEYS and all(isinstance(q[k], int) for k in ("history", "reliability", "durability",
+                                                                                "liveliness"))
+    return info
+
+
+def test_a_bag_reads_on_humble_jazzy_and_kilted_and_in_a_peers_mcap_reader(tmp_path):
+    """What ros2 bag and other tools read of a bag: metadata version 8 (Humble fails on 9's
+    profile lists; Jazzy and Kilted read 8: their yaml.hpp requires type_description_hash from 7,
+    custom_data from 6 and ros_distro from 8), each topic's offered QoS, the install's distro;
+    and in the MCAP file, read by mcap's own reader and mcap-ros2-support's decoder (not ours),
+    every channel's offered_qos_profiles and topic_type_hash (rosidl's) and every message."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    from f2p_ros.bag import ROS_DISTRO, bag_qos
+    from f2p_ros.qos import latched
+    assert ROS_DISTRO == "kilted"
+    bag = BagWriter(tmp_path / "bag")
+    bag.add_topic(PROGRESS, msgtype_of(TaskProgress), [latched()])
+    bag.add_topic(FAILURES, msgtype_of(FailureEventMsg))
+    for i, e in enumerate(events(2)):
+        bag.write(PROGRESS, 1_000 + i, serialize_message(TaskProgress(stage=TaskProgress.STAGE_EXECUTE, status=f"s{i}")))
+        bag.write(FAILURES, 1_001 + i, serialize_message(failure_event_to_msg(e)))
+    bag.close()
+    info = humble_metadata(tmp_path / "bag")
+    assert info["version"] == 8 and info["ros_distro"] == "kilted" and "custom_data" in info
+    topics = {t["topic_metadata"]["name"]: t["topic_metadata"] for t in info["topics_with_message_count"]}
+    store = typestore()
+    for topic, meta in topics.items():
+        assert meta["type_description_hash"] == store.hash_rihs01(meta["type"])
+    (progress_qos,) = yaml.safe_load(topics[PROGRESS]["offered_qos_profiles"])
+    assert (progress_qos["reliability"], progress_qos["durability"], progress_qos["depth"]) == (1, 1, 1)
+    assert yaml.safe_load(topics[FAILURES]["offered_qos_profiles"]) in (None, [])
+    assert bag_qos(None).durability.name == "VOLATILE"
+
+    with open(tmp_path / "bag" / "bag.mcap", "rb") as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        summary = reader.get_summary()
+        assert summary.schemas and {s.encoding for s in summary.schemas.values()} == {"ros2msg"}
+        for channel in summary.channels.values():
+            assert channel.message_encoding == "cdr"
+            assert channel.metadata["topic_type_hash"] == topics[channel.topic]["type_description_hash"]
+            assert channel.metadata["offered_qos_profiles"] == topics[channel.topic]["offered_qos_profiles"]
+        decoded = [(channel.topic, msg) for _schema, channel, _message, msg in reader.iter_decoded_messages()]
+    assert [t for t, _ in decoded] == [PROGRESS, FAILURES] * 2
+    assert [m.status for t, m in decoded if t == PROGRESS] == ["s0", "s1"]
+    assert all(m.event_id for t, m in decoded if t == FAILURES)
 
 
 def test_learning_from_a_bag_refuses_malformed_events_with_why_and_bad_parameters_clearly(tmp_path):

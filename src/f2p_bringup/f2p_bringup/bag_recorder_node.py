@@ -6,7 +6,9 @@ interface                  type                             what
 =========================  ===============================  ====================================
 sub ``topics`` (param)     any type, serialized             each listed topic once it has a
                                                             publisher (QoS matched to it: a
-                                                            latched topic is recorded latched)
+                                                            latched topic is recorded latched,
+                                                            its publishers' QoS in the bag for
+                                                            ``ros2 bag play``)
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  the bag, messages and MB written,
                                                             topics recorded / still absent
 =========================  ===============================  ====================================
@@ -163,7 +165,7 @@ class BagRecorderNode(ManagedNode):
                 continue
             try:
                 msgtype = types[0]
-                self.bag.add_topic(topic, msgtype)
+                self.bag.add_topic(topic, msgtype, [p.qos_profile for p in publishers])
                 cls = message_class(msgtype)
             except (KeyError, ImportError, AttributeError, ValueError) as exc:
                 self.last_error = f"cannot record {topic}: {exc}"

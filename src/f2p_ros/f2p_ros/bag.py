@@ -8,6 +8,26 @@ with f2p's own types registered from the installed ``.msg`` files of ``f2p_inter
 open chunk is closed and fsynced every ``flush`` (the recorder calls it on a period), so a
 recorder killed loses at most the messages since the last flush.
 
+What other ROS tools read of it, as rosbag2 itself writes it:
+
+* ``metadata.yaml`` version 8 (:data:`METADATA_VERSION`): Humble's rosbag2 reads each topic's
+  ``offered_qos_profiles`` as a YAML string and fails on version 9's list ("bad conversion");
+  Jazzy and Kilted read version 8 as well (rosbag2_storage's yaml.hpp, metadata_io.cpp).
+* each topic's ``offered_qos_profiles``: the QoS its publishers offered (:func:`bag_qos`), so
+  ``ros2 bag play`` republishes a latched topic latched (reliable, transient local) and a late
+  subscriber (rviz's MarkerArray display) still gets it, without a QoS override file.
+* each MCAP channel's metadata: ``offered_qos_profiles`` and ``topic_type_hash`` (the type's
+  RIHS01 hash), as rosbag2_storage_mcap writes them since Jazzy; ``type_description_hash`` in
+  ``metadata.yaml``.
+* ``ros_distro``: the distro whose wheels wrote it (:data:`ROS_DISTRO`), not the writing library's
+  name.
+
+Times: a message's log time is when the recorder received it, on the system clock (rosbag2's
+default). Header stamps are their producers': on a robot the same system clock; in the sim
+graph (wall time) the simulated robot's sensor data carry the simulator's clock (``/clock``,
+physics time), so there header stamps and log times differ — replay such a bag without
+``--clock`` and match messages by their headers, not by log time.
+
 Reading (:class:`BagReader`): the messages of a bag in file order, decoded by the same
 generated ``rclpy`` classes the nodes use. A bag whose writer was killed has no
 ``metadata.yaml`` and no MCAP summary, and a damaged file stops part-way: the reader walks the
@@ -25,7 +45,7 @@ import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
@@ -35,6 +55,10 @@ MAGIC = b"\x89MCAP0\r\n"
 OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK, OP_DATA_END = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0F
 #: The typestore of the ROS distro these wheels are (kilted); message definitions of std types.
 STORE = "ROS2_KILTED"
+#: ``ros_distro`` of the bags written here: the install's (ROS_DISTRO), else the typestore's.
+ROS_DISTRO = os.environ.get("ROS_DISTRO") or STORE.split("_")[-1].lower()
+#: rosbag2's metadata version written: the newest Humble's rosbag2 can read (module docstring).
+METADATA_VERSION = 8
 
 
 class BagError(RuntimeError):
@@ -87,6 +111,57 @@ def _write_chunk_crcs(storage) -> None:
     storage.close_chunk = close_chunk_with_crc
 
 
+def bag_qos(profile=None):
+    """The rosbags ``Qos`` of an rclpy ``QoSProfile`` (or ``TopicEndpointInfo.qos_profile``), as
+    rosbag2 records a publisher's offer; None: rosbag2's default of a topic it did not see offered
+    (reliable, volatile). Enum values are rmw's in both; a deadline, lifespan or lease left
+    infinite or at its default is 0 s / 0 ns, the "unspecified" every distro's rosbag2 parses."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, ReliabilityPolicy
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    def duration(d) -> QosTime:
+        ns = 0 if d is None else int(d.nanoseconds)
+        return QosTime(0, 0) if ns <= 0 or ns >= 2 ** 62 else QosTime(ns // 10 ** 9, ns % 10 ** 9)
+    if profile is None:
+        from rclpy.qos import QoSProfile
+        profile = QoSProfile(depth=10)
+    return Qos(QosHistory(int(profile.history if profile.history != HistoryPolicy.UNKNOWN else HistoryPolicy.KEEP_LAST)),
+               int(profile.depth),
+               QosReliability(int(profile.reliability if profile.reliability != ReliabilityPolicy.UNKNOWN
+                                  else ReliabilityPolicy.RELIABLE)),
+               QosDurability(int(profile.durability if profile.durability != DurabilityPolicy.UNKNOWN
+                                 else DurabilityPolicy.VOLATILE)),
+               duration(profile.deadline), duration(profile.lifespan),
+               QosLiveliness(int(profile.liveliness if profile.liveliness != LivelinessPolicy.UNKNOWN
+                                 else LivelinessPolicy.AUTOMATIC)),
+               duration(profile.liveliness_lease_duration), bool(profile.avoid_ros_namespace_conventions))
+
+
+def _write_channel_type_hashes(storage) -> None:
+    """Make the rosbags MCAP ``storage`` write each channel's ``topic_type_hash`` beside its
+    ``offered_qos_profiles`` (rosbags writes the QoS only; rosbag2_storage_mcap writes both since
+    Jazzy, and a reader of the ``.mcap`` alone takes the hash from there)."""
+    from io import BytesIO
+
+    from rosbags.rosbag2.storage_mcap import Channel, write_channel, write_string
+
+    def add_connection(connection, offered_qos_profiles: str) -> None:
+        metadata = BytesIO()
+        for key, value in (("offered_qos_profiles", offered_qos_profiles), ("topic_type_hash", connection.digest)):
+            write_string(metadata, key)
+            write_string(metadata, value)
+        storage.channels.append(Channel(connection.id, connection.msgtype, connection.topic,
+                                        connection.ext.serialization_format, metadata.getvalue()))
+        storage.channel_stats[connection.id] = 0
+        write_channel(storage.chunk.bio, storage.channels[-1], storage.schemas)
+    storage.add_connection = add_connection
+
+
+def _with_ros_distro(metadata: str) -> str:
+    """rosbags' metadata text with the distro that wrote it (rosbags writes its own name)."""
+    return metadata.replace("ros_distro: rosbags", f"ros_distro: {ROS_DISTRO}")
+
+
 class BagWriter:
     """A rosbag2 bag (MCAP) being written; thread-safe. ``path`` must not exist yet."""
 
@@ -97,9 +172,13 @@ class BagWriter:
             raise BagError(f"{self.path} exists already: a bag is never overwritten")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._store = typestore()
-        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer = Writer(self.path, version=METADATA_VERSION, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
-        _write_chunk_crcs(self._writer.storage)
+        storage = self._writer.storage
+        _write_chunk_crcs(storage)
+        _write_channel_type_hashes(storage)
+        close_storage = storage.close
+        storage.close = lambda version, metadata: close_storage(version, _with_ros_distro(metadata))
         self._writer.storage.bio.flush()          # the MCAP header on disk at once: a valid start
         self._connections: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -107,15 +186,17 @@ class BagWriter:
         self.bytes = 0
         self.counts: dict[str, int] = {}
 
-    def add_topic(self, topic: str, msgtype: str, offered_qos: str = "") -> None:
-        """Declare ``topic`` with its type ``pkg/msg/Name`` (KeyError: a type the typestore lacks)."""
+    def add_topic(self, topic: str, msgtype: str, offered_qos: Sequence = ()) -> None:
+        """Declare ``topic`` with its type ``pkg/msg/Name`` (KeyError: a type the typestore lacks)
+        and the QoS profiles its publishers offer (rclpy ``QoSProfile`` s; none: rosbag2's
+        default, reliable and volatile)."""
         with self._lock:
             if topic in self._connections:
                 return
             if msgtype not in self._store.fielddefs:
                 raise KeyError(f"{msgtype} is not a known message type")
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._store,
-                                                                   offered_qos_profiles=offered_qos)
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=self._store, offered_qos_profiles=[bag_qos(q) for q in offered_qos])
             self.counts[topic] = 0
 
     def write(self, topic: str, stamp_ns: int, data: bytes) -> None:
@@ -146,6 +227,14 @@ class BagWriter:
                 return
             mcap = self._writer.storage.path
             self._writer.close()
+            info = self.path / "metadata.yaml"
+            text = info.read_text()
+            if "ros_distro: rosbags" in text:              # rosbags writes its name: the distro's, atomically
+                tmp = info.with_suffix(".yaml.tmp")
+                tmp.write_text(_with_ros_distro(text))
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, info)
         for f in (mcap, self.path / "metadata.yaml"):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
