@@ -265,12 +265,10 @@ def test_a_loaded_container_put_down_at_a_table_edge_is_one_container_with_its_i
     assert np.allclose(found.box.center[:2], truth[container].box.center[:2], atol=0.02)
 
 
-@pytest.mark.parametrize("kind, n, seed", [("organize", 5, 91005), ("organize", 5, 91009), ("transport", 7, 92002)])
-def test_items_side_by_side_in_a_container_are_one_segment_each_and_no_item_is_cut(kind, n, seed):
-    """A noisy 640x480 depth frame (the robots' sensor noise) segmented as the perception node
-    does: organize-5's two items standing a centimetre apart in one cup were one cuboid (their
-    gap's edges spread into it); each now has a segment of its own. transport-7's larger items
-    in a bin stay whole (a looser density threshold cut one of this scene's in two)."""
+def _noisy_first_frame(kind: str, n: int, seed: int):
+    """A scene's first frame from the robots' noisy 640x480 depth camera, segmented as the
+    perception node does: (the simulator's segments, the perceived objects, each simulator
+    object's perceived segment index or -1)."""
     from f2p_datasets.perceived import SENSOR_NOISE, owners
     from f2p_perception.segmentation import perceive, point_indices
     from f2p_sim.config import load_world_config
@@ -285,11 +283,22 @@ def test_items_side_by_side_in_a_container_are_one_segment_each_and_no_item_is_c
     segments = [i[i >= 0] for i in point_indices(frame.cloud.points, [o.points for o in objects])]
     names = [s.name for s in robot.backend.segments]
     best = owners(cloud.instance, segments, len(names))
+    return robot.backend.segments, objects, best
+
+
+@pytest.mark.parametrize("kind, n, seed", [("organize", 5, 91005), ("organize", 5, 91009), ("transport", 7, 92002)])
+def test_items_side_by_side_in_a_container_are_one_segment_each_and_no_item_is_cut(kind, n, seed):
+    """A noisy 640x480 depth frame (the robots' sensor noise) segmented as the perception node
+    does: organize-5's two items standing a centimetre apart in one cup were one cuboid (their
+    gap's edges spread into it); each now has a segment of its own. transport-7's larger items
+    in a bin stay whole (a looser density threshold cut one of this scene's in two)."""
+    truth, objects, best = _noisy_first_frame(kind, n, seed)
+    names = [t.name for t in truth]
     assert all(best[a] >= 0 for a, name in enumerate(names) if name.startswith("item")), \
         [name for a, name in enumerate(names) if best[a] < 0]
     assert sum(o.label == "cuboid" for o in objects) == sum(name.startswith("item") for name in names)
     assert sorted(o.label for o in objects if o.label not in ("table", "cuboid")) == \
-        sorted(s.cls for s in robot.backend.segments if s.cls not in ("table", "cuboid"))
+        sorted(t.cls for t in truth if t.cls not in ("table", "cuboid"))
 
 
 @pytest.mark.parametrize("seed", [91002, 92003])
@@ -298,20 +307,8 @@ def test_a_cups_near_wall_apart_from_the_rest_of_it_is_still_one_cup(seed):
     from the rest (walls and floor) and each fitted a box of the catalogue (a cuboid and a cup,
     or two cuboids); the wall lining one side of an open container, its rim level with it, is
     that container's."""
-    from f2p_datasets.perceived import SENSOR_NOISE, owners
-    from f2p_perception.segmentation import perceive, point_indices
-    from f2p_sim.config import load_world_config
-    from f2p_sim.observation import NoiseModel, camera_cloud
-    from f2p_sim.robot import SimRobot
-    robot = SimRobot(load_world_config(), organized=True, noise=NoiseModel(*SENSOR_NOISE), seed=0)
-    robot.rng = np.random.default_rng(seed)
-    robot.reset_task("organize", 5, seed)
-    cloud = camera_cloud(robot.backend, robot.camera, organized=True, noise=robot.noise, rng=robot.rng)
-    pos, quat = robot.camera.optical_pose()
-    frame, objects = perceive(GeometricSegmenter(), SensorFrame(cloud, camera_pose=(*pos, *quat)), 5, 4096)
-    segments = [i[i >= 0] for i in point_indices(frame.cloud.points, [o.points for o in objects])]
-    names = [s.name for s in robot.backend.segments]
-    best = owners(cloud.instance, segments, len(names))
+    truth, objects, best = _noisy_first_frame("organize", 5, seed)
+    names = [t.name for t in truth]
     assert objects[best[names.index("cup_1")]].label == "cup"
     assert sum(o.label == "cup" for o in objects) == 2
 
