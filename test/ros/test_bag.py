@@ -229,7 +229,7 @@ def test_a_bag_reads_on_humble_jazzy_and_kilted_and_in_a_peers_mcap_reader(tmp_p
     (progress_qos,) = yaml.safe_load(topics[PROGRESS]["offered_qos_profiles"])
     assert (progress_qos["reliability"], progress_qos["durability"], progress_qos["depth"]) == (1, 1, 1)
     assert yaml.safe_load(topics[FAILURES]["offered_qos_profiles"]) in (None, [])
-    assert bag_qos(None).durability.name == "VOLATILE"
+    assert bag_qos(latched()).durability.name == "TRANSIENT_LOCAL"
 
     with open(tmp_path / "bag" / "bag.mcap", "rb") as f:
         reader = make_reader(f, decoder_factories=[DecoderFactory()])

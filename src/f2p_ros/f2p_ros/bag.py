@@ -111,20 +111,17 @@ def _write_chunk_crcs(storage) -> None:
     storage.close_chunk = close_chunk_with_crc
 
 
-def bag_qos(profile=None):
+def bag_qos(profile):
     """The rosbags ``Qos`` of an rclpy ``QoSProfile`` (or ``TopicEndpointInfo.qos_profile``), as
-    rosbag2 records a publisher's offer; None: rosbag2's default of a topic it did not see offered
-    (reliable, volatile). Enum values are rmw's in both; a deadline, lifespan or lease left
-    infinite or at its default is 0 s / 0 ns, the "unspecified" every distro's rosbag2 parses."""
+    rosbag2 records a publisher's offer. Enum values are rmw's in both (an UNKNOWN one becomes
+    rosbag2's default); a deadline, lifespan or lease left infinite or at its default is 0 s /
+    0 ns, the "unspecified" every distro's rosbag2 parses."""
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, ReliabilityPolicy
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
     def duration(d) -> QosTime:
         ns = 0 if d is None else int(d.nanoseconds)
         return QosTime(0, 0) if ns <= 0 or ns >= 2 ** 62 else QosTime(ns // 10 ** 9, ns % 10 ** 9)
-    if profile is None:
-        from rclpy.qos import QoSProfile
-        profile = QoSProfile(depth=10)
     return Qos(QosHistory(int(profile.history if profile.history != HistoryPolicy.UNKNOWN else HistoryPolicy.KEEP_LAST)),
                int(profile.depth),
                QosReliability(int(profile.reliability if profile.reliability != ReliabilityPolicy.UNKNOWN
