@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms yolo-seg-model lock clean distclean
+.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -24,7 +24,8 @@ help:
 	@echo "make bench-perception  segmentation backends (geometric, convex, yolo_seg, sam's rate) on rendered 640x480 RGB-D frames of real-scale and paper scenes against the simulator's instances (precision, recall, IoU, classes, relation F1, rate) -> benchmarks/results/perception.{json,md,png} (~20 min); with REAL_FRAMES=<folder> also labelled real frames beside Open3D's textbook pipeline -> perception_real.{json,md}"
 	@echo "make bench-guardian  Guardian's verifiers (symbolic, baseline, the small VLM with each CoT strategy, data scaling) on FailCoT's test split of unseen task variants and camera; task success on the sim graph with execution noise, with and without Guardian -> benchmarks/results/guardian.{json,md,png}, guardian_loop.{json,md} (~40 min)"
 	@echo "make bench-afil  AFIL, the failure-aware skill controller: Success-only / + Failure Correction / Static-FIL / Adaptive-FIL on 3 short- and 2 long-horizon skill tasks, out of domain, the guidance-scale ablation, latency; ships the controller; the stack's task success with each controller -> benchmarks/results/afil.{json,md,png}, afil_stack{,_scripted}.{json,md}, src/f2p_afil/models/afil_controller.pt (~75 min)"
-	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), a hung node of each type and 3 runner kills, make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~45 min)"
+	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), a hung node of each type and 3 runner kills, the sim graph under --respawn with every node type killed 20x and hung 2x and its runner killed 20x while signed events are recorded (lost / duplicated, time back), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~90 min)"
+	@echo "make bench-view  f2p-view in headless Chromium: the sim graph records a real failure, its bag shown by rerun's web viewer on 127.0.0.1, screenshotted -> benchmarks/results/view.{json,md,png} (~3 min; needs chromium-headless-shell)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make bench-arms  real arms in simulation: the UR5e's reach, 200 pick_place skills through f2p's skill server and the simulated UR/Robotiq drivers (success, error codes, time, contacts with supports) -> benchmarks/results/arms.{json,md}, arms_reach.png, arms_skill.png (~15 min)"
 	@echo "make bench-perceived-loop  the learned model through the sim graph on fresh transport-3 scenes: the simulator's segments beside a noisy 640x480 depth camera segmented by geometric and convex, each failure put down to a cause -> benchmarks/results/perceived_loop.{json,md} (~40 min)"
@@ -89,6 +90,9 @@ bench-guardian: setup
 
 bench-reliability: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/reliability.py
+
+bench-view: setup
+	@$(ENV) && python benchmarks/view_browser.py
 
 bench-stack: setup
 	@$(ENV) && python benchmarks/cloud_delivery.py && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/stack.py

@@ -28,6 +28,17 @@ names it and exits 3 (its heartbeat timeout is 10 s); and the runner itself SIGK
 ``runner_kills`` times: seconds until every node it started has ended (parent-death signal),
 and whether the next runner starts the graph and says what it cleaned up.
 
+``graph_kills`` (issue 43): the simulated robot's graph and the learner, each under
+``f2p-bringup --respawn`` (processes), as on a robot: a producer signs a real failure event with
+the robot's key every ``event_interval_s`` and records it through ``record_failure`` (sending an
+unacknowledged one again, as the task executor does), while every node type of the graph is
+SIGKILLed ``kills_per_node`` times and SIGSTOPped (hung) ``hangs_per_node`` times, in rounds of a
+random order, each fault waiting until the node is active again (respawned; a critical node ends
+the graph, and a new runner starts it, as systemd would); then the runner itself is SIGKILLed
+``runner_kills`` times (its nodes die with it; a new runner cleans up and starts the graph). Counted: events acknowledged, lost (acknowledged, never in the learner's queue) and
+duplicated; seconds from each kill to the node active again, from each hang to active again
+(detection by heartbeat, kill, respawn); whether the graph still runs a task afterwards.
+
 Jobs in the kill experiments use tiny learning settings (2 epochs, 4 particles, 3 SVGD steps:
 seconds per job) so that a kill can land in every stage; the learning itself is what ``make
 demo`` and ``bench-f2p`` measure. Writes ``benchmarks/results/reliability.{json,md}``.
@@ -141,13 +152,13 @@ class Robot:
             self.recorder.trigger_configure()
             self.recorder.trigger_activate()
 
-    def record_event(self, event, timeout: float = 10.0) -> bool:
+    def record_event(self, event, timeout: float = 10.0, signature: str = "") -> bool:
         """True once the recorder acknowledged ``event`` (stored in its spool)."""
         from f2p_interfaces.srv import SubmitFailure
         from f2p_ros.conversions import failure_event_to_msg
         if not self.record.wait_for_service(timeout_sec=timeout):
             return False
-        future = self.record.call_async(SubmitFailure.Request(event=failure_event_to_msg(event)))
+        future = self.record.call_async(SubmitFailure.Request(event=failure_event_to_msg(event), signature=signature))
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
         if not done.wait(timeout):
@@ -329,31 +340,51 @@ def recorder_kills(rig: Rig, kills: int, n_events: int, seed: int, say=print) ->
 
 
 class _Runner:
-    """``f2p-bringup sim`` as a process, its output followed line by line."""
+    """``f2p-bringup <robot> [args]`` as a process, its output followed line by line."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, robot: str = "sim", *args: str):
         import subprocess
         env = {**os.environ, "ROS_HOME": str(work / "ros_home")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "f2p_bringup.runner", "sim", "--log-dir", str(work / "logs")],
+        self.proc = subprocess.Popen([sys.executable, "-m", "f2p_bringup.runner", robot, "--log-dir",
+                                      str(work / f"logs_{robot}"), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines, self.times, self.running = [], [], threading.Event()
+        self.lines, self.times, self.running, self.ended = [], [], threading.Event(), threading.Event()
+        self._out = open(work / f"runner_{robot}.log", "a")       # every runner's lines, one after the other
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line.rstrip())
             self.times.append(time.monotonic())
+            self._out.write(line)
+            self._out.flush()
             if "graph running" in line:
                 self.running.set()
+        self.ended.set()
+
+    def started(self, timeout: float) -> bool:
+        """True once the graph runs; False if the runner ended first or ``timeout`` passed."""
+        wait_until(lambda: self.running.is_set() or self.ended.is_set(), timeout, poll=0.2)
+        return self.running.is_set()
 
     def said(self, text: str) -> float | None:
         """When the runner first printed a line with ``text`` (monotonic s), None if never."""
         return next((t for line, t in zip(self.lines, self.times) if text in line), None)
 
     def pids(self) -> dict[str, int]:
+        """Each node's latest process id."""
         import re
         return {m.group(1): int(m.group(2)) for line in self.lines
                 for m in [re.search(r"started (\w+) \(pid (\d+)\)", line)] if m}
+
+    def respawned(self, node: str) -> list[str]:
+        """The runner's lines saying ``node`` was respawned and is active again."""
+        return [line for line in list(self.lines) if f"] {node} respawned, active after" in line]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(60)
 
 
 def _alive(pid: int) -> bool:
@@ -410,11 +441,201 @@ def supervision(work: Path, runner_kills: int, say=print) -> dict:
             "seconds": round(time.monotonic() - t_all, 1)}
 
 
+class _Producer:
+    """The robot's task executor as far as failure events go: signs each event with the robot's
+    key and records it through ``record_failure`` one every ``interval_s``, sending an
+    unacknowledged one again (a recorder that is down or restarting) until it is acknowledged."""
+
+    def __init__(self, robot: Robot, events: list, key: Path, interval_s: float):
+        from f2p_failure.events import sign_event
+        self.robot, self.todo, self.acknowledged = robot, list(events), []
+        self._sign, self.key, self.interval_s, self.retries = sign_event, key, interval_s, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.todo and not self.stop.is_set():
+            e = self.todo[0]
+            if self.robot.record_event(e, timeout=5.0, signature=self._sign(e, self.key)):
+                self.acknowledged.append(self.todo.pop(0).event_id)
+                self.stop.wait(self.interval_s)
+            else:
+                self.retries += 1
+                self.stop.wait(1.0)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(30)
+
+
+def graph_kills(rig: Rig, kills_per_node: int, hangs_per_node: int, runner_kills: int, event_interval_s: float,
+                seed: int, say=print) -> dict:
+    """Module docstring (graph_kills)."""
+    import shutil
+
+    from f2p_bringup.graph import RESPAWN_STABLE_S, graph, params_file
+    from f2p_common.weights import generate_signing_key
+    from f2p_executor.failure_recorder_node import SPOOL_STATES
+    from f2p_failure.queue import EventQueue
+    from f2p_learning.jobs import JOB_STATES
+    work = rig.work / "graph_kills"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    robot_key = work / "robot_key.pem"
+    generate_signing_key(robot_key)
+    (work / "enrolled").mkdir()
+    shutil.copyfile(str(robot_key) + ".pub", work / "enrolled" / f"{rig.event.robot_id}.pub")
+    sim = yaml.safe_load(params_file("sim").read_text())
+    sim["failure_recorder"]["ros__parameters"].update(spool_dir=str(work / "spool"), retry_initial_s=0.5,
+                                                      retry_max_s=5.0, producer_keys=[str(robot_key) + ".pub"])
+    sim["task_executor"]["ros__parameters"]["robot_key"] = str(robot_key)
+    sim["bag_recorder"]["ros__parameters"]["bag_dir"] = str(work / "bags")
+    (work / "sim.yaml").write_text(yaml.safe_dump(sim, sort_keys=False))
+    write_params(work / "learner.yaml", "learner", {**rig.learner_params, "queue_dir": str(work / "queue"),
+                                                    "store_dir": str(work / "models"),
+                                                    "enrolled_robots": str(work / "enrolled")})
+    respawn = ("--respawn",)                        # the runner's defaults: a robot's
+    rng = random.Random(seed)
+    nodes = [s.name for s in graph("sim")]
+    t_all = time.monotonic()
+    learner = _Runner(work, "learner", "--params-file", str(work / "learner.yaml"), *respawn)
+    runner = _Runner(work, "sim", "--params-file", str(work / "sim.yaml"), *respawn)
+    robot = Robot()
+    producer = None
+    result = {"kills_per_node": kills_per_node, "hangs_per_node": hangs_per_node, "runner_kills": runner_kills,
+              "event_interval_s": event_interval_s, "nodes": {}, "runner": []}
+    try:
+        for r in (learner, runner):
+            if not r.started(240):
+                raise RuntimeError("a graph did not start:\n" + "\n".join(r.lines[-20:]))
+        producer = _Producer(robot, fresh_events(rig, 100000), robot_key, event_interval_s)
+        # rounds: each node type once per round, in a random order, SIGKILLed (or SIGSTOPped: hung);
+        # a node is faulted again only after RESPAWN_STABLE_S up (so each death is a first, as a
+        # robot's rare crashes are); each fault waits until the node is active again: respawned
+        # by the runner, or — a critical node, whose death ends the graph — the graph restarted
+        plans = {n: ["kill"] * kills_per_node + ["hang"] * hangs_per_node for n in nodes}
+        for plan in plans.values():
+            rng.shuffle(plan)
+        critical = {s.name for s in graph("sim") if s.critical}
+        up_since = {n: time.monotonic() for n in nodes}
+        done, total = 0, sum(map(len, plans.values()))
+        for r in range(kills_per_node + hangs_per_node):
+            order = list(nodes)
+            rng.shuffle(order)
+            for node in order:
+                how = plans[node][r]
+                wait_until(lambda: time.monotonic() - up_since[node] >= RESPAWN_STABLE_S, RESPAWN_STABLE_S + 1, 0.2)
+                before, pid = len(runner.respawned(node)), runner.pids()[node]
+                os.kill(pid, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+                t0 = time.monotonic()
+                row = result["nodes"].setdefault(node, {"critical": node in critical, "kills": 0, "hangs": 0,
+                                                        "back_s": [], "hang_back_s": []})
+                if node in critical:             # the runner ends the graph naming it; a new runner starts it
+                    code = runner.proc.wait(120)
+                    if code not in (1, 3) or not runner.said(f"node {node}"):
+                        raise RuntimeError(f"critical {node} {how}: runner exit {code}:\n" + "\n".join(runner.lines[-30:]))
+                    runner, attempts = _restart(work, respawn)
+                    back = attempts > 0
+                    row.setdefault("graph_start_attempts", []).append(attempts)
+                    up_since = dict.fromkeys(nodes, 0.0)      # a new runner: every node's first death again
+                else:
+                    back = wait_until(lambda: len(runner.respawned(node)) > before or runner.proc.poll() is not None,
+                                      180, 0.1) and runner.proc.poll() is None
+                    up_since[node] = time.monotonic()
+                if not back:
+                    raise RuntimeError(f"{node} did not come back after {how}:\n" + "\n".join(runner.lines[-30:]))
+                row["kills" if how == "kill" else "hangs"] += 1
+                row["back_s" if how == "kill" else "hang_back_s"].append(round(time.monotonic() - t0, 2))
+                done += 1
+                say(f"[reliability] fault {done}/{total}: {node} {how} -> active again after "
+                    f"{time.monotonic() - t0:.1f} s{' (graph restarted)' if node in critical else ''}; "
+                    f"events acknowledged {len(producer.acknowledged)}")
+        for k in range(runner_kills):
+            pids = runner.pids()
+            runner.proc.kill()                    # its nodes die with it; the next runner cleans up and starts over
+            runner.proc.wait(10)
+            t0 = time.monotonic()
+            ended = wait_until(lambda: not any(_alive(p) for p in pids.values()), 60, poll=0.1)
+            runner, attempts = _restart(work, respawn)
+            if not attempts:
+                raise RuntimeError("the sim graph did not start again:\n" + "\n".join(runner.lines[-20:]))
+            result["runner"].append({"nodes_ended": ended, "graph_running_again_s": round(time.monotonic() - t0, 1),
+                                     "start_attempts": attempts,
+                                     "said_what_it_cleaned_up": any("did not stop cleanly" in line
+                                                                    for line in runner.lines)})
+            say(f"[reliability] runner kill {k + 1}/{runner_kills}: graph running again after "
+                f"{result['runner'][-1]['graph_running_again_s']} s; events acknowledged {len(producer.acknowledged)}")
+        result["task_after"] = _a_task_runs(robot)
+        producer.close()
+        acknowledged = list(producer.acknowledged)
+        spool, learner_q = EventQueue(work / "spool", SPOOL_STATES), EventQueue(work / "queue", JOB_STATES)
+        arrived = wait_until(lambda: spool.stats().pending == 0 and all(learner_q.where(i) for i in acknowledged), 600)
+    finally:
+        if producer is not None:
+            producer.close()
+        robot.close()
+        runner.stop()
+        learner.stop()
+    where = audit(work / "queue", JOB_STATES, acknowledged)
+    for row in result["nodes"].values():
+        row["back_s"], row["hang_back_s"] = stats(row["back_s"]), stats(row["hang_back_s"])
+    on_robot = audit(work / "spool", SPOOL_STATES, where["lost"])["states"]["pending"]
+    result.update({"events_acknowledged": len(acknowledged), "resent": producer.retries, "arrived": arrived,
+                   # not in the learner's queue: still pending in the robot's spool (durable, not delivered
+                   # in the wait), or nowhere at all (lost)
+                   "not_delivered": len(where["lost"]), "still_on_robot": on_robot, "lost": len(where["lost"]) - on_robot,
+                   "duplicated": len(where["duplicated"]),
+                   "learner_states": where["states"], "robot_spool": audit(work / "spool", SPOOL_STATES,
+                                                                            acknowledged)["states"],
+                   "seconds": round(time.monotonic() - t_all, 1)})
+    return result
+
+
+def _restart(work: Path, respawn: tuple[str, ...], tries: int = 3) -> tuple[_Runner, int]:
+    """A new runner of the sim graph, as a service manager restarts one (up to ``tries`` times
+    when a start fails); it and the attempts it took (0: none started)."""
+    for attempt in range(1, tries + 1):
+        runner = _Runner(work, "sim", "--params-file", str(work / "sim.yaml"), *respawn)
+        if runner.started(240):
+            return runner, attempt
+        runner.proc.wait(60)
+    return runner, 0
+
+
+def _a_task_runs(robot: Robot) -> dict:
+    """After the campaign: the graph still runs a task end to end (reset, RunTask, observed)."""
+    from f2p_interfaces.action import RunTask
+    from f2p_interfaces.msg import Relation
+    from f2p_interfaces.srv import ResetScene
+    from f2p_ros.actions import ActionClient
+
+    def wait(future, timeout):
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        return future.result() if done.wait(timeout) else None
+
+    reset = robot.node.create_client(ResetScene, "/reset_scene")
+    run = ActionClient(robot.node, RunTask, "/run_task")
+    if not (reset.wait_for_service(timeout_sec=30) and run.wait_for_server(timeout_sec=30)):
+        return {"ran": False, "why": "no reset_scene or run_task"}
+    resp = wait(reset.call_async(ResetScene.Request(task="transport", n_objects=3, seed=1000)), 60)
+    if resp is None or not resp.success:
+        return {"ran": False, "why": "reset_scene failed"}
+    goal = [Relation(predicate=g.predicate, subject_id=g.subject_id, object_id=g.object_id) for g in resp.goal]
+    handle = wait(run.send_goal_async(RunTask.Goal(task_description="transport", goal=goal, observe_after=resp.stamp)), 60)
+    result = wait(handle.get_result_async(), 300) if handle is not None and handle.accepted else None
+    if result is None:
+        return {"ran": False, "why": "no RunTask result"}
+    return {"ran": True, "goal_observed": bool(result.result.goal_observed), "message": result.result.message}
+
+
 def stats(xs) -> dict:
+    import math
     xs = sorted(xs)
     if not xs:
         return {"n": 0}
-    return {"n": len(xs), "median": round(statistics.median(xs), 3), "p90": round(xs[int(0.9 * (len(xs) - 1))], 3),
+    return {"n": len(xs), "median": round(statistics.median(xs), 3), "p90": round(xs[math.ceil(0.9 * len(xs)) - 1], 3),
             "max": round(xs[-1], 3)}
 
 
@@ -503,6 +724,20 @@ def summary(report: dict) -> str:
                   f"{[k['nodes_ended_s'] for k in sv['runner_kills']]} s, all: "
                   f"{all(k['all_ended'] for k in sv['runner_kills'])}; the next runner started and said what it "
                   f"cleaned up: {all(k.get('next_runner_started', True) for k in sv['runner_kills'][-1:])}."]
+    gk = report.get("graph_kills")
+    if gk:
+        back = {n: r["back_s"].get("median") for n, r in gk["nodes"].items()}
+        hang = {n: r["hang_back_s"].get("median") for n, r in gk["nodes"].items() if r["hang_back_s"]["n"]}
+        lines += [f"- the sim graph under `f2p-bringup --respawn` (defaults), each of its {len(gk['nodes'])} node types "
+                  f"SIGKILLed {gk['kills_per_node']}x and hung (SIGSTOP) {gk['hangs_per_node']}x, then the runner "
+                  f"SIGKILLed {len(gk['runner'])}x, while signed failure events were recorded: "
+                  f"**{gk['events_acknowledged']} acknowledged, lost {gk['lost']}, duplicated {gk['duplicated']}**, "
+                  f"not delivered to the learner within 10 min {gk['not_delivered']} (still in the robot's spool: "
+                  f"{gk['still_on_robot']}); {gk['resent']} sends repeated. Kill -> active again, "
+                  f"median s: {back} (critical {[n for n, r in gk['nodes'].items() if r['critical']]}: the graph "
+                  f"restarted); hang -> detected (heartbeat 10 s), killed, active again: {hang}; runner kill -> graph "
+                  f"running again {stats([r['graph_running_again_s'] for r in gk['runner']])} s; a task afterwards: "
+                  f"{gk.get('task_after')}; {gk['seconds']:.0f} s."]
     lv = report.get("live")
     if lv:
         lines += [f"- live loop (make demo's, paper settings) x{len(lv['runs'])}: failure -> acknowledged "
@@ -531,6 +766,10 @@ class ReliabilityConfig:
     bag_events: int = 2
     runner_kills: int = 3
     supervise: bool = True
+    graph_kills_per_node: int = 20
+    graph_hangs_per_node: int = 2
+    graph_runner_kills: int = 20
+    graph_event_interval_s: float = 6.0
     seed: int = 0
     work: Path | None = None
     write: bool = True
@@ -548,6 +787,9 @@ def run(cfg: ReliabilityConfig, say=print) -> dict:
         report["recorder_kills"] = recorder_kills(rig, cfg.recorder_kill_count, cfg.recorder_kill_events, cfg.seed, say)
     if cfg.supervise:
         report["supervision"] = supervision(work / "supervision", cfg.runner_kills, say)
+    if cfg.graph_kills_per_node or cfg.graph_hangs_per_node or cfg.graph_runner_kills:
+        report["graph_kills"] = graph_kills(rig, cfg.graph_kills_per_node, cfg.graph_hangs_per_node,
+                                            cfg.graph_runner_kills, cfg.graph_event_interval_s, cfg.seed, say)
     if cfg.live_runs:
         report["live"] = live(cfg.live_runs, work, say)
     if cfg.bag_events:                    # make demo's learning: its data and settings
@@ -581,11 +823,17 @@ def main(argv=None) -> int:
     p.add_argument("--runner-kills", type=int, default=d.runner_kills)
     p.add_argument("--no-supervision", dest="supervise", action="store_false",
                    help="skip the hung-node and runner-kill experiments")
+    p.add_argument("--graph-kills", type=int, default=d.graph_kills_per_node,
+                   help="SIGKILLs of each node type of the sim graph under --respawn")
+    p.add_argument("--graph-hangs", type=int, default=d.graph_hangs_per_node,
+                   help="SIGSTOPs (hung) of each node type of the sim graph under --respawn")
+    p.add_argument("--graph-runner-kills", type=int, default=d.graph_runner_kills,
+                   help="SIGKILLs of the sim graph's runner, after the node faults")
     p.add_argument("--work", default=None)
     a = p.parse_args(argv)
     run(ReliabilityConfig(a.learner_kills, a.learner_kill_events, d.kill_window_s, a.recorder_kills,
                           a.recorder_kill_events, a.live_runs, a.bag_events, a.runner_kills, a.supervise,
-                          work=Path(a.work) if a.work else None))
+                          a.graph_kills, a.graph_hangs, a.graph_runner_kills, work=Path(a.work) if a.work else None))
     return 0
 
 

@@ -18,7 +18,7 @@ import yaml
 from f2p_bringup.graph import GRAPHS, RVIZ_VIEWS, graph, params_file, params_files, ros_args, rviz_config
 from f2p_bringup.runner import BringupConfig, BringupError, Graph, executable
 from support.bringup import Runner
-from support.ros import WAIT_S, wait_future
+from support.ros import WAIT_S, collector, wait_future
 
 LAUNCH = Path(params_file("sim")).parents[1] / "launch"
 
@@ -86,8 +86,11 @@ def test_launch_files_start_the_described_graph(robot):
     pytest.importorskip("launch_ros", reason="launch_ros is part of a robot's ROS install, not of the PyPI wheels")
     from launch_ros.actions import LifecycleNode
     from f2p_bringup.launch_graph import robot_launch_description
-    nodes = [e for e in robot_launch_description(robot).entities if isinstance(e, LifecycleNode)]
+    from launch.actions import DeclareLaunchArgument
+    description = robot_launch_description(robot)
+    nodes = [e for e in description.entities if isinstance(e, LifecycleNode)]
     assert [n.node_executable for n in nodes] == [s.executable for s in graph(robot)]
+    assert {"use_respawn", "autostart"} <= {e.name for e in description.entities if isinstance(e, DeclareLaunchArgument)}
 
 
 # ---------------------------------------------------------------------------- rviz views (the sim's topics are checked live below)
@@ -108,8 +111,20 @@ def test_rviz_views_show_the_camera_image_cloud_and_the_markers(robot):
     assert set(topics.values()) == set(RVIZ_TYPES)
     cloud = next(t for t, c in topics.items() if c.endswith("PointCloud2"))
     perception = next(n for n in graph(robot) if n.name == "perception")
-    assert cloud == perception.remaps.get("camera/points", "/camera/points")      # what perception listens to
-    assert "/markers" in topics
+    assert cloud == perception.remaps.get("camera/points", "camera/points")      # what perception listens to
+    assert "markers" in topics                  # f2p's own topics relative: a namespaced graph keeps its view
+    doc = yaml.safe_load(rviz_config(robot).read_text())
+    camera = [d["Topic"] for d in doc["Visualization Manager"]["Displays"] if "Topic" in d and "markers" not in d["Topic"]["Value"]]
+    assert camera and all(t["Reliability Policy"] == "Reliable" for t in camera)   # best effort drops 640x480 clouds
+
+
+def test_diagnostics_aggregator_groups_every_node_and_the_runner():
+    from f2p_bringup.graph import SIM_DRIVERS, diagnostics_config
+    analyzers = yaml.safe_load(diagnostics_config().read_text())["analyzers"]["ros__parameters"]
+    prefixes = [p for a in analyzers.values() if isinstance(a, dict) for p in a["startswith"]]
+    nodes = {n.name for g in (*GRAPHS.values(), *SIM_DRIVERS.values()) for n in g}
+    assert sorted(prefixes) == sorted({f"{n}:" for n in nodes} | {"f2p_bringup:"})     # each in one group
+    assert all(a["type"] == "diagnostic_aggregator/GenericAnalyzer" for a in analyzers.values() if isinstance(a, dict))
 
 
 # ---------------------------------------------------------------------------- the runner
@@ -174,6 +189,60 @@ def test_runner_exits_nonzero_naming_a_node_that_died(sim_graph):
     os.kill(runner.pid_of("perception"), signal.SIGKILL)
     code, out = runner.finish()
     assert code == 1 and "node perception exited with code" in out
+
+
+@pytest.mark.runner_args("--respawn", "--respawn-delay", "0.2", "--respawn-max-retries", "1")
+def test_with_respawn_a_dead_or_hung_node_comes_back_active_while_the_others_run(sim_graph, ros):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from lifecycle_msgs.msg import State
+    from lifecycle_msgs.srv import GetState
+    runner, _ = sim_graph
+    probe = ros.node("respawn_probe")
+    said, respawned = collector(probe, DiagnosticArray, "/diagnostics", 50, lambda m: any(
+        s.name == "f2p_bringup: perception" and s.level == DiagnosticStatus.WARN and "respawned 1 time" in s.message
+        for s in m.status))
+    others = {n: runner.pid_of(n) for n in ("sim_robot", "planner", "task_executor")}
+    killed = runner.pid_of("perception")
+    os.kill(killed, signal.SIGKILL)
+    runner.wait_for(r"node perception exited with code -9: respawning it in 0.2 s \(respawn 1\)")
+    runner.wait_for(r"perception respawned, active after [\d.]+ s")
+    assert runner.pid_of("perception") != killed
+    state = probe.create_client(GetState, "/perception/get_state")
+    assert state.wait_for_service(timeout_sec=WAIT_S)
+    assert wait_future(state.call_async(GetState.Request())).current_state.id == State.PRIMARY_STATE_ACTIVE
+    assert respawned.wait(WAIT_S), "the runner did not say the respawn on /diagnostics"
+    # a hung node (stopped: its heartbeat silent for 10 s) is killed and respawned too
+    hung = runner.pid_of("visualizer")
+    mark = len(runner.lines)
+    os.kill(hung, signal.SIGSTOP)
+    runner.wait_for(rf"node visualizer \(pid {hung}\) hung: no heartbeat for [\d.]+ s: killed it", mark)
+    runner.wait_for(r"visualizer respawned, active after", mark)
+    assert {n: runner.pid_of(n) for n in others} == others and runner.proc.poll() is None   # the rest kept running
+    # perception's one retry is used up (it died again within RESPAWN_STABLE_S): its next death ends the graph
+    os.kill(runner.pid_of("perception"), signal.SIGKILL)
+    code, out = runner.finish()
+    assert code == 1 and out.count("perception exited with code -9") == 2 and out.endswith("stopping the graph"), out
+
+
+def test_respawn_backs_off_is_bounded_and_spares_critical_nodes():
+    import time
+    from f2p_bringup.graph import RESPAWN_STABLE_S
+    g = Graph(BringupConfig("sim", respawn=True, respawn_delay_s=1.0, respawn_max_retries=3), log=lambda _m: None)
+    delays = []
+    for _ in range(3):                       # quick deaths in a row: the delay doubles
+        g.started_at["perception"] = time.monotonic()
+        assert g.died("perception")
+        delays.append(g.respawn_delay("perception"))
+    assert delays == [1.0, 2.0, 4.0]
+    g.started_at["perception"] = time.monotonic()
+    assert not g.died("perception")          # the fourth in a row ends the graph
+    g.started_at["perception"] = time.monotonic() - RESPAWN_STABLE_S - 1
+    assert g.died("perception") and g.respawn_delay("perception") == 1.0    # up a while: counted from one again
+    g.started_at["sim_robot"] = time.monotonic() - 1000
+    assert not g.died("sim_robot")           # critical: the world and /clock would restart
+    assert not Graph(BringupConfig("sim"), log=lambda _m: None).died("perception")    # respawn off
+    assert [n.name for n in graph("sim") if n.critical] == ["sim_robot"]
+    assert [n.name for n in graph("ur5", sim=True) if n.critical] == ["sim_arm", "skill_server"]
 
 
 def test_runner_says_which_node_refused_to_configure(tmp_path):

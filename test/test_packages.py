@@ -11,6 +11,10 @@ and off-board by pipeline stage.
   declares (or imports) the simulator, training or learning; the algorithm packages need no
   ROS at all, and everywhere only node modules (``*_node.py``) and the ROS side's own packages
   import ROS: algorithms stay callable as plain Python.
+* Every third-party module a package's code imports is declared in its package.xml under its
+  rosdep key, and every key declared resolves: a ROS package of Humble, Jazzy and Kilted,
+  a key of rosdistro's rosdep database, or one of ``rosdep/f2p.yaml`` (whose pip packages
+  ``requirements.lock`` pins) — so ``rosdep install --from-paths src`` installs what runs.
 * Code finds installed files through the ament index, never by walking up from ``__file__``.
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -45,6 +50,29 @@ ROS_ADAPTERS = ("f2p_learning/f2p_learning/bag_learning.py",)
 ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "builtin_interfaces", "f2p_interfaces",
                "diagnostic_msgs", "lifecycle_msgs", "rcl_interfaces", "visualization_msgs", "tf2_msgs", "tf2_ros",
                "control_msgs", "trajectory_msgs")
+#: ROS packages f2p depends on, declared (and imported) by their own names; each is released
+#: for Humble, Jazzy and Kilted (ros/rosdistro 8468e88's distribution.yaml files).
+ROS_PACKAGES = {*ROS_MODULES, "action_msgs", "ament_cmake", "ament_index_python", "launch", "launch_ros",
+                "message_filters", "rosgraph_msgs", "rosidl_default_generators", "rosidl_default_runtime", "rviz2",
+                "std_srvs", "diagnostic_aggregator"} - {"f2p_interfaces"}
+#: The rosdep key of each third-party Python module f2p's code imports.
+ROSDEP_KEYS = {"numpy": "python3-numpy", "scipy": "python3-scipy", "torch": "python3-torch", "yaml": "python3-yaml",
+               "PIL": "python3-pil", "cv2": "python3-opencv", "matplotlib": "python3-matplotlib",
+               "tqdm": "python3-tqdm", "cryptography": "python3-cryptography", "open3d": "python3-open3d-pip",
+               "mujoco": "python3-mujoco-pip", "rosbags": "python3-rosbags-pip",
+               "transformers": "python3-transformers-pip", "ultralytics": "python3-ultralytics-pip",
+               "peft": "python3-peft-pip", "tokenizers": "python3-tokenizers-pip",
+               "segment_anything": "python3-segment-anything-pip", "ur_analytic_ik": "python3-ur-analytic-ik-pip",
+               "lz4": "python3-lz4", "zstandard": "python3-zstandard", "rerun": "python3-rerun-sdk-pip"}
+#: Keys of rosdistro's rosdep database (rosdep/base.yaml, python.yaml at ros/rosdistro 8468e88)
+#: among :data:`ROSDEP_KEYS`; the others are defined in ``rosdep/f2p.yaml``.
+ROSDISTRO_KEYS = {"python3-numpy", "python3-scipy", "python3-torch", "python3-yaml", "python3-pil", "python3-opencv",
+                  "python3-matplotlib", "python3-tqdm", "python3-cryptography", "python3-open3d-pip",
+                  "python3-mujoco-pip", "python3-rosbags-pip", "python3-transformers-pip", "python3-ultralytics-pip",
+                  "python3-pytest"}
+#: Imported only when installed, never a dependency: triton (torch's own; loaded before Mesa's
+#: LLVM when present, f2p_sim.observation).
+OPTIONAL_MODULES = {"triton"}
 
 
 def packages() -> dict[str, Path]:
@@ -98,6 +126,41 @@ def test_every_f2p_import_is_declared_and_crosses_no_boundary(name):
         ros = {m: sorted(fs) for m, fs in imported_top_modules(pkg, algorithms).items()
                if m in ROS_MODULES or m == "f2p_ros"}
         assert not ros, f"only *_node.py modules may import ROS; in {name}: {ros}"
+
+
+@pytest.mark.parametrize("name", sorted(set(packages()) - {"f2p_interfaces"}))
+def test_every_third_party_import_is_declared_by_its_rosdep_key(name):
+    pkg = packages()[name]
+    imports = imported_top_modules(pkg, list((pkg / name).rglob("*.py")))     # the code, not setup.py
+    third_party = {m: sorted(f) for m, f in imports.items() if m not in sys.stdlib_module_names
+                   and not m.startswith("f2p_") and m not in OPTIONAL_MODULES}
+    unknown = {m: f for m, f in third_party.items() if m not in ROSDEP_KEYS and m not in ROS_PACKAGES}
+    assert not unknown, f"{name} imports modules without a known rosdep key (add it to ROSDEP_KEYS): {unknown}"
+    missing = {ROSDEP_KEYS.get(m, m): f for m, f in third_party.items() if ROSDEP_KEYS.get(m, m) not in exec_depends(pkg)}
+    assert not missing, f"{name}'s package.xml does not declare what it imports: {missing}"
+
+
+def test_every_declared_dependency_resolves_with_rosdep():
+    f2p_keys = yaml.safe_load((ROOT / "rosdep" / "f2p.yaml").read_text())
+    assert not set(f2p_keys) & ROSDISTRO_KEYS, "rosdep/f2p.yaml redefines rosdistro's keys"
+    assert set(ROSDEP_KEYS.values()) <= ROSDISTRO_KEYS | set(f2p_keys)
+    unresolved = {}
+    for name, pkg in packages().items():
+        root = ET.parse(pkg / "package.xml").getroot()
+        keys = {e.text for e in root if e.tag.endswith("depend")}
+        bad = sorted(k for k in keys if not (k in packages() or k in ROS_PACKAGES or k in ROSDISTRO_KEYS or k in f2p_keys))
+        if bad:
+            unresolved[name] = bad
+    assert not unresolved, f"keys rosdep cannot resolve (define them in rosdep/f2p.yaml): {unresolved}"
+    # the pip keys f2p defines install the packages requirements.lock pins
+    pinned = {line.split("==")[0].strip().lower().replace("_", "-") for line in
+              (ROOT / "requirements.lock").read_text().splitlines() if "==" in line and not line.startswith("#")}
+    for key, rules in f2p_keys.items():
+        for os_name, rule in rules.items():
+            pip = rule.get("pip", {}).get("packages", []) if isinstance(rule, dict) else []
+            assert all(p.lower().replace("_", "-") in pinned for p in pip), (key, os_name, pip)
+            apt = rule if isinstance(rule, list) else []
+            assert all(p.startswith("python3-") for p in apt), (key, os_name, apt)
 
 
 @pytest.mark.parametrize("name", sorted(set(packages()) - {"f2p_interfaces"}))

@@ -14,11 +14,12 @@ setup(
     zip_safe=True,
     maintainer="f2p maintainers",
     maintainer_email="maintainers@f2p-robotics.org",
-    description="the visualizer node: rviz markers of what the stack sees, believes, does and got wrong",
+    description="what the stack sees, believes, does and got wrong: rviz markers (visualizer) and a browser view of bags or the live graph (f2p-view)",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "visualizer = f2p_viz.visualizer_node:main",
+            "f2p-view = f2p_viz.view_node:main",
         ],
     },
 )

@@ -41,7 +41,10 @@ from f2p_common.resources import share_path
 class NodeSpec:
     """One node of the graph: ``name`` (its ROS node name), ``package`` / ``executable`` (as for
     ``ros2 run``), ``remaps`` {from: to}, ``lifecycle`` (a managed node, activated in order),
-    ``clock_source`` (it publishes /clock, so it never follows ``use_sim_time`` itself)."""
+    ``clock_source`` (it publishes /clock, so it never follows ``use_sim_time`` itself),
+    ``critical`` (never respawned: its death ends the graph — a simulator whose restart would
+    reset the world and send /clock back to 0, a skill server that drives an arm and must not
+    come back mid-motion by itself)."""
 
     name: str
     package: str
@@ -49,6 +52,7 @@ class NodeSpec:
     remaps: dict[str, str] = field(default_factory=dict)
     lifecycle: bool = True
     clock_source: bool = False
+    critical: bool = False
 
 
 #: The robot-side stack, in activation order (each node's inputs come up before it).
@@ -81,12 +85,13 @@ def _on(camera: dict[str, str], skills: str, skill_server: bool = False) -> tupl
     stack = list(_STACK)
     if skill_server:
         stack.insert(stack.index(next(n for n in stack if n.name == "task_executor")),
-                     NodeSpec("skill_server", "f2p_skills", "skill_server", {"execute_skill": skills}))
-    return tuple(NodeSpec(n.name, n.package, n.executable, n.remaps or remap.get(n.name, {})) for n in stack)
+                     NodeSpec("skill_server", "f2p_skills", "skill_server", {"execute_skill": skills}, critical=True))
+    return tuple(NodeSpec(n.name, n.package, n.executable, n.remaps or remap.get(n.name, {}), critical=n.critical)
+                 for n in stack)
 
 
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
-    "sim": (NodeSpec("sim_robot", "f2p_sim", "sim_robot", clock_source=True), *_STACK),
+    "sim": (NodeSpec("sim_robot", "f2p_sim", "sim_robot", clock_source=True, critical=True), *_STACK),
     "stretch": _on(_realsense("/camera"), "/stretch/execute_skill"),
     "ur5": _on(_realsense("/wrist_camera"), "/ur5/execute_skill", skill_server=True),
     # off-board: the learner, beside any robot graph (its swap_model reaches the robot's planner)
@@ -97,8 +102,18 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
 #: the camera to: UR's and the Robotiq gripper's drivers for ``ur5`` (``sim_arm``).
 SIM_DRIVERS: dict[str, tuple[NodeSpec, ...]] = {
     "ur5": (NodeSpec("sim_arm", "f2p_sim", "sim_arm", {"camera/points": "/wrist_camera/depth/color/points"},
-                     clock_source=True),),
+                     clock_source=True, critical=True),),
 }
+
+#: Seconds before a node that exited is started again, when respawn is on (the launch files'
+#: ``use_respawn``, the runner's ``--respawn``); the runner doubles it for each death that comes
+#: within :data:`RESPAWN_STABLE_S` of the node's last start, up to :data:`RESPAWN_MAX_DELAY_S`.
+RESPAWN_DELAY_S = 2.0
+RESPAWN_STABLE_S = 30.0
+RESPAWN_MAX_DELAY_S = 30.0
+#: Deaths in a row (each within RESPAWN_STABLE_S of the last start) that are respawned; the next
+#: ends the graph. A node that stayed up RESPAWN_STABLE_S starts counting again.
+RESPAWN_MAX_RETRIES = 5
 
 #: Each robot's parameter file in ``share/f2p_bringup/config/``.
 PARAMS_FILES: dict[str, str] = {robot: f"{robot}.yaml" for robot in GRAPHS}
@@ -139,6 +154,12 @@ def rviz_config(robot: str = "sim") -> Path:
     if robot not in RVIZ_VIEWS:
         raise ValueError(f"graph {robot!r} has no rviz view; these do: {', '.join(RVIZ_VIEWS)}")
     return share_path("f2p_bringup", "config", f"{robot}.rviz")
+
+
+def diagnostics_config() -> Path:
+    """The installed diagnostic_aggregator analyzers (``config/diagnostics.yaml``): one group per
+    part of the graph, and the runner's process statuses."""
+    return share_path("f2p_bringup", "config", "diagnostics.yaml")
 
 
 def ros_args(spec: NodeSpec, params: str | Path | Sequence[str | Path] | None = None, namespace: str = "",

@@ -423,6 +423,19 @@ class Plan:
     __hash__ = None
 
 
+@dataclass
+class StepProgress:
+    """Where the task executor is (``f2p_interfaces/TaskProgress``): ``stage`` (its stage name:
+    observe, plan, ..., execute, verify_step, done), the plan and step it is at, the task
+    (``goal_id``), and what it says (``message``)."""
+
+    stage: str
+    plan_id: str = ""
+    step_index: int = 0
+    goal_id: str = ""
+    message: str = ""
+
+
 # ---------------------------------------------------------------------------- models
 @dataclass
 class ModelInfo:

@@ -47,8 +47,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from f2p_common.commands import SignedCommand
 from f2p_common.interfaces import (CameraCloud, GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError,
-                                   RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall, finite_rows,
-                                   ground_literal)
+                                   RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall, StepProgress,
+                                   finite_rows, ground_literal)
 from f2p_common.vocabulary import BINARY_RELATIONS, UNARY_RELATIONS
 from f2p_failure.events import CATEGORIES, FailureEvent
 
@@ -57,7 +57,8 @@ __all__ = [
     "camera_cloud_from_msg",
     "stamp_to_ns", "ns_to_stamp", "scene_to_msg", "scene_from_msg", "relations_to_msg", "relations_from_msg",
     "literal_to_msg", "literal_from_msg", "skill_call_to_msg", "skill_call_from_msg", "plan_to_msg",
-    "plan_from_msg", "model_info_to_msg", "model_info_from_msg", "command_auth_to_msg", "command_auth_from_msg",
+    "plan_from_msg", "progress_from_msg", "model_info_to_msg", "model_info_from_msg", "command_auth_to_msg",
+    "command_auth_from_msg",
     "failure_event_to_msg", "failure_event_from_msg",
     "shapes_to_msg", "shapes_from_msg", "image_to_msg", "image_from_msg", "camera_info_to_msg", "camera_info_from_msg",
 ]
@@ -617,6 +618,12 @@ def model_info_to_msg(info: ModelInfo) -> f2p_msg.ModelInfo:
                              sha256=info.sha256, signature=info.signature, uri=info.uri,
                              created=ns_to_stamp(info.created_ns),
                              metrics=[f2p_msg.Metric(name=k, value=float(v)) for k, v in info.metrics.items()])
+
+
+def progress_from_msg(msg: f2p_msg.TaskProgress) -> StepProgress:
+    """The executor's :class:`~f2p_common.interfaces.StepProgress` (its stage by name)."""
+    return StepProgress(stage_from_msg(f2p_msg.TaskProgress, msg.stage), msg.plan_id, int(msg.step_index), msg.goal_id,
+                        msg.status)
 
 
 def model_info_from_msg(msg: f2p_msg.ModelInfo) -> ModelInfo:

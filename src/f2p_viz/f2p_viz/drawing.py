@@ -15,6 +15,9 @@ namespace          what
                    contradicted: a red edge (a red ring for a unary one) and
                    "predicted p=.., observed yes/no"
 =================  =======================================================================
+
+:class:`ViewState` keeps the latest of each input and composes these namespaces: the rviz
+``visualizer`` node and the browser viewer (``f2p-view``) draw the same thing.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from f2p_common.interfaces import OrientedBox, Plan, RelationState, SegmentedScene, Shape
+from f2p_common.interfaces import OrientedBox, Plan, RelationState, SegmentedScene, Shape, StepProgress
+from f2p_failure.events import FailureEvent
 from f2p_common.vocabulary import BINARY_RELATIONS, OBJECT_CLASSES, UNARY_RELATIONS
 
 #: Binary relations drawn by default: the ones a goal is made of (the spatial left / right /
@@ -154,3 +158,46 @@ def mismatch_shapes(mismatches: Sequence[dict], object_ids: Sequence[str], scene
         out.append(Shape("text", "mismatches", n + 1, RED, (0.0, 0.0, TEXT_HEIGHT), center=where, frame_id=scene.frame_id,
                          text=f"{m['predicate']}: predicted p={m['predicted']:.2f}, observed {observed}"))
     return out
+
+
+#: Task stages (``f2p_interfaces/TaskProgress`` names) during which the current step is drawn.
+STEP_STAGES = ("execute", "verify_step")
+
+
+class ViewState:
+    """The latest scene, relations, plan, progress and failure, and what they draw (module
+    docstring): the executing step while the executor executes or checks it, a failure's
+    mismatched relations until the next task starts. Not thread-safe: callers lock."""
+
+    def __init__(self, predicates: Sequence[str] = DEFAULT_PREDICATES):
+        self.predicates = tuple(predicates)
+        self.scene: SegmentedScene | None = None
+        self.relations: RelationState | None = None
+        self.plan: Plan | None = None
+        self.progress: StepProgress | None = None
+        self.failure: FailureEvent | None = None
+        self._failure_goal = ""
+
+    def on_progress(self, progress: StepProgress) -> None:
+        if self.failure is not None and progress.goal_id != self._failure_goal:
+            self.failure = None                     # a new task: the last one's failure is history
+        self.progress = progress
+
+    def on_failure(self, event: FailureEvent) -> None:
+        self._failure_goal = self.progress.goal_id if self.progress is not None else ""
+        self.failure = event
+
+    def shapes(self) -> list[Shape]:
+        """Every namespace's shapes (empty before the first scene)."""
+        scene, relations, plan, progress = self.scene, self.relations, self.plan, self.progress
+        if scene is None:
+            return []
+        out = scene_shapes(scene, relations if relations is not None and relations.stamp_ns == scene.stamp_ns else None)
+        if relations is not None:
+            out += relation_shapes(relations, scene, self.predicates)
+        if (plan is not None and progress is not None and progress.stage in STEP_STAGES
+                and progress.plan_id == plan.plan_id and progress.step_index < len(plan.skeleton)):
+            out += step_shapes(plan, progress.step_index, scene)
+        if self.failure is not None:
+            out += mismatch_shapes(self.failure.mismatches, self.failure.segment_ids, scene)
+        return out

@@ -39,26 +39,22 @@ from f2p_interfaces.msg import TaskProgress
 from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, failure_event_from_msg, plan_from_msg,
-                                 relations_from_msg, scene_from_msg, shapes_to_msg)
+                                 progress_from_msg, relations_from_msg, scene_from_msg, shapes_to_msg)
 from f2p_ros.nodes import NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node
-from f2p_viz.drawing import DEFAULT_PREDICATES, mismatch_shapes, relation_shapes, scene_shapes, step_shapes
+from f2p_viz.drawing import DEFAULT_PREDICATES, ViewState
 
 PARAMS = [
     P.Param("rate_hz", 5.0, "most marker arrays per second", P.positive),
     P.Param("predicates", list(DEFAULT_PREDICATES), "binary relations drawn as edges (A.9 names)",
             lambda v: None if v and set(v) <= set(BINARY_RELATIONS) else f"must be among {list(BINARY_RELATIONS)}", live=True),
 ]
-#: Stages during which the executor's current step is drawn.
-STEP_STAGES = (TaskProgress.STAGE_EXECUTE, TaskProgress.STAGE_VERIFY_STEP)
-
 
 class VisualizerNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("visualizer", **kwargs)
         P.declare(self, PARAMS)
         self._lock = threading.Lock()
-        self._scene = self._relations = self._plan = self._progress = self._failure = None
-        self._failure_goal = ""
+        self._view = ViewState()
         self._dirty = False
         self._pub = self._diag = None
         self._group = MutuallyExclusiveCallbackGroup()
@@ -94,7 +90,7 @@ class VisualizerNode(ManagedNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._pub = self._diag = None
         with self._lock:
-            self._scene = self._relations = self._plan = self._progress = self._failure = None
+            self._view = ViewState()
         return super().on_cleanup(state)
 
     # --- inputs ------------------------------------------------------------------------
@@ -112,7 +108,7 @@ class VisualizerNode(ManagedNode):
     def _set(self, **values) -> None:
         with self._lock:
             for k, v in values.items():
-                setattr(self, f"_{k}", v)
+                setattr(self._view, k, v)
             self._dirty = True
 
     def _on_scene(self, msg):
@@ -132,35 +128,25 @@ class VisualizerNode(ManagedNode):
 
     def _on_progress(self, msg: TaskProgress):
         with self._lock:
-            if self._failure is not None and msg.goal_id != self._failure_goal:
-                self._failure = None                    # a new task: the last one's failure is history
-        self._set(progress=msg)
+            self._view.on_progress(progress_from_msg(msg))
+            self._dirty = True
 
     def _on_failure(self, msg):
         event = self._read("failure event", failure_event_from_msg, msg)
         if event is not None:
             with self._lock:
-                self._failure_goal = self._progress.goal_id if self._progress is not None else ""
-            self._set(failure=event)
+                self._view.on_failure(event)
+                self._dirty = True
 
     # --- drawing -----------------------------------------------------------------------
     def _draw(self) -> None:
         with self._lock:
-            if not self._dirty or self._scene is None:
+            if not self._dirty or self._view.scene is None:
                 return
             self._dirty = False
-            scene, relations, plan, progress, failure = (self._scene, self._relations, self._plan, self._progress,
-                                                         self._failure)
-        shapes = scene_shapes(scene, relations if relations is not None and relations.stamp_ns == scene.stamp_ns
-                              else None)
-        if relations is not None:
-            shapes += relation_shapes(relations, scene, self.v["predicates"])
-        if (plan is not None and progress is not None and progress.stage in STEP_STAGES
-                and progress.plan_id == plan.plan_id and progress.step_index < len(plan.skeleton)):
-            shapes += step_shapes(plan, progress.step_index, scene)
-        if failure is not None:
-            shapes += mismatch_shapes(failure.mismatches, failure.segment_ids, scene)
-        self._pub.publish(shapes_to_msg(shapes, scene.stamp_ns))
+            self._view.predicates = tuple(self.v["predicates"])
+            shapes, stamp = self._view.shapes(), self._view.scene.stamp_ns
+        self._pub.publish(shapes_to_msg(shapes, stamp))
         self.drawn += 1
         if self.drawn == 1 or self.drawn % 50 == 0:
             self._diag.publish(diagnostics(self, "inputs", OK, f"{len(shapes)} markers", drawn=self.drawn,
