@@ -119,7 +119,7 @@ def test_the_web_viewer_is_served_on_localhost_only(tmp_path):
     cfg = ViewConfig(bag=tmp_path / "bag", web_port=_free_port(), grpc_port=_free_port())
     proc, url = serve(cfg, r.rrd)
     try:
-        assert url == f"http://127.0.0.1:{cfg.web_port}"
+        assert url == f"http://127.0.0.1:{cfg.web_port}/?url=rerun%2Bhttp://127.0.0.1:{cfg.grpc_port}/proxy"
 
         def accepts() -> bool:
             assert proc.poll() is None, proc.stderr.read()

@@ -6,7 +6,9 @@ served offline from its wheel; what is shown: :mod:`f2p_viz.rerun_view`).
     f2p-view --live [--namespace robot1]                   # the running graph, as it happens
 
 Serving starts the wheel's ``rerun`` binary with ``--serve-web`` bound to 127.0.0.1 (rerun binds
-0.0.0.0 by default): open the printed ``http://127.0.0.1:<port>`` (or forward the port over ssh).
+0.0.0.0 by default): open the printed URL (or forward its two ports over ssh). rerun 0.41's
+server keeps one core busy while it serves; the viewer wants a browser with a GPU (under
+SwiftShader on 2 cores it takes minutes to draw a recording).
 rerun's own usage analytics are off (a rerun config of f2p's own, under ``$ROS_HOME/f2p``). A damaged bag is shown up to the damage,
 said on stderr; an unreadable message is skipped and counted, never the end of the view.
 
@@ -171,10 +173,8 @@ def serve(cfg: ViewConfig, rrd: Path | None = None) -> tuple[subprocess.Popen, s
     if rrd is not None:
         cmd.append(str(rrd))
     proc = subprocess.Popen(cmd, env=_rerun_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://{cfg.bind}:{cfg.web_port}"
-    if rrd is None:
-        url += f"/?url=rerun%2Bhttp://{cfg.bind}:{cfg.grpc_port}/proxy"
-    return proc, url
+    # the page shows what the server's gRPC proxy streams (the file, or what is logged to it)
+    return proc, f"http://{cfg.bind}:{cfg.web_port}/?url=rerun%2Bhttp://{cfg.bind}:{cfg.grpc_port}/proxy"
 
 
 def view_bag(cfg: ViewConfig, say=print) -> ViewResult:
