@@ -12,7 +12,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.serialization import serialize_message
 
-from f2p_common.interfaces import ModelInfo, Plan, SegmentedObject, SegmentedScene
+from f2p_common.interfaces import ModelInfo, Plan
 from f2p_interfaces.msg import LearnerProgress, TaskProgress
 from f2p_relations.detectors import GeometricDetector
 from f2p_ros.bag import BagWriter, msgtype_of
@@ -20,22 +20,16 @@ from f2p_ros.conversions import (failure_event_to_msg, model_info_to_msg, ns_to_
                                  scene_to_msg, xyz_to_cloud)
 from f2p_viz.view_node import ViewConfig, _rerun_env, rerun_binary, serve, view_bag
 from support.failure_fixtures import handmade_event
+from support.scenes import cup_in_bin
 from support.ros import wait_until
 
 T0 = 1_765_000_000_000_000_000
 
 
-def _cuboid(oid, label, lo, hi):
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])], np.float32)
-    return SegmentedObject(oid, label, corners)
-
-
 def _graph_bag(path: Path, bad_scene: bool = False) -> Path:
     """A bag as the bag_recorder writes one: a scene (a cup in a bin on a table), its relations,
     a plan, the executor at its step, a failure of that step, the model, the learner, a cloud."""
-    scene = SegmentedScene([_cuboid("table_0", "table", (0.3, -0.4, 0.0), (0.9, 0.4, 0.4)),
-                            _cuboid("bin_1", "bin", (0.5, -0.1, 0.4), (0.7, 0.1, 0.5)),
-                            _cuboid("cup_2", "cup", (0.57, -0.03, 0.41), (0.63, 0.03, 0.49))], "world", T0)
+    scene = cup_in_bin("world", T0)
     n = 3
     step = {"unary": np.zeros((n, 3), np.float32), "binary": np.zeros((n, n, 9), np.float32)}
     plan = Plan([("pick_place", 2)], [[0.1, -0.2, 0.05]], [step], 0.9, [("inside", 2, 1)], scene.object_ids,
@@ -147,9 +141,7 @@ def test_live_the_graphs_messages_join_the_view_as_they_arrive(tmp_path, ros):
     graph = ros.node("graph")                             # publishes as perception and the executor do
     scenes = graph.create_publisher(SegmentedSceneMsg, "segmented_scene", qos.latched())
     failures = graph.create_publisher(FailureEventMsg, "failure_events", qos.events())
-    scene = SegmentedScene([_cuboid("table_0", "table", (0.3, -0.4, 0.0), (0.9, 0.4, 0.4)),
-                            _cuboid("bin_1", "bin", (0.5, -0.1, 0.4), (0.7, 0.1, 0.5)),
-                            _cuboid("cup_2", "cup", (0.57, -0.03, 0.41), (0.63, 0.03, 0.49))], "world", T0)
+    scene = cup_in_bin("world", T0)
     scenes.publish(scene_to_msg(scene))                   # before the view starts: latched, it still arrives
     rec = rr.RecordingStream("f2p", recording_id="f2p-view-live-test", send_properties=False)
     rec.save(tmp_path / "live.rrd")

@@ -11,7 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from visualization_msgs.msg import Marker, MarkerArray
 
-from f2p_common.interfaces import OrientedBox, Plan, SegmentedObject, SegmentedScene, Shape
+from f2p_common.interfaces import OrientedBox, Plan, SegmentedScene, Shape
 from f2p_common.vocabulary import BINARY_RELATIONS
 from f2p_interfaces.msg import FailureEvent as FailureEventMsg
 from f2p_interfaces.msg import Plan as PlanMsg
@@ -24,22 +24,16 @@ from f2p_ros.conversions import (failure_event_to_msg, plan_to_msg, relations_to
 from f2p_viz.drawing import mismatch_shapes, relation_shapes, scene_shapes, skill_motion, step_shapes
 from f2p_viz.visualizer_node import VisualizerNode
 from support.failure_fixtures import handmade_event
+from support.scenes import cup_in_bin
 from support.ros import WAIT_S, LifecycleClient, collector
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def _cuboid(oid, label, lo, hi):
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])], np.float32)
-    return SegmentedObject(oid, label, corners)
-
-
 @pytest.fixture
 def scene():
     """A cup resting inside a bin on a table (the ids of support.failure_fixtures.handmade_event)."""
-    return SegmentedScene([_cuboid("table_0", "table", (0.3, -0.4, 0.0), (0.9, 0.4, 0.4)),
-                           _cuboid("bin_1", "bin", (0.5, -0.1, 0.4), (0.7, 0.1, 0.5)),
-                           _cuboid("cup_2", "cup", (0.57, -0.03, 0.41), (0.63, 0.03, 0.49))], "base_link", 1_000)
+    return cup_in_bin("base_link", 1_000)
 
 
 def _plan(scene, skill="pick_place", params=(0.1, -0.2, 0.05)):

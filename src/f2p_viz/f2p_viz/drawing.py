@@ -27,8 +27,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from f2p_common.interfaces import OrientedBox, Plan, RelationState, SegmentedScene, Shape, StepProgress
-from f2p_failure.events import FailureEvent
 from f2p_common.vocabulary import BINARY_RELATIONS, OBJECT_CLASSES, UNARY_RELATIONS
+from f2p_failure.events import FailureEvent
 
 #: Binary relations drawn by default: the ones a goal is made of (the spatial left / right /
 #: front / behind hold between almost every pair and would hide the rest).
