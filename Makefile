@@ -11,12 +11,13 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view yolo-seg-model lock clean distclean
+.PHONY: help setup demo test test-distros bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view bench-distros yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
 	@echo "make demo    setup, then the robot graph fails, learns from it and succeeds, live over ROS 2 -> out/demo/report.md"
-	@echo "make test    setup, then run the test suite (pytest over test/)"
+	@echo "make test    setup, then run the test suite (pytest over test/); F2P_ROS_DISTRO=jazzy for ROS 2 Jazzy (default kilted)"
+	@echo "make test-distros  set up both distros, then the robot graph on Jazzy and the learner on Kilted: one failure learned and swapped across (~10 min)"
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
 	@echo "make bench-f2p  Fail2Progress vs baselines after one failure, 5-minute recipe -> benchmarks/results/fail2progress.{json,md,png}, failure_mode_probe.{json,md}, task_feasibility.{json,md} (the paper recipe: benchmarks/fail2progress.py --recipe paper)"
@@ -26,11 +27,12 @@ help:
 	@echo "make bench-afil  AFIL, the failure-aware skill controller: Success-only / + Failure Correction / Static-FIL / Adaptive-FIL on 3 short- and 2 long-horizon skill tasks, out of domain, the guidance-scale ablation, latency; ships the controller; the stack's task success with each controller -> benchmarks/results/afil.{json,md,png}, afil_stack{,_scripted}.{json,md}, src/f2p_afil/models/afil_controller.pt (~75 min)"
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), a hung node of each type and 3 runner kills, the sim graph under --respawn with every node type killed 20x and hung 2x and its runner killed 20x while signed events are recorded (lost / duplicated, time back), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~90 min)"
 	@echo "make bench-view  f2p-view in headless Chromium: the sim graph records a real failure, its bag shown by rerun's web viewer on 127.0.0.1, screenshotted -> benchmarks/results/view.{json,md,png} (~3 min; needs chromium-headless-shell)"
+	@echo "make bench-distros  make demo's loop with the robot graph on Jazzy and the learner on Kilted -> benchmarks/results/distros.{json,md} (~4 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make bench-arms  real arms in simulation: the UR5e's reach, 200 pick_place skills through f2p's skill server and the simulated UR/Robotiq drivers (success, error codes, time, contacts with supports) -> benchmarks/results/arms.{json,md}, arms_reach.png, arms_skill.png (~15 min)"
 	@echo "make bench-perceived-loop  the learned model through the sim graph on fresh transport-3 scenes: the simulator's segments beside a noisy 640x480 depth camera segmented by geometric and convex, each failure put down to a cause -> benchmarks/results/perceived_loop.{json,md} (~40 min)"
 	@echo "make yolo-seg-model  render the simulator's segmentation images and train the yolo_seg backend's model on them: paper scenes from scratch, then paper + real-scale scenes from those weights -> out/yolo_seg/model_mixed/yolo_seg_sim.pt (~80 min on 2 cores); copy it to src/f2p_perception/models/ to ship it"
-	@echo "make lock    re-resolve requirements.in into requirements.lock"
+	@echo "make lock    re-resolve requirements.in into requirements.lock (F2P_ROS_DISTRO=jazzy: requirements-jazzy.lock)"
 	@echo "make clean   remove build/ install/ log/ (the cached venv stays)"
 
 setup:
@@ -42,6 +44,12 @@ demo: setup
 test: setup
 	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \
 	  && python -m pytest test $(PYTEST_ARGS)
+
+# The robot graph (and this pytest) on Jazzy, the learner in Kilted's workspace (f2p_bringup.distro).
+test-distros:
+	@F2P_ROS_DISTRO=kilted bash tools/setup.sh && F2P_ROS_DISTRO=jazzy bash tools/setup.sh
+	@export F2P_ROS_DISTRO=jazzy && $(ENV) && echo "[f2p test-distros] robot graph on $$ROS_DISTRO, learner on kilted; ROS_DOMAIN_ID=$$ROS_DOMAIN_ID" \
+	  && python -m pytest test/distros --distros $(PYTEST_ARGS)
 
 bench-arms: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/arms.py
@@ -94,6 +102,10 @@ bench-reliability: setup
 bench-view: setup
 	@$(ENV) && python benchmarks/view_browser.py
 
+bench-distros:
+	@F2P_ROS_DISTRO=kilted bash tools/setup.sh && F2P_ROS_DISTRO=jazzy bash tools/setup.sh
+	@export F2P_ROS_DISTRO=jazzy && $(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/distros.py
+
 bench-stack: setup
 	@$(ENV) && python benchmarks/cloud_delivery.py && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/stack.py
 
@@ -101,7 +113,7 @@ lock:
 	@bash tools/lock.sh
 
 clean:
-	rm -rf build install log
+	rm -rf build install log build-jazzy install-jazzy log-jazzy
 
 distclean: clean
-	rm -rf .venv .cache
+	rm -rf .venv .venv-jazzy .cache

@@ -62,7 +62,8 @@ def test_ros_args_name_the_node_its_params_remaps_and_clock():
     assert args[:3] == ["--ros-args", "-r", "__node:=perception"] and "__ns:=/robot1" in args
     assert args[args.index("--params-file") + 1] == "/p.yaml" and "use_sim_time:=true" in args
     assert "camera/points:=/camera/depth/color/points" in args
-    assert "use_sim_time:=true" not in ros_args(graph("sim")[0], use_sim_time=True)      # the clock source
+    clock = ros_args(graph("sim")[0], use_sim_time=True)                                 # the clock source
+    assert "use_sim_time:=true" not in clock and "stamp_with_sim_time:=true" in clock
 
 
 @pytest.mark.parametrize("robot", sorted(GRAPHS))

@@ -30,7 +30,8 @@ def test_setup_is_cached_on_a_second_run():
     # make test ran setup just before; with nothing changed it only checks stamps.
     r = subprocess.run(["bash", "tools/setup.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "python environment: cached" in r.stdout and "workspace: up to date" in r.stdout
+    distro = os.environ.get("F2P_ROS_DISTRO", "kilted")
+    assert f"python environment (ROS 2 {distro}): cached" in r.stdout and "): up to date" in r.stdout
 
 
 
@@ -40,3 +41,19 @@ def test_env_sh_puts_the_command_line_tools_on_path_and_no_node():
                 "$t --help > /dev/null || exit 1; done; command -v planner sim_robot || echo no-nodes")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "no-nodes"
+
+
+def _pins(lock: str) -> dict[str, str]:
+    return dict(line.split("==") for line in (ROOT / lock).read_text().splitlines() if "==" in line and line[0] != "#")
+
+
+def test_the_jazzy_lock_pins_what_kilteds_does_but_the_ros_wheels():
+    """One torch, one mujoco, ... for both distros (tools/lock.sh holds Jazzy's to Kilted's pins):
+    a lock updated without the other fails here. Jazzy's ROS set is Kilted's, read for Jazzy."""
+    kilted, jazzy = _pins("requirements.lock"), _pins("requirements-jazzy.lock")
+    assert {k: v for k, v in kilted.items() if not k.startswith("ros-")} == \
+        {k: v for k, v in jazzy.items() if not k.startswith("ros-")}
+    named = {d: {k.removeprefix(f"ros-{d}-") for k in pins if k.startswith(f"ros-{d}-")}
+             for d, pins in (("kilted", kilted), ("jazzy", jazzy))}
+    kilted_only = {"fastdds", "ament-cmake-ros-core", "rmw-security-common"}     # new or renamed in Kilted
+    assert named["kilted"] - kilted_only <= named["jazzy"] and {"fastrtps", "python-cmake-module"} <= named["jazzy"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 
 from f2p_failure.queue import EventQueue
+from f2p_ros.bag import read_messages
+from f2p_ros.conversions import stamp_to_ns
 from f2p_learning.bag_learning import BagLearningConfig, learn_from_bag
 from f2p_demo.live_demo import LiveDemoConfig, run_live_demo
 from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
@@ -47,6 +49,12 @@ def test_the_live_loop_fails_learns_swaps_and_retries(tmp_path):
     failures = 1 if r.retry == "success" else 2                       # the tiny child may fail the retry too
     assert r.bag_messages.get("/failure_events") == failures and r.bag_messages.get("/segmented_scene", 0) > 0
     assert r.bag_messages.get("/model_info", 0) >= 2                  # the pre-trained, then the child
+    # one time base (f2p_ros.bag): every header stamp within a minute of when it was recorded
+    messages, damage = read_messages(r.bag)
+    stamped = [(m.topic, stamp_to_ns(d.header.stamp), m.stamp_ns) for m in messages for d in [m.decode()]
+               if hasattr(d, "header")]
+    assert damage is None and {"/segmented_scene", "/camera/points", "/gripper/pose"} <= {t for t, _h, _l in stamped}
+    assert [(t, h, log) for t, h, log in stamped if abs(h - log) > 60e9] == []
     offline = learn_from_bag(BagLearningConfig(r.bag, tmp_path / "offline", live / "learner.yaml"))
     assert offline.damage is None and offline.events[0] == r.event_id and not offline.refused
     assert len(offline.jobs) == failures

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Prepare the f2p environment: system libraries, the pinned Python virtualenv (ROS 2 Kilted
-# wheels, torch, mujoco, open3d, ...), the ROS wheels' CMake path fix, and `colcon build`.
+# Prepare the f2p environment: system libraries, the pinned Python virtualenv (ROS 2 wheels
+# of one distro, torch, mujoco, open3d, ...), the ROS wheels' CMake path fix, and `colcon build`.
 # Idempotent and cached: a second run with nothing changed only checks stamps.
 #
 # Environment knobs:
+#   F2P_ROS_DISTRO  kilted (default) or jazzy: which ROS 2 wheels, from requirements.lock or
+#                   requirements-jazzy.lock. Each distro has its own workspace here: kilted in
+#                   .venv, build/, install/, log/; jazzy in .venv-jazzy, build-jazzy/, ... (the two
+#                   distros' wheels cannot share a venv); `. ./env.sh` enters the one
+#                   F2P_ROS_DISTRO names.
 #   F2P_PYTHON      interpreter to build the venv from (default: python3.11, else python3)
 #   F2P_CACHE_DIR   where venvs live (default: ${XDG_CACHE_HOME:-~/.cache}/f2p); the venv is
 #                   keyed by the hash of requirements.lock, so clones share it and a changed
@@ -13,7 +18,12 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LOCK="$ROOT/requirements.lock"
+DISTRO=${F2P_ROS_DISTRO:-kilted}
+case "$DISTRO" in
+  kilted) LOCK="$ROOT/requirements.lock"; WS="" ;;
+  jazzy)  LOCK="$ROOT/requirements-jazzy.lock"; WS="-jazzy" ;;
+  *) printf '[f2p setup] FAILED: F2P_ROS_DISTRO=%s; f2p is built for kilted (default) or jazzy\n' "$DISTRO" >&2; exit 1 ;;
+esac
 T0=$(date +%s)
 
 say()  { printf '\033[1m[f2p setup]\033[0m %s\n' "$*"; }
@@ -26,9 +36,9 @@ if [ -z "$PY" ]; then
   if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
 fi
 command -v "$PY" >/dev/null 2>&1 || die "no Python interpreter '$PY'" \
-  "install Python 3.11 (the ROS 2 Kilted wheels are cp311), or set F2P_PYTHON=/path/to/python3.11"
+  "install Python 3.11 (the ROS 2 wheels are cp311), or set F2P_PYTHON=/path/to/python3.11"
 PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-[ "$PYVER" = "3.11" ] || die "Python $PYVER found at '$PY'; the ROS 2 Kilted wheels need Python 3.11" \
+[ "$PYVER" = "3.11" ] || die "Python $PYVER found at '$PY'; the ROS 2 wheels need Python 3.11" \
   "set F2P_PYTHON=/path/to/python3.11"
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || die "'$PY' lacks venv/ensurepip" \
   "apt-get install python3.11-venv"
@@ -53,14 +63,14 @@ if [ ${#need_libs[@]} -gt 0 ]; then
 fi
 
 # --- virtualenv (cached by lock hash) ---------------------------------------------------
-[ -f "$LOCK" ] || die "requirements.lock is missing" "git checkout requirements.lock, or 'make lock'"
+[ -f "$LOCK" ] || die "$(basename "$LOCK") is missing" "git checkout $(basename "$LOCK"), or 'F2P_ROS_DISTRO=$DISTRO make lock'"
 HASH=$(cat "$LOCK" "$ROOT/tools/fix_ros_cmake.py" | sha256sum | cut -c1-16)
 CACHE=${F2P_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/f2p}
 VENV="$CACHE/venv-py311-$HASH"
 if [ -f "$VENV/.f2p-ready" ]; then
-  say "python environment: cached ($VENV)"
+  say "python environment (ROS 2 $DISTRO): cached ($VENV)"
 else
-  say "python environment: building $VENV"
+  say "python environment (ROS 2 $DISTRO): building $VENV"
   say "  first run downloads ~6 GB (torch with CUDA libraries, ROS 2 wheels, open3d, ...); later runs reuse the pip cache"
   mkdir -p "$CACHE"
   rm -rf "$VENV"
@@ -81,18 +91,19 @@ else
     "see tools/fix_ros_cmake.py"
   touch "$VENV/.f2p-ready"
 fi
-ln -sfn "$VENV" "$ROOT/.venv"
+ln -sfn "$VENV" "$ROOT/.venv$WS"
 
 # --- colcon build (skipped when no input changed) --------------------------------------
 cd "$ROOT"
-STAMP="$ROOT/install/.f2p-build-stamp"
+BUILD="build$WS" INSTALL="install$WS" LOGS="log$WS"
+STAMP="$ROOT/$INSTALL/.f2p-build-stamp"
 PACKAGES=${F2P_PACKAGES:-}
 INPUTS=$( { echo "$VENV $PACKAGES"; find src colcon.meta tools/setup.sh -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
             | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$INPUTS" ]; then
-  say "workspace: up to date"
+  say "workspace ($INSTALL/): up to date"
 else
-  say "workspace: colcon build (log: log/latest_build)"
+  say "workspace: colcon build into $INSTALL/ (log: $LOGS/latest_build)"
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
   export PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV"
   # src/overlays: upstream interface packages (control_msgs, tf2_msgs) for ROS installs without
@@ -106,22 +117,23 @@ else
   # The interfaces generate C/C++ type support too; two jobs keep a 2-core machine usable.
   build() {
     # shellcheck disable=SC2086  # PACKAGES is a word list
-    colcon --log-base log build --symlink-install --event-handlers console_direct- console_cohesion- status- summary+ \
+    colcon --log-base "$LOGS" build --symlink-install --build-base "$BUILD" --install-base "$INSTALL" --event-handlers console_direct- console_cohesion- status- summary+ \
       --parallel-workers "${F2P_BUILD_JOBS:-2}" ${PACKAGES:+--packages-up-to $PACKAGES} ${SKIP:+--packages-skip $SKIP} \
       --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF --no-warn-unused-cli
   }
   if ! build; then
     # A symlink install keeps stale state of files that were renamed or removed since the last
     # build (colcon then fails to link them): one clean rebuild heals it.
-    say "workspace: the build failed; once more from a clean build/ and install/"
-    rm -rf build install
-    build || die "colcon build (per-package logs under log/latest_build/)" \
-      "read the failing package's log: ls log/latest_build/*/stdout_stderr.log"
+    say "workspace: the build failed; once more from a clean $BUILD/ and $INSTALL/"
+    rm -rf "$BUILD" "$INSTALL"
+    build || die "colcon build (per-package logs under $LOGS/latest_build/)" \
+      "read the failing package's log: ls $LOGS/latest_build/*/stdout_stderr.log"
   fi
   # The command-line tools (f2p-bringup, f2p-learn, ...; `ros2 run <package> <tool>` on a ROS
   # install) on PATH after `. ./env.sh`: install/bin links to each; node executables stay out.
-  rm -rf install/bin && mkdir -p install/bin
-  for tool in install/*/lib/*/f2p-*; do [ -x "$tool" ] && ln -s "../${tool#install/}" install/bin/; done
+  rm -rf "$INSTALL/bin" && mkdir -p "$INSTALL/bin"
+  for tool in "$INSTALL"/*/lib/*/f2p-*; do [ -x "$tool" ] && ln -s "../${tool#"$INSTALL"/}" "$INSTALL/bin/"; done
   echo "$INPUTS" > "$STAMP"
 fi
-say "ready in $(( $(date +%s) - T0 )) s — enter it with: . ./env.sh"
+if [ "$DISTRO" = kilted ]; then ENTER=". ./env.sh"; else ENTER="F2P_ROS_DISTRO=$DISTRO . ./env.sh"; fi
+say "ready (ROS 2 $DISTRO) in $(( $(date +%s) - T0 )) s — enter it with: $ENTER"

@@ -10,6 +10,7 @@ import pytest
 import rclpy.action
 import rclpy.node
 
+from f2p_bringup.distro import current_distro
 from f2p_interfaces.action import RunTask
 from f2p_ros.actions import ActionClient, ActionServer
 from support.ros import WAIT_S, wait_future
@@ -27,12 +28,17 @@ def _executor_meets_it_on_joining(node):
     node.add_waitable = add_waitable
 
 
-def test_rclpys_own_client_still_breaks_an_executor_that_meets_it_early(ros):
-    """Why the wrapper exists: if this starts passing, rclpy fixed it and f2p_ros.actions can go."""
+def test_rclpys_own_client_still_breaks_an_executor_that_meets_it_early_on_kilted(ros):
+    """Why the wrapper exists: Kilted's rclpy (9.1) joins the wait set before it makes the lock
+    that counting its entities takes; if this starts passing there, rclpy fixed it and
+    f2p_ros.actions can go. Jazzy's (7.1) has no such lock: its client can be met at once."""
     node = rclpy.node.Node("early_rclpy_client", context=ros.context)
     _executor_meets_it_on_joining(node)
-    with pytest.raises(AttributeError, match="_lock"):
-        rclpy.action.ActionClient(node, RunTask, "/f2p_test/early")
+    if current_distro() == "jazzy":
+        rclpy.action.ActionClient(node, RunTask, "/f2p_test/early").destroy()
+    else:
+        with pytest.raises(AttributeError, match="_lock"):
+            rclpy.action.ActionClient(node, RunTask, "/f2p_test/early")
     node.destroy_node()
 
 

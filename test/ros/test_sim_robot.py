@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2
@@ -160,6 +162,20 @@ def sim(ros):
     return node, probe
 
 
+def test_on_simulated_time_every_stamp_is_physics_time(ros):
+    """stamp_with_sim_time (a graph on use_sim_time): the frames and the reset in /clock's time."""
+    node = ros.add(SimRobotNode(context=ros.context, parameter_overrides=[Parameter("stamp_with_sim_time", value=True)]))
+    probe = ros.node("sim_probe_sim_time")
+    LifecycleClient(probe, "sim_robot").activate()
+    clouds, got_cloud = collector(probe, PointCloud2, "/camera/points", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+    resp = _reset(probe, task="transport", n_objects=3, seed=1000)
+    assert resp.success and got_cloud.wait(WAIT_S)
+    seen = len(clouds)
+    wait_until(lambda: len(clouds) >= seen + 2)
+    reset_ns = resp.stamp.sec * 10**9 + resp.stamp.nanosec
+    assert 0 < reset_ns <= stamp_to_ns(clouds[-1].header.stamp) <= node.robot.time_ns() < 10**12   # seconds of physics
+
+
 def _reset(probe, **fields):
     client = probe.create_client(ResetScene, "/reset_scene")
     assert client.wait_for_service(timeout_sec=WAIT_S)
@@ -187,10 +203,12 @@ def test_node_resets_publishes_the_camera_pose_and_clock(sim):
         box, pts = box_from_msg(b), cloud.points[cloud.instance == k]
         inside = (np.abs(pts - box.center) <= box.size / 2 + 0.01).all(axis=1)
         assert len(pts) == 0 or inside.mean() > 0.95, (resp.object_ids[k], inside.mean())
-    # the reset's stamp: the clock never goes back, and frames from then on show the new scene
+    # one time base: on wall time (the default) frames and the reset are stamped with the system
+    # clock (/clock stays physics'); the reset's stamp never goes back, frames from then on show the new scene
     stamp = lambda r: r.stamp.sec * 10**9 + r.stamp.nanosec  # noqa: E731
+    assert abs(stamp_to_ns(clouds[-1].header.stamp) - time.time_ns()) < 60e9 and ticks[-1] < 10**12
     again = _reset(probe, task="transport", n_objects=3, seed=1001)
-    assert again.success and stamp(again) >= max(stamp(resp), ticks[-1])
+    assert again.success and stamp(again) >= max(stamp(resp), stamp_to_ns(clouds[-1].header.stamp))
     bad = _reset(probe, task="transport", n_objects=4, seed=0)
     assert not bad.success and "n_objects" in bad.message
     assert _reset(probe, scene_file="/nonexistent.json").message.startswith("cannot read scene file")
@@ -228,6 +246,7 @@ def test_node_executes_a_skill_with_feedback_and_refuses_bad_goals(sim, ros):
     assert client.wait_for_server(timeout_sec=WAIT_S)
     feedback = []
     goal = ExecuteSkill.Goal(skill=skill_call_to_msg(SkillCall("pick_place", ("bin_2",), CARRY)))
+    sent = time.time_ns()
     handle = wait_future(client.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback.phase)))
     assert handle.accepted
     res = wait_future(handle.get_result_async(), timeout=3 * WAIT_S).result
@@ -236,7 +255,7 @@ def test_node_executes_a_skill_with_feedback_and_refuses_bad_goals(sim, ros):
     after = node.robot.relations()                                   # the world the skill left
     k = after.object_ids.index
     assert after.binary[k("cuboid_3"), k("bin_2"), 8] == 1.0
-    assert 0 < stamp_to_ns(res.finished) <= node.robot.time_ns()     # when it ended, on the robot's clock
+    assert sent < stamp_to_ns(res.finished) <= time.time_ns()        # when it ended, on the graph's (wall) clock
     # an unknown object: aborted with the reason and its code, the node keeps serving
     bad = wait_future(client.send_goal_async(ExecuteSkill.Goal(skill=skill_call_to_msg(
         SkillCall("pick_place", ("mug_9",), CARRY)))))

@@ -10,6 +10,8 @@ SwapModel to the child learned from that failure (shipped), the same task succee
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
@@ -197,7 +199,7 @@ def test_run_task_refusals_and_timeouts(graph):
     from builtin_interfaces.msg import Time
     nodes["task_executor"].v["observe_timeout_s"] = 1.0
     wrapped, _ = _run(run, {"goal": [Relation(predicate="above", subject_id="bin_2", object_id="table_1")],
-                            "observe_after": Time(sec=10 ** 6)})
+                            "observe_after": Time(sec=int(time.time()) + 10 ** 6)})   # the camera's clock: wall
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     # the camera stops: the task ends with that reason, the executor keeps serving
     LifecycleClient(probe, "sim_robot").transition(4)            # deactivate: no more frames

@@ -23,6 +23,8 @@ most ``throttle_hz`` times per second. Everything written is flushed to disk eve
 ``flush_period_s``, so a recorder killed loses at most that much; deactivating flushes,
 cleanup / shutdown finish the bag (summary, ``metadata.yaml``). A killed recorder's bag has no
 ``metadata.yaml``: ``f2p-learn-bag`` still reads it (and ``ros2 bag reindex`` repairs it).
+Log times are the node's clock: the system clock, or /clock with ``use_sim_time`` (as ``ros2 bag
+record --use-sim-time``), the time base the graph's header stamps are in.
 """
 from __future__ import annotations
 
@@ -179,13 +181,14 @@ class BagRecorderNode(ManagedNode):
             self.get_logger().info(f"recording {topic} ({msgtype})")
 
     def _on_message(self, topic: str, data: bytes) -> None:
-        now = time.time_ns()
         if topic in self._throttled:
+            now = time.monotonic_ns()
             if now - self._last_write.get(topic, 0) < 1e9 / self.v["throttle_hz"]:
                 return
             self._last_write[topic] = now
         try:
-            self.bag.write(topic, now, data)
+            # log time: the node's clock, as `ros2 bag record --use-sim-time` (the graph's time base)
+            self.bag.write(topic, self.get_clock().now().nanoseconds, data)
         except (OSError, BagError, AttributeError) as exc:
             self.last_error = f"cannot write {topic}: {exc}"
 

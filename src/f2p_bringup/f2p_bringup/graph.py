@@ -24,9 +24,10 @@ graph follows unchanged; its parameters are ``config/<robot>.yaml`` with
 ``config/<robot>_sim.yaml`` over them (the drivers' section, no signing keys from
 ``/etc/f2p``).
 
-``use_sim_time``: the simulated robot publishes /clock, but its time advances only while physics
-runs (during skills), so timers of nodes that follow it pause between skills; the sim graph runs
-on wall time by default.
+``use_sim_time``: the simulated robot publishes /clock (physics time), but only between skills (a
+skill holds the world), so timers of nodes that follow it pause during skills; the sim graph runs
+on wall time by default, and its simulator then stamps what it publishes with the system clock too:
+one time base per graph, and per bag (``f2p_ros.bag``).
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ from f2p_common.resources import share_path
 class NodeSpec:
     """One node of the graph: ``name`` (its ROS node name), ``package`` / ``executable`` (as for
     ``ros2 run``), ``remaps`` {from: to}, ``lifecycle`` (a managed node, activated in order),
-    ``clock_source`` (it publishes /clock, so it never follows ``use_sim_time`` itself),
+    ``clock_source`` (it publishes /clock, so it never follows ``use_sim_time`` itself; it is
+    told the graph's time base as ``stamp_with_sim_time`` and stamps its messages in it),
     ``critical`` (never respawned: its death ends the graph — a simulator whose restart would
     reset the world and send /clock back to 0, a skill server that drives an arm and must not
     come back mid-motion by itself)."""
@@ -172,8 +174,9 @@ def ros_args(spec: NodeSpec, params: str | Path | Sequence[str | Path] | None = 
         args += ["-r", f"__ns:={namespace if namespace.startswith('/') else '/' + namespace}"]
     for path in ([params] if isinstance(params, (str, Path)) else params or ()):
         args += ["--params-file", str(path)]
-    if use_sim_time is not None and not spec.clock_source:
-        args += ["-p", f"use_sim_time:={'true' if use_sim_time else 'false'}"]
+    if use_sim_time is not None:
+        args += ["-p", f"{'stamp_with_sim_time' if spec.clock_source else 'use_sim_time'}:="
+                       f"{'true' if use_sim_time else 'false'}"]
     for src, dst in spec.remaps.items():
         args += ["-r", f"{src}:={dst}"]
     return args

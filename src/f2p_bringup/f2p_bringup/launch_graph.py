@@ -65,8 +65,8 @@ def robot_launch_description(robot: str, sim: bool = False):
                  condition=IfCondition(LaunchConfiguration("rviz")))]
     for spec in graph(robot, sim):
         node_params = list(files)
-        if not spec.clock_source:
-            node_params.append({"use_sim_time": ParameterValue(use_sim_time, value_type=bool)})
+        node_params.append({"stamp_with_sim_time" if spec.clock_source else "use_sim_time":
+                            ParameterValue(use_sim_time, value_type=bool)})
         node = LifecycleNode(package=spec.package, executable=spec.executable, name=spec.name, namespace=namespace,
                              parameters=node_params, remappings=list(spec.remaps.items()), output="screen",
                              respawn=False if spec.critical else use_respawn, respawn_delay=RESPAWN_DELAY_S)

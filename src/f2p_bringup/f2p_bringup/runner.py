@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from f2p_bringup.distro import current_distro
 from f2p_bringup.graph import (GRAPHS, RESPAWN_DELAY_S, RESPAWN_MAX_DELAY_S, RESPAWN_MAX_RETRIES, RESPAWN_STABLE_S,
                                NodeSpec, graph, params_files, ros_args)
 from f2p_common.files import write_atomic
@@ -425,7 +426,7 @@ def run_graph(cfg: BringupConfig, stop: threading.Event | None = None, ready: th
         log(f"[f2p-bringup] error: {exc}")
         g.stop()
         return EXIT_STARTUP
-    log(f"[f2p-bringup] {cfg.robot} graph running: {', '.join(g.procs)}")
+    log(f"[f2p-bringup] {cfg.robot} graph running (ROS 2 {current_distro()}): {', '.join(g.procs)}")
     watch = HeartbeatWatch(cfg.robot, cfg.namespace, list(g.procs)) if cfg.heartbeat_timeout_s > 0 else None
     if ready is not None:
         ready.set()

@@ -46,6 +46,7 @@ class LiveDemoResult:
     bag: Path | None = None
     bag_messages: dict[str, int] = field(default_factory=dict)
     report: Path | None = None
+    learner_output: list[str] = field(default_factory=list)   # the learner's runner, when in another distro
 
     @property
     def success(self) -> bool:

@@ -18,12 +18,20 @@ camera's pictures from the graph itself, the SVGD particles and the timeline) an
 go to ``out``; every node's log to ``out/live/logs``; the run's rosbag2 bag (the graph's
 ``bag_recorder``) to ``out/live/bags/demo``, which ``f2p-learn-bag`` learns from offline. ``run_live_demo(LiveDemoConfig)`` is the
 same as a library call. The one-process version of the loop is :mod:`f2p_demo.demo`.
+
+``--learner-distro jazzy`` (or ``kilted``) starts the learner as its own ``f2p-bringup learner``
+process in that distro's f2p workspace (``F2P_ROS_DISTRO=<distro> make setup`` builds it), from a
+clean environment (:mod:`f2p_bringup.distro`): the robot graph on this process's distro and the
+learner on the other, talking over DDS, as a Humble/Jazzy robot and a newer off-board learner
+would.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -50,7 +58,9 @@ class LiveDemoConfig:
     perception in the loop), beside the in-process trials on the simulator's own segments;
     organized_camera: the simulated camera publishes every pixel (640x480, 2 Hz), as a real
     depth camera does, rather than its foveated rays (the background every 5th pixel, each
-    object at about 800 rays: the simulator knows where they are).
+    object at about 800 rays: the simulator knows where they are); learner_distro: run the
+    learner in that ROS distro's f2p workspace (module docstring; "": in this one, as a thread
+    like the sim graph).
 
     A depth backend (``geometric``, ``convex``: what a robot runs on its plain depth cloud) runs
     the demo as a robot would: the organised camera with a structured-light sensor's noise
@@ -73,6 +83,7 @@ class LiveDemoConfig:
     data: dict[str, str] | None = None          # {"replay": folder, "regression": folder}; None: the demo's own
     graph_trials: int = 0
     organized_camera: bool = False
+    learner_distro: str = ""
 
 
 def bag_counts(bag: Path) -> dict[str, int]:
@@ -131,8 +142,42 @@ def _params(cfg: LiveDemoConfig, live: Path, data: dict, key: Path, robot_key: P
     return live / "sim.yaml", live / "learner.yaml"
 
 
+class LearnerInDistro:
+    """``f2p-bringup learner`` as a process in another distro's f2p workspace
+    (:func:`f2p_bringup.distro.command_in_distro`); shaped like the graph threads it stands beside:
+    ``is_alive``, ``join`` (which stops it: SIGINT, as Ctrl-C), ``ready`` once its graph runs, and
+    its output in ``lines``."""
+
+    def __init__(self, distro: str, params: Path, log_dir: Path, environment: dict[str, str]):
+        from f2p_bringup.distro import command_in_distro
+        cmd, env = command_in_distro(distro, ["f2p-bringup", "learner", "--params-file", str(params),
+                                              "--log-dir", str(log_dir)], environment)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.ready, self.lines = threading.Event(), []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if "graph running" in line:
+                self.ready.set()
+
+    def is_alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def join(self, timeout: float) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
     """The demo (module docstring); progress on stdout, the report in ``cfg.out``."""
+    from f2p_bringup.distro import current_distro
     from f2p_bringup.runner import BringupConfig, run_graph
     from f2p_failure.queue import EventQueue
     from f2p_common.weights import generate_signing_key
@@ -168,7 +213,12 @@ def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
     sim_params, learner_params = _params(cfg, live, data, key, robot_key)
 
     stop, graphs, codes = threading.Event(), [], {}
-    for robot, params in (("sim", sim_params), ("learner", learner_params)):
+    if cfg.learner_distro:
+        learner = LearnerInDistro(cfg.learner_distro, learner_params, live / "logs", nodes_env)
+        graphs.append(("learner", learner, learner.ready))
+        say(f"the learner in ROS 2 {cfg.learner_distro}'s workspace (pid {learner.proc.pid}), the robot graph in "
+            f"this process's ({current_distro()})")
+    for robot, params in (("sim", sim_params), ("learner", learner_params))[:1 if cfg.learner_distro else 2]:
         ready = threading.Event()
         thread = threading.Thread(target=lambda r=robot, p=params, e=ready: codes.__setitem__(r, run_graph(
             BringupConfig(r, p, log_dir=live / "logs", environment=nodes_env), stop, e, log=lambda m: None)),
@@ -194,6 +244,7 @@ def run_live_demo(cfg: LiveDemoConfig) -> LiveDemoResult:
         stop.set()
         for _robot, thread, _ready in graphs:
             thread.join(60)
+        result.learner_output = graphs[0][1].lines if cfg.learner_distro else []
 
     result.bag = live / "bags" / "demo"
     result.bag_messages = bag_counts(result.bag)
@@ -277,11 +328,14 @@ def main(argv=None) -> int:
     p.add_argument("--organized-camera", action="store_true",
                    help="the simulated camera's every pixel (640x480 at 2 Hz), as a real depth camera, instead of its "
                         "foveated rays")
+    p.add_argument("--learner-distro", default=d.learner_distro, choices=("", "kilted", "jazzy"),
+                   help="run the learner in this ROS distro's f2p workspace (F2P_ROS_DISTRO=<distro> make setup "
+                        "builds it); default: in this one")
     a = p.parse_args(argv)
     result = run_live_demo(LiveDemoConfig(a.out, task_seed=a.task_seed, eval_trials=a.eval_trials,
                                           graph_trials=a.graph_trials, epochs=a.epochs,
                                           worker_threads=a.worker_threads, perception=a.perception,
-                                          organized_camera=a.organized_camera))
+                                          organized_camera=a.organized_camera, learner_distro=a.learner_distro))
     return 0 if result.success else 1
 
 

@@ -3,7 +3,7 @@
 Writing (:class:`BagWriter`): a rosbag2 folder (``metadata.yaml`` + ``<name>.mcap``) that
 ``ros2 bag info / play`` reads on a robot. Messages arrive serialized (CDR, as a raw
 subscription hands them over) and are written as they are; each topic's schema is the message
-definition from a ``rosbags`` typestore (``Stores.ROS2_KILTED``, the distro of this install)
+definition from a ``rosbags`` typestore (``Stores.ROS2_<DISTRO>``, the distro of this install)
 with f2p's own types registered from the installed ``.msg`` files of ``f2p_interfaces``. The
 open chunk is closed and fsynced every ``flush`` (the recorder calls it on a period), so a
 recorder killed loses at most the messages since the last flush.
@@ -22,11 +22,13 @@ What other ROS tools read of it, as rosbag2 itself writes it:
 * ``ros_distro``: the distro whose wheels wrote it (:data:`ROS_DISTRO`), not the writing library's
   name.
 
-Times: a message's log time is when the recorder received it, on the system clock (rosbag2's
-default). Header stamps are their producers': on a robot the same system clock; in the sim
-graph (wall time) the simulated robot's sensor data carry the simulator's clock (``/clock``,
-physics time), so there header stamps and log times differ — replay such a bag without
-``--clock`` and match messages by their headers, not by log time.
+Times: one time base per bag, the graph's. A message's log time is when the recorder received
+it, on its node's clock (the system clock; /clock with ``use_sim_time``, as ``ros2 bag record
+--use-sim-time``), and header stamps are their producers' on the same base: a robot's drivers and
+f2p's nodes stamp with the system clock, and the simulators stamp with it too unless the graph
+runs on simulated time (``stamp_with_sim_time``, which f2p-bringup and the launch files set from
+``use_sim_time``). So header stamps and log times of a bag differ only by delivery delays (and a
+latched message's age when the recorder subscribed); replay with ``--clock`` for a sim-time bag.
 
 Reading (:class:`BagReader`): the messages of a bag in file order, decoded by the same
 generated ``rclpy`` classes the nodes use. A bag whose writer was killed has no
@@ -53,10 +55,12 @@ from ament_index_python.packages import get_package_share_directory
 MAGIC = b"\x89MCAP0\r\n"
 #: MCAP opcodes used here (mcap.dev/spec).
 OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK, OP_DATA_END = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0F
-#: The typestore of the ROS distro these wheels are (kilted); message definitions of std types.
-STORE = "ROS2_KILTED"
-#: ``ros_distro`` of the bags written here: the install's (ROS_DISTRO), else the typestore's.
-ROS_DISTRO = os.environ.get("ROS_DISTRO") or STORE.split("_")[-1].lower()
+#: ``ros_distro`` of the bags written here: the install's (``ROS_DISTRO``, which a ROS
+#: ``setup.bash`` and f2p's ``env.sh`` set), else kilted, the default distro of f2p's wheels.
+ROS_DISTRO = os.environ.get("ROS_DISTRO") or "kilted"
+#: The ``rosbags`` typestore of that distro (message definitions of std types); kilted's for a
+#: distro ``rosbags`` does not know.
+STORE = f"ROS2_{ROS_DISTRO.upper()}" if ROS_DISTRO in ("humble", "iron", "jazzy", "kilted") else "ROS2_KILTED"
 #: rosbag2's metadata version written: the newest Humble's rosbag2 can read (module docstring).
 METADATA_VERSION = 8
 

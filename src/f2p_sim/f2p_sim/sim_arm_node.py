@@ -74,6 +74,9 @@ CAMERA_FRAME = "camera_color_optical_frame"
 _MOVING_LINKS = tuple(link for link, _parent, _xyz, _rpy, joint in UR5E_URDF_CHAIN if joint is not None)
 
 PARAMS = [
+    P.Param("stamp_with_sim_time", True, "stamp messages with physics time (the graph runs on use_sim_time and "
+            "follows /clock); false: with the system clock when each frame is taken, as a robot's drivers do "
+            "(f2p-bringup and the launch files set it from the graph's use_sim_time)"),
     P.Param("world_config", "", "simulated world YAML ('' = the installed f2p_sim world.yaml)"),
     P.Param("layout", "", "task-scene layout ('' = the file's own)", P.one_of("", *LAYOUTS)),
     P.Param("camera", "front", "camera preset of the world config (fixed in the cell)"),
@@ -187,7 +190,8 @@ class SimArmNode(ManagedNode):
                               ("base_link", CAMERA_FRAME, compose(invert(base), camera)), *fixed])
 
     def _publish_state(self) -> None:
-        stamp = self.world.time_ns()
+        physics = self.world.time_ns()
+        stamp = physics if self.v["stamp_with_sim_time"] else time.time_ns()
         names, q, v, e = self.world.joint_state()
         self._joints_pub.publish(joint_state_to_msg(names, q, v, e, stamp))
         angles = dict(zip(names, q))
@@ -195,9 +199,10 @@ class SimArmNode(ManagedNode):
         self._tf.send([(links[link][0], link, links[link][1], stamp) for link in _MOVING_LINKS])
         self._scaling.publish(Float64(data=self.world.speed_scaling))
         self._stopped_pub.publish(Bool(data=self.world.protective_stopped))
-        self._clock_pub.publish(Clock(clock=ns_to_stamp(stamp)))
+        self._clock_pub.publish(Clock(clock=ns_to_stamp(physics)))
 
     def _publish_cloud(self) -> None:
+        taken = time.time_ns()
         cloud = self.world.sim.camera_cloud(blocking=False)
         if cloud is None:
             return
@@ -206,7 +211,8 @@ class SimArmNode(ManagedNode):
         pts = quat_rotate(inv[3:], cloud.points.astype(np.float64)) + inv[:3]
         keep = self.v["segmenting"]
         out = CameraCloud(pts.astype(np.float32), cloud.colors, cloud.instance if keep else None,
-                          cloud.label if keep else None, CAMERA_FRAME, cloud.stamp_ns, cloud.height)
+                          cloud.label if keep else None, CAMERA_FRAME,
+                          cloud.stamp_ns if self.v["stamp_with_sim_time"] else taken, cloud.height)
         self._points.publish(camera_cloud_to_msg(out))
         self.frames_published += 1
 
@@ -237,7 +243,7 @@ class SimArmNode(ManagedNode):
             resp.success, resp.message = False, str(exc)
             return resp
         return reset_response(resp, info.description, info.object_ids, info.labels, info.goal, info.boxes,
-                              self.world.time_ns())
+                              self.world.time_ns() if self.v["stamp_with_sim_time"] else time.time_ns())
 
     # --- the controllers ---------------------------------------------------------------------------
     def _on_goal(self, _goal) -> GoalResponse:

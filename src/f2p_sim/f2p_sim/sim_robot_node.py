@@ -14,7 +14,10 @@ pub ``camera/pose``    geometry_msgs/PoseStamped        the camera's optical fra
                                                         (latched); also on ``/tf_static``
                                                         (``base_frame`` -> ``camera_frame_id``)
 pub ``gripper/pose``   geometry_msgs/PoseStamped        the gripper, with every camera frame
-pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``use_sim_time``):
+pub ``/clock``         rosgraph_msgs/Clock              simulated time (for ``use_sim_time``);
+                                                        header stamps are in it only with
+                                                        ``stamp_with_sim_time``, else the
+                                                        system clock's (one time base)
 pub ``/diagnostics``   diagnostic_msgs/DiagnosticArray  scene, frames published and skipped, time
 srv ``reset_scene``    f2p_interfaces/ResetScene        load a task instance or a scene file
 act ``execute_skill``  f2p_interfaces/ExecuteSkill      one skill through physics; feedback per
@@ -44,6 +47,8 @@ where they are and the gripper parks.
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -88,6 +93,9 @@ PARAMS = [
     P.Param("rate_hz", 5.0, "camera frames per second", P.positive),
     P.Param("organized", False, "publish every pixel as an organised height x width cloud (NaN: no return) "
                                 "instead of the camera's foveated returns"),
+    P.Param("stamp_with_sim_time", False, "stamp messages with physics time (the graph runs on use_sim_time and "
+            "follows /clock); false: with the system clock when each frame is taken, as a robot's drivers do "
+            "(f2p-bringup and the launch files set it from the graph's use_sim_time)"),
     P.Param("frame_id", "base_link", "frame of the cloud and poses: the robot's base frame (REP-103)"),
     P.Param("camera_frame_id", "camera_color_optical_frame", "frame of the images: the camera's optical frame"),
     P.Param("sensor_noise", [0.0, 0.0, 0.0], "the camera's depth noise: [depth_std (m), point_std (m), dropout "
@@ -158,6 +166,7 @@ class SimRobotNode(ManagedNode):
                 skills = tuple(ckpt.training.get("skills", ()))
                 self.get_logger().info(f"AFIL controller {ckpt.version} executes {', '.join(skills)} "
                                        f"({v['afil_guidance']} guidance, scale {v['afil_guidance_scale']})")
+            self._sim_time_stamps = bool(v["stamp_with_sim_time"])
             self.robot = SimRobot(world, v["camera"], v["frame_id"], v["organized"], seed=int(v["seed"]),
                                   execution_noise=float(v["execution_noise"]), controller=controller,
                                   controlled_skills=skills,
@@ -210,13 +219,15 @@ class SimRobotNode(ManagedNode):
     # --- camera, pose, clock -----------------------------------------------------------
     def _publish_frame(self) -> None:
         # Between skills the world rests and its clock runs at the camera's pace: every frame (and
-        # /clock) gets a new stamp. During a skill the clock is physics'.
+        # /clock) gets a new stamp. During a skill the clock is physics'. The system clock is read
+        # before the frame is taken: a frame never claims to be newer than it is.
+        taken = time.time_ns()
         rested = self.robot.rest(1.0 / self._rate, blocking=False)
         cloud = self.robot.camera_cloud(blocking=False) if rested else None
         if cloud is None:                    # a skill or a reset holds the world: no frame now
             self.frames_skipped += 1
             return
-        self._points.publish(camera_cloud_to_msg(cloud))
+        self._points.publish(camera_cloud_to_msg(replace(cloud, stamp_ns=self._stamp(cloud.stamp_ns, taken))))
         self.frames_published += 1
         self._publish_pose_and_clock()
 
@@ -224,6 +235,7 @@ class SimRobotNode(ManagedNode):
         """The image thread: every GL call of this node happens here."""
         try:
             while not self._stop_images.wait(1.0 / self._image_rate):
+                taken = time.time_ns()
                 try:
                     frame = self.robot.render_images(blocking=False)
                 except RuntimeError as exc:                      # no GL backend here
@@ -232,7 +244,7 @@ class SimRobotNode(ManagedNode):
                     return
                 if frame is None:                                # a skill or a reset holds the world
                     continue
-                stamp, cam = frame["stamp_ns"], self.robot.camera
+                stamp, cam = self._stamp(frame["stamp_ns"], taken), self.robot.camera
                 self._images["rgb"].publish(image_to_msg(frame["rgb"], self._camera_frame, stamp))
                 self._images["depth"].publish(image_to_msg(frame["depth"], self._camera_frame, stamp))
                 for name in ("rgb_info", "depth_info"):
@@ -245,23 +257,30 @@ class SimRobotNode(ManagedNode):
     def _publish_camera_pose(self) -> None:
         pos, quat = self.robot.camera_pose()
         pose = PoseStamped()
-        pose.header.frame_id, pose.header.stamp = self.robot.frame_id, ns_to_stamp(self.robot.time_ns())
+        pose.header.frame_id, pose.header.stamp = self.robot.frame_id, ns_to_stamp(self._stamp(self.robot.time_ns()))
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
         o = pose.pose.orientation
         o.x, o.y, o.z, o.w = (float(v) for v in quat)
         self._camera_pose_pub.publish(pose)
         self._tf.send_static([(self.robot.frame_id, self._camera_frame, np.concatenate([pos, quat]))])
 
+    def _stamp(self, physics_ns: int, taken_ns: int | None = None) -> int:
+        """A header stamp in the graph's time base: physics time with ``stamp_with_sim_time``, else
+        the system clock when the data was taken (``taken_ns``; default now)."""
+        if self._sim_time_stamps:
+            return physics_ns
+        return time.time_ns() if taken_ns is None else taken_ns
+
     def _publish_pose_and_clock(self) -> None:
-        stamp = ns_to_stamp(self.robot.time_ns())
+        physics = self.robot.time_ns()
         pos, quat = self.robot.gripper_pose()
         pose = PoseStamped()
-        pose.header.frame_id, pose.header.stamp = self.robot.frame_id, stamp
+        pose.header.frame_id, pose.header.stamp = self.robot.frame_id, ns_to_stamp(self._stamp(physics))
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
         o = pose.pose.orientation
         o.x, o.y, o.z, o.w = (float(v) for v in quat)
         self._pose.publish(pose)
-        self._clock_pub.publish(Clock(clock=stamp))
+        self._clock_pub.publish(Clock(clock=ns_to_stamp(physics)))
 
     def _publish_diagnostics(self) -> None:
         busy = self._skill.locked()
@@ -289,7 +308,7 @@ class SimRobotNode(ManagedNode):
         finally:
             self._skill.release()
         reset_response(resp, info.description, info.object_ids, info.labels, info.goal, info.boxes,
-                       self.robot.time_ns())
+                       self._stamp(self.robot.time_ns()))
         self._publish_pose_and_clock()
         return resp
 
@@ -327,7 +346,7 @@ class SimRobotNode(ManagedNode):
         finally:
             self._skill.release()
         report = outcome.report
-        result.finished = ns_to_stamp(outcome.observation.stamp_ns)
+        result.finished = ns_to_stamp(self._stamp(outcome.observation.stamp_ns))
         self._publish_pose_and_clock()
         if report.stopped and goal_handle.is_cancel_requested:
             goal_handle.canceled()
