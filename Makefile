@@ -11,12 +11,13 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test test-distros bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view bench-distros yolo-seg-model lock clean distclean
+.PHONY: help setup demo test test-distros test-robot-cpu bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view bench-distros yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
 	@echo "make demo    setup, then the robot graph fails, learns from it and succeeds, live over ROS 2 -> out/demo/report.md"
 	@echo "make test    setup, then run the test suite (pytest over test/); F2P_ROS_DISTRO=jazzy for ROS 2 Jazzy (default kilted)"
+	@echo "make test-robot-cpu  set up the robot's CPU-only workspace (F2P_TORCH=cpu), then the robot side's tests in it (~3 min)"
 	@echo "make test-distros  set up both distros, then the robot graph on Jazzy and the learner on Kilted: one failure learned and swapped across (~10 min)"
 	@echo "make bench-sim  simulated data generation speed -> benchmarks/results/sim_datagen.{json,md}"
 	@echo "make bench-model  skill-effect planning latency -> benchmarks/results/skill_effect.{json,md}"
@@ -49,7 +50,21 @@ test: setup
 test-distros:
 	@F2P_ROS_DISTRO=kilted bash tools/setup.sh && F2P_ROS_DISTRO=jazzy bash tools/setup.sh
 	@export F2P_ROS_DISTRO=jazzy && $(ENV) && echo "[f2p test-distros] robot graph on $$ROS_DISTRO, learner on kilted; ROS_DOMAIN_ID=$$ROS_DOMAIN_ID" \
-	  && python -m pytest test/distros --distros $(PYTEST_ARGS)
+	  && python -m pytest test/distros --other-workspaces $(PYTEST_ARGS)
+
+# The robot's CPU-only workspace (F2P_TORCH=cpu: the robot image's lock, robot-side packages only),
+# and the tests of the robot side that need nothing of the learner's (no simulator, no training).
+ROBOT_SIDE_TESTS := test/test_workspace_torch.py test/afil/test_afil_policy.py test/common/test_backends.py \
+  test/common/test_convex_segmentation.py test/common/test_frames.py test/common/test_self_filter.py \
+  test/common/test_sync.py test/common/test_vocabulary.py test/executor/test_task_runner.py \
+  test/guardian/test_symbolic.py test/ros/test_action_endpoints.py test/ros/test_guardian_node.py \
+  test/ros/test_interfaces.py test/ros/test_managed_node.py test/ros/test_pointcloud.py test/ros/test_tf.py \
+  test/security/test_commands.py test/skill_effect/test_skill_effect_checkpoint.py \
+  test/skill_effect/test_skill_effect_model.py test/skill_effect/test_skill_effect_planner.py
+test-robot-cpu:
+	@F2P_TORCH=cpu bash tools/setup.sh
+	@export F2P_TORCH=cpu && $(ENV) && echo "[f2p test-robot-cpu] the robot's CPU-only workspace; ROS_DOMAIN_ID=$$ROS_DOMAIN_ID" \
+	  && python -m pytest $(ROBOT_SIDE_TESTS) $(PYTEST_ARGS)
 
 bench-arms: setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/arms.py
@@ -113,7 +128,7 @@ lock:
 	@bash tools/lock.sh
 
 clean:
-	rm -rf build install log build-jazzy install-jazzy log-jazzy
+	rm -rf build install log build-jazzy install-jazzy log-jazzy build-robot-cpu install-robot-cpu log-robot-cpu
 
 distclean: clean
-	rm -rf .venv .venv-jazzy .cache
+	rm -rf .venv .venv-jazzy .venv-robot-cpu .cache

@@ -47,17 +47,18 @@ def _one_torch_thread():
 
 
 def pytest_addoption(parser):
-    parser.addoption("--distros", action="store_true",
-                     help="run the cross-distro tests (the learner in the other ROS distro's f2p workspace; "
-                          "make test-distros builds both and passes this)")
+    parser.addoption("--other-workspaces", action="store_true",
+                     help="run the tests that use another f2p workspace (the other ROS distro's, the robot's "
+                          "CPU-only one); make test-distros and make test-robot-cpu build it and pass this")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Cross-distro tests need both distros' workspaces (~9 GB more): ``make test-distros`` runs
-    them, ``make test`` leaves them out (deselected, and said in the summary)."""
-    if config.getoption("--distros"):
+    """Tests that use another workspace need it built (the other distro's: ~9 GB more):
+    ``make test-distros`` and ``make test-robot-cpu`` run them, ``make test`` leaves them out
+    (deselected, and said in the summary)."""
+    if config.getoption("--other-workspaces"):
         return
-    left = [i for i in items if i.get_closest_marker("cross_distro")]
+    left = [i for i in items if i.get_closest_marker("other_workspace")]
     if left:
         config.hook.pytest_deselected(items=left)
-        items[:] = [i for i in items if not i.get_closest_marker("cross_distro")]
+        items[:] = [i for i in items if not i.get_closest_marker("other_workspace")]

@@ -30,8 +30,8 @@ def test_setup_is_cached_on_a_second_run():
     # make test ran setup just before; with nothing changed it only checks stamps.
     r = subprocess.run(["bash", "tools/setup.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    distro = os.environ.get("F2P_ROS_DISTRO", "kilted")
-    assert f"python environment (ROS 2 {distro}): cached" in r.stdout and "): up to date" in r.stdout
+    distro, torch = os.environ.get("F2P_ROS_DISTRO", "kilted"), os.environ.get("F2P_TORCH", "cuda")
+    assert f"python environment (ROS 2 {distro}, torch {torch}): cached" in r.stdout and "): up to date" in r.stdout
 
 
 
@@ -57,3 +57,12 @@ def test_the_jazzy_lock_pins_what_kilteds_does_but_the_ros_wheels():
              for d, pins in (("kilted", kilted), ("jazzy", jazzy))}
     kilted_only = {"fastdds", "ament-cmake-ros-core", "rmw-security-common"}     # new or renamed in Kilted
     assert named["kilted"] - kilted_only <= named["jazzy"] and {"fastrtps", "python-cmake-module"} <= named["jazzy"]
+
+
+def test_the_robot_cpu_lock_is_the_main_locks_pins_with_torchs_cpu_build():
+    """requirements-robot-cpu.lock (F2P_TORCH=cpu, the robot image): a subset of requirements.lock at
+    the same versions, but torch's CPU build and nothing of CUDA, the simulator or torchvision."""
+    main, robot = _pins("requirements.lock"), _pins("requirements-robot-cpu.lock")
+    assert robot["torch"].endswith("+cpu")
+    assert [k for k in robot if k.startswith(("nvidia-", "cuda-", "triton", "torchvision", "mujoco", "ultralytics"))] == []
+    assert {k: v for k, v in robot.items() if k != "torch"}.items() <= main.items()

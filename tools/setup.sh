@@ -9,6 +9,10 @@
 #                   .venv, build/, install/, log/; jazzy in .venv-jazzy, build-jazzy/, ... (the two
 #                   distros' wheels cannot share a venv); `. ./env.sh` enters the one
 #                   F2P_ROS_DISTRO names.
+#   F2P_TORCH       cuda (default: PyPI's torch, CUDA libraries included) or cpu: the robot's
+#                   CPU-only workspace (Kilted; requirements-robot-cpu.lock; .venv-robot-cpu,
+#                   install-robot-cpu/, ...), the robot-side packages only unless F2P_PACKAGES
+#                   says otherwise; `F2P_TORCH=cpu . ./env.sh` enters it.
 #   F2P_PYTHON      interpreter to build the venv from (default: python3.11, else python3)
 #   F2P_CACHE_DIR   where venvs live (default: ${XDG_CACHE_HOME:-~/.cache}/f2p); the venv is
 #                   keyed by the hash of requirements.lock, so clones share it and a changed
@@ -19,10 +23,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DISTRO=${F2P_ROS_DISTRO:-kilted}
-case "$DISTRO" in
-  kilted) LOCK="$ROOT/requirements.lock"; WS="" ;;
-  jazzy)  LOCK="$ROOT/requirements-jazzy.lock"; WS="-jazzy" ;;
-  *) printf '[f2p setup] FAILED: F2P_ROS_DISTRO=%s; f2p is built for kilted (default) or jazzy\n' "$DISTRO" >&2; exit 1 ;;
+TORCH=${F2P_TORCH:-cuda}
+case "$DISTRO/$TORCH" in
+  kilted/cuda) LOCK="$ROOT/requirements.lock"; WS="" ;;
+  jazzy/cuda)  LOCK="$ROOT/requirements-jazzy.lock"; WS="-jazzy" ;;
+  kilted/cpu)  LOCK="$ROOT/requirements-robot-cpu.lock"; WS="-robot-cpu"; F2P_PACKAGES=${F2P_PACKAGES:-f2p_bringup} ;;
+  *) printf '[f2p setup] FAILED: F2P_ROS_DISTRO=%s F2P_TORCH=%s; f2p is built for kilted (default) or jazzy, and torch cuda (default) or cpu (kilted)\n' "$DISTRO" "$TORCH" >&2; exit 1 ;;
 esac
 T0=$(date +%s)
 
@@ -63,22 +69,26 @@ if [ ${#need_libs[@]} -gt 0 ]; then
 fi
 
 # --- virtualenv (cached by lock hash) ---------------------------------------------------
-[ -f "$LOCK" ] || die "$(basename "$LOCK") is missing" "git checkout $(basename "$LOCK"), or 'F2P_ROS_DISTRO=$DISTRO make lock'"
+[ -f "$LOCK" ] || die "$(basename "$LOCK") is missing" "git checkout $(basename "$LOCK"), or 'F2P_ROS_DISTRO=$DISTRO F2P_TORCH=$TORCH make lock'"
 HASH=$(cat "$LOCK" "$ROOT/tools/fix_ros_cmake.py" | sha256sum | cut -c1-16)
 CACHE=${F2P_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/f2p}
 VENV="$CACHE/venv-py311-$HASH"
 if [ -f "$VENV/.f2p-ready" ]; then
-  say "python environment (ROS 2 $DISTRO): cached ($VENV)"
+  say "python environment (ROS 2 $DISTRO, torch $TORCH): cached ($VENV)"
 else
-  say "python environment (ROS 2 $DISTRO): building $VENV"
-  say "  first run downloads ~6 GB (torch with CUDA libraries, ROS 2 wheels, open3d, ...); later runs reuse the pip cache"
+  say "python environment (ROS 2 $DISTRO, torch $TORCH): building $VENV"
+  if [ "$TORCH" = cuda ]; then SIZE="~6 GB (torch with CUDA libraries"; else SIZE="~1.5 GB (torch's CPU build"; fi
+  say "  first run downloads $SIZE, ROS 2 wheels, open3d, ...); later runs reuse the pip cache"
   mkdir -p "$CACHE"
   rm -rf "$VENV"
   "$PY" -m venv "$VENV" || die "python -m venv $VENV" "apt-get install python3.11-venv"
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade "pip>=24" \
     || die "upgrading pip in the venv" "check network access to PyPI"
   # Progress: pip prints one line per collected/installed package.
-  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+  # The CPU build of torch is on PyTorch's CPU index (PyPI has only the CUDA build); one retry, so
+  # that where the index cannot be reached a wheel found elsewhere is not held up at every lookup.
+  PYTORCH_CPU=(); [ "$TORCH" = cuda ] || PYTORCH_CPU=(--find-links https://download.pytorch.org/whl/cpu/torch/ --retries 1)
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off "${PYTORCH_CPU[@]}" \
         -r "$LOCK" 2>&1 | tee "$CACHE/pip-install-$HASH.log" \
         | grep --line-buffered -E '^(Collecting|Installing collected|Successfully installed|ERROR)' \
         | sed -u 's/^/  /' | cut -c1-160; then :; fi
@@ -135,5 +145,7 @@ else
   for tool in "$INSTALL"/*/lib/*/f2p-*; do [ -x "$tool" ] && ln -s "../${tool#"$INSTALL"/}" "$INSTALL/bin/"; done
   echo "$INPUTS" > "$STAMP"
 fi
-if [ "$DISTRO" = kilted ]; then ENTER=". ./env.sh"; else ENTER="F2P_ROS_DISTRO=$DISTRO . ./env.sh"; fi
-say "ready (ROS 2 $DISTRO) in $(( $(date +%s) - T0 )) s — enter it with: $ENTER"
+ENTER=". ./env.sh"
+[ "$TORCH" = cuda ] || ENTER="F2P_TORCH=$TORCH $ENTER"
+[ "$DISTRO" = kilted ] || ENTER="F2P_ROS_DISTRO=$DISTRO $ENTER"
+say "ready (ROS 2 $DISTRO, torch $TORCH) in $(( $(date +%s) - T0 )) s — enter it with: $ENTER"

@@ -16,7 +16,7 @@ from f2p_bringup.distro import DISTROS, current_distro
 from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_demo.live_demo import LiveDemoConfig, run_live_demo
 
-pytestmark = pytest.mark.cross_distro
+pytestmark = pytest.mark.other_workspace
 
 
 def test_a_failure_on_one_distro_is_learned_on_the_other_and_swapped_back(tmp_path):

@@ -3,7 +3,9 @@
 f2p is built and tested on two distros' PyPI wheels, Kilted (the default) and Jazzy (LTS):
 ``F2P_ROS_DISTRO=jazzy make setup`` builds the Jazzy workspace beside Kilted's (``.venv-jazzy``,
 ``install-jazzy/``), and ``. ./env.sh`` enters the one ``F2P_ROS_DISTRO`` names, setting
-``ROS_DISTRO`` as a ROS install's ``setup.bash`` does.
+``ROS_DISTRO`` as a ROS install's ``setup.bash`` does. A third workspace is the robot's CPU-only
+one (Kilted, ``F2P_TORCH=cpu``: the robot-side packages on the PyTorch CPU build, what the robot
+image runs).
 
 A robot on one distro and a learner on another talk over DDS as any two ROS 2 processes do (the
 same interfaces have the same RIHS01 type hashes on both). What they cannot share is a process
@@ -20,6 +22,8 @@ from pathlib import Path
 
 #: The distros f2p has a lock file for; the first is the default.
 DISTROS = ("kilted", "jazzy")
+#: Each workspace's folder suffix (``.venv<suffix>``, ``install<suffix>``), by (distro, torch).
+WORKSPACES = {("kilted", "cuda"): "", ("jazzy", "cuda"): "-jazzy", ("kilted", "cpu"): "-robot-cpu"}
 #: Variables a command in another distro keeps from this process: the ROS network (domain,
 #: discovery range, middleware), the user's files and locale, thread counts and the renderer.
 KEPT = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "ROS_DOMAIN_ID",
@@ -38,32 +42,38 @@ def current_distro() -> str:
     return os.environ.get("ROS_DISTRO") or DISTROS[0]
 
 
-def workspace(distro: str, root: str | Path | None = None) -> tuple[Path, Path]:
-    """The virtualenv and colcon install folder of ``distro``'s f2p workspace under ``root``
-    (default: ``$F2P_ROOT``, which ``env.sh`` sets); :class:`DistroError` when it is not built."""
+def workspace(distro: str, root: str | Path | None = None, torch: str = "cuda") -> tuple[Path, Path]:
+    """The virtualenv and colcon install folder of ``distro``'s f2p workspace (with ``torch``'s
+    build: cuda or cpu) under ``root`` (default: ``$F2P_ROOT``, which ``env.sh`` sets);
+    :class:`DistroError` when there is no such workspace or it is not built."""
     if distro not in DISTROS:
         raise DistroError(f"unknown ROS distro {distro!r}; f2p is built for {', '.join(DISTROS)}")
+    if (distro, torch) not in WORKSPACES:
+        raise DistroError(f"no {distro} workspace with torch {torch!r}: the CPU-only one is Kilted's")
     if root is None:
         if "F2P_ROOT" not in os.environ:
             raise DistroError("F2P_ROOT is not set: enter an f2p workspace first (. ./env.sh)")
         root = os.environ["F2P_ROOT"]
-    suffix = "" if distro == DISTROS[0] else f"-{distro}"
+    suffix = WORKSPACES[distro, torch]
     venv, install = Path(root) / f".venv{suffix}", Path(root) / f"install{suffix}"
     if not (venv / "bin" / "python").exists() or not (install / "setup.sh").is_file():
-        raise DistroError(f"the {distro} workspace is not built in {root}: run 'F2P_ROS_DISTRO={distro} make setup' there")
+        knobs = f"F2P_ROS_DISTRO={distro}" + (f" F2P_TORCH={torch}" if torch != "cuda" else "")
+        raise DistroError(f"the {distro} workspace{' (torch ' + torch + ')' if torch != 'cuda' else ''} is not built "
+                          f"in {root}: run '{knobs} make setup' there")
     return venv, install
 
 
 def command_in_distro(distro: str, argv: list[str], environment: dict[str, str] | None = None,
-                      root: str | Path | None = None) -> tuple[list[str], dict[str, str]]:
+                      root: str | Path | None = None, torch: str = "cuda") -> tuple[list[str], dict[str, str]]:
     """``(command, environment)`` for ``subprocess.Popen`` that runs ``argv`` in ``distro``'s f2p
-    workspace: a clean environment (:data:`KEPT` from this one, plus ``environment``), then
-    ``F2P_ROS_DISTRO=<distro> . <root>/env.sh``, then ``exec argv``."""
-    workspace(distro, root)
+    workspace (``torch``'s build): a clean environment (:data:`KEPT` from this one, plus
+    ``environment``), then ``F2P_ROS_DISTRO=<distro> F2P_TORCH=<torch> . <root>/env.sh``, then
+    ``exec argv``."""
+    workspace(distro, root, torch)
     root = Path(root if root is not None else os.environ["F2P_ROOT"]).resolve()
     env = {k: os.environ[k] for k in KEPT if k in os.environ}
     env.update(environment or {})
-    env.update(PATH="/usr/local/bin:/usr/bin:/bin", F2P_ROS_DISTRO=distro)
+    env.update(PATH="/usr/local/bin:/usr/bin:/bin", F2P_ROS_DISTRO=distro, F2P_TORCH=torch)
     script = '. "$F2P_ENV_SH" && exec "$@"'
     env["F2P_ENV_SH"] = str(root / "env.sh")
     return ["/bin/bash", "-c", script, f"f2p-{distro}", *argv], env
