@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup demo test test-distros test-robot-cpu bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view bench-distros yolo-seg-model lock clean distclean
+.PHONY: help setup full-workspace demo test test-distros test-robot-cpu bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view bench-distros yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -39,10 +39,16 @@ help:
 setup:
 	@bash tools/setup.sh
 
-demo: setup
+# make demo and make test need a full workspace: the robot's CPU-only one has no simulator or training.
+full-workspace:
+	@if [ "$${F2P_TORCH:-cuda}" = cpu ]; then \
+	  echo "[f2p] F2P_TORCH=cpu is the robot's workspace (no simulator, no training): make test-robot-cpu tests it;" \
+	       "unset F2P_TORCH for make $(MAKECMDGOALS)" >&2; exit 2; fi
+
+demo: full-workspace setup
 	@$(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python -m f2p_demo.live_demo --out out/demo
 
-test: setup
+test: full-workspace setup
 	@$(ENV) && echo "[f2p test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE" \
 	  && python -m pytest test $(PYTEST_ARGS)
 
