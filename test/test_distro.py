@@ -38,3 +38,7 @@ def test_an_unknown_distro_or_a_workspace_not_built_is_a_clear_error(tmp_path):
         command_in_distro("humble", ["true"])
     with pytest.raises(DistroError, match="F2P_ROS_DISTRO=jazzy make setup"):
         workspace("jazzy", tmp_path)
+    with pytest.raises(DistroError, match="F2P_ROS_DISTRO=kilted F2P_TORCH=cpu make setup"):
+        workspace("kilted", tmp_path, torch="cpu")                 # the robot's CPU-only workspace
+    with pytest.raises(DistroError, match="the CPU-only one is Kilted's"):
+        command_in_distro("jazzy", ["true"], torch="cpu")
