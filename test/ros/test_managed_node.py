@@ -77,3 +77,40 @@ def test_each_phase_releases_what_it_made(ros):
     assert lc.transition(Transition.TRANSITION_CONFIGURE) and lc.transition(Transition.TRANSITION_ACTIVATE)
     assert lc.transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)    # from active: everything goes
     assert _topics(node) == none and node.publishing_while_stopping == [True, True, True]
+
+
+_HUNG_NODE = """
+import threading
+import rclpy.node
+from f2p_ros import nodes
+nodes.SHUTDOWN_GRACE_S = 1.0
+
+def make():
+    node = rclpy.node.Node("hung_node")
+    def hang():
+        print("callback entered", flush=True)
+        threading.Event().wait()               # a callback that never returns
+    node.create_timer(0.01, hang)
+    return node
+
+nodes.run_node(make)
+"""
+
+
+def test_a_node_whose_callback_hangs_still_ends_on_sigterm(tmp_path):
+    """SIGTERM (what PR_SET_PDEATHSIG sends when the runner is killed) ends a node even when a
+    callback never returns: the executor's shutdown would otherwise wait for it for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", _HUNG_NODE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "ROS_HOME": str(tmp_path)})
+    try:
+        assert proc.stdout.readline().strip() == "callback entered"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT_S) == 1
+        assert "shutdown did not finish within 1 s: exiting" in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()

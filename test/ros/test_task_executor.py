@@ -203,7 +203,9 @@ def test_run_task_refusals_and_timeouts(graph):
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     # the camera stops: the task ends with that reason, the executor keeps serving
     LifecycleClient(probe, "sim_robot").transition(4)            # deactivate: no more frames
-    wrapped, _ = _run(run, {"goal": [Relation(predicate="above", subject_id="bin_2", object_id="table_1")]})
+    stopped = Time(sec=int(time.time()) + 1)       # not a frame already on its way through perception
+    wrapped, _ = _run(run, {"goal": [Relation(predicate="above", subject_id="bin_2", object_id="table_1")],
+                            "observe_after": stopped})
     assert wrapped.status == GoalStatus.STATUS_ABORTED and "no observation" in wrapped.result.message
     assert wrapped.result.error_code == RunTask.Result.ERROR_NO_OBSERVATION
     assert list_events(spool) == []

@@ -10,6 +10,8 @@ handlers go through the executor's guarded path; the peer still logs incompatibl
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import traceback
 from typing import Callable
@@ -305,9 +307,27 @@ def wait_for(future, timeout: float, stop: Callable[[], bool] | None = None, pol
     return future.result()
 
 
+#: Seconds a node has to end after Ctrl-C or SIGTERM before its process exits regardless.
+SHUTDOWN_GRACE_S = 10.0
+
+
+def _exit_after(grace_s: float) -> threading.Timer:
+    """A daemon timer that ends the process (exit 1) when a clean shutdown hangs: a callback
+    that never returns would otherwise keep ``executor.shutdown`` waiting for ever, and a node
+    whose runner was killed (SIGTERM through PR_SET_PDEATHSIG) has nobody left to kill it."""
+    def _exit() -> None:
+        print(f"[f2p] shutdown did not finish within {grace_s:g} s: exiting", file=sys.stderr, flush=True)
+        os._exit(1)
+    timer = threading.Timer(grace_s, _exit)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def run_node(make_node: Callable[[], object], args=None, threads: int = 4) -> None:
     """``main`` of an f2p node: init, spin ``make_node()`` on a MultiThreadedExecutor (long work
-    runs in its own callback group), shut down cleanly on Ctrl-C or an external shutdown."""
+    runs in its own callback group), shut down cleanly on Ctrl-C, SIGTERM or an external
+    shutdown, within :data:`SHUTDOWN_GRACE_S` (then the process exits regardless)."""
     rclpy.init(args=args)
     node = make_node()
     executor = MultiThreadedExecutor(num_threads=threads)
@@ -317,6 +337,8 @@ def run_node(make_node: Callable[[], object], args=None, threads: int = 4) -> No
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.shutdown()
+        watchdog = _exit_after(SHUTDOWN_GRACE_S)
+        executor.shutdown(timeout_sec=SHUTDOWN_GRACE_S)
         node.destroy_node()
         rclpy.try_shutdown()
+        watchdog.cancel()
