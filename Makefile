@@ -61,7 +61,8 @@ test-distros:
 # The robot's CPU-only workspace (F2P_TORCH=cpu: the robot image's lock, robot-side packages only),
 # and the tests of the robot side that need nothing of the learner's (no simulator, no training).
 ROBOT_SIDE_TESTS := test/test_workspace_torch.py test/afil/test_afil_policy.py test/common/test_backends.py \
-  test/common/test_convex_segmentation.py test/common/test_frames.py test/common/test_self_filter.py \
+  test/common/test_convex_segmentation.py test/common/test_frames.py test/common/test_model_transfer.py \
+  test/common/test_self_filter.py \
   test/common/test_sync.py test/common/test_vocabulary.py test/executor/test_task_runner.py \
   test/guardian/test_symbolic.py test/ros/test_action_endpoints.py test/ros/test_guardian_node.py \
   test/ros/test_interfaces.py test/ros/test_managed_node.py test/ros/test_pointcloud.py test/ros/test_tf.py \

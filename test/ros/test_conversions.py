@@ -170,6 +170,17 @@ def test_model_info_round_trip_from_a_checkpoint(tmp_path):
     assert C.model_info_from_msg(C.model_info_to_msg(ModelInfo("skill_effect", "v1"))) == ModelInfo("skill_effect", "v1")
 
 
+def test_model_chunk_round_trip(tmp_path):
+    from f2p_common.model_transfer import read_chunk
+    from f2p_interfaces.srv import FetchModel
+    path = tmp_path / "m.pt"
+    path.write_bytes(bytes(range(256)) * 40)
+    chunk = read_chunk(path, ModelInfo("skill_effect", "v1", sha256="ab" * 32, signature="cd" * 64), 1000, 3000)
+    resp = C.model_chunk_to_response(chunk, FetchModel.Response())
+    assert resp.success and resp.error_code == FetchModel.Response.ERROR_NONE
+    assert C.model_chunk_from_response(resp) == chunk
+
+
 # ---------------------------------------------------------------------------- failure events
 def _make_event(with_after):
     from support.failure_fixtures import handmade_event

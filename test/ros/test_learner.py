@@ -14,13 +14,15 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from f2p_failure.events import FailureEvent, save_event
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
-from f2p_interfaces.srv import SubmitFailure, SwapModel
+from f2p_interfaces.srv import FetchModel, SubmitFailure, SwapModel
 from f2p_learning.jobs import Learner, LearnerConfig
 from f2p_learning.learn import LearnConfig
 from f2p_learning.learner_node import LearnerNode
 from f2p_learning.store import ModelStore
 from f2p_common.commands import CommandVerifier
-from f2p_ros.conversions import command_auth_from_msg, failure_event_to_msg, model_info_from_msg, stage_from_msg
+from f2p_common.model_transfer import ModelCache
+from f2p_ros.conversions import (command_auth_from_msg, failure_event_to_msg, model_chunk_from_response,
+                                 model_info_from_msg, stage_from_msg)
 from f2p_datasets.datagen import DatagenConfig, DatagenParams, generate
 from f2p_training.train import FineTuneRecipe
 from f2p_common.weights import CheckpointError, generate_signing_key, verify_signature
@@ -161,6 +163,18 @@ def test_node_learns_announces_and_pushes_a_signed_child(ros, setup, tmp_path):
     assert update.deployable and list(update.event_ids) == [event.event_id]
     pushed = planner.models[-1]
     assert pushed.version == update.model.version and pushed.parent_version == "tiny"
+    assert pushed.uri == "" and pushed.sha256 == update.model.sha256           # by content: no learner path
+    # what a robot on another machine does with it: fetch it from fetch_model into its own cache
+    fetch = probe.create_client(FetchModel, "/fetch_model")
+    assert fetch.wait_for_service(timeout_sec=WAIT_S)
+    got = ModelCache(tmp_path / "robot_cache").fetch(pushed.sha256, lambda sha, offset, n: model_chunk_from_response(
+        wait_future(fetch.call_async(FetchModel.Request(sha256=sha, offset=offset, max_bytes=n)))), 16 * 1024)
+    stored = Learner(tiny(setup, tmp_path)).store.find(pushed.version)
+    assert got.path.read_bytes() == stored.path.read_bytes() and got.info.signature == pushed.signature
+    huge = wait_future(fetch.call_async(FetchModel.Request(sha256=pushed.sha256, max_bytes=2 ** 32 - 1)))
+    assert huge.success and len(huge.data) == min(stored.path.stat().st_size, 4 << 20)     # capped by the server
+    assert wait_future(fetch.call_async(FetchModel.Request(sha256="0" * 64))).error_code == \
+        FetchModel.Response.ERROR_NOT_FOUND
     verify_signature(FORMAT, pushed.sha256, pushed.signature, setup["public"])          # what a require_signed robot checks
     assert planner.asked_by == f"learner: learned from failure event {event.event_id}"
     robot = CommandVerifier("robot", [setup["public"]])                 # what a require_signed_commands robot checks

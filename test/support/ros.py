@@ -78,6 +78,17 @@ class LifecycleClient:
     def state(self) -> int:
         return wait_future(self.get.call_async(GetState.Request())).current_state.id
 
+    def wait_answering(self, timeout: float = WAIT_S) -> None:
+        """Until the node answers get_state: after a restart, DDS still lists the dead process's
+        services for a while, so wait_for_service alone does not say the new one is there."""
+        def answers() -> bool:
+            try:
+                wait_future(self.get.call_async(GetState.Request()), timeout=1.0)
+                return True
+            except TimeoutError:
+                return False
+        wait_until(answers, timeout)
+
     def activate(self) -> None:
         """unconfigured -> inactive -> active; AssertionError naming the transition that failed."""
         assert self.transition(Transition.TRANSITION_CONFIGURE), "configure failed"

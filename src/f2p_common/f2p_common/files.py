@@ -32,12 +32,17 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) 
     finally:
         if tmp.exists():
             tmp.unlink()
-    fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+    return path
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """fsync a folder: the names renamed or created in it are on disk."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return path
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from f2p_common.resources import f2p_home
-from f2p_common.files import write_atomic
+from f2p_common.files import fsync_dir, write_atomic
 from f2p_failure.events import (EVENT_SUFFIX, FailureEvent, FailureEventError, event_path, list_events, load_event,
                                 save_event)
 
@@ -39,14 +39,6 @@ def _sig_path(event_file: Path) -> Path:
 
 class EventIdConflict(FailureEventError):
     """Another event is already stored under this id."""
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -145,8 +137,8 @@ class EventQueue:
         if _sig_path(src).is_file():
             os.replace(_sig_path(src), _sig_path(dst))
         os.replace(src, dst)
-        _fsync_dir(self.folder / state)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder / state)
+        fsync_dir(self.folder)
         return dst
 
     def prune(self, state: str, keep: int, keep_bytes: int, max_age_s: float) -> list[Path]:
@@ -172,7 +164,7 @@ class EventQueue:
             total -= size
             removed.append(path)
         if removed:
-            _fsync_dir(self.folder / state)
+            fsync_dir(self.folder / state)
         return removed
 
     def stats(self) -> QueueStats:

@@ -53,6 +53,7 @@ from typing import Callable
 
 from f2p_common import parameters as P
 from f2p_common.resources import f2p_home
+from f2p_common.interfaces import ModelInfo
 from f2p_common.keys import SignatureError
 from f2p_datasets.perceived import DEPTH_BACKENDS, SIMULATOR
 from f2p_failure.events import FailureEvent, event_path, load_event, verify_event
@@ -62,7 +63,7 @@ from f2p_learning.learn import STAGES, LearnConfig, LearnReport
 from f2p_learning.store import ModelStore, StoredModel
 from f2p_sim.config import LAYOUTS
 from f2p_common.files import file_sha256
-from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, model_info
 from f2p_training.train import FineTuneRecipe
 
 #: What a robot id is where it names a key file: a name, never a path.
@@ -184,6 +185,7 @@ class Learner:
         self.jobs_dir = Path(cfg.queue_dir) / "jobs"
         self.configured = load_checkpoint(cfg.checkpoint)       # CheckpointError: configure fails, saying why
         self.deployed = Path(cfg.checkpoint)
+        self._infos: dict[str, tuple[Path, ModelInfo]] = {}     # sha256 -> a registry file and its info
         self._proc: multiprocessing.Process | None = None
         self._stopping = False
         self._lock = threading.Lock()
@@ -213,6 +215,18 @@ class Learner:
         if stored is not None:
             return stored.path
         return Path(self.cfg.checkpoint) if version == self.configured.version else None
+
+    def registry_file(self, sha256: str) -> tuple[Path, ModelInfo] | None:
+        """The registry's model whose file has this SHA-256, with its info (what ``fetch_model``
+        serves to robots that do not share the learner's disk), or None."""
+        sha = sha256.lower()
+        if sha not in self._infos:
+            stored = self.store.by_sha256(sha)
+            path = stored.path if stored is not None else Path(self.cfg.checkpoint)
+            if stored is None and file_sha256(path) != sha:
+                return None
+            self._infos[sha] = (path, model_info(path))
+        return self._infos[sha]
 
     def note_deployed(self, version: str, sha256: str) -> bool:
         """The robot now runs ``version`` with file digest ``sha256`` (the planner's ``model_info``):

@@ -11,8 +11,12 @@ pub ``learner/progress``   f2p_interfaces/LearnerProgress   each job's stages (q
                                                             store, swap, done / failed)
 pub ``model_updates``      f2p_interfaces/ModelUpdate       every model learned (latched, last 10):
                                                             deployable or not, and why
+srv ``fetch_model``        f2p_interfaces/FetchModel        a model of the registry by SHA-256,
+                                                            in chunks: how robots that share no
+                                                            disk with the learner get it
 client ``swap_model``      f2p_interfaces/SwapModel         the robot's planner (remap it): a
                                                             deployable, signed child is pushed
+                                                            by content (sha256, no uri)
 sub ``model_info``         f2p_interfaces/ModelInfo         the planner's active model (latched):
                                                             the regression gate's reference
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  queue depth, the running job, last
@@ -24,7 +28,9 @@ process (the learn step on the learner's ``LearnConfig``, torch threads ``worker
 the node's executor never blocks, a model store with lineage. The parameters
 (:data:`f2p_learning.jobs.PARAMS`) map onto the jobs' settings in one place,
 :func:`f2p_learning.jobs.learner_config`. **Who swaps**: the learner pushes (``push_to_robot``) each
-deployable child to the planner's ``swap_model``; the planner admits it only after its own
+deployable child to the planner's ``swap_model`` by content (its SHA-256 and signature, no
+path): a planner that does not have it fetches it from ``fetch_model`` into its own model cache
+(``f2p_common.model_transfer``), so the learner and the robot need not share a disk; the planner admits it only after its own
 checks (SHA-256, the Ed25519 signature by ``signing_key``'s public half when the robot sets
 ``require_signed``, vocabulary, architecture, the gate's verdict) and keeps the old model on
 refusal; an operator can ``rollback_model`` at any time. With a ``signing_key`` the learner also
@@ -35,6 +41,7 @@ Deactivating stops a running job (its event stays queued and runs again on activ
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 
@@ -43,18 +50,23 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_common.commands import sign_command
 from f2p_common.keys import SignatureError
+from f2p_common.model_transfer import DEFAULT_CHUNK_BYTES, check_sha256, read_chunk
 from f2p_failure.events import FailureEventError
 from f2p_failure.queue import EventIdConflict
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
-from f2p_interfaces.srv import SubmitFailure, SwapModel
+from f2p_interfaces.srv import FetchModel, SubmitFailure, SwapModel
 from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros import parameters as P
 from f2p_ros import qos
-from f2p_ros.conversions import (ConversionError, command_auth_to_msg, failure_event_from_msg, model_info_to_msg,
-                                 stage_to_msg)
+from f2p_ros.conversions import (ConversionError, command_auth_to_msg, failure_event_from_msg, model_chunk_to_response,
+                                 model_info_to_msg, stage_to_msg)
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, WARN, diagnostics, run_node, wait_for
 from f2p_skill_effect.checkpoint import model_info
+
+
+#: The largest chunk fetch_model sends, whatever a request asks.
+MAX_CHUNK_BYTES = 4 << 20
 
 
 class LearnerNode(ManagedNode):
@@ -67,6 +79,7 @@ class LearnerNode(ManagedNode):
         self.running, self.last_result = "", None
         self._calls = ReentrantCallbackGroup()
         self.create_guarded_service(SubmitFailure, "submit_failure", self._on_submit, callback_group=self._calls)
+        self.create_guarded_service(FetchModel, "fetch_model", self._on_fetch, callback_group=self._calls)
         self._swap = self.create_client(SwapModel, "swap_model", callback_group=self._calls)
 
     # --- lifecycle -------------------------------------------------------------------
@@ -179,6 +192,26 @@ class LearnerNode(ManagedNode):
             if result.model is not None:
                 self._announce(result)
 
+    # --- models by content ------------------------------------------------------------
+    def _on_fetch(self, req: FetchModel.Request, resp: FetchModel.Response) -> FetchModel.Response:
+        if not self.is_active:
+            resp.error_code, resp.message = FetchModel.Response.ERROR_NOT_ACTIVE, "the learner is not active"
+            return resp
+        try:
+            sha = check_sha256(req.sha256)
+        except ValueError as exc:
+            resp.error_code, resp.message = FetchModel.Response.ERROR_BAD_REQUEST, str(exc)
+            return resp
+        found = self.learner.registry_file(sha)
+        if found is None:
+            resp.error_code = FetchModel.Response.ERROR_NOT_FOUND
+            resp.message = f"the learner has no model with SHA-256 {sha}"
+            return resp
+        path, info = found
+        return model_chunk_to_response(read_chunk(path, info, int(req.offset),
+                                                  min(int(req.max_bytes) or DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES)),
+                                       resp)
+
     def _announce(self, result: JobResult) -> None:
         info = model_info(result.model.path)
         update = ModelUpdate(model=model_info_to_msg(info), event_ids=[result.event_id], deployable=result.deployable,
@@ -191,7 +224,8 @@ class LearnerNode(ManagedNode):
             self._progress(result.event_id, "swap", 1.0, f"no planner on {self._swap.srv_name}: the robot can pull "
                                                           f"{info.version} from model_updates")
             return
-        request = SwapModel.Request(model=update.model,
+        by_content = model_info_to_msg(dataclasses.replace(info, uri=""))   # the robot fetches what it lacks
+        request = SwapModel.Request(model=by_content,
                                     requested_by=f"learner: learned from failure event {result.event_id}")
         if self.v["signing_key"]:                          # a robot with require_signed_commands checks it
             request.auth = command_auth_to_msg(sign_command(self.v["signing_key"], "swap_model", self.v["robot_id"],

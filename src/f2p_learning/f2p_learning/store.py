@@ -17,8 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from f2p_common.files import write_atomic
-from f2p_common.files import file_sha256
+from f2p_common.files import file_sha256, fsync_dir, write_atomic
 from f2p_common.weights import CheckpointError, sidecar_path, signature_path
 from f2p_skill_effect.checkpoint import load_checkpoint, sign_checkpoint
 
@@ -47,6 +46,15 @@ class ModelStore:
             return None
         path = self.folder / version / "model.pt"
         return StoredModel(version, path, signature_path(path).is_file()) if path.is_file() else None
+
+    def by_sha256(self, sha256: str) -> StoredModel | None:
+        """The stored model whose file has this SHA-256 (its sidecar says), or None."""
+        for version in self.versions():
+            stored = self.find(version)
+            side = sidecar_path(stored.path)
+            if side.is_file() and side.read_text().split()[:1] == [sha256.lower()]:
+                return stored
+        return None
 
     def versions(self) -> list[str]:
         return sorted(p.name for p in self.folder.iterdir() if (p / "model.pt").is_file())
@@ -82,11 +90,7 @@ class ModelStore:
         write_atomic(staging / "lineage.json", json.dumps({"version": ckpt.version, "parent_version": ckpt.parent_version,
                                                             "sha256": digest, **lineage}, indent=1, default=str) + "\n")
         os.replace(staging, self.folder / ckpt.version)
-        fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.folder)
         return self.find(ckpt.version)
 
     def _also_from(self, existing: StoredModel, lineage: dict) -> None:

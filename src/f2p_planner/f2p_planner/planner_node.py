@@ -12,6 +12,8 @@ srv ``swap_model``         f2p_interfaces/SwapModel         admit a checkpoint a
                                                             (``dry_run``: admit only)
 srv ``rollback_model``     f2p_interfaces/RollbackModel     back to the model the last swap replaced
                                                             (once)
+client ``fetch_model``     f2p_interfaces/FetchModel        the learner's: a model swap_model names
+                                                            by content and the cache lacks
 pub ``model_info``         f2p_interfaces/ModelInfo         the active model; transient local
 sub ``segmented_scene``    f2p_interfaces/SegmentedScene    the latest observation, used when a
                                                             PlanTask request's scene is empty
@@ -23,7 +25,12 @@ Model governance (``f2p_planner.model_slot``): a checkpoint serves only when it 
 signature verifies against ``public_key`` when ``require_signed`` is true, it loads as a
 weights-only checkpoint of f2p's vocabulary and the serving model's architecture, and it passes
 the admission probe (finite weights and outputs, ``admission_min_*`` scores); a refused one
-leaves the active model serving. Any client that can reach the ``swap_model`` service may
+leaves the active model serving. A swap_model request that names its model by content (its
+``sha256``, ``uri`` empty, as the learner's pushes do) is served from the planner's own
+``model_cache`` folder, fetched first from ``fetch_model`` in chunks when absent
+(``f2p_common.model_transfer``: resumed after a cut, each chunk and the whole file checked
+against their SHA-256, renamed into place only whole), then admitted like any candidate; the
+cache keeps ``model_cache_keep`` models besides the serving and previous ones. Any client that can reach the ``swap_model`` service may
 request a swap (the learner does, issue 30); on a robot, set ``require_signed`` so that only
 checkpoints signed by the learner's key are accepted. Swaps are atomic between requests: a plan
 in flight finishes on the model it started with.
@@ -38,6 +45,7 @@ the services answer while active.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -48,8 +56,10 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
 from f2p_interfaces.msg import SegmentedScene as SegmentedSceneMsg
-from f2p_interfaces.srv import PlanTask, RollbackModel, SwapModel
+from f2p_interfaces.srv import FetchModel, PlanTask, RollbackModel, SwapModel
 from f2p_common.commands import CommandRefused, CommandVerifier
+from f2p_common.interfaces import ModelInfo
+from f2p_common.model_transfer import ModelCache, TransferError, check_sha256
 from f2p_common.keys import SignatureError
 from f2p_common.resources import f2p_home
 from f2p_planner.model_slot import AdmissionPolicy, ModelSlot
@@ -58,6 +68,7 @@ from f2p_ros import parameters as P
 from f2p_ros import qos
 from f2p_ros.conversions import (ConversionError, PointCloudError, command_auth_from_msg, literal_from_msg,
                                  model_info_from_msg, model_info_to_msg, plan_from_msg, plan_to_msg, scene_from_msg)
+from f2p_ros.model_source import chunk_source
 from f2p_ros.nodes import ERROR, NO_EVENT_HANDLERS, ManagedNode, OK, diagnostics, run_node
 from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path
 
@@ -84,6 +95,11 @@ PARAMS = [
     P.Param("command_max_age_s", 60.0, "a signed command is valid this long from its stamp (s)", P.positive),
     P.Param("model_dirs", [""], "folders swap_model may load checkpoints from, besides the initial checkpoint's "
                                 "([''] = $ROS_HOME/f2p/models, the learner's default store)"),
+    P.Param("model_cache", "", "folder of the models swap_model names by content and fetch_model brings "
+                               "('' = $ROS_HOME/f2p/model_cache)"),
+    P.Param("model_cache_keep", 5, "models the cache keeps besides the serving and previous ones", P.positive_or_zero),
+    P.Param("fetch_chunk_kib", 512, "KiB asked for per fetch_model request", P.at_least(1)),
+    P.Param("fetch_timeout_s", 10.0, "longest wait for one fetch_model answer (s)", P.positive),
     P.Param("admission_probe", "", "labelled probe scenes every model must score on ('' = the shipped probe)"),
     P.Param("admission_min_detection_f1", 0.8, "least detection micro F1 on the probe (0 = no floor)", P.probability),
     P.Param("admission_min_next_step_accuracy", 0.85, "least next-step accuracy on the probe (0 = no floor)",
@@ -100,8 +116,10 @@ PARAMS = [
 def swap_error_code(exc: Exception) -> int:
     """SwapModel's error code for a refused candidate."""
     reason = getattr(exc, "reason", "not_found" if isinstance(exc, OSError) else "not_admissible")
-    return {"not_found": SwapModel.Response.ERROR_NOT_FOUND, "not_authentic": SwapModel.Response.ERROR_NOT_AUTHENTIC,
+    return {"not_found": SwapModel.Response.ERROR_NOT_FOUND, "busy": SwapModel.Response.ERROR_NOT_FOUND,
+            "not_authentic": SwapModel.Response.ERROR_NOT_AUTHENTIC,
             "not_admissible": SwapModel.Response.ERROR_NOT_ADMISSIBLE,
+            "too_large": SwapModel.Response.ERROR_NOT_ADMISSIBLE,
             "not_permitted": SwapModel.Response.ERROR_NOT_PERMITTED}[reason]
 
 
@@ -119,6 +137,7 @@ class PlannerNode(ManagedNode):
         self.create_guarded_service(PlanTask, "plan_task", self._on_plan, callback_group=self._plan_group)
         self.create_guarded_service(SwapModel, "swap_model", self._on_swap, callback_group=self._model_group)
         self.create_guarded_service(RollbackModel, "rollback_model", self._on_rollback, callback_group=self._model_group)
+        self._fetch = self.create_client(FetchModel, "fetch_model", callback_group=ReentrantCallbackGroup())
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -139,7 +158,12 @@ class PlannerNode(ManagedNode):
             if v["require_signed_commands"] and self.commands is None:
                 raise ValueError("require_signed_commands needs command_keys")
             self.require_commands, self.robot_id = bool(v["require_signed_commands"]), v["robot_id"]
+            self.cache = ModelCache(Path(v["model_cache"]).expanduser() if v["model_cache"]
+                                    else f2p_home() / "model_cache")
+            self.fetch_settings = (int(v["fetch_chunk_kib"]) * 1024, float(v["fetch_timeout_s"]),
+                                   int(v["model_cache_keep"]))
             dirs = tuple(Path(d).expanduser() for d in v["model_dirs"] if d) or (f2p_home() / "models",)
+            dirs += (self.cache.folder,)
             self.slot = ModelSlot(checkpoint_path(v["checkpoint"]), AdmissionPolicy(
                 require_signed=bool(v["require_signed"]), public_key=v["public_key"] or None, model_dirs=dirs,
                 probe=Path(v["admission_probe"]) if v["admission_probe"] else None,
@@ -257,8 +281,12 @@ class PlannerNode(ManagedNode):
             self._diag.publish(diagnostics(self, "swap_model", ERROR, resp.message, active=current.version,
                                            requested_by=who))
             return resp
+        fetched = ""
         try:
-            candidate = self.slot.admit(model_info_from_msg(req.model))
+            info = model_info_from_msg(req.model)
+            if not info.uri:
+                info, fetched = self._by_content(info)
+            candidate = self.slot.admit(info)
         except (CheckpointError, ValueError, OSError) as exc:
             resp.success, resp.message = False, f"refused, still serving {current.version}: {exc}"
             resp.error_code = swap_error_code(exc)
@@ -266,15 +294,34 @@ class PlannerNode(ManagedNode):
                                            requested_by=who))
             return resp
         if req.dry_run:
-            resp.success, resp.message = True, f"{candidate.version} would be admitted (dry run)"
+            resp.success, resp.message = True, f"{candidate.version} would be admitted (dry run){fetched}"
             return resp
         previous, active = self.slot.swap(candidate, who)
         resp.previous, resp.active = model_info_to_msg(previous), model_info_to_msg(active)
-        resp.success, resp.message = True, f"swapped {previous.version} -> {active.version}"
+        resp.success, resp.message = True, f"swapped {previous.version} -> {active.version}{fetched}"
+        self.cache.prune({previous.sha256, active.sha256}, self.fetch_settings[2])
         self._info_pub.publish(resp.active)
         self._diag.publish(diagnostics(self, "swap_model", OK, resp.message, active=active.version, requested_by=who))
         self.get_logger().info(f"{resp.message} (requested by {who})")
         return resp
+
+    def _by_content(self, info: ModelInfo) -> tuple[ModelInfo, str]:
+        """The candidate a request names by its SHA-256 alone, from the model cache (fetched from
+        ``fetch_model`` when absent; TransferError saying why not), and a note of the fetch."""
+        try:
+            sha = check_sha256(info.sha256)
+        except ValueError as exc:
+            raise TransferError(f"a model named by content needs its sha256: {exc}", "not_found") from None
+        chunk_bytes, timeout, _keep = self.fetch_settings
+        began = time.monotonic()
+        got = self.cache.fetch(sha, chunk_source(self, self._fetch, timeout, lambda: not self.is_active), chunk_bytes)
+        note = ("" if not got.fetched_bytes else
+                f" (fetched {got.fetched_bytes} bytes from {self.resolve_service_name(self._fetch.srv_name)} in "
+                f"{time.monotonic() - began:.1f} s{f', resumed at byte {got.resumed_from}' if got.resumed_from else ''})")
+        if note:
+            self.get_logger().info(f"model {sha[:16]}...{note}")
+        return dataclasses.replace(info, sha256=sha, uri=got.path.as_uri(),
+                                   signature=info.signature or got.info.signature), note
 
     def _authorise(self, auth, command: str, model_sha256: str, who: str) -> str:
         """``who`` asks, with the key that signed it; CommandRefused when commands must be signed

@@ -52,6 +52,8 @@ from typing import Iterable, Iterator, Sequence
 import yaml
 from ament_index_python.packages import get_package_share_directory
 
+from f2p_common.files import fsync_dir
+
 MAGIC = b"\x89MCAP0\r\n"
 #: MCAP opcodes used here (mcap.dev/spec).
 OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK, OP_DATA_END = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0F
@@ -239,11 +241,7 @@ class BagWriter:
         for f in (mcap, self.path / "metadata.yaml"):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.path)
 
 
 @dataclass

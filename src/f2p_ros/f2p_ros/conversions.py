@@ -16,6 +16,7 @@ goal literal (predicate, i, j) + ids        f2p_interfaces/Relation
 ``f2p_common.interfaces.SkillCall``         f2p_interfaces/SkillCall
 ``f2p_common.interfaces.Plan``              f2p_interfaces/Plan
 ``f2p_common.interfaces.ModelInfo``         f2p_interfaces/ModelInfo
+``f2p_common.model_transfer.ModelChunk``    f2p_interfaces/FetchModel's response
 ``f2p_common.commands.SignedCommand``       f2p_interfaces/CommandAuth (+ the request's command)
 ``f2p_failure.events.FailureEvent``         f2p_interfaces/FailureEvent
 ``f2p_common.interfaces.Shape`` (a list)    visualization_msgs/MarkerArray (after a DELETEALL)
@@ -46,6 +47,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from f2p_common.commands import SignedCommand
+from f2p_common.model_transfer import ModelChunk
 from f2p_common.interfaces import (CameraCloud, GoalLiteral, ModelInfo, OrientedBox, Plan, PointCloudError,
                                    RelationState, SegmentedObject, SegmentedScene, Shape, SkillCall, StepProgress,
                                    finite_rows, ground_literal)
@@ -629,6 +631,20 @@ def progress_from_msg(msg: f2p_msg.TaskProgress) -> StepProgress:
 def model_info_from_msg(msg: f2p_msg.ModelInfo) -> ModelInfo:
     return ModelInfo(msg.name, msg.version, msg.parent_version, msg.sha256, msg.signature, msg.uri,
                      stamp_to_ns(msg.created), {m.name: float(m.value) for m in msg.metrics})
+
+
+def model_chunk_to_response(chunk: ModelChunk, resp):
+    """Fill a ``FetchModel`` response with ``chunk`` (success, no error)."""
+    resp.success, resp.error_code, resp.message = True, resp.ERROR_NONE, ""
+    resp.model, resp.size, resp.offset = model_info_to_msg(chunk.info), chunk.size, chunk.offset
+    resp.data, resp.chunk_sha256 = chunk.data, chunk.chunk_sha256
+    return resp
+
+
+def model_chunk_from_response(resp) -> ModelChunk:
+    """The chunk a successful ``FetchModel`` response carries."""
+    return ModelChunk(model_info_from_msg(resp.model), int(resp.size), int(resp.offset), bytes(resp.data),
+                      resp.chunk_sha256)
 
 
 def command_auth_to_msg(cmd: SignedCommand) -> f2p_msg.CommandAuth:
