@@ -11,7 +11,7 @@ export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 ENV := . ./env.sh
 
-.PHONY: help setup full-workspace demo test test-distros test-robot-cpu bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view bench-distros yolo-seg-model lock clean distclean
+.PHONY: help setup full-workspace demo test test-distros test-robot-cpu bench-sim bench-model bench-f2p bench-relations bench-stack bench-reliability bench-perception bench-perceived-loop bench-guardian bench-afil bench-arms bench-view bench-distros bench-delivery yolo-seg-model lock clean distclean
 
 help:
 	@echo "make setup   prepare the environment (venv from requirements.lock, colcon build); cached"
@@ -29,6 +29,7 @@ help:
 	@echo "make bench-reliability  the failure -> learner path: 100 learner kills, 20 recorder kills (lost / duplicated), a hung node of each type and 3 runner kills, the sim graph under --respawn with every node type killed 20x and hung 2x and its runner killed 20x while signed events are recorded (lost / duplicated, time back), make demo's loop x3 (failure -> ack, -> new model), bag write rate, f2p-learn-bag time -> benchmarks/results/reliability.{json,md} (~90 min)"
 	@echo "make bench-view  f2p-view in headless Chromium: the sim graph records a real failure, its bag shown by rerun's web viewer on 127.0.0.1, screenshotted -> benchmarks/results/view.{json,md,png} (~3 min; needs chromium-headless-shell)"
 	@echo "make bench-distros  make demo's loop with the robot graph on Jazzy and the learner on Kilted -> benchmarks/results/distros.{json,md} (~4 min)"
+	@echo "make bench-delivery  a model from the learner to robots that share no disk: transfer time per chunk size, the planner's swap by content, fetchers and the learner killed at random offsets (corrupt models served) -> benchmarks/results/model_delivery.{json,md} (~10 min)"
 	@echo "make bench-stack  the robot graph over DDS: 640x480 cloud delivery, perception + relations rate, PlanTask latency, hot-swap pause, RunTask stages -> benchmarks/results/cloud_delivery.{json,md}, stack.{json,md} (~20 min)"
 	@echo "make bench-arms  real arms in simulation: the UR5e's reach, 200 pick_place skills through f2p's skill server and the simulated UR/Robotiq drivers (success, error codes, time, contacts with supports) -> benchmarks/results/arms.{json,md}, arms_reach.png, arms_skill.png (~15 min)"
 	@echo "make bench-perceived-loop  the learned model through the sim graph on fresh transport-3 scenes: the simulator's segments beside a noisy 640x480 depth camera segmented by geometric and convex, each failure put down to a cause -> benchmarks/results/perceived_loop.{json,md} (~40 min)"
@@ -127,6 +128,9 @@ bench-view: setup
 bench-distros:
 	@F2P_ROS_DISTRO=kilted bash tools/setup.sh && F2P_ROS_DISTRO=jazzy bash tools/setup.sh
 	@export F2P_ROS_DISTRO=jazzy && $(ENV) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} python benchmarks/distros.py
+
+bench-delivery: setup
+	@$(ENV) && python benchmarks/model_delivery.py
 
 bench-stack: setup
 	@$(ENV) && python benchmarks/cloud_delivery.py && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} python benchmarks/stack.py

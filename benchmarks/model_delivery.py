@@ -13,7 +13,8 @@ Every party is its own process with its own ``ROS_HOME`` (no path in common), DD
 
 Measured: transfer time and throughput per chunk size (from an empty cache); the planner's swap
 by content end to end; ``--cuts`` fetchers SIGKILLed at random offsets (read from their
-progress), each followed by a fetch that resumes, and ``--learner-kills`` learners SIGKILLed at
+progress), each followed by a fetch that resumes on a long-lived client (as a planner's), and
+``--learner-kills`` learners SIGKILLed at
 random offsets mid-transfer and started again: models served corrupt (a cached ``<sha256>.pt``
 whose bytes are not the model) must be 0. Writes ``benchmarks/results/model_delivery.{json,md}``.
 About 6 minutes on 2 cores:
@@ -47,7 +48,7 @@ class DeliveryConfig:
     seed: where the cuts land; write: the results files."""
 
     repeats: int = 5
-    cuts: int = 100
+    cuts: int = 50
     learner_kills: int = 10
     cut_chunk_kib: int = 16
     seed: int = 0
@@ -121,8 +122,10 @@ def run(cfg: DeliveryConfig) -> dict:
     from f2p_common.files import file_sha256
     from f2p_common.interfaces import ModelInfo
     from f2p_common.weights import generate_signing_key
-    from f2p_interfaces.srv import SwapModel
+    from f2p_common.model_transfer import ModelCache, TransferError
+    from f2p_interfaces.srv import FetchModel, SwapModel
     from f2p_learning.store import ModelStore
+    from f2p_ros.model_source import chunk_source
     from f2p_ros.conversions import model_info_to_msg
     from f2p_skill_effect.checkpoint import shipped_model, sign_checkpoint
 
@@ -193,23 +196,32 @@ def run(cfg: DeliveryConfig) -> dict:
             planner.send_signal(signal.SIGINT)
             planner.wait(30)
 
-        # 3. fetchers killed at random offsets, then resumed
-        corrupt = resumed_ok = 0
+        # 3. fetcher processes killed at random offsets; the fetch resumed by a long-lived client (as
+        #    a planner's), the robot's cache folder the same
+        fetch = probe.create_client(FetchModel, "/fetch_model")
+        fetch.wait_for_service(timeout_sec=30)
+        corrupt = resumed_ok = no_answer = 0
         offsets = []
         for k in range(cfg.cuts):
             home = root / f"robot_cut_{k}"
             kill_at = int(rng.integers(1, len(model)))
             cut = _fetch(home, sha, cfg.cut_chunk_kib, kill_at)
+            no_answer += cut["killed_at"] is None
             corrupt += _served_corrupt(home, sha, model)
-            after = _fetch(home, sha, cfg.cut_chunk_kib)
+            try:
+                after = ModelCache(home / "model_cache").fetch(sha, chunk_source(probe, fetch, 10.0),
+                                                               cfg.cut_chunk_kib * 1024)
+            except TransferError as exc:
+                offsets.append({"killed_at": cut["killed_at"], "error": str(exc)})
+            else:
+                offsets.append({"killed_at": cut["killed_at"], "resumed_from": after.resumed_from,
+                                "refetched": after.refetched})
             corrupt += _served_corrupt(home, sha, model)
             resumed_ok += (home / "model_cache" / f"{sha}.pt").is_file() and not _served_corrupt(home, sha, model)
-            offsets.append({"killed_at": cut["killed_at"], "resumed_from": after.get("resumed_from"),
-                            "refetched": after.get("refetched")})
             shutil.rmtree(home)
         result["cuts"] = {"n": cfg.cuts, "corrupt_models_served": corrupt, "completed_after_resume": resumed_ok,
-                          "resumed_from_the_cut": sum(o["resumed_from"] is not None and o["killed_at"] is not None
-                                                      and o["resumed_from"] > 0 for o in offsets),
+                          "killed_fetchers_never_answered": no_answer,
+                          "resumed_from_the_cut": sum(bool(o.get("resumed_from")) for o in offsets),
                           "samples": offsets[:10]}
         print(f"[model_delivery] {cfg.cuts} fetcher kills: {corrupt} corrupt served, {resumed_ok} completed",
               flush=True)
@@ -230,9 +242,12 @@ def run(cfg: DeliveryConfig) -> dict:
             corrupt += _served_corrupt(home, sha, model)
             learner = _learner(learner_home)
             _activate(probe, "learner")
-            after = _fetch(home, sha, cfg.cut_chunk_kib)
+            try:
+                ModelCache(home / "model_cache").fetch(sha, chunk_source(probe, fetch, 10.0), cfg.cut_chunk_kib * 1024)
+            except TransferError:
+                pass
             corrupt += _served_corrupt(home, sha, model)
-            completed += after["seconds"] is not None and not _served_corrupt(home, sha, model)
+            completed += (home / "model_cache" / f"{sha}.pt").is_file() and not _served_corrupt(home, sha, model)
             shutil.rmtree(home)
         result["learner_kills"] = {"n": cfg.learner_kills, "corrupt_models_served": corrupt,
                                    "completed_after_restart": completed}
@@ -268,9 +283,11 @@ def _write(result: dict) -> None:
         "|---|---|---|---|---|\n" + rows + "\n\n"
         f"The planner's `swap_model` by content (fetch at 512 KiB chunks, then admission: hash, signature, "
         f"architecture, probe): {'admitted' if swap['success'] else 'refused'} in {swap['seconds']} s.\n\n"
-        f"Cuts ({cuts['n']} fetcher processes SIGKILLed at random offsets, each then fetched again): "
-        f"**{cuts['corrupt_models_served']} corrupt models served**, {cuts['completed_after_resume']} completed, "
-        f"{cuts['resumed_from_the_cut']} resumed from the bytes on disk.\n\n"
+        f"Cuts ({cuts['n']} fetcher processes SIGKILLed at random offsets, each fetch then resumed by a "
+        f"long-lived client): **{cuts['corrupt_models_served']} corrupt models served**, "
+        f"{cuts['completed_after_resume']} completed, {cuts['resumed_from_the_cut']} resumed from the bytes on disk; "
+        f"{cuts['killed_fetchers_never_answered']} fetcher processes got no answer at all before the kill (fresh "
+        "DDS participants under churn: see the first-answer column).\n\n"
         f"Learner killed mid-transfer at random offsets and started again ({lk['n']} times): "
         f"**{lk['corrupt_models_served']} corrupt models served**, {lk['completed_after_restart']} completed.\n")
 
@@ -298,7 +315,7 @@ def _fetch_main(args) -> int:
         if not first:
             first.append((time.monotonic(), done))
         print(f"at {done}", flush=True)
-    got = ModelCache(args.cache).fetch(args.sha, chunk_source(node, client, 10.0), args.chunk_kib * 1024,
+    got = ModelCache(args.cache).fetch(args.sha, chunk_source(node, client, 5.0), args.chunk_kib * 1024,
                                        progress=progress)
     ended = time.monotonic()
     print("done " + json.dumps({"seconds": ended - began, "first_answer_s": first[0][0] - began if first else None,

@@ -62,8 +62,10 @@ from pathlib import Path
 import yaml
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# merge_same_failures off: the events are copies of one failure, and each must be learned (the
+# figure is each event's job surviving kills, not how many failures there were)
 TINY = {"epochs": 2, "particles": 4, "svgd_steps": 3, "regression_tolerance": 1.0, "worker_threads": 1,
-        "push_to_robot": False}
+        "push_to_robot": False, "merge_same_failures": False}
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from f2p_failure.events import FailureEvent, save_event
+from f2p_failure.events import FailureEvent, failure_signature, save_event
 from f2p_interfaces.msg import LearnerProgress, ModelUpdate
 from f2p_interfaces.srv import FetchModel, SubmitFailure, SwapModel
 from f2p_learning.jobs import Learner, LearnerConfig
@@ -112,7 +112,30 @@ def test_a_gap_and_a_broken_event_are_kept_with_the_reason(setup, tmp_path):
     broken.write_bytes(broken.read_bytes()[:100])
     r = learner.run_next()
     assert r.state == "failed" and "does not load" in r.reason
-    assert learner.queue.stats().moved == {"learned": 0, "not_deployable": 0, "not_learnable": 1, "failed": 1}
+    assert learner.queue.stats().moved == {"learned": 0, "not_deployable": 0, "not_learnable": 1, "failed": 1,
+                                           "merged": 0}
+
+
+def test_the_same_failure_from_another_robot_is_learned_once(setup, tmp_path):
+    learner = Learner(tiny(setup, tmp_path))
+    first = dataclasses.replace(fresh(setup["event"]), robot_id="r1")
+    same = dataclasses.replace(fresh(setup["event"]), robot_id="r2")        # same failure, another robot
+    other = dataclasses.replace(fresh(observed_flipped(setup["event"])), robot_id="r2")   # other mismatches
+    assert learner.submit(first)[1] == "queued"
+    path, said = learner.submit(same)
+    assert said == f"merged into {first.event_id}" and path.parent.name == "merged"
+    assert learner.submit(same)[1] == "already merged"                             # a resend
+    assert learner.submit(other)[1] == "queued"
+    assert [p.name[:-len(".f2pevent")] for p in learner.queue.pending()] == [first.event_id, other.event_id]
+    index = json.loads((tmp_path / "queue" / "same_failures.json").read_text())
+    assert index["merged"] == {same.event_id: first.event_id} and len(index["by_signature"]) == 2
+    assert failure_signature(first) == failure_signature(same) != failure_signature(other)
+    moved = dataclasses.replace(same, event_id=FailureEvent.new_id(), observation_before=[
+        c + 0.3 for c in same.observation_before], segment_ids=[f"x_{k}" for k in range(len(same.segment_ids))])
+    assert failure_signature(moved) == failure_signature(same)              # positions and ids are not part of it
+    assert failure_signature(dataclasses.replace(same, model_version="other")) != failure_signature(same)
+    separate = Learner(tiny(setup, tmp_path / "no_merge", merge_same_failures=False))
+    assert separate.submit(first)[1] == separate.submit(same)[1] == "queued"
 
 
 # ---------------------------------------------------------------------------- the node over DDS
@@ -131,7 +154,7 @@ class FakePlanner:
         return resp
 
 
-def _node(ros, setup, tmp_path):
+def _node(ros, setup, tmp_path, *extra: Parameter):
     cfg = tiny(setup, tmp_path)
     ros.add(LearnerNode(context=ros.context, parameter_overrides=[
         Parameter("queue_dir", value=str(cfg.queue_dir)), Parameter("store_dir", value=str(cfg.store_dir)),
@@ -140,7 +163,7 @@ def _node(ros, setup, tmp_path):
         Parameter("regression_tolerance", value=1.0), Parameter("regression_min_detection_f1", value=0.0),
         Parameter("regression_min_next_step_accuracy", value=0.0), Parameter("particles", value=4),
         Parameter("svgd_steps", value=3),
-        Parameter("epochs", value=2), Parameter("seed", value=2)]))
+        Parameter("epochs", value=2), Parameter("seed", value=2), *extra]))
     probe = ros.node("learner_probe")
     lc = LifecycleClient(probe, "learner")
     lc.activate()
@@ -201,3 +224,57 @@ def test_a_job_stopped_by_deactivation_runs_again(ros, setup, tmp_path):
     assert queue.where(event.event_id) == "pending"                             # kept, not lost
     assert lc.transition(Transition.TRANSITION_ACTIVATE)
     wait_until(lambda: queue.where(event.event_id) == "learned", timeout=JOB_S)
+
+
+def test_a_child_reaches_its_canary_then_the_fleet_and_a_regression_rolls_back(ros, setup, tmp_path):
+    """Three real planners in namespaces /r1 /r2 /r3 (their own model caches, fetching from the
+    learner's fetch_model), one learner: the child of r2's failure goes to r2 alone; r2's next
+    task succeeds on it, so r1 and r3 get it; r1's first task on it fails, so r1 goes back."""
+    from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
+    from f2p_interfaces.msg import TaskProgress
+    from f2p_interfaces.srv import ApproveModel
+    from f2p_planner.planner_node import PlannerNode
+    probe = ros.node("fleet_probe")
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    serving, progress = {}, {}
+    for rid in ("r1", "r2", "r3"):
+        ros.add(PlannerNode(context=ros.context, namespace=f"/{rid}", cli_args=[
+            "--ros-args", "-r", "fetch_model:=/fetch_model"], parameter_overrides=[
+            Parameter("checkpoint", value=str(setup["checkpoint"])), Parameter("robot_id", value=rid),
+            Parameter("admission_min_detection_f1", value=0.0), Parameter("admission_min_next_step_accuracy", value=0.0),
+            Parameter("model_cache", value=str(tmp_path / rid / "model_cache"))]))
+        LifecycleClient(probe, f"{rid}/planner").activate()
+        probe.create_subscription(ModelInfoMsg, f"/{rid}/model_info",
+                                  lambda m, rid=rid: serving.__setitem__(rid, m.version), latched)
+        progress[rid] = probe.create_publisher(TaskProgress, f"/{rid}/task_progress", latched)
+    _probe, submit, _lc = _node(ros, setup, tmp_path, Parameter("robots", value=["r1=/r1", "r2=/r2", "r3=/r3"]))
+    updates, got_update = collector(probe, ModelUpdate, "/model_updates", QoSProfile(
+        depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    wait_until(lambda: serving == {"r1": "tiny", "r2": "tiny", "r3": "tiny"})
+
+    event = dataclasses.replace(fresh(setup["event"]), robot_id="r2")
+    assert wait_future(submit.call_async(SubmitFailure.Request(event=failure_event_to_msg(event)))).accepted
+    assert got_update.wait(JOB_S) and updates[-1].deployable
+    child = updates[-1].model.version
+    wait_until(lambda: serving["r2"] == child, timeout=2 * WAIT_S)                # the canary, alone
+    assert serving["r1"] == serving["r3"] == "tiny"
+    assert (tmp_path / "r2" / "model_cache" / f"{updates[-1].model.sha256}.pt").is_file()  # fetched by content
+
+    def task_done(rid, success):
+        progress[rid].publish(TaskProgress(stage=TaskProgress.STAGE_DONE, success=success, model_version=child,
+                                           goal_id=FailureEvent.new_id()))
+    task_done("r2", True)                                                        # the canary's next task succeeds
+    wait_until(lambda: serving["r1"] == serving["r3"] == child, timeout=2 * WAIT_S)
+    task_done("r1", False)                                                       # r1's first task on it fails
+    wait_until(lambda: serving["r1"] == "tiny", timeout=2 * WAIT_S)
+    assert serving["r3"] == child
+    rollouts = json.loads((tmp_path / "queue" / "rollouts.json").read_text())["rollouts"]
+    assert rollouts[0]["stage"] == "halted" and rollouts[0]["robots"] == {
+        "r2": "succeeded", "r1": "regressed", "r3": "serving"}
+    approve = probe.create_client(ApproveModel, "/approve_model")
+    assert approve.wait_for_service(timeout_sec=WAIT_S)
+    unknown = wait_future(approve.call_async(ApproveModel.Request(version="nope", requested_by="operator:alice")))
+    assert not unknown.success and "no rollout of version 'nope'" in unknown.message
+    ok = wait_future(approve.call_async(ApproveModel.Request(version=child, requested_by="operator:alice")))
+    assert ok.success and list(ok.robots) == []                     # r1 regressed on it: not sent again
+

@@ -427,13 +427,16 @@ class Plan:
 class StepProgress:
     """Where the task executor is (``f2p_interfaces/TaskProgress``): ``stage`` (its stage name:
     observe, plan, ..., execute, verify_step, done), the plan and step it is at, the task
-    (``goal_id``), and what it says (``message``)."""
+    (``goal_id``), and what it says (``message``); at done, whether the task ``success``-ed and
+    the ``model_version`` its last plan came from."""
 
     stage: str
     plan_id: str = ""
     step_index: int = 0
     goal_id: str = ""
     message: str = ""
+    success: bool = False
+    model_version: str = ""
 
 
 # ---------------------------------------------------------------------------- models

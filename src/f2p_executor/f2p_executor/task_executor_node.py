@@ -194,9 +194,12 @@ class TaskExecutorNode(ManagedNode):
     def _execute(self, goal_handle) -> RunTask.Result:
         req = goal_handle.request
 
-        def progress(stage: str, k: int = 0, n: int = 0, fraction: float = 0.0, status: str = "", plan_id: str = ""):
+        def progress(stage: str, k: int = 0, n: int = 0, fraction: float = 0.0, status: str = "", plan_id: str = "",
+                     outcome: TaskOutcome | None = None):
             msg = TaskProgress(goal_id=bytes(goal_handle.goal_id.uuid).hex(), stage=stage_to_msg(TaskProgress, stage),
                                plan_id=plan_id, step_index=k, num_steps=n, status=status)
+            if outcome is not None:
+                msg.success, msg.model_version = bool(outcome.success), outcome.model_version
             msg.header.stamp = self.get_clock().now().to_msg()
             if stage != "done":
                 goal_handle.publish_feedback(RunTask.Feedback(progress=msg, fraction=float(fraction)))
@@ -229,7 +232,7 @@ class TaskExecutorNode(ManagedNode):
                                       else relations_to_msg(outcome.final.relations))
         self.tasks_run += 1
         n = len(result.executed_steps)
-        progress("done", n, n, 1.0, result.message)
+        progress("done", n, n, 1.0, result.message, outcome=outcome)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif outcome.ended:

@@ -223,7 +223,8 @@ class RunnerConfig:
 @dataclass
 class TaskOutcome:
     """How a task ended. ``ended``: it ran to its end (False: ``error_code`` and ``message`` say
-    which stage stopped it); ``success``: the goal was observed and every prediction held."""
+    which stage stopped it); ``success``: the goal was observed and every prediction held;
+    ``model_version``: the model the last plan came from."""
 
     ended: bool = False
     error_code: ErrorCode = ErrorCode.NONE
@@ -236,6 +237,7 @@ class TaskOutcome:
     step_verdicts: list[Any] = field(default_factory=list)
     retries: int = 0
     final: Observation | None = None
+    model_version: str = ""
 
 
 Progress = Callable[..., None]
@@ -295,6 +297,7 @@ class TaskRunner:
             self._check_cancel(stop)
             progress("plan" if attempt == 0 else "replan", status=f"attempt {attempt + 1}")
             plan = self.planner.plan(req, obs, refused, stop)
+            out.model_version = plan.model_version
             if not plan.skeleton:
                 return obs                                    # the goal holds already, as the model sees it
             progress("verify_plan", n=len(plan.skeleton), plan_id=plan.plan_id)

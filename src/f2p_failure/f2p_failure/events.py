@@ -602,3 +602,34 @@ def list_events(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob("*" + EVENT_SUFFIX) if p.is_file())
+
+
+def failure_signature(event: FailureEvent) -> str:
+    """Which failure ``event`` describes, as a name robots share (issue 46: the same failure met by
+    several robots is learned once). Two events name the same failure when they agree on
+
+    * the model that failed (``model_version``) and the task kind (``context["task"]``, if any),
+    * the skill and its target's class,
+    * the mismatched relations by class: (predicate, subject class, object class, observed),
+    * the symbolic state around the step: every relation that held before it among the target and
+      the mismatches' objects, by class.
+
+    Positions and ids are not part of it: every robot has its own frame, layout and object ids,
+    and Fail2Progress infers the states around a failure in simulation itself (paper 000 §4.2).
+    Two objects of one class are not told apart (a cup in a bin and a cup beside it differ by
+    their relations, which are in the name). SHA-256 (hex) of the canonical form."""
+    labels = event.segment_labels
+    involved = {int(event.target)} | {int(m["subject"]) for m in event.mismatches} | {
+        int(m["object"]) for m in event.mismatches if m["object"] is not None}
+    mismatches = sorted((str(m["predicate"]), labels[int(m["subject"])],
+                         "" if m["object"] is None else labels[int(m["object"])], bool(m["observed"]))
+                        for m in event.mismatches)
+    before = sorted([(UNARY_RELATIONS[p], labels[i], "") for i in involved
+                     for p in np.flatnonzero(event.relations_before_unary[i])] +
+                    [(BINARY_RELATIONS[p], labels[i], labels[j]) for i in involved for j in involved if i != j
+                     for p in np.flatnonzero(event.relations_before_binary[i, j])])
+    task = event.context.get("task") if isinstance(event.context, dict) else None
+    canonical = {"model": event.model_version, "task": task if isinstance(task, str) else "",
+                 "skill": event.skill, "target": labels[int(event.target)], "mismatches": mismatches,
+                 "before": before}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()

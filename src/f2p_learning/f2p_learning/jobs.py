@@ -43,6 +43,7 @@ offline). No ROS.
 from __future__ import annotations
 
 import errno
+import json
 import multiprocessing
 import os
 import re
@@ -56,20 +57,22 @@ from f2p_common.resources import f2p_home
 from f2p_common.interfaces import ModelInfo
 from f2p_common.keys import SignatureError
 from f2p_datasets.perceived import DEPTH_BACKENDS, SIMULATOR
-from f2p_failure.events import FailureEvent, event_path, load_event, verify_event
+from f2p_failure.events import FailureEvent, event_path, failure_signature, load_event, verify_event
 from f2p_failure.queue import EventQueue
 from f2p_learning import job_worker
 from f2p_learning.learn import STAGES, LearnConfig, LearnReport
 from f2p_learning.store import ModelStore, StoredModel
 from f2p_sim.config import LAYOUTS
-from f2p_common.files import file_sha256
+from f2p_common.files import file_sha256, write_atomic
 from f2p_skill_effect.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, model_info
 from f2p_training.train import FineTuneRecipe
 
 #: What a robot id is where it names a key file: a name, never a path.
 _ROBOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: Where a job's event moves (module docstring).
-JOB_STATES = ("learned", "not_deployable", "not_learnable", "failed")
+JOB_STATES = ("learned", "not_deployable", "not_learnable", "failed", "merged")
+#: States whose event speaks for every later event of the same failure (merge_same_failures).
+_SPEAKS_FOR_ITS_FAILURE = ("pending", "learned", "not_deployable", "not_learnable")
 #: Share of a job's time per learn stage (measured on the demo's transport-3 failure), for progress.
 STAGE_SHARE = {"load": 0.01, "classify": 0.04, "infer": 0.30, "simulate": 0.15, "fine_tune": 0.45, "validate": 0.05}
 assert tuple(STAGE_SHARE) == STAGES
@@ -108,7 +111,14 @@ PARAMS = [
             "robots' perception backend on a noisy organised depth cloud (geometric, convex): the child learns from "
             "the robot's kind of observation", P.one_of(SIMULATOR, *DEPTH_BACKENDS)),
     P.Param("push_to_robot", True, "call the planner's swap_model with each deployable child", live=True),
-    P.Param("robot_id", "robot", "the robot its swap requests are signed for (the planner's robot_id)", live=True),
+    P.Param("robot_id", "robot", "the robot its swap requests are signed for (the planner's robot_id), when "
+                                 "robots is ['']", live=True),
+    P.Param("merge_same_failures", True, "learn a failure once: an event describing one already queued or learned "
+                                         "(same model, task, skill, mismatches and relations by class; any robot) is "
+                                         "stored as merged"),
+    P.Param("robots", [""], "the fleet: 'robot_id' or 'robot_id=/namespace' per robot (its planner's swap_model, "
+                            "rollback_model, model_info and its executor's task_progress under that namespace); "
+                            "[''] = one robot, robot_id, in the learner's namespace (f2p_learning.fleet)"),
     P.Param("swap_timeout_s", 60.0, "longest wait for the planner's answer (s)", P.positive, live=True),
     P.Param("no_space_retry_s", 60.0, "after a job found the disk full: wait this long before trying again (s)",
             P.positive, live=True),
@@ -124,7 +134,9 @@ class LearnerConfig:
     enrolled_robots: folder of ``<robot_id>.pub`` keys, only events signed by their robot are
     taken (None: unsigned events too);
     worker_threads: torch / OMP threads of the worker process (the robot graph may share the
-    CPU); learn: every job's learn settings (event, checkpoint and out_dir are the job's)."""
+    CPU); merge_same_failures: an event describing a failure already queued or learned (by any
+    robot; ``f2p_failure.events.failure_signature``) is stored as merged, not learned again;
+    learn: every job's learn settings (event, checkpoint and out_dir are the job's)."""
 
     queue_dir: str | Path
     store_dir: str | Path
@@ -132,6 +144,7 @@ class LearnerConfig:
     signing_key: str | Path | None = None
     enrolled_robots: str | Path | None = None
     worker_threads: int = 1
+    merge_same_failures: bool = True
     learn: LearnConfig = field(default_factory=LearnConfig)
 
 
@@ -147,7 +160,7 @@ def learner_config(v: dict) -> LearnerConfig:
         store_dir=Path(v["store_dir"] or home / "models").expanduser(),
         checkpoint=checkpoint_path(v["checkpoint"]), signing_key=v["signing_key"] or None,
         enrolled_robots=Path(v["enrolled_robots"]).expanduser() if v["enrolled_robots"] else None,
-        worker_threads=v["worker_threads"],
+        worker_threads=v["worker_threads"], merge_same_failures=bool(v["merge_same_failures"]),
         learn=LearnConfig(particles=v["particles"], svgd_steps=v["svgd_steps"],
                           fine_tune=FineTuneRecipe(epochs=v["epochs"]),
                           replay_data=[d for d in v["replay_data"] if d],
@@ -163,7 +176,8 @@ def learner_config(v: dict) -> LearnerConfig:
 class JobResult:
     """One job's end: ``event_id``, ``outcome`` (the learn step's, ``crashed``, ``interrupted``
     or ``no_space``), the event's new ``state`` (``pending`` when it runs again), the ``model`` stored (None if none), whether it
-    is ``deployable``, ``reason``, and the learn step's ``report``."""
+    is ``deployable``, ``reason``, the learn step's ``report`` and the ``robot_id`` whose failure it
+    learned from."""
 
     event_id: str
     outcome: str
@@ -172,6 +186,7 @@ class JobResult:
     deployable: bool
     reason: str
     report: LearnReport | None = None
+    robot_id: str = ""
 
 
 Progress = Callable[[str, str, float, str], None]
@@ -189,13 +204,16 @@ class Learner:
         self._proc: multiprocessing.Process | None = None
         self._stopping = False
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
 
     # --- the queue -------------------------------------------------------------------
     def submit(self, event: FailureEvent, signature: str = "") -> tuple[Path, str]:
         """Queue ``event`` durably (FailureEventError when malformed, EventIdConflict for an id
         taken by another event, SignatureError when robots are enrolled and it is not signed by
-        its robot's key, OSError when the queue cannot be written): (its path, ``"queued"`` or the
-        state it already has)."""
+        its robot's key, OSError when the queue cannot be written): (its path, ``"queued"``,
+        ``"merged into <event id>"`` when that event, queued or learned, describes the same failure
+        (``merge_same_failures``; the merged event is stored in ``merged/`` and named in
+        ``same_failures.json``), or the state it already has)."""
         if self.cfg.enrolled_robots is not None:
             event.validate()
             if not _ROBOT_ID.fullmatch(event.robot_id or ""):
@@ -204,8 +222,30 @@ class Learner:
             if not key.is_file():
                 raise SignatureError(f"robot {event.robot_id!r} is not enrolled (no {key})")
             verify_event(event, signature, key)
-        path, new = self.queue.put(event, signature)
-        return path, "queued" if new else f"already {self.queue.where(event.event_id)}"
+        with self._queue_lock:             # a job never takes an event about to be merged
+            path, new = self.queue.put(event, signature)
+            if not new:
+                return path, f"already {self.queue.where(event.event_id)}"
+            if not self.cfg.merge_same_failures:
+                return path, "queued"
+            primary = self._same_failure(event)
+            if primary is None:
+                return path, "queued"
+            return self.queue.move(event.event_id, "merged"), f"merged into {primary}"
+
+    def _same_failure(self, event: FailureEvent) -> str | None:
+        """The event already queued or learned that describes ``event``'s failure, or None (then
+        ``event`` is recorded as that failure's event); ``same_failures.json`` keeps both maps."""
+        index_path = Path(self.queue.folder) / "same_failures.json"
+        index = json.loads(index_path.read_text()) if index_path.is_file() else {"by_signature": {}, "merged": {}}
+        key = failure_signature(event)
+        primary = index["by_signature"].get(key)
+        if primary is not None and primary != event.event_id and self.queue.where(primary) in _SPEAKS_FOR_ITS_FAILURE:
+            index["merged"][event.event_id] = primary
+        else:
+            index["by_signature"][key], primary = event.event_id, None
+        write_atomic(index_path, json.dumps(index, indent=1) + "\n")
+        return primary
 
     # --- the registry ----------------------------------------------------------------
     def registry_path(self, version: str) -> Path | None:
@@ -255,7 +295,8 @@ class Learner:
         """Run the oldest pending event's job (module docstring); None when nothing is pending.
         ``progress(event_id, stage, fraction, status)`` as each stage ends; ``log``: the learn
         step's own lines."""
-        pending = self.queue.pending()
+        with self._queue_lock:
+            pending = self.queue.pending()
         if not pending:
             return None
         event_id = pending[0].name[:-len(".f2pevent")]
@@ -287,7 +328,8 @@ class Learner:
             return self._finish(event_id, report.outcome, "not_learnable", None, False, report.result, report, progress)
         if report.outcome != "learned":
             return self._finish(event_id, report.outcome, "failed", None, False, report.result, report, progress)
-        lineage = {"event_ids": [event_id], "parent_checkpoint": str(parent),
+        lineage = {"event_ids": [event_id], "robot_id": event.robot_id, "failed_model": event.model_version,
+                   "parent_checkpoint": str(parent),
                    "replay_data": [str(d) for d in self.cfg.learn.replay_data],
                    "regression_data": [str(d) for d in self.cfg.learn.regression_data],
                    "regression_gate": report.regression_gate, "learn_report": _report_record(report)}
@@ -305,8 +347,8 @@ class Learner:
         progress(event_id, "store", 0.98, f"stored {stored.version}" + (" (signed)" if stored.signed else ""))
         reason = ("passed the regression gate" if report.deployable else
                   (report.regression_gate or {}).get("reason") or "refused by the regression gate")
-        return self._finish(event_id, report.outcome, "learned" if report.deployable else "not_deployable", stored,
-                            report.deployable, reason, report, progress)
+        return replace(self._finish(event_id, report.outcome, "learned" if report.deployable else "not_deployable",
+                                    stored, report.deployable, reason, report, progress), robot_id=event.robot_id)
 
     def _finish(self, event_id, outcome, state, model, deployable, reason, report, progress) -> JobResult:
         self.queue.move(event_id, state)

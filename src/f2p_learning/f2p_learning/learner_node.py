@@ -14,11 +14,18 @@ pub ``model_updates``      f2p_interfaces/ModelUpdate       every model learned 
 srv ``fetch_model``        f2p_interfaces/FetchModel        a model of the registry by SHA-256,
                                                             in chunks: how robots that share no
                                                             disk with the learner get it
-client ``swap_model``      f2p_interfaces/SwapModel         the robot's planner (remap it): a
-                                                            deployable, signed child is pushed
-                                                            by content (sha256, no uri)
-sub ``model_info``         f2p_interfaces/ModelInfo         the planner's active model (latched):
-                                                            the regression gate's reference
+srv ``approve_model``      f2p_interfaces/ApproveModel      an operator sends a child to the
+                                                            whole fleet (f2p_learning.fleet)
+client ``<ns>/swap_model`` f2p_interfaces/SwapModel         each robot's planner: a deployable,
+                                                            signed child is pushed by content
+                                                            (sha256, no uri), canary first
+client ``<ns>/rollback_model``  f2p_interfaces/RollbackModel  a robot whose first task on a child
+                                                            failed goes back
+sub ``<ns>/model_info``    f2p_interfaces/ModelInfo         each planner's active model (latched):
+                                                            who serves what; the regression
+                                                            gate's reference
+sub ``<ns>/task_progress`` f2p_interfaces/TaskProgress      each executor's tasks: a child's first
+                                                            task on a robot, success or not
 pub ``/diagnostics``       diagnostic_msgs/DiagnosticArray  queue depth, the running job, last
                                                             outcome
 =========================  ===============================  ====================================
@@ -34,14 +41,19 @@ path): a planner that does not have it fetches it from ``fetch_model`` into its 
 checks (SHA-256, the Ed25519 signature by ``signing_key``'s public half when the robot sets
 ``require_signed``, vocabulary, architecture, the gate's verdict) and keeps the old model on
 refusal; an operator can ``rollback_model`` at any time. With a ``signing_key`` the learner also
-signs each swap request for the robot ``robot_id`` (``f2p_common.commands``), which a planner
-with ``require_signed_commands`` and the key's ``.pub`` among its ``command_keys`` demands. With ``push_to_robot`` false, a robot
+signs each swap and rollback request for the robot it goes to (``f2p_common.commands``), which a planner
+with ``require_signed_commands`` and the key's ``.pub`` among its ``command_keys`` demands.
+**Many robots** (``robots``: ``robot_id=/namespace`` each; ``<ns>`` above): a child goes first to the robot
+whose failure it learned from (the canary), then to every robot serving its parent once the canary
+succeeded on it or an operator approved it; a robot whose first task on it fails is rolled back and
+the rollout halts (``f2p_learning.fleet``; rollouts kept in ``<queue_dir>/rollouts.json``). With ``push_to_robot`` false, a robot
 stack that prefers to pull listens to ``model_updates`` and calls ``swap_model`` itself.
 Deactivating stops a running job (its event stays queued and runs again on activation).
 """
 from __future__ import annotations
 
 import dataclasses
+import queue
 import shutil
 import threading
 
@@ -53,9 +65,10 @@ from f2p_common.keys import SignatureError
 from f2p_common.model_transfer import DEFAULT_CHUNK_BYTES, check_sha256, read_chunk
 from f2p_failure.events import FailureEventError
 from f2p_failure.queue import EventIdConflict
-from f2p_interfaces.msg import LearnerProgress, ModelUpdate
+from f2p_interfaces.msg import LearnerProgress, ModelUpdate, TaskProgress
 from f2p_interfaces.msg import ModelInfo as ModelInfoMsg
-from f2p_interfaces.srv import FetchModel, SubmitFailure, SwapModel
+from f2p_interfaces.srv import ApproveModel, FetchModel, RollbackModel, SubmitFailure, SwapModel
+from f2p_learning.fleet import Actions, Fleet, parse_robots
 from f2p_learning.jobs import PARAMS, JobResult, Learner, learner_config
 from f2p_ros import parameters as P
 from f2p_ros import qos
@@ -80,13 +93,18 @@ class LearnerNode(ManagedNode):
         self._calls = ReentrantCallbackGroup()
         self.create_guarded_service(SubmitFailure, "submit_failure", self._on_submit, callback_group=self._calls)
         self.create_guarded_service(FetchModel, "fetch_model", self._on_fetch, callback_group=self._calls)
-        self._swap = self.create_client(SwapModel, "swap_model", callback_group=self._calls)
+        self.create_guarded_service(ApproveModel, "approve_model", self._on_approve, callback_group=self._calls)
+        self.fleet: Fleet | None = None
+        self._robots: dict[str, dict] = {}                 # robot_id -> its namespace's clients
+        self._deploy = queue.Queue()                       # Actions for the deploy thread
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.v = P.load(self, PARAMS)
             self.learner = Learner(learner_config(self.v))
+            robots = parse_robots(self.v["robots"]) if any(self.v["robots"]) else {self.v["robot_id"]: ""}
+            self.fleet = Fleet(robots, self.learner.queue.folder / "rollouts.json")
         except (ValueError, OSError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -97,6 +115,11 @@ class LearnerNode(ManagedNode):
                       "updates": self.until_cleanup(self.create_lifecycle_publisher(
                           ModelUpdate, "model_updates", latched, event_callbacks=pub)),
                       "diag": self.create_diagnostics_publisher()}
+        self._robots = {rid: {"ns": ns, "swap": self.until_cleanup(self.create_client(
+                             SwapModel, f"{ns}/swap_model" if ns else "swap_model", callback_group=self._calls)),
+                              "rollback": self.until_cleanup(self.create_client(
+                             RollbackModel, f"{ns}/rollback_model" if ns else "rollback_model",
+                             callback_group=self._calls))} for rid, ns in robots.items()}
         if not self.v["signing_key"]:
             self.get_logger().warning("no signing_key: children are unsigned, robots with require_signed refuse them")
         if not self.v["enrolled_robots"]:
@@ -109,16 +132,52 @@ class LearnerNode(ManagedNode):
         self._stop.clear()
         # the job thread publishes and calls services: deactivate, shutdown and destroy_node stop it first
         self.start_worker(self._work, "jobs", stop=self._halt, join_timeout=60.0)
+        self.start_worker(self._deploy_work, "deploy", stop=lambda: self._deploy.put(None))
         self.until_deactivate(self.create_timer(1.0, self._publish_diagnostics))
-        self.until_deactivate(self.create_subscription(ModelInfoMsg, "model_info", self._on_model_info, qos.latched(),
-                                                       callback_group=self._calls,
-                                                       event_callbacks=NO_EVENT_HANDLERS["sub"]))
+        sub = NO_EVENT_HANDLERS["sub"]
+        for rid, robot in self._robots.items():
+            ns = robot["ns"]
+            self.until_deactivate(self.create_subscription(
+                ModelInfoMsg, f"{ns}/model_info" if ns else "model_info",
+                lambda msg, rid=rid: self._on_model_info(rid, msg), qos.latched(), callback_group=self._calls,
+                event_callbacks=sub))
+            self.until_deactivate(self.create_subscription(
+                TaskProgress, f"{ns}/task_progress" if ns else "task_progress",
+                lambda msg, rid=rid: self._on_task_progress(rid, msg), qos.latched(), callback_group=self._calls,
+                event_callbacks=sub))
         return super().on_activate(state)
 
-    def _on_model_info(self, msg: ModelInfoMsg) -> None:
-        """The robot's active model: the gate's reference when the registry holds it (jobs docstring)."""
-        if self.learner is not None and self.learner.note_deployed(msg.version, msg.sha256):
-            self.get_logger().info(f"the robot runs {msg.version}: children are gated against it")
+    def _on_model_info(self, robot: str, msg: ModelInfoMsg) -> None:
+        """A robot's active model: who serves what (fleet), and the gate's reference when the
+        registry holds it (jobs docstring)."""
+        if self.learner is None:
+            return
+        if self.learner.note_deployed(msg.version, msg.sha256):
+            self.get_logger().info(f"{robot} runs {msg.version}: children are gated against it")
+        for actions in self.fleet.note_serving(robot, msg.version):
+            self._deploy.put(actions)
+
+    def _on_task_progress(self, robot: str, msg: TaskProgress) -> None:
+        if self.fleet is not None and msg.stage == TaskProgress.STAGE_DONE and msg.model_version:
+            actions = self.fleet.task_done(robot, msg.model_version, bool(msg.success))
+            if actions.push or actions.rollback:
+                self._deploy.put(actions)
+
+    def _on_approve(self, req: ApproveModel.Request, resp: ApproveModel.Response) -> ApproveModel.Response:
+        if not self.is_active:
+            resp.success, resp.message = False, "the learner is not active"
+            return resp
+        who = req.requested_by or "approve_model caller"
+        try:
+            actions = self.fleet.approve(req.version, who)
+        except KeyError:
+            resp.success = False
+            resp.message = f"no rollout of version {req.version!r}; known: {sorted(self.fleet.rollouts)[-10:]}"
+            return resp
+        self._deploy.put(actions)
+        resp.success, resp.message, resp.robots = True, actions.note, list(actions.push)
+        self.get_logger().info(f"{actions.note} ({', '.join(actions.push) or 'no robot serves the parent now'})")
+        return resp
 
     def _halt(self) -> None:
         self._stop.set()
@@ -127,7 +186,7 @@ class LearnerNode(ManagedNode):
             self.learner.stop()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._pubs, self.learner = {}, None
+        self._pubs, self.learner, self.fleet, self._robots = {}, None, None, {}
         return super().on_cleanup(state)
 
     # --- the queue -------------------------------------------------------------------
@@ -220,23 +279,63 @@ class LearnerNode(ManagedNode):
         self._pubs["updates"].publish(update)
         if not (result.deployable and self.v["push_to_robot"]):
             return
-        if not self._swap.wait_for_service(timeout_sec=5.0):
-            self._progress(result.event_id, "swap", 1.0, f"no planner on {self._swap.srv_name}: the robot can pull "
-                                                          f"{info.version} from model_updates")
+        actions = self.fleet.child_learned(info.version, info.sha256, info.parent_version, result.robot_id)
+        if not actions.push:
+            self._progress(result.event_id, "swap", 1.0, f"{actions.note}; robots can pull {info.version} from "
+                                                         "model_updates")
+        self._carry_out(actions, result.event_id)
+
+    def _deploy_work(self) -> None:
+        """The deploy thread: carries out what the fleet decides outside a job (a canary's success,
+        an approval, a robot that came to serve a parent, a regression)."""
+        while True:
+            actions = self._deploy.get()
+            if actions is None or self._stop.is_set():
+                return
+            self._carry_out(actions, "")
+
+    def _carry_out(self, actions: Actions, event_id: str) -> None:
+        """Swap ``actions.push`` robots to the rollout's child (by content, signed for each robot)
+        and roll ``actions.rollback`` robots back; each answer goes to the fleet and progress."""
+        if actions.note and (actions.push or actions.rollback):
+            self.get_logger().info(actions.note)
+        rollout = self.fleet.rollouts.get(actions.version)
+        found = self.learner.registry_file(rollout.sha256) if rollout is not None and actions.push else None
+        if actions.push and found is None:
+            self._progress(event_id, "swap", 1.0, f"{actions.version} is not in the learner's registry: not sent")
             return
-        by_content = model_info_to_msg(dataclasses.replace(info, uri=""))   # the robot fetches what it lacks
-        request = SwapModel.Request(model=by_content,
-                                    requested_by=f"learner: learned from failure event {result.event_id}")
-        if self.v["signing_key"]:                          # a robot with require_signed_commands checks it
-            request.auth = command_auth_to_msg(sign_command(self.v["signing_key"], "swap_model", self.v["robot_id"],
-                                                            info.sha256))
+        for robot in actions.push:
+            by_content = model_info_to_msg(dataclasses.replace(found[1], uri=""))   # the robot fetches what it lacks
+            request = SwapModel.Request(model=by_content, requested_by=(
+                f"learner: learned from failure event {event_id}" if event_id else f"learner: {actions.note}"))
+            if self.v["signing_key"]:                      # a robot with require_signed_commands checks it
+                request.auth = command_auth_to_msg(sign_command(self.v["signing_key"], "swap_model", robot,
+                                                                rollout.sha256))
+            resp = self._ask(self._robots[robot]["swap"], request, event_id, robot)
+            if resp is not None:
+                self.fleet.swap_answered(robot, rollout.version, resp.success)
+                self._progress(event_id, "swap", 1.0, f"{robot}: {'swapped to' if resp.success else 'the planner refused'} "
+                                                      f"{rollout.version}: {resp.message}")
+        for robot in actions.rollback:
+            request = RollbackModel.Request(requested_by=f"learner: {actions.note}")
+            if self.v["signing_key"]:
+                request.auth = command_auth_to_msg(sign_command(self.v["signing_key"], "rollback_model", robot, ""))
+            resp = self._ask(self._robots[robot]["rollback"], request, event_id, robot)
+            if resp is not None:
+                self._progress(event_id, "swap", 1.0, f"{robot}: {'rolled back' if resp.success else 'rollback refused'}"
+                                                      f": {resp.message}")
+
+    def _ask(self, client, request, event_id: str, robot: str):
+        """A planner's answer, or None (said on progress) when there is none."""
+        where = self.resolve_service_name(client.srv_name)
+        if not client.wait_for_service(timeout_sec=5.0):
+            self._progress(event_id, "swap", 1.0, f"{robot}: no planner on {where}")
+            return None
         try:
-            resp = wait_for(self._swap.call_async(request), self.v["swap_timeout_s"], self._stop.is_set)
+            return wait_for(client.call_async(request), self.v["swap_timeout_s"], self._stop.is_set)
         except (TimeoutError, InterruptedError) as exc:
-            self._progress(result.event_id, "swap", 1.0, f"the planner did not answer: {exc}")
-            return
-        self._progress(result.event_id, "swap", 1.0, f"{'swapped to' if resp.success else 'the planner refused'} "
-                                                     f"{info.version}: {resp.message}")
+            self._progress(event_id, "swap", 1.0, f"{robot}: the planner on {where} did not answer: {exc}")
+            return None
 
     def _publish_diagnostics(self) -> None:
         stats = self.learner.queue.stats()

@@ -625,7 +625,7 @@ def model_info_to_msg(info: ModelInfo) -> f2p_msg.ModelInfo:
 def progress_from_msg(msg: f2p_msg.TaskProgress) -> StepProgress:
     """The executor's :class:`~f2p_common.interfaces.StepProgress` (its stage by name)."""
     return StepProgress(stage_from_msg(f2p_msg.TaskProgress, msg.stage), msg.plan_id, int(msg.step_index), msg.goal_id,
-                        msg.status)
+                        msg.status, bool(msg.success), msg.model_version)
 
 
 def model_info_from_msg(msg: f2p_msg.ModelInfo) -> ModelInfo:
