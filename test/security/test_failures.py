@@ -147,11 +147,14 @@ def test_kill_9_of_the_runner_ends_its_nodes_and_the_next_runner_starts_clean(si
     runner.proc.wait(10)
     wait_until(lambda: not any(_alive(p) for p in pids.values()), timeout=30)     # every node ended with it
     assert pid_file.is_file()                                                     # left behind by the killed runner
-    again = Runner(tmp_path)
+    # the killed graph's shared-memory segments stay in /dev/shm, and Fast DDS can crash reopening one
+    # (eProsima/Fast-DDS#6501; the runner says so): the runner's cleanup is tested here, not that bug
+    again = Runner(tmp_path, env={"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"})
     try:
         assert again.running.wait(120), "\n".join(again.lines)
         assert any("a runner of this graph did not stop cleanly; none of its nodes was still running" in line
                    for line in again.lines), again.lines
+        assert any("fastdds shm clean" in line for line in again.lines), again.lines
     finally:
         again.proc.send_signal(signal.SIGINT)
         assert again.proc.wait(60) == 0
@@ -167,8 +170,9 @@ def test_the_runner_ends_what_an_unclean_runner_left_running(tmp_path):
     graph = Graph(cfg, log=lambda _m: None)
     graph.pid_file().parent.mkdir(parents=True)
     graph.pid_file().write_text(json.dumps({"planner": {"pid": orphan.pid, "cmdline": "sleep 300"}}))
-    assert graph.clean_up_after_an_unclean_stop() == [
-        f"ended planner (pid {orphan.pid}) left running by a runner that did not stop cleanly"]
+    said = graph.clean_up_after_an_unclean_stop()
+    assert said[0] == f"ended planner (pid {orphan.pid}) left running by a runner that did not stop cleanly"
+    assert len(said) == 2 and "fastdds shm clean" in said[1]
     assert orphan.wait(10) == -signal.SIGKILL and not graph.pid_file().exists()
 
 

@@ -15,8 +15,8 @@ import pytest
 class Runner:
     """``f2p-bringup`` as a subprocess, its output read line by line."""
 
-    def __init__(self, tmp_path, *args, robot="sim"):
-        env = {**os.environ, "ROS_HOME": str(tmp_path / "ros_home")}
+    def __init__(self, tmp_path, *args, robot="sim", env: dict | None = None):
+        env = {**os.environ, "ROS_HOME": str(tmp_path / "ros_home"), **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "f2p_bringup.runner", robot, "--log-dir",
                                       str(tmp_path / "logs"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)

@@ -155,7 +155,10 @@ class Graph:
                 os.kill(pid, signal.SIGKILL)
                 done.append(f"ended {name} (pid {pid}) left running by a runner that did not stop cleanly")
         path.unlink(missing_ok=True)
-        return done or ["a runner of this graph did not stop cleanly; none of its nodes was still running"]
+        return (done or ["a runner of this graph did not stop cleanly; none of its nodes was still running"]) + [
+            "nodes killed abruptly can leave Fast DDS shared-memory segments in /dev/shm, and a process reopening "
+            "one can crash at start (SIGSEGV, eProsima/Fast-DDS#6501): `fastdds shm clean` removes them; "
+            "FASTDDS_BUILTIN_TRANSPORTS=UDPv4 avoids shared memory"]
 
     def start(self) -> None:
         for line in self.clean_up_after_an_unclean_stop():

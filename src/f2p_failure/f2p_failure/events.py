@@ -612,7 +612,10 @@ def failure_signature(event: FailureEvent) -> str:
     * the skill and its target's class,
     * the mismatched relations by class: (predicate, subject class, object class, observed),
     * the symbolic state around the step: every relation that held before it among the target and
-      the mismatches' objects, by class.
+      the mismatches' objects, by class;
+    * the scene's objects by class (how many of each): a failure among three objects is not the
+      one among five (measured: merged across scene sizes, a child that fixed one robot's task
+      left the other's failing; ``benchmarks/same_failure.py``).
 
     Positions and ids are not part of it: every robot has its own frame, layout and object ids,
     and Fail2Progress infers the states around a failure in simulation itself (paper 000 §4.2).
@@ -631,5 +634,5 @@ def failure_signature(event: FailureEvent) -> str:
     task = event.context.get("task") if isinstance(event.context, dict) else None
     canonical = {"model": event.model_version, "task": task if isinstance(task, str) else "",
                  "skill": event.skill, "target": labels[int(event.target)], "mismatches": mismatches,
-                 "before": before}
+                 "before": before, "scene": sorted(labels)}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
